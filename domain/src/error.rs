@@ -1,0 +1,85 @@
+//! The one error type of the domain layer.
+//!
+//! Client-meaningful variants map one-to-one onto the contract's
+//! `extensions.code` values (FLOWS.md §1); everything else is `Internal`,
+//! which wraps the full `anyhow` cause chain for logs and Sentry and is shown
+//! to clients only as a generic message with the correlation id. Use `anyhow`
+//! in startup code and jobs, `DomainError` in request handling.
+
+use sea_orm::{DbErr, SqlErr};
+
+/// What a use case can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// No valid credentials were presented.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Signed in, but not allowed to do this.
+    #[error("you are not allowed to do this")]
+    Forbidden,
+    /// The thing does not exist, or the viewer may not know it exists.
+    #[error("not found")]
+    NotFound,
+    /// An input failed validation; `field` is the input path.
+    #[error("{message}")]
+    BadInput {
+        /// Input path, e.g. `input.email`.
+        field: String,
+        /// Human-readable reason.
+        message: String,
+    },
+    /// A state transition that is not allowed.
+    #[error("{0}")]
+    Conflict(String),
+    /// A rate limit was exceeded.
+    #[error("too many requests, retry in {retry_after_seconds} s")]
+    RateLimited {
+        /// Whole seconds until the next attempt can succeed.
+        retry_after_seconds: u64,
+    },
+    /// Anything else: an infrastructure failure or a bug.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl DomainError {
+    /// A validation failure of the input at `field`.
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the input path of a `BadInput` (e.g. `email` -> `input.email`).
+    #[must_use]
+    pub fn under(self, parent: &str) -> Self {
+        match self {
+            Self::BadInput { field, message } => Self::BadInput {
+                field: format!("{parent}.{field}"),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+impl From<DbErr> for DomainError {
+    fn from(err: DbErr) -> Self {
+        Self::Internal(anyhow::Error::new(err).context("database operation failed"))
+    }
+}
+
+impl From<redis::RedisError> for DomainError {
+    fn from(err: redis::RedisError) -> Self {
+        Self::Internal(anyhow::Error::new(err).context("redis operation failed"))
+    }
+}
+
+/// Result alias for use cases.
+pub type DomainResult<T> = Result<T, DomainError>;
+
+/// True when `err` is a unique violation of the constraint named `constraint`.
+pub fn is_unique_violation(err: &DbErr, constraint: &str) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains(constraint))
+}

@@ -1,0 +1,26 @@
+//! Postgres migrations. One database, one schema per bounded context
+//! (`identity`, `giveaway`, `giftcard`, `ledger`, `ops`); `seaql_migrations`
+//! stays in `public`.
+//!
+//! Migrations are raw SQL on purpose: constraints, partial indexes and checks
+//! are the database's half of the business invariants, and SQL says them
+//! exactly.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_foundation;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_foundation::Migration)]
+    }
+}
+
+/// Runs `sql` (several statements allowed) on the manager's connection.
+pub(crate) async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+}
