@@ -1,1 +1,78 @@
-//! placeholder
+//! The giftdrop GraphQL schema: one resolver module per domain, merged into
+//! the roots. Resolvers are thin: authorize, call one domain function, map
+//! the result. Transports (HTTP, WebSocket) live in the app crate and attach
+//! [`auth::RequestData`] to every request.
+
+pub mod auth;
+pub mod error;
+pub mod extensions;
+pub mod identity;
+pub mod ids;
+pub mod live;
+pub mod ops;
+pub mod page;
+pub mod platform;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema};
+use giftdrop_domain::Services;
+
+/// The query root.
+#[derive(MergedObject, Default)]
+pub struct Query(platform::PlatformQuery, identity::IdentityQuery, ops::OpsQuery);
+
+/// The mutation root.
+#[derive(MergedObject, Default)]
+pub struct Mutation(identity::IdentityMutation);
+
+/// The subscription root.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(live::LiveSubscription);
+
+/// The served schema type.
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// Query-shape limits and exposure switches.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaOptions {
+    /// Deepest allowed selection nesting.
+    pub max_depth: usize,
+    /// Highest allowed complexity (one per field by default).
+    pub max_complexity: usize,
+    /// Most aliases per document.
+    pub max_aliases: usize,
+    /// Serve introspection (off in production unless asked for).
+    pub introspection: bool,
+    /// Suggest field names in validation errors (off in production).
+    pub suggestions: bool,
+}
+
+impl Default for SchemaOptions {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 500,
+            max_aliases: 30,
+            introspection: true,
+            suggestions: true,
+        }
+    }
+}
+
+/// Builds the schema once per process.
+pub fn build_schema(services: Services, options: SchemaOptions) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
+        .data(services)
+        .limit_depth(options.max_depth)
+        .limit_complexity(options.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(10)
+        .extension(extensions::AliasLimit { max: options.max_aliases })
+        .extension(extensions::ErrorPolicy);
+    if !options.introspection {
+        builder = builder.disable_introspection();
+    }
+    if !options.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    builder.finish()
+}

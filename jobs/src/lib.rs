@@ -1,1 +1,13 @@
-//! placeholder
+//! Background work: apalis job queues and handlers, the mail transports,
+//! and the outbox relay that moves committed side effects to Redis.
+//!
+//! Handlers are thin (decode, call, report) and idempotent on a business
+//! key, because delivery is at least once. Errors here are `anyhow`.
+
+pub mod email;
+pub mod mail;
+pub mod queues;
+pub mod relay;
+pub mod worker;
+
+pub use queues::{Envelope, JobQueues};

@@ -1,0 +1,92 @@
+//! The audit log: every state-changing admin action leaves one entry with
+//! the actor and the correlation id, written in the action's transaction.
+
+use chrono::{DateTime, Utc};
+use giftdrop_entities::ops::audit_log;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::context::RequestMeta;
+use crate::error::DomainResult;
+
+/// What to record.
+pub struct AuditRecord<'a> {
+    /// The acting user; `None` for the system itself.
+    pub actor: Option<Uuid>,
+    /// Dotted action name, e.g. `role.grant`.
+    pub action: &'a str,
+    /// What was acted on, e.g. `user:{id}`.
+    pub subject: String,
+    /// Free-form detail for a human reader.
+    pub detail: Option<String>,
+}
+
+/// Writes one audit entry inside the caller's transaction.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    meta: &RequestMeta,
+    entry: AuditRecord<'_>,
+) -> DomainResult<()> {
+    audit_log::Entity::insert(audit_log::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        actor_id: Set(entry.actor),
+        action: Set(entry.action.to_owned()),
+        subject: Set(entry.subject),
+        detail: Set(entry.detail),
+        correlation_id: Set(Some(meta.correlation_id.clone())),
+        created_at: Set(Utc::now()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// One audit entry as read back.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    /// Entry id (time-ordered).
+    pub id: Uuid,
+    /// The acting user, if any.
+    pub actor_id: Option<Uuid>,
+    /// Action name.
+    pub action: String,
+    /// Subject.
+    pub subject: String,
+    /// Detail.
+    pub detail: Option<String>,
+    /// Correlation id of the causing request.
+    pub correlation_id: Option<String>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Newest-first page of entries strictly older than `before` (an entry id).
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    before: Option<Uuid>,
+    limit: u64,
+) -> DomainResult<Vec<AuditEntry>> {
+    let mut query = audit_log::Entity::find()
+        .order_by(audit_log::Column::Id, Order::Desc)
+        .limit(limit);
+    if let Some(before) = before {
+        query = query.filter(audit_log::Column::Id.lt(before));
+    }
+    Ok(query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| AuditEntry {
+            id: m.id,
+            actor_id: m.actor_id,
+            action: m.action,
+            subject: m.subject,
+            detail: m.detail,
+            correlation_id: m.correlation_id,
+            created_at: m.created_at,
+        })
+        .collect())
+}

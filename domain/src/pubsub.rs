@@ -1,0 +1,243 @@
+//! Live messages between processes: ONE Redis pub/sub connection per
+//! process, fanned out in-process with a `broadcast` channel per topic.
+//!
+//! A topic's broadcast channel is created by its first local subscriber and
+//! dropped (with a Redis UNSUBSCRIBE) by its last. A subscriber that falls
+//! behind, or that was listening while the Redis connection dropped, gets
+//! [`Delivery::Resync`] instead of silently missing messages: it must
+//! re-send current state from the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{DomainError, DomainResult};
+use crate::keys::Namespace;
+
+/// Messages buffered per topic before a slow subscriber is resynced.
+const TOPIC_CAPACITY: usize = 64;
+/// How long a new subscriber waits for Redis to confirm its subscription.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a subscriber receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// A published payload (JSON text).
+    Message(Arc<str>),
+    /// Messages may have been missed: reload current state.
+    Resync,
+}
+
+enum Command {
+    Subscribe(String, watch::Sender<bool>),
+    Unsubscribe(String),
+}
+
+struct Topic {
+    tx: broadcast::Sender<Delivery>,
+    ready: watch::Sender<bool>,
+}
+
+struct Inner {
+    ns: Namespace,
+    topics: Mutex<HashMap<String, Topic>>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Inner {
+    fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (every critical section is a single insert/remove/lookup).
+        self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The process-wide pub/sub hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl Hub {
+    /// Starts the hub's Redis subscriber task; it stops on `shutdown`.
+    pub fn start(client: redis::Client, ns: Namespace, shutdown: CancellationToken) -> Self {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            ns,
+            topics: Mutex::new(HashMap::new()),
+            commands,
+        });
+        tokio::spawn(run(client, Arc::downgrade(&inner), rx, shutdown));
+        Self { inner }
+    }
+
+    /// Subscribes to `topic` (e.g. `user:{id}`) and returns once Redis has
+    /// confirmed the subscription, so nothing published afterwards is missed.
+    pub async fn subscribe(&self, topic: &str) -> DomainResult<Subscription> {
+        let channel = self.inner.ns.channel(topic);
+        let (rx, mut ready) = {
+            let mut topics = self.inner.topics();
+            let entry = topics.entry(channel.clone()).or_insert_with(|| {
+                let (tx, _) = broadcast::channel(TOPIC_CAPACITY);
+                let (ready, _) = watch::channel(false);
+                // The subscriber task outlives every hub handle that can call this.
+                let _ = self.inner.commands.send(Command::Subscribe(channel.clone(), ready.clone()));
+                Topic { tx, ready }
+            });
+            (entry.tx.subscribe(), entry.ready.subscribe())
+        };
+        let subscription = Subscription {
+            channel,
+            rx,
+            inner: Arc::clone(&self.inner),
+        };
+        match tokio::time::timeout(SUBSCRIBE_TIMEOUT, ready.wait_for(|r| *r)).await {
+            Ok(Ok(_)) => Ok(subscription),
+            _ => Err(DomainError::Internal(anyhow::anyhow!(
+                "live updates are unavailable: redis did not confirm the subscription"
+            ))),
+        }
+    }
+
+    /// Local subscribers of `topic` in this process.
+    pub fn local_subscribers(&self, topic: &str) -> usize {
+        let channel = self.inner.ns.channel(topic);
+        self.inner.topics().get(&channel).map_or(0, |t| t.tx.receiver_count())
+    }
+
+    /// Publishes `payload` on `topic` to every process.
+    pub async fn publish(
+        &self,
+        redis: &mut ConnectionManager,
+        topic: &str,
+        payload: &str,
+    ) -> redis::RedisResult<()> {
+        redis.publish::<_, _, ()>(self.inner.ns.channel(topic), payload).await
+    }
+}
+
+/// One local subscription; unsubscribes from Redis when it is the last.
+pub struct Subscription {
+    channel: String,
+    rx: broadcast::Receiver<Delivery>,
+    inner: Arc<Inner>,
+}
+
+impl Subscription {
+    /// The next delivery; `None` once the hub has shut down.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        match self.rx.recv().await {
+            Ok(delivery) => Some(delivery),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                metrics::counter!("giftdrop_pubsub_resyncs_total").increment(1);
+                tracing::debug!(channel = %self.channel, missed, "slow subscriber resynced");
+                Some(Delivery::Resync)
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The deliveries as a stream.
+    pub fn into_stream(self) -> impl Stream<Item = Delivery> + Send + 'static {
+        futures_util::stream::unfold(self, |mut sub| async move {
+            sub.recv().await.map(|d| (d, sub))
+        })
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut topics = self.inner.topics();
+        // Our own receiver is still alive here, so 1 means "only us".
+        let last = topics.get(&self.channel).is_some_and(|t| t.tx.receiver_count() <= 1);
+        if last {
+            topics.remove(&self.channel);
+            let _ = self.inner.commands.send(Command::Unsubscribe(self.channel.clone()));
+        }
+    }
+}
+
+async fn run(
+    client: redis::Client,
+    inner: std::sync::Weak<Inner>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    shutdown: CancellationToken,
+) {
+    let mut reconnecting = false;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let pubsub = tokio::select! {
+            () = shutdown.cancelled() => return,
+            conn = client.get_async_pubsub() => conn,
+        };
+        let (mut sink, mut stream) = match pubsub {
+            Ok(pubsub) => pubsub.split(),
+            Err(err) => {
+                tracing::error!(error = %err, "redis pub/sub connection failed, retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let Some(hub) = inner.upgrade() else { return };
+        let current: Vec<(String, watch::Sender<bool>)> = hub
+            .topics()
+            .iter()
+            .map(|(channel, topic)| (channel.clone(), topic.ready.clone()))
+            .collect();
+        let mut healthy = true;
+        for (channel, ready) in current {
+            if sink.subscribe(&channel).await.is_err() {
+                healthy = false;
+                break;
+            }
+            ready.send_replace(true);
+        }
+        if reconnecting && healthy {
+            tracing::info!("redis pub/sub reconnected, resyncing subscribers");
+            for topic in hub.topics().values() {
+                let _ = topic.tx.send(Delivery::Resync);
+            }
+        }
+        drop(hub);
+        reconnecting = true;
+        while healthy {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Subscribe(channel, ready)) => {
+                        healthy = sink.subscribe(&channel).await.is_ok();
+                        if healthy {
+                            ready.send_replace(true);
+                        }
+                    }
+                    Some(Command::Unsubscribe(channel)) => {
+                        healthy = sink.unsubscribe(&channel).await.is_ok();
+                    }
+                },
+                message = stream.next() => match message {
+                    None => healthy = false,
+                    Some(message) => {
+                        let Some(hub) = inner.upgrade() else { return };
+                        let payload: Arc<str> = String::from_utf8_lossy(message.get_payload_bytes()).into();
+                        if let Some(topic) = hub.topics().get(message.get_channel_name()) {
+                            let _ = topic.tx.send(Delivery::Message(payload));
+                        }
+                    }
+                },
+            }
+        }
+        tracing::error!("redis pub/sub connection lost, reconnecting");
+    }
+}

@@ -1,0 +1,52 @@
+//! Mapping domain errors onto the contract's `extensions.code` values.
+//!
+//! Never let `?` turn a `DomainError` into an `async_graphql::Error` through
+//! its blanket `From<Display>`: call [`Gql::gql`], which picks the code,
+//! keeps client-safe messages, and turns `Internal` into a generic message
+//! (the cause chain goes to the logs and Sentry, the correlation id is
+//! attached by [`crate::extensions::ErrorPolicy`]).
+
+use async_graphql::{Error, ErrorExtensions};
+use giftdrop_domain::DomainError;
+
+/// The generic message of every `INTERNAL` error.
+pub const INTERNAL_MESSAGE: &str = "Something went wrong on our side. Quote the correlation id when reporting it.";
+
+/// Converts a domain result into a GraphQL result with a contract code.
+pub trait Gql<T> {
+    /// See the module docs.
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> Gql<T> for Result<T, DomainError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(to_graphql)
+    }
+}
+
+/// The GraphQL error for one domain error.
+pub fn to_graphql(err: DomainError) -> Error {
+    let message = err.to_string();
+    match err {
+        DomainError::Unauthenticated => coded(message, "UNAUTHENTICATED"),
+        DomainError::Forbidden => coded(message, "FORBIDDEN"),
+        DomainError::NotFound => coded(message, "NOT_FOUND"),
+        DomainError::Conflict(_) => coded(message, "CONFLICT"),
+        DomainError::BadInput { field, .. } => Error::new(message).extend_with(|_, e| {
+            e.set("code", "BAD_USER_INPUT");
+            e.set("field", field);
+        }),
+        DomainError::RateLimited { retry_after_seconds } => Error::new(message).extend_with(|_, e| {
+            e.set("code", "RATE_LIMITED");
+            e.set("retryAfterSeconds", retry_after_seconds);
+        }),
+        DomainError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "internal error while resolving a request");
+            coded(INTERNAL_MESSAGE.to_owned(), "INTERNAL")
+        }
+    }
+}
+
+fn coded(message: String, code: &'static str) -> Error {
+    Error::new(message).extend_with(|_, e| e.set("code", code))
+}

@@ -1,0 +1,95 @@
+//! The apalis queues, one per job kind, named `{REDIS_NAMESPACE}jobs:{kind}`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::TaskSink;
+use apalis_redis::{Config, RedisStorage};
+use giftdrop_domain::jobs::{JobPayload, SendEmail};
+use giftdrop_domain::keys::Namespace;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+/// A job with the correlation id of the request that caused it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<J> {
+    /// Correlation id of the causing request, for logs and Sentry.
+    pub correlation_id: Option<String>,
+    /// The job itself.
+    pub job: J,
+}
+
+/// Storage of every job kind.
+#[derive(Clone)]
+pub struct JobQueues {
+    /// Outgoing email.
+    pub send_email: RedisStorage<Envelope<SendEmail>>,
+    redis: ConnectionManager,
+}
+
+/// Heartbeat of workers; with [`MISSED_HEARTBEATS`] it sets how long a
+/// silent worker's jobs stay reserved before another worker takes them.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// See [`HEARTBEAT`]: a worker silent for 60 s is presumed dead.
+pub const MISSED_HEARTBEATS: usize = 6;
+
+fn config(ns: &Namespace, kind: &str) -> Config {
+    Config::default()
+        .queue(ns.queue(kind))
+        .emit_events(false)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+}
+
+impl JobQueues {
+    /// Queues on `redis` under `ns`.
+    pub fn new(redis: ConnectionManager, ns: &Namespace) -> Self {
+        Self {
+            send_email: RedisStorage::new(redis.clone()).with_config(config(ns, SendEmail::KIND)),
+            redis,
+        }
+    }
+
+    /// Pushes a job given as its outbox row: kind and JSON payload.
+    pub async fn push(
+        &self,
+        kind: &str,
+        payload: serde_json::Value,
+        correlation_id: Option<String>,
+    ) -> anyhow::Result<()> {
+        match kind {
+            SendEmail::KIND => {
+                let job: SendEmail = serde_json::from_value(payload).context("malformed send_email payload")?;
+                self.send_email
+                    .clone()
+                    .push(Envelope { correlation_id, job })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("failed to push a send_email job: {e}"))
+            }
+            other => anyhow::bail!("unknown job kind {other:?}"),
+        }
+    }
+
+    /// Jobs of `kind` waiting or scheduled (retries included), for health
+    /// views and test teardown.
+    pub async fn pending(&self, kind: &str) -> anyhow::Result<u64> {
+        let config = match kind {
+            SendEmail::KIND => self.send_email.get_config(),
+            other => anyhow::bail!("unknown job kind {other:?}"),
+        };
+        let mut redis = self.redis.clone();
+        let active: u64 = redis.llen(config.active_jobs_list()).await?;
+        let scheduled: u64 = redis.zcard(config.scheduled_jobs_set()).await?;
+        Ok(active + scheduled)
+    }
+
+    /// Jobs of `kind` that exhausted their attempts or were aborted.
+    pub async fn dead(&self, kind: &str) -> anyhow::Result<u64> {
+        let config = match kind {
+            SendEmail::KIND => self.send_email.get_config(),
+            other => anyhow::bail!("unknown job kind {other:?}"),
+        };
+        Ok(self.redis.clone().scard(config.dead_jobs_set()).await?)
+    }
+}

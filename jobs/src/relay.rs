@@ -1,0 +1,131 @@
+//! The outbox relay: moves committed `ops.outbox` rows to Redis PUBLISH or
+//! the job queues, then deletes them.
+//!
+//! Every process runs one. It drains at start, whenever a local commit wakes
+//! it, and on a periodic sweep, so rows left by a crashed process (or
+//! committed while Redis was down) are delivered later. Rows are claimed
+//! with `FOR UPDATE SKIP LOCKED`, so relays in several processes never
+//! deliver the same row at the same time; a failed row is retried with
+//! backoff. Delivery is at least once: consumers are idempotent.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use giftdrop_domain::outbox::{KIND_JOB, KIND_PUBLISH, OutboxSignal};
+use giftdrop_domain::pubsub::Hub;
+use giftdrop_entities::ops::outbox;
+use redis::aio::ConnectionManager;
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::queues::JobQueues;
+
+/// Rows claimed per batch.
+const BATCH: u64 = 200;
+
+/// Everything the relay needs.
+#[derive(Clone)]
+pub struct Relay {
+    /// Postgres pool.
+    pub db: DatabaseConnection,
+    /// Redis commands (PUBLISH).
+    pub redis: ConnectionManager,
+    /// Channel naming and publishing.
+    pub hub: Hub,
+    /// Job storage.
+    pub queues: JobQueues,
+    /// Wake-ups from local commits.
+    pub signal: OutboxSignal,
+}
+
+impl Relay {
+    /// Drains on every wake-up and every `sweep`, until `shutdown`.
+    pub async fn run(self, sweep: Duration, shutdown: CancellationToken) {
+        loop {
+            if let Err(err) = self.drain().await {
+                tracing::error!(error = format!("{err:#}"), "outbox relay pass failed");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.signal.woken() => {}
+                () = tokio::time::sleep(sweep) => {}
+            }
+        }
+    }
+
+    /// Delivers every row that is due; returns how many were delivered.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut delivered = 0;
+        loop {
+            let txn = self.db.begin().await?;
+            let rows = outbox::Entity::find()
+                .filter(outbox::Column::AvailableAt.lte(Utc::now()))
+                .order_by_asc(outbox::Column::Id)
+                .limit(BATCH)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .all(&txn)
+                .await?;
+            let claimed = rows.len();
+            let mut done = Vec::with_capacity(claimed);
+            for row in rows {
+                match self.deliver(&row).await {
+                    Ok(()) => done.push(row.id),
+                    Err(err) => {
+                        let attempts = row.attempts.saturating_add(1);
+                        let backoff = 2_i64.saturating_pow(attempts.clamp(0, 8).unsigned_abs()).min(300);
+                        tracing::error!(
+                            error = format!("{err:#}"),
+                            outbox_id = row.id,
+                            target = %row.target,
+                            correlation_id = row.correlation_id.as_deref().unwrap_or_default(),
+                            attempts,
+                            "outbox delivery failed; will retry"
+                        );
+                        outbox::Entity::update(outbox::ActiveModel {
+                            id: Set(row.id),
+                            attempts: Set(attempts),
+                            last_error: Set(Some(format!("{err:#}"))),
+                            available_at: Set(Utc::now() + chrono::Duration::seconds(backoff)),
+                            ..Default::default()
+                        })
+                        .exec(&txn)
+                        .await?;
+                    }
+                }
+            }
+            delivered += done.len();
+            if !done.is_empty() {
+                outbox::Entity::delete_many()
+                    .filter(outbox::Column::Id.is_in(done))
+                    .exec(&txn)
+                    .await?;
+            }
+            txn.commit().await?;
+            if claimed < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+                return Ok(delivered);
+            }
+        }
+    }
+
+    async fn deliver(&self, row: &outbox::Model) -> anyhow::Result<()> {
+        match row.kind.as_str() {
+            KIND_PUBLISH => {
+                let payload = serde_json::to_string(&row.payload)?;
+                self.hub
+                    .publish(&mut self.redis.clone(), &row.target, &payload)
+                    .await?;
+                Ok(())
+            }
+            KIND_JOB => {
+                self.queues
+                    .push(&row.target, row.payload.clone(), row.correlation_id.clone())
+                    .await
+            }
+            other => anyhow::bail!("unknown outbox kind {other:?}"),
+        }
+    }
+}
