@@ -96,6 +96,10 @@ pub struct Config {
     /// How often an idle worker polls its queue, ms.
     #[arg(long, env = "JOB_POLL_MS", default_value_t = 250)]
     pub job_poll_ms: u64,
+    /// Run the outbox relay in this process (turn off only where dedicated
+    /// processes drain the outbox).
+    #[arg(long, env = "OUTBOX_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub outbox_relay: bool,
     /// Period of the outbox sweep, ms.
     #[arg(long, env = "OUTBOX_SWEEP_MS", default_value_t = 1000)]
     pub outbox_sweep_ms: u64,

@@ -1,1 +1,45 @@
+//! The giftdrop application: configuration, wiring of every crate into a
+//! running process, the HTTP and WebSocket transports, and shutdown.
+//! `main.rs` only parses the command line; tests start the same wiring with
+//! [`app::start`].
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod telemetry;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the command line's mode until it finishes or SIGTERM/SIGINT.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Before anything can open a TLS connection (Sentry, SMTP).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _sentry = telemetry::init(&cli.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async move {
+        let command = cli.command.unwrap_or(Command::All);
+        if command == Command::Migrate {
+            db::ensure_database(&cli.config.database_url).await?;
+            let db = db::connect(&cli.config.database_url).await?;
+            db::migrate(&db).await?;
+            tracing::info!("migrations applied");
+            return Ok(());
+        }
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let running = app::start(cli.config, app::Mode::from(command), shutdown.clone()).await?;
+        if let Some(addr) = running.http_addr {
+            tracing::info!(%addr, "giftdrop is listening");
+        }
+        app::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests and jobs");
+        shutdown.cancel();
+        running.stopped().await
+    })
+}

@@ -1,0 +1,230 @@
+//! Building the process: pools, services, schema, router, relay, workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use giftdrop_domain::identity::{self, TokenIssuer};
+use giftdrop_domain::keys::Namespace;
+use giftdrop_domain::outbox::OutboxSignal;
+use giftdrop_domain::pubsub::Hub;
+use giftdrop_domain::ratelimit::{RateLimiter, RateLimits};
+use giftdrop_domain::{Services, Settings};
+use giftdrop_graphql::SchemaOptions;
+use giftdrop_jobs::JobQueues;
+use giftdrop_jobs::email::EmailDeps;
+use giftdrop_jobs::mail::{FileMailer, Mailer, SmtpMailer};
+use giftdrop_jobs::relay::Relay;
+use giftdrop_jobs::worker::WorkerOptions;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::http::{self, AppState};
+
+/// What this process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    /// HTTP API and subscriptions.
+    pub serve: bool,
+    /// Job workers.
+    pub worker: bool,
+    /// Create the database if missing and migrate before starting.
+    pub migrate: bool,
+}
+
+impl From<Command> for Mode {
+    fn from(command: Command) -> Self {
+        match command {
+            Command::Serve => Mode { serve: true, worker: false, migrate: false },
+            Command::Worker => Mode { serve: false, worker: true, migrate: false },
+            Command::All | Command::Migrate => Mode { serve: true, worker: true, migrate: true },
+        }
+    }
+}
+
+/// A started process.
+pub struct Running {
+    /// Where HTTP listens, when serving.
+    pub http_addr: Option<SocketAddr>,
+    /// The services, for tests and tools.
+    pub services: Services,
+    /// The job queues.
+    pub queues: JobQueues,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits for every part to stop (after the shutdown token is cancelled).
+    pub async fn stopped(mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => result = Err(err),
+                Err(err) => result = Err(anyhow::Error::new(err).context("a task panicked")),
+            }
+        }
+        result
+    }
+}
+
+async fn redis_connection(client: &redis::Client) -> anyhow::Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .context("failed to connect to Redis")
+}
+
+fn secret_or_random(value: Option<&SecretString>, name: &str) -> SecretString {
+    match value {
+        Some(secret) if !secret.expose_secret().is_empty() => secret.clone(),
+        _ => {
+            tracing::warn!("{name} is not set: using a random secret for this process only");
+            SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()))
+        }
+    }
+}
+
+fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
+    match &config.smtp_url {
+        Some(url) => Ok(Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail_from)?)),
+        None if config.is_production() => anyhow::bail!("SMTP_URL must be set in production"),
+        None => Ok(Arc::new(FileMailer::new(&config.mail_dir, &config.mail_from)?)),
+    }
+}
+
+/// Starts `mode` with `config`; everything stops when `shutdown` is cancelled.
+pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let rate_limits = RateLimits::parse(&config.rate_limits).map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
+    if mode.migrate {
+        crate::db::ensure_database(&config.database_url).await?;
+    }
+    let db = crate::db::connect(&config.database_url).await?;
+    if mode.migrate {
+        crate::db::migrate(&db).await?;
+    }
+    let redis_client = redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
+    let redis = redis_connection(&redis_client).await?;
+    let ns = Namespace::new(config.redis_namespace.clone());
+    let hub = Hub::start(redis_client, ns.clone(), shutdown.child_token());
+    let jwt_secret = secret_or_random(config.jwt_secret.as_ref(), "JWT_SECRET");
+    let services = Services {
+        db: db.clone(),
+        redis: redis.clone(),
+        hub: hub.clone(),
+        outbox: OutboxSignal::default(),
+        tokens: TokenIssuer::new(&jwt_secret, chrono::Duration::hours(i64::from(config.jwt_ttl_hours))),
+        limiter: RateLimiter::new(redis.clone(), ns.clone(), rate_limits),
+        settings: Settings {
+            currency: config.platform_currency.clone(),
+            service_rate_bps: config.service_rate_bps,
+            deposit_fee_bps: config.deposit_fee_bps,
+        },
+        ns: ns.clone(),
+    };
+    if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
+        identity::bootstrap_admin(&services, email, password.expose_secret())
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to bootstrap the admin from ADMIN_EMAIL: {e:?}"))?;
+        tracing::info!(email = %email, "bootstrap admin ready");
+    }
+    let queues = JobQueues::new(redis.clone(), &ns);
+    let mut tasks = JoinSet::new();
+
+    if config.outbox_relay {
+        let relay = Relay {
+            db: db.clone(),
+            redis: redis.clone(),
+            hub: hub.clone(),
+            queues: queues.clone(),
+            signal: services.outbox.clone(),
+        };
+        let token = shutdown.child_token();
+        let sweep = Duration::from_millis(config.outbox_sweep_ms);
+        tasks.spawn(async move {
+            relay.run(sweep, token).await;
+            Ok(())
+        });
+    }
+
+    if mode.worker {
+        let email = EmailDeps {
+            mailer: mailer(&config)?,
+            max_attempts: usize::try_from(config.job_max_attempts.max(1)).unwrap_or(1),
+        };
+        let options = WorkerOptions {
+            poll: Duration::from_millis(config.job_poll_ms.max(10)),
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+        };
+        tasks.spawn(giftdrop_jobs::worker::run(queues.clone(), email, options, shutdown.child_token()));
+    }
+
+    let mut http_addr = None;
+    if mode.serve {
+        let schema = giftdrop_graphql::build_schema(
+            services.clone(),
+            SchemaOptions {
+                introspection: config.introspection(),
+                suggestions: !config.is_production(),
+                ..SchemaOptions::default()
+            },
+        );
+        let state = AppState::new(&config, schema, services.clone(), shutdown.child_token());
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("failed to listen on {}", config.http_addr))?;
+        http_addr = Some(listener.local_addr().context("listener has no address")?);
+        let router = http::router(state);
+        let token = shutdown.child_token();
+        tasks.spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+                .context("HTTP server failed")
+        });
+    }
+
+    Ok(Running {
+        http_addr,
+        services,
+        queues,
+        tasks,
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

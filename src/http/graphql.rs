@@ -1,0 +1,149 @@
+//! GraphQL over HTTP: `POST /graphql` (JSON only, one operation per
+//! request) and `GET /graphql` (GraphiQL for browsers, queries only).
+
+use std::net::SocketAddr;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
+use giftdrop_domain::RequestMeta;
+use giftdrop_graphql::auth::RequestData;
+use giftdrop_graphql::error::to_graphql;
+
+use super::{AppState, CorrelationId, error_response, resolve_auth};
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json") || mime.eq_ignore_ascii_case("application/graphql-response+json")
+        })
+}
+
+/// `POST /graphql`.
+pub async fn post(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_json(&headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST /graphql takes Content-Type: application/json",
+        );
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Batched operations are not supported: send one operation per request");
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "The body must be a JSON object with a `query` string, and optional `variables` and `operationName`",
+            );
+        }
+    };
+    execute(&state, request, &headers, correlation, peer).await
+}
+
+/// `GET /graphql`: GraphiQL for browsers; otherwise a query from the query
+/// string. Mutations never run over GET (405).
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let query = query.unwrap_or_default();
+    if wants_html && query.is_empty() && state.graphiql {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .title("giftdrop GraphiQL")
+                .finish(),
+        )
+        .into_response();
+    }
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(request) => request,
+        Err(_) => {
+            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Pass `query` (and optional `variables`, `operationName`) in the query string");
+        }
+    };
+    if !is_query(&request) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "Only queries may be sent with GET; send mutations with POST",
+        );
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, request, &headers, correlation, peer).await
+}
+
+/// True when the operation the request selects is a query. An unparseable
+/// document counts as a query: execution then reports the syntax error.
+fn is_query(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return true;
+    };
+    let mut operations = document.operations.iter();
+    let selected = match &request.operation_name {
+        Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => operations.next(),
+    };
+    selected.is_none_or(|(_, op)| op.node.ty == OperationType::Query)
+}
+
+async fn execute(
+    state: &AppState,
+    request: async_graphql::Request,
+    headers: &HeaderMap,
+    correlation: CorrelationId,
+    peer: SocketAddr,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let meta = RequestMeta {
+        correlation_id: correlation.0,
+    };
+    let auth = match resolve_auth(&state.services, authorization).await {
+        Ok(auth) => auth,
+        Err(err) => {
+            let error = to_graphql(err).into_server_error(async_graphql::Pos::default());
+            let mut response = async_graphql::Response::from_errors(vec![error]);
+            for error in &mut response.errors {
+                if let Some(ext) = error.extensions.as_mut() {
+                    ext.set("correlationId", meta.correlation_id.as_str());
+                }
+            }
+            return Json(response).into_response();
+        }
+    };
+    let data = RequestData {
+        auth,
+        meta,
+        client_ip: peer.ip().to_string(),
+    };
+    let response = state.schema.execute(request.data(data)).await;
+    Json(response).into_response()
+}

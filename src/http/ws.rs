@@ -1,0 +1,292 @@
+//! GraphQL subscriptions over WebSocket, speaking graphql-transport-ws
+//! (preferred) and the legacy graphql-ws, through our own upgrade handler.
+//!
+//! async-graphql's socket has no init timeout, no duplicate-id or
+//! subscribe-before-ack close codes and no subscription cap, and axum's
+//! default upgrade reserves a 128 KiB read buffer per socket. Here every
+//! rule of FLOWS.md §6 is explicit: 4400 unparseable message, 4401 subscribe
+//! before ack, 4403 bad token, 4408 no init in time, 4409 duplicate id, 4429
+//! second init; at most 50 subscriptions per connection; server pings; small
+//! buffers. One task per connection drives all its subscriptions.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use futures_util::stream::{BoxStream, SplitSink};
+use futures_util::{SinkExt, StreamExt, stream};
+use giftdrop_domain::RequestMeta;
+use giftdrop_graphql::auth::{Auth, RequestData};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_stream::StreamMap;
+
+use super::{AppState, CorrelationId, resolve_auth};
+
+/// Most active subscriptions on one connection.
+pub const MAX_SUBSCRIPTIONS: usize = 50;
+/// Socket buffers: enough for typical messages, tiny next to 128 KiB.
+const BUFFER: usize = 4 * 1024;
+/// Largest message a client may send.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Protocol timings.
+#[derive(Debug)]
+pub struct WsSettings {
+    /// Close a socket that sends no connection_init within this.
+    pub init_timeout: Duration,
+    /// Ping period; a socket silent for two periods is closed.
+    pub ping_every: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    TransportWs,
+    LegacyWs,
+}
+
+impl Protocol {
+    fn next(self) -> &'static str {
+        match self {
+            Protocol::TransportWs => "next",
+            Protocol::LegacyWs => "data",
+        }
+    }
+}
+
+/// `GET /graphql/ws`.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let ws = ws.protocols(["graphql-transport-ws", "graphql-ws"]);
+    let protocol = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some("graphql-ws") => Protocol::LegacyWs,
+        _ => Protocol::TransportWs,
+    };
+    ws.read_buffer_size(BUFFER)
+        .write_buffer_size(BUFFER)
+        .max_write_buffer_size(4 * MAX_MESSAGE)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| {
+            let connection = Connection {
+                state,
+                protocol,
+                meta: RequestMeta {
+                    correlation_id: correlation.0,
+                },
+                client_ip: peer.ip().to_string(),
+                auth: None,
+                subscriptions: StreamMap::new(),
+            };
+            connection.run(socket)
+        })
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+type Close = (u16, &'static str);
+
+struct Connection {
+    state: AppState,
+    protocol: Protocol,
+    meta: RequestMeta,
+    client_ip: String,
+    /// `None` until connection_init was accepted.
+    auth: Option<Auth>,
+    /// Each item is a response, then `None` once the operation completed.
+    subscriptions: StreamMap<String, BoxStream<'static, Option<async_graphql::Response>>>,
+}
+
+/// A broken socket: stop serving it.
+struct Gone;
+
+async fn send(sink: &mut Sink, value: &Value) -> Result<(), Gone> {
+    sink.send(Message::Text(value.to_string().into())).await.map_err(|_| Gone)
+}
+
+impl Connection {
+    async fn run(mut self, socket: WebSocket) {
+        metrics::gauge!("giftdrop_ws_connections").increment(1.0);
+        let (mut sink, mut incoming) = socket.split();
+        let init_deadline = tokio::time::sleep(self.state.ws.init_timeout);
+        tokio::pin!(init_deadline);
+        let ping_every = self.state.ws.ping_every;
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let mut last_seen = Instant::now();
+        let shutdown = self.state.shutdown.clone();
+        let close: Result<Option<Close>, Gone> = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break Ok(Some((1001, "Server is shutting down"))),
+                () = &mut init_deadline, if self.auth.is_none() => {
+                    break Ok(Some((4408, "Connection initialisation timeout")));
+                }
+                _ = ping.tick() => {
+                    if last_seen.elapsed() > ping_every * 2 {
+                        break Ok(Some((1001, "No response to pings")));
+                    }
+                    if let Err(gone) = Self::ping(self.protocol, self.auth.is_some(), &mut sink).await {
+                        break Err(gone);
+                    }
+                }
+                Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    if let Err(gone) = self.forward(&mut sink, id, item).await {
+                        break Err(gone);
+                    }
+                }
+                frame = incoming.next() => {
+                    last_seen = Instant::now();
+                    match frame {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Ok(None),
+                        Some(Ok(Message::Text(text))) => match self.on_message(&mut sink, text.as_str()).await {
+                            Ok(None) => {}
+                            other => break other,
+                        },
+                        Some(Ok(Message::Binary(_))) => break Ok(Some((4400, "Binary messages are not supported"))),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    }
+                }
+            }
+        };
+        if let Ok(Some((code, reason))) = close {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+        metrics::gauge!("giftdrop_ws_subscriptions").decrement(self.subscriptions.len() as f64);
+        metrics::gauge!("giftdrop_ws_connections").decrement(1.0);
+    }
+
+    async fn ping(protocol: Protocol, acked: bool, sink: &mut Sink) -> Result<(), Gone> {
+        // A WebSocket ping frame is answered by every client (browsers
+        // included), which keeps `last_seen` fresh; the protocol-level
+        // message is what graphql-transport-ws clients expect.
+        sink.send(Message::Ping(Default::default())).await.map_err(|_| Gone)?;
+        match protocol {
+            Protocol::TransportWs => send(sink, &json!({ "type": "ping" })).await,
+            Protocol::LegacyWs if acked => send(sink, &json!({ "type": "ka" })).await,
+            Protocol::LegacyWs => Ok(()),
+        }
+    }
+
+    async fn forward(&mut self, sink: &mut Sink, id: String, item: Option<async_graphql::Response>) -> Result<(), Gone> {
+        let Some(response) = item else {
+            metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
+            return send(sink, &json!({ "type": "complete", "id": id })).await;
+        };
+        let failed = response.data == async_graphql::Value::Null && !response.errors.is_empty();
+        if failed && self.protocol == Protocol::TransportWs {
+            // An `error` message ends the operation; no `complete` follows.
+            self.subscriptions.remove(&id);
+            metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
+            return send(sink, &json!({ "type": "error", "id": id, "payload": response.errors })).await;
+        }
+        let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
+        send(sink, &json!({ "type": self.protocol.next(), "id": id, "payload": payload })).await
+    }
+
+    /// Handles one client message; `Ok(Some(close))` ends the connection.
+    async fn on_message(&mut self, sink: &mut Sink, text: &str) -> Result<Option<Close>, Gone> {
+        const INVALID: Close = (4400, "Invalid message received");
+        let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
+            return Ok(Some(INVALID));
+        };
+        let Some(kind) = message.get("type").and_then(Value::as_str) else {
+            return Ok(Some(INVALID));
+        };
+        let id = message.get("id").and_then(Value::as_str).filter(|id| !id.is_empty());
+        match (self.protocol, kind) {
+            (_, "connection_init") => self.on_init(sink, message.get("payload")).await,
+            (Protocol::TransportWs, "ping") => send(sink, &json!({ "type": "pong" })).await.map(|()| None),
+            (Protocol::TransportWs, "pong") => Ok(None),
+            (Protocol::TransportWs, "subscribe") | (Protocol::LegacyWs, "start") => {
+                let Some(id) = id else { return Ok(Some(INVALID)) };
+                self.on_subscribe(sink, id.to_owned(), message.get("payload").cloned()).await
+            }
+            (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
+                let Some(id) = id else { return Ok(Some(INVALID)) };
+                if self.subscriptions.remove(id).is_some() {
+                    metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
+                    if self.protocol == Protocol::LegacyWs {
+                        send(sink, &json!({ "type": "complete", "id": id })).await?;
+                    }
+                }
+                Ok(None)
+            }
+            (Protocol::LegacyWs, "connection_terminate") => Ok(Some((1000, "Normal closure"))),
+            _ => Ok(Some(INVALID)),
+        }
+    }
+
+    async fn on_init(&mut self, sink: &mut Sink, payload: Option<&Value>) -> Result<Option<Close>, Gone> {
+        if self.auth.is_some() {
+            return Ok(Some((4429, "Too many initialisation requests")));
+        }
+        let token = payload
+            .and_then(|p| p.get("authorization").or_else(|| p.get("Authorization")))
+            .and_then(Value::as_str);
+        match resolve_auth(&self.state.services, token).await {
+            Ok(Auth::Invalid) => {
+                if self.protocol == Protocol::LegacyWs {
+                    send(sink, &json!({ "type": "connection_error", "payload": { "message": "Forbidden" } })).await?;
+                }
+                Ok(Some((4403, "Forbidden")))
+            }
+            Ok(auth) => {
+                self.auth = Some(auth);
+                send(sink, &json!({ "type": "connection_ack" })).await?;
+                if self.protocol == Protocol::LegacyWs {
+                    send(sink, &json!({ "type": "ka" })).await?;
+                }
+                Ok(None)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not resolve WebSocket credentials");
+                Ok(Some((1011, "Internal error")))
+            }
+        }
+    }
+
+    async fn on_subscribe(&mut self, sink: &mut Sink, id: String, payload: Option<Value>) -> Result<Option<Close>, Gone> {
+        let Some(auth) = self.auth.clone() else {
+            return Ok(Some((4401, "Unauthorized")));
+        };
+        if self.subscriptions.contains_key(&id) {
+            // The close reason must fit a control frame (123 bytes).
+            return Ok(Some((4409, "Subscriber for this id already exists")));
+        }
+        let Some(Ok(request)) = payload.map(serde_json::from_value::<async_graphql::Request>) else {
+            return Ok(Some((4400, "Invalid message received")));
+        };
+        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            let error = json!({
+                "message": format!("At most {MAX_SUBSCRIPTIONS} active subscriptions per connection: complete one first"),
+                "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": 1 }
+            });
+            send(sink, &json!({ "type": "error", "id": id, "payload": [error] })).await?;
+            return Ok(None);
+        }
+        let data = RequestData {
+            auth,
+            meta: self.meta.clone(),
+            client_ip: self.client_ip.clone(),
+        };
+        let responses = self
+            .state
+            .schema
+            .execute_stream(request.data(data))
+            .map(Some)
+            .chain(stream::once(async { None }))
+            .boxed();
+        self.subscriptions.insert(id, responses);
+        metrics::gauge!("giftdrop_ws_subscriptions").increment(1.0);
+        Ok(None)
+    }
+}
