@@ -104,6 +104,7 @@ fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
 
 /// Starts `mode` with `config`; everything stops when `shutdown` is cancelled.
 pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    crate::telemetry::metrics();
     let rate_limits = RateLimits::parse(&config.rate_limits).map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
     if mode.migrate {
         crate::db::ensure_database(&config.database_url).await?;

@@ -14,10 +14,16 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 
+/// Installs ring as the process's TLS crypto provider; must happen before
+/// anything opens a TLS connection (Sentry, SMTP, HTTP clients).
+pub fn install_crypto_provider() {
+    // Fails only when a provider is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Runs the command line's mode until it finishes or SIGTERM/SIGINT.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    // Before anything can open a TLS connection (Sentry, SMTP).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let _sentry = telemetry::init(&cli.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

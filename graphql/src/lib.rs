@@ -34,7 +34,8 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// Query-shape limits and exposure switches.
 #[derive(Clone, Copy, Debug)]
 pub struct SchemaOptions {
-    /// Deepest allowed selection nesting.
+    /// Deepest allowed selection nesting (the standard introspection query
+    /// needs 13).
     pub max_depth: usize,
     /// Highest allowed complexity (one per field by default).
     pub max_complexity: usize,
@@ -49,7 +50,7 @@ pub struct SchemaOptions {
 impl Default for SchemaOptions {
     fn default() -> Self {
         Self {
-            max_depth: 12,
+            max_depth: 16,
             max_complexity: 500,
             max_aliases: 30,
             introspection: true,

@@ -44,11 +44,11 @@ impl OpsQuery {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<AuditEntryConnection> {
         require_role(ctx, identity::Role::Admin)?;
-        let first = page_size(first).gql()?;
+        let first = page_size(first.unwrap_or(50)).gql()?;
         let after = after
             .map(|c| ids::parse(&ID(c), "after"))
             .transpose()

@@ -129,14 +129,12 @@ async fn execute(
     let auth = match resolve_auth(&state.services, authorization).await {
         Ok(auth) => auth,
         Err(err) => {
-            let error = to_graphql(err).into_server_error(async_graphql::Pos::default());
-            let mut response = async_graphql::Response::from_errors(vec![error]);
-            for error in &mut response.errors {
-                if let Some(ext) = error.extensions.as_mut() {
-                    ext.set("correlationId", meta.correlation_id.as_str());
-                }
-            }
-            return Json(response).into_response();
+            let error = to_graphql(err);
+            let mut server_error = async_graphql::ServerError::new(error.message, None);
+            let mut extensions = error.extensions.unwrap_or_default();
+            extensions.set("correlationId", meta.correlation_id.as_str());
+            server_error.extensions = Some(extensions);
+            return Json(async_graphql::Response::from_errors(vec![server_error])).into_response();
         }
     };
     let data = RequestData {

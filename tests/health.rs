@@ -1,0 +1,78 @@
+//! Liveness, readiness and metrics.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::support::{AppOptions, redis_url, spawn_app};
+
+/// A TCP proxy in front of the real Redis that can be cut and restored,
+/// standing in for a Redis outage.
+struct RedisProxy {
+    addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RedisProxy {
+    async fn start(addr: Option<SocketAddr>) -> Self {
+        let listener = TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr")))
+            .await
+            .expect("proxy binds");
+        let addr = listener.local_addr().expect("addr");
+        let upstream = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { addr, task: Some(task) }
+    }
+
+    /// Closes the listener and every proxied connection.
+    fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn liveness_and_metrics_answer() {
+    let app = spawn_app().await;
+    let live = app.client.get(app.url("/health/live")).send().await.expect("sent");
+    assert_eq!(live.status(), 200);
+    app.gql(None, "{ platform { currency } }", serde_json::json!({})).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("sent").text().await.expect("text");
+    assert!(metrics.contains("giftdrop_http_requests_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn readiness_follows_redis_down_and_back() {
+    let mut proxy = RedisProxy::start(None).await;
+    let addr = proxy.addr;
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.redis_url = format!("redis://{addr}"))
+        .mode(true, false)
+        .spawn()
+        .await;
+    let ready = || async { app.client.get(app.url("/health/ready")).send().await.expect("sent") };
+    assert_eq!(ready().await.status(), 200);
+
+    proxy.cut();
+    let down = ready().await;
+    assert_eq!(down.status(), 503);
+    let body: serde_json::Value = down.json().await.expect("json");
+    assert_eq!(body["redis"], "unavailable");
+    assert_eq!(body["postgres"], "ok");
+
+    let _restored = RedisProxy::start(Some(addr)).await;
+    crate::support::eventually("readiness back to 200", || async { ready().await.status() == 200 }).await;
+}

@@ -1,0 +1,85 @@
+//! Side effects leave through the outbox: nothing from a failed mutation,
+//! everything from a committed one, even when the relay was down.
+
+use giftdrop_domain::jobs::{JobPayload, SendEmail};
+use serde_json::json;
+
+use crate::support::{AppOptions, PASSWORD, eventually, spawn_app};
+
+#[tokio::test]
+async fn registering_sends_a_welcome_email_through_the_job_queue() {
+    let app = spawn_app().await;
+    let (_, id) = app.register("ada@example.com", "Ada Lovelace").await;
+    let file = app.mail_dir().join(format!("welcome_{id}.eml"));
+    eventually("the welcome email", || async { file.exists() }).await;
+    let email = std::fs::read_to_string(&file).expect("readable");
+    assert!(email.contains("To: ada@example.com") && email.contains("Hi Ada Lovelace"));
+    eventually("the outbox drained", || async { app.count("ops.outbox").await == 0 }).await;
+    eventually("the queue drained", || async {
+        app.running().queues.pending(SendEmail::KIND).await.expect("redis") == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_mutation_emits_nothing() {
+    let app = AppOptions::new().await.config(|c| c.outbox_relay = false).spawn().await;
+    let admin = app.admin_token().await;
+    let failures = [
+        json!({ "query": "mutation($u: ID!) { grantRole(userId: $u, role: HOST) { id } }", "variables": { "u": uuid::Uuid::new_v4() } }),
+        json!({ "query": "mutation { register(input: { email: \"x\", password: \"short\", displayName: \"X\" }) { token } }" }),
+    ];
+    for failure in failures {
+        let body: serde_json::Value = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&admin)
+            .json(&failure)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        assert!(body["errors"].is_array(), "{body}");
+    }
+    assert_eq!(app.count("ops.outbox").await, 0);
+    assert_eq!(app.running().queues.pending(SendEmail::KIND).await.expect("redis"), 0);
+}
+
+#[tokio::test]
+async fn a_commit_made_while_the_relay_was_down_is_delivered_by_the_sweep() {
+    let down = AppOptions::new().await.config(|c| c.outbox_relay = false).mode(true, false).spawn().await;
+    let (_, id) = down.register("ada@example.com", "Ada").await;
+    assert_eq!(down.count("ops.outbox").await, 1, "the welcome email waits in the outbox");
+
+    let worker = AppOptions::beside(&down).mode(false, true).config(|c| c.outbox_relay = true).spawn().await;
+    let file = worker.mail_dir().join(format!("welcome_{id}.eml"));
+    eventually("the swept email", || async { file.exists() }).await;
+    assert_eq!(down.count("ops.outbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_is_retried_then_moved_to_the_dead_set() {
+    let blocker = std::env::temp_dir().join(format!("giftdrop-not-a-dir-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&blocker, b"a file where the mail directory should be").expect("temp file");
+    let app = AppOptions::new()
+        .await
+        .config(|c| {
+            c.mail_dir = blocker.join("mail").display().to_string();
+            c.job_max_attempts = 2;
+        })
+        .spawn()
+        .await;
+    let body = app
+        .gql(
+            None,
+            "mutation($i: RegisterInput!) { register(input: $i) { token } }",
+            json!({ "i": { "email": "ada@example.com", "password": PASSWORD, "displayName": "Ada" } }),
+        )
+        .await;
+    assert!(body["data"]["register"]["token"].is_string(), "registration itself succeeds");
+    let queues = &app.running().queues;
+    eventually("the job in the dead set", || async { queues.dead(SendEmail::KIND).await.expect("redis") == 1 }).await;
+    assert_eq!(queues.pending(SendEmail::KIND).await.expect("redis"), 0, "no retry left scheduled");
+}

@@ -1,0 +1,290 @@
+//! `spawn_app()` and typed helpers shared by every test.
+
+#![allow(dead_code, reason = "each test module uses a different subset of the helpers")]
+
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use giftdrop::app::{self, Mode, Running};
+use giftdrop::config::Config;
+use giftdrop_migration::Migrator;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+/// The Postgres server tests run against.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// The Redis server tests run against.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Password of every test user.
+pub const PASSWORD: &str = "correct-horse-battery";
+/// The bootstrap admin of every test app.
+pub const ADMIN_EMAIL: &str = "admin@giftdrop.test";
+
+/// Creates the migrated template database once (per process, and safely
+/// across processes thanks to an advisory lock); named after the migration
+/// list so a new migration gets a new template.
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+            let digest = names.join(",").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let name = format!("giftdrop_tmpl_{digest:016x}");
+            let admin = Database::connect(format!("{}/postgres", server_url())).await.expect("postgres reachable");
+            admin.execute_unprepared("SELECT pg_advisory_lock(727274)").await.expect("lock");
+            let exists = admin
+                .query_one_raw(sea_orm::Statement::from_string(
+                    admin.get_database_backend(),
+                    format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+                ))
+                .await
+                .expect("lookup")
+                .is_some();
+            if !exists {
+                let building = format!("{name}_building");
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {building}")).await.expect("drop");
+                admin.execute_unprepared(&format!("CREATE DATABASE {building}")).await.expect("create");
+                let db = Database::connect(format!("{}/{building}", server_url())).await.expect("connect");
+                Migrator::up(&db, None).await.expect("migrations apply");
+                db.close().await.expect("close");
+                admin
+                    .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                    .await
+                    .expect("rename");
+            }
+            admin.execute_unprepared("SELECT pg_advisory_unlock(727274)").await.expect("unlock");
+            name
+        })
+        .await
+}
+
+/// A fresh database cloned from the template.
+pub async fn fresh_database() -> String {
+    let template = template().await;
+    let name = format!("giftdrop_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(format!("{}/postgres", server_url())).await.expect("postgres reachable");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .await
+        .expect("clone template");
+    admin.close().await.expect("close");
+    name
+}
+
+/// How to start a test app.
+pub struct AppOptions {
+    config: Config,
+    mode: Mode,
+}
+
+impl AppOptions {
+    /// Serve + worker on a fresh database and namespace, random port.
+    pub async fn new() -> Self {
+        let mut config = Config::from_env();
+        let database = fresh_database().await;
+        config.database_url = format!("{}/{database}", server_url());
+        config.redis_url = redis_url();
+        config.redis_namespace = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        config.http_addr = "127.0.0.1:0".parse().expect("valid address");
+        config.jwt_secret = Some("test-secret-0123456789-0123456789".to_owned().into());
+        config.admin_email = Some(ADMIN_EMAIL.to_owned());
+        config.admin_password = Some(PASSWORD.to_owned().into());
+        config.app_env = giftdrop::config::AppEnv::Development;
+        config.graphql_introspection = None;
+        config.sentry_dsn = None;
+        config.smtp_url = None;
+        config.mail_dir = std::env::temp_dir()
+            .join(format!("giftdrop-mail-{}", uuid::Uuid::new_v4().simple()))
+            .display()
+            .to_string();
+        config.job_poll_ms = 50;
+        config.outbox_sweep_ms = 200;
+        config.shutdown_grace_secs = 5;
+        Self {
+            config,
+            mode: Mode { serve: true, worker: true, migrate: false },
+        }
+    }
+
+    /// A second instance of `app`: same database, namespace and secret.
+    pub fn beside(app: &TestApp) -> Self {
+        Self {
+            config: app.config.clone(),
+            mode: Mode { serve: true, worker: false, migrate: false },
+        }
+    }
+
+    /// Changes the configuration.
+    pub fn config(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// Runs only these parts.
+    pub fn mode(mut self, serve: bool, worker: bool) -> Self {
+        self.mode = Mode { serve, worker, migrate: false };
+        self
+    }
+
+    /// Starts the app.
+    pub async fn spawn(self) -> TestApp {
+        giftdrop::install_crypto_provider();
+        let shutdown = CancellationToken::new();
+        let running = app::start(self.config.clone(), self.mode, shutdown.clone())
+            .await
+            .expect("app starts");
+        let db = Database::connect(self.config.database_url.clone()).await.expect("test connection");
+        TestApp {
+            addr: running.http_addr,
+            client: reqwest::Client::new(),
+            config: self.config,
+            shutdown,
+            running: Some(running),
+            db,
+        }
+    }
+}
+
+/// A running app.
+pub struct TestApp {
+    /// HTTP address, when serving.
+    pub addr: Option<SocketAddr>,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The configuration it runs with.
+    pub config: Config,
+    shutdown: CancellationToken,
+    running: Option<Running>,
+    /// A direct connection to its database, for assertions.
+    pub db: DatabaseConnection,
+}
+
+/// An app with default options.
+pub async fn spawn_app() -> TestApp {
+    AppOptions::new().await.spawn().await
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; panics after 15 s. For state
+/// that has no event to await (rows, files, Redis sets written by workers).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    /// `http://addr`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr.expect("this app serves HTTP"))
+    }
+
+    /// `ws://addr/graphql/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql/ws", self.addr.expect("this app serves HTTP"))
+    }
+
+    /// Posts a GraphQL operation, optionally with a bearer token.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        assert_eq!(response.status(), 200, "GraphQL over HTTP answers 200");
+        response.json().await.expect("JSON body")
+    }
+
+    /// Registers a user; returns (token, id).
+    pub async fn register(&self, email: &str, name: &str) -> (String, String) {
+        let body = self
+            .gql(
+                None,
+                "mutation($i: RegisterInput!) { register(input: $i) { token user { id } } }",
+                json!({ "i": { "email": email, "password": PASSWORD, "displayName": name } }),
+            )
+            .await;
+        let payload = &body["data"]["register"];
+        (
+            payload["token"].as_str().unwrap_or_else(|| panic!("register failed: {body}")).to_owned(),
+            payload["user"]["id"].as_str().expect("user id").to_owned(),
+        )
+    }
+
+    /// Logs in; returns the token.
+    pub async fn login(&self, email: &str) -> String {
+        let body = self
+            .gql(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": PASSWORD }),
+            )
+            .await;
+        body["data"]["login"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login failed: {body}"))
+            .to_owned()
+    }
+
+    /// The bootstrap admin's token.
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL).await
+    }
+
+    /// Counts rows of `table` (schema-qualified).
+    pub async fn count(&self, table: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT count(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count query")
+            .expect("one row");
+        row.try_get::<i64>("", "n").expect("count")
+    }
+
+    /// The mail directory of this app.
+    pub fn mail_dir(&self) -> PathBuf {
+        PathBuf::from(&self.config.mail_dir)
+    }
+
+    /// The running parts (queues, services).
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no code>")
+}

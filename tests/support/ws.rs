@@ -1,0 +1,111 @@
+//! A minimal GraphQL WebSocket client for tests.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// One client socket.
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    /// Connects with `protocol` (`graphql-transport-ws` or `graphql-ws`).
+    pub async fn connect(url: &str, protocol: &str) -> Self {
+        let mut request = url.into_client_request().expect("valid ws url");
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).expect("header"));
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("ws connects");
+        assert_eq!(
+            response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+            Some(protocol),
+            "the server selects the requested protocol"
+        );
+        Self { socket }
+    }
+
+    /// Connects with graphql-transport-ws and completes the handshake.
+    pub async fn ready(url: &str, token: Option<&str>) -> Self {
+        let mut client = Self::connect(url, "graphql-transport-ws").await;
+        client.init(token).await;
+        assert_eq!(client.next().await["type"], "connection_ack");
+        client
+    }
+
+    /// Sends connection_init with an optional bearer token.
+    pub async fn init(&mut self, token: Option<&str>) {
+        let payload = token.map_or(json!({}), |t| json!({ "authorization": format!("Bearer {t}") }));
+        self.send(json!({ "type": "connection_init", "payload": payload })).await;
+    }
+
+    /// Sends a JSON message.
+    pub async fn send(&mut self, value: Value) {
+        self.socket.send(Message::Text(value.to_string().into())).await.expect("ws send");
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::Text(text.to_owned().into())).await.expect("ws send");
+    }
+
+    /// Subscribes `id` to `query`.
+    pub async fn subscribe(&mut self, id: &str, query: &str) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } })).await;
+    }
+
+    /// The next JSON message (server pings are skipped); panics after 10 s.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("socket open")
+                .expect("valid frame");
+            match frame {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON message");
+                    if value["type"] != "ping" && value["type"] != "ka" {
+                        return value;
+                    }
+                }
+                Message::Close(frame) => panic!("closed unexpectedly: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next message of any type, pings included.
+    pub async fn next_raw(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("socket open")
+                .expect("valid frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(text.as_str()).expect("JSON message");
+            }
+        }
+    }
+
+    /// Waits for the server to close; returns the close code.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("closed within 10 s");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return 0,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}

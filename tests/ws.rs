@@ -1,0 +1,117 @@
+//! The WebSocket protocol: close codes, the subscription cap, pings, the
+//! legacy protocol, and delivery across two app instances.
+
+use serde_json::json;
+
+use crate::support::ws::WsClient;
+use crate::support::{AppOptions, spawn_app};
+
+const ME_UPDATED: &str = "subscription { meUpdated { id roles } }";
+
+#[tokio::test]
+async fn protocol_violations_close_with_their_codes() {
+    let app = AppOptions::new().await.config(|c| c.ws_init_timeout_ms = 300).spawn().await;
+    let url = app.ws_url();
+
+    let mut silent = WsClient::connect(&url, "graphql-transport-ws").await;
+    assert_eq!(silent.closed().await, 4408, "no connection_init in time");
+
+    let mut twice = WsClient::ready(&url, None).await;
+    twice.init(None).await;
+    assert_eq!(twice.closed().await, 4429, "second connection_init");
+
+    let mut early = WsClient::connect(&url, "graphql-transport-ws").await;
+    early.subscribe("1", "{ platform { currency } }").await;
+    assert_eq!(early.closed().await, 4401, "subscribe before the ack");
+
+    let mut forged = WsClient::connect(&url, "graphql-transport-ws").await;
+    forged.init(Some("forged-token")).await;
+    assert_eq!(forged.closed().await, 4403, "bad token");
+
+    let mut garbage = WsClient::ready(&url, None).await;
+    garbage.send_text("{not json").await;
+    assert_eq!(garbage.closed().await, 4400, "unparseable message");
+
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    let mut duplicate = WsClient::ready(&url, Some(&token)).await;
+    duplicate.subscribe("same", ME_UPDATED).await;
+    assert_eq!(duplicate.next().await["type"], "next");
+    duplicate.subscribe("same", ME_UPDATED).await;
+    assert_eq!(duplicate.closed().await, 4409, "duplicate subscription id");
+}
+
+#[tokio::test]
+async fn a_connection_holds_at_most_fifty_subscriptions() {
+    let app = spawn_app().await;
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    let mut client = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    for i in 0..50 {
+        client.subscribe(&format!("s{i}"), ME_UPDATED).await;
+        assert_eq!(client.next().await["type"], "next", "subscription {i} starts");
+    }
+    client.subscribe("s50", ME_UPDATED).await;
+    let refused = client.next().await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["id"], "s50");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    client.send(json!({ "type": "complete", "id": "s0" })).await;
+    client.subscribe("s51", ME_UPDATED).await;
+    let accepted = client.next().await;
+    assert_eq!((accepted["type"].as_str(), accepted["id"].as_str()), (Some("next"), Some("s51")), "room again after a complete");
+}
+
+#[tokio::test]
+async fn subscriptions_need_a_signed_in_user_where_queries_do() {
+    let app = spawn_app().await;
+    let mut client = WsClient::ready(&app.ws_url(), None).await;
+    client.subscribe("1", ME_UPDATED).await;
+    let message = client.next().await;
+    assert_eq!(message["type"], "error");
+    assert_eq!(message["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    client.subscribe("2", "{ platform { currency } }").await;
+    assert_eq!(client.next().await["payload"]["data"]["platform"]["currency"], "NGN");
+    assert_eq!(client.next().await, json!({ "type": "complete", "id": "2" }));
+}
+
+#[tokio::test]
+async fn the_server_pings_and_answers_pings() {
+    let app = AppOptions::new().await.config(|c| c.ws_ping_ms = 200).spawn().await;
+    let mut client = WsClient::ready(&app.ws_url(), None).await;
+    assert_eq!(client.next_raw().await["type"], "ping");
+    client.send(json!({ "type": "ping" })).await;
+    assert_eq!(client.next().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_is_spoken() {
+    let app = spawn_app().await;
+    let (token, id) = app.register("ada@example.com", "Ada").await;
+    let mut client = WsClient::connect(&app.ws_url(), "graphql-ws").await;
+    client.init(Some(&token)).await;
+    assert_eq!(client.next().await["type"], "connection_ack");
+    client.send(json!({ "id": "1", "type": "start", "payload": { "query": ME_UPDATED } })).await;
+    let data = client.next().await;
+    assert_eq!(data["type"], "data");
+    assert_eq!(data["payload"]["data"]["meUpdated"]["id"], id);
+}
+
+#[tokio::test]
+async fn a_change_made_on_one_instance_reaches_a_subscriber_on_another() {
+    let a = spawn_app().await;
+    let b = AppOptions::beside(&a).spawn().await;
+    let (token, user_id) = a.register("ada@example.com", "Ada").await;
+    let mut subscriber = WsClient::ready(&b.ws_url(), Some(&token)).await;
+    subscriber.subscribe("me", ME_UPDATED).await;
+    let current = subscriber.next().await;
+    assert_eq!(current["payload"]["data"]["meUpdated"]["roles"], json!(["PARTICIPANT"]));
+
+    let admin = a.admin_token().await;
+    let body = a
+        .gql(Some(&admin), "mutation($u: ID!) { grantRole(userId: $u, role: HOST) { id } }", json!({ "u": user_id }))
+        .await;
+    assert_eq!(body["data"]["grantRole"]["id"], user_id);
+
+    let update = subscriber.next().await;
+    assert_eq!(update["id"], "me");
+    assert_eq!(update["payload"]["data"]["meUpdated"]["roles"], json!(["PARTICIPANT", "HOST"]));
+}
