@@ -40,9 +40,21 @@ pub struct Mode {
 impl From<Command> for Mode {
     fn from(command: Command) -> Self {
         match command {
-            Command::Serve => Mode { serve: true, worker: false, migrate: false },
-            Command::Worker => Mode { serve: false, worker: true, migrate: false },
-            Command::All | Command::Migrate => Mode { serve: true, worker: true, migrate: true },
+            Command::Serve => Mode {
+                serve: true,
+                worker: false,
+                migrate: false,
+            },
+            Command::Worker => Mode {
+                serve: false,
+                worker: true,
+                migrate: false,
+            },
+            Command::All | Command::Migrate => Mode {
+                serve: true,
+                worker: true,
+                migrate: true,
+            },
         }
     }
 }
@@ -89,23 +101,38 @@ fn secret_or_random(value: Option<&SecretString>, name: &str) -> SecretString {
         Some(secret) if !secret.expose_secret().is_empty() => secret.clone(),
         _ => {
             tracing::warn!("{name} is not set: using a random secret for this process only");
-            SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()))
+            SecretString::from(format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ))
         }
     }
 }
 
 fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     match &config.smtp_url {
-        Some(url) => Ok(Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail_from)?)),
+        Some(url) => Ok(Arc::new(SmtpMailer::new(
+            url.expose_secret(),
+            &config.mail_from,
+        )?)),
         None if config.is_production() => anyhow::bail!("SMTP_URL must be set in production"),
-        None => Ok(Arc::new(FileMailer::new(&config.mail_dir, &config.mail_from)?)),
+        None => Ok(Arc::new(FileMailer::new(
+            &config.mail_dir,
+            &config.mail_from,
+        )?)),
     }
 }
 
 /// Starts `mode` with `config`; everything stops when `shutdown` is cancelled.
-pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> anyhow::Result<Running> {
+pub async fn start(
+    config: Config,
+    mode: Mode,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
     crate::telemetry::metrics();
-    let rate_limits = RateLimits::parse(&config.rate_limits).map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
+    let rate_limits =
+        RateLimits::parse(&config.rate_limits).map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
     if mode.migrate {
         crate::db::ensure_database(&config.database_url).await?;
     }
@@ -113,7 +140,8 @@ pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> a
     if mode.migrate {
         crate::db::migrate(&db).await?;
     }
-    let redis_client = redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
+    let redis_client =
+        redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
     let redis = redis_connection(&redis_client).await?;
     let ns = Namespace::new(config.redis_namespace.clone());
     let hub = Hub::start(redis_client, ns.clone(), shutdown.child_token());
@@ -123,7 +151,10 @@ pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> a
         redis: redis.clone(),
         hub: hub.clone(),
         outbox: OutboxSignal::default(),
-        tokens: TokenIssuer::new(&jwt_secret, chrono::Duration::hours(i64::from(config.jwt_ttl_hours))),
+        tokens: TokenIssuer::new(
+            &jwt_secret,
+            chrono::Duration::hours(i64::from(config.jwt_ttl_hours)),
+        ),
         limiter: RateLimiter::new(redis.clone(), ns.clone(), rate_limits),
         settings: Settings {
             currency: config.platform_currency.clone(),
@@ -135,7 +166,9 @@ pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> a
     if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
         identity::bootstrap_admin(&services, email, password.expose_secret())
             .await
-            .map_err(|e| anyhow::anyhow!("failed to bootstrap the admin from ADMIN_EMAIL: {e:?}"))?;
+            .map_err(|e| {
+                anyhow::anyhow!("failed to bootstrap the admin from ADMIN_EMAIL: {e:?}")
+            })?;
         tracing::info!(email = %email, "bootstrap admin ready");
     }
     let queues = JobQueues::new(redis.clone(), &ns);
@@ -166,7 +199,12 @@ pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> a
             poll: Duration::from_millis(config.job_poll_ms.max(10)),
             grace: Duration::from_secs(config.shutdown_grace_secs),
         };
-        tasks.spawn(giftdrop_jobs::worker::run(queues.clone(), email, options, shutdown.child_token()));
+        tasks.spawn(giftdrop_jobs::worker::run(
+            queues.clone(),
+            email,
+            options,
+            shutdown.child_token(),
+        ));
     }
 
     let mut http_addr = None;
@@ -187,10 +225,13 @@ pub async fn start(config: Config, mode: Mode, shutdown: CancellationToken) -> a
         let router = http::router(state);
         let token = shutdown.child_token();
         tasks.spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-                .context("HTTP server failed")
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("HTTP server failed")
         });
     }
 

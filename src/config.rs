@@ -28,7 +28,11 @@ pub enum PaymentProvider {
 #[derive(Args, Clone, Debug)]
 pub struct Config {
     /// Postgres URL; the database is created and migrated at start if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@localhost:5432/giftdrop")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@localhost:5432/giftdrop"
+    )]
     pub database_url: String,
     /// Redis URL.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -85,7 +89,11 @@ pub struct Config {
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<SecretString>,
     /// Sender address of emails.
-    #[arg(long, env = "MAIL_FROM", default_value = "giftdrop <no-reply@giftdrop.local>")]
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "giftdrop <no-reply@giftdrop.local>"
+    )]
     pub mail_from: String,
     /// Directory where development mail is written, one file per email.
     #[arg(long, env = "MAIL_DIR", default_value = "mail")]

@@ -47,20 +47,25 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await;
         // Another process may have created it in the meantime.
-        if let Err(err) = created {
-            if !err.to_string().contains("already exists") {
-                return Err(err).context("failed to create the database");
-            }
+        if let Err(err) = created
+            && !err.to_string().contains("already exists")
+        {
+            return Err(err).context("failed to create the database");
         }
         tracing::info!(database = name, "created database");
     }
-    admin.close().await.context("failed to close the admin connection")?;
+    admin
+        .close()
+        .await
+        .context("failed to close the admin connection")?;
     Ok(())
 }
 
 /// Applies pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None).await.context("failed to run migrations")
+    Migrator::up(db, None)
+        .await
+        .context("failed to run migrations")
 }
 
 /// `url` without its password, for logs.

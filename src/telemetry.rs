@@ -30,13 +30,17 @@ pub fn init(config: &Config) -> anyhow::Result<SentryGuard> {
         }
         None => None,
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,tower_http=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,tower_http=warn")
+    });
     let sentry_layer = guard
         .as_ref()
         .map(|_| sentry::integrations::tracing::ErrorLayer::new().with_filter(LevelFilter::ERROR));
     let (json, text) = if config.is_production() {
-        (Some(tracing_subscriber::fmt::layer().json().flatten_event(true)), None)
+        (
+            Some(tracing_subscriber::fmt::layer().json().flatten_event(true)),
+            None,
+        )
     } else {
         (None, Some(tracing_subscriber::fmt::layer().compact()))
     };

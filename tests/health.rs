@@ -16,11 +16,15 @@ struct RedisProxy {
 
 impl RedisProxy {
     async fn start(addr: Option<SocketAddr>) -> Self {
-        let listener = TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr")))
-            .await
-            .expect("proxy binds");
+        let listener =
+            TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr")))
+                .await
+                .expect("proxy binds");
         let addr = listener.local_addr().expect("addr");
-        let upstream = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+        let upstream = redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut client, _)) = listener.accept().await {
@@ -32,7 +36,10 @@ impl RedisProxy {
                 });
             }
         });
-        Self { addr, task: Some(task) }
+        Self {
+            addr,
+            task: Some(task),
+        }
     }
 
     /// Closes the listener and every proxied connection.
@@ -46,11 +53,28 @@ impl RedisProxy {
 #[tokio::test]
 async fn liveness_and_metrics_answer() {
     let app = spawn_app().await;
-    let live = app.client.get(app.url("/health/live")).send().await.expect("sent");
+    let live = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(live.status(), 200);
-    app.gql(None, "{ platform { currency } }", serde_json::json!({})).await;
-    let metrics = app.client.get(app.url("/metrics")).send().await.expect("sent").text().await.expect("text");
-    assert!(metrics.contains("giftdrop_http_requests_total"), "{metrics}");
+    app.gql(None, "{ platform { currency } }", serde_json::json!({}))
+        .await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("giftdrop_http_requests_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +87,13 @@ async fn readiness_follows_redis_down_and_back() {
         .mode(true, false)
         .spawn()
         .await;
-    let ready = || async { app.client.get(app.url("/health/ready")).send().await.expect("sent") };
+    let ready = || async {
+        app.client
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .expect("sent")
+    };
     assert_eq!(ready().await.status(), 200);
 
     proxy.cut();
@@ -74,5 +104,8 @@ async fn readiness_follows_redis_down_and_back() {
     assert_eq!(body["postgres"], "ok");
 
     let _restored = RedisProxy::start(Some(addr)).await;
-    crate::support::eventually("readiness back to 200", || async { ready().await.status() == 200 }).await;
+    crate::support::eventually("readiness back to 200", || async {
+        ready().await.status() == 200
+    })
+    .await;
 }

@@ -8,12 +8,29 @@ use crate::support::{AppOptions, code, spawn_app};
 #[tokio::test]
 async fn every_response_carries_a_correlation_id() {
     let app = spawn_app().await;
-    let own = app.client.get(app.url("/health/live")).header("x-correlation-id", "req-42.a_b").send().await.expect("sent");
+    let own = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-correlation-id", "req-42.a_b")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(own.headers()["x-correlation-id"], "req-42.a_b");
-    let bad = app.client.get(app.url("/health/live")).header("x-correlation-id", "has spaces!").send().await.expect("sent");
+    let bad = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-correlation-id", "has spaces!")
+        .send()
+        .await
+        .expect("sent");
     let generated = bad.headers()["x-correlation-id"].to_str().expect("ascii");
     assert!(!generated.is_empty() && generated != "has spaces!");
-    let missing = app.client.get(app.url("/nowhere")).send().await.expect("sent");
+    let missing = app
+        .client
+        .get(app.url("/nowhere"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(missing.status(), 404);
     assert!(missing.headers().contains_key("x-correlation-id"));
 }
@@ -25,10 +42,23 @@ fn with_query(app: &crate::support::TestApp, query: &str) -> reqwest::Url {
 #[tokio::test]
 async fn mutations_never_run_over_get() {
     let app = spawn_app().await;
-    let query = app.client.get(with_query(&app, "{ platform { currency } }")).send().await.expect("sent");
+    let query = app
+        .client
+        .get(with_query(&app, "{ platform { currency } }"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(query.status(), 200);
-    assert_eq!(query.json::<Value>().await.expect("json")["data"]["platform"]["currency"], "NGN");
-    let mutation = app.client.get(with_query(&app, "mutation { becomeHost { id } }")).send().await.expect("sent");
+    assert_eq!(
+        query.json::<Value>().await.expect("json")["data"]["platform"]["currency"],
+        "NGN"
+    );
+    let mutation = app
+        .client
+        .get(with_query(&app, "mutation { becomeHost { id } }"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(mutation.status(), 405);
     assert_eq!(mutation.headers()["allow"], "POST");
 }
@@ -53,16 +83,28 @@ async fn posts_must_be_single_json_operations() {
         .await
         .expect("sent");
     assert_eq!(batch.status(), 400);
-    assert!(batch.json::<Value>().await.expect("json")["errors"][0]["message"].as_str().expect("message").contains("Batch"));
+    assert!(
+        batch.json::<Value>().await.expect("json")["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("Batch")
+    );
 }
 
 #[tokio::test]
 async fn query_shape_limits_refuse_before_execution() {
     let app = spawn_app().await;
-    let aliases: String = (0..31).map(|i| format!("a{i}: platform {{ currency }} ")).collect();
+    let aliases: String = (0..31)
+        .map(|i| format!("a{i}: platform {{ currency }} "))
+        .collect();
     let body = app.gql(None, &format!("{{ {aliases} }}"), json!({})).await;
     assert_eq!(body["data"], Value::Null);
-    assert!(body["errors"][0]["message"].as_str().expect("message").contains("aliases"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("aliases")
+    );
     let deep = format!(
         "{{ __schema {{ queryType {{ fields {{ type {{ {}name{} }} }} }} }} }}",
         "ofType { ".repeat(16),
@@ -70,13 +112,25 @@ async fn query_shape_limits_refuse_before_execution() {
     );
     let body = app.gql(None, &deep, json!({})).await;
     assert_eq!(body["data"], Value::Null);
-    assert!(body["errors"][0]["message"].as_str().expect("message").contains("nested too deep"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("nested too deep"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn graphiql_is_served_to_browsers_in_development() {
     let app = spawn_app().await;
-    let page = app.client.get(app.url("/graphql")).header("accept", "text/html").send().await.expect("sent");
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("text");
     assert!(html.contains("graphiql") && html.contains("/graphql/ws"));
@@ -90,22 +144,40 @@ async fn production_turns_off_graphiql_introspection_and_suggestions() {
         .mode(true, false)
         .spawn()
         .await;
-    let page = app.client.get(app.url("/graphql")).header("accept", "text/html").send().await.expect("sent");
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("sent");
     assert!(!page.text().await.expect("text").contains("graphiql"));
-    let body = app.gql(None, "{ __schema { queryType { name } } }", json!({})).await;
-    assert_eq!(body["data"]["__schema"], Value::Null, "introspection refused: {body}");
+    let body = app
+        .gql(None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["__schema"],
+        Value::Null,
+        "introspection refused: {body}"
+    );
     let body = app.gql(None, "{ platfor { currency } }", json!({})).await;
     let message = body["errors"][0]["message"].as_str().expect("message");
-    assert!(!message.contains("Did you mean"), "no suggestions: {message}");
+    assert!(
+        !message.contains("Did you mean"),
+        "no suggestions: {message}"
+    );
 }
 
 #[tokio::test]
 async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
-    sea_orm::ConnectionTrait::execute_unprepared(&app.db, "ALTER TABLE identity.user_roles RENAME TO user_roles_gone")
-        .await
-        .expect("break the schema of this test's own database");
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        "ALTER TABLE identity.user_roles RENAME TO user_roles_gone",
+    )
+    .await
+    .expect("break the schema of this test's own database");
     let response = app
         .client
         .post(app.url("/graphql"))
@@ -119,7 +191,13 @@ async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     assert_eq!(code(&body), "INTERNAL");
     assert_eq!(body["errors"][0]["extensions"]["correlationId"], "boom-1");
     let text = body.to_string();
-    for leak in ["user_roles", "does not exist", "SELECT", "sqlx", "identity."] {
+    for leak in [
+        "user_roles",
+        "does not exist",
+        "SELECT",
+        "sqlx",
+        "identity.",
+    ] {
         assert!(!text.contains(leak), "{leak} leaked: {text}");
     }
 }

@@ -2,6 +2,11 @@
 //! Redis, each in its own database (cloned from a migrated template) and its
 //! own Redis namespace, so they run in parallel.
 
+#![allow(
+    clippy::expect_used,
+    reason = "a test helper that cannot do its job should fail the test loudly, naming what failed"
+)]
+
 mod support;
 
 mod health;

@@ -14,16 +14,28 @@ async fn registering_sends_a_welcome_email_through_the_job_queue() {
     eventually("the welcome email", || async { file.exists() }).await;
     let email = std::fs::read_to_string(&file).expect("readable");
     assert!(email.contains("To: ada@example.com") && email.contains("Hi Ada Lovelace"));
-    eventually("the outbox drained", || async { app.count("ops.outbox").await == 0 }).await;
+    eventually("the outbox drained", || async {
+        app.count("ops.outbox").await == 0
+    })
+    .await;
     eventually("the queue drained", || async {
-        app.running().queues.pending(SendEmail::KIND).await.expect("redis") == 0
+        app.running()
+            .queues
+            .pending(SendEmail::KIND)
+            .await
+            .expect("redis")
+            == 0
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_failed_mutation_emits_nothing() {
-    let app = AppOptions::new().await.config(|c| c.outbox_relay = false).spawn().await;
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.outbox_relay = false)
+        .spawn()
+        .await;
     let admin = app.admin_token().await;
     let failures = [
         json!({ "query": "mutation($u: ID!) { grantRole(userId: $u, role: HOST) { id } }", "variables": { "u": uuid::Uuid::new_v4() } }),
@@ -44,16 +56,36 @@ async fn a_failed_mutation_emits_nothing() {
         assert!(body["errors"].is_array(), "{body}");
     }
     assert_eq!(app.count("ops.outbox").await, 0);
-    assert_eq!(app.running().queues.pending(SendEmail::KIND).await.expect("redis"), 0);
+    assert_eq!(
+        app.running()
+            .queues
+            .pending(SendEmail::KIND)
+            .await
+            .expect("redis"),
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_commit_made_while_the_relay_was_down_is_delivered_by_the_sweep() {
-    let down = AppOptions::new().await.config(|c| c.outbox_relay = false).mode(true, false).spawn().await;
+    let down = AppOptions::new()
+        .await
+        .config(|c| c.outbox_relay = false)
+        .mode(true, false)
+        .spawn()
+        .await;
     let (_, id) = down.register("ada@example.com", "Ada").await;
-    assert_eq!(down.count("ops.outbox").await, 1, "the welcome email waits in the outbox");
+    assert_eq!(
+        down.count("ops.outbox").await,
+        1,
+        "the welcome email waits in the outbox"
+    );
 
-    let worker = AppOptions::beside(&down).mode(false, true).config(|c| c.outbox_relay = true).spawn().await;
+    let worker = AppOptions::beside(&down)
+        .mode(false, true)
+        .config(|c| c.outbox_relay = true)
+        .spawn()
+        .await;
     let file = worker.mail_dir().join(format!("welcome_{id}.eml"));
     eventually("the swept email", || async { file.exists() }).await;
     assert_eq!(down.count("ops.outbox").await, 0);
@@ -61,7 +93,10 @@ async fn a_commit_made_while_the_relay_was_down_is_delivered_by_the_sweep() {
 
 #[tokio::test]
 async fn a_job_that_keeps_failing_is_retried_then_moved_to_the_dead_set() {
-    let blocker = std::env::temp_dir().join(format!("giftdrop-not-a-dir-{}", uuid::Uuid::new_v4().simple()));
+    let blocker = std::env::temp_dir().join(format!(
+        "giftdrop-not-a-dir-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::write(&blocker, b"a file where the mail directory should be").expect("temp file");
     let app = AppOptions::new()
         .await
@@ -78,8 +113,18 @@ async fn a_job_that_keeps_failing_is_retried_then_moved_to_the_dead_set() {
             json!({ "i": { "email": "ada@example.com", "password": PASSWORD, "displayName": "Ada" } }),
         )
         .await;
-    assert!(body["data"]["register"]["token"].is_string(), "registration itself succeeds");
+    assert!(
+        body["data"]["register"]["token"].is_string(),
+        "registration itself succeeds"
+    );
     let queues = &app.running().queues;
-    eventually("the job in the dead set", || async { queues.dead(SendEmail::KIND).await.expect("redis") == 1 }).await;
-    assert_eq!(queues.pending(SendEmail::KIND).await.expect("redis"), 0, "no retry left scheduled");
+    eventually("the job in the dead set", || async {
+        queues.dead(SendEmail::KIND).await.expect("redis") == 1
+    })
+    .await;
+    assert_eq!(
+        queues.pending(SendEmail::KIND).await.expect("redis"),
+        0,
+        "no retry left scheduled"
+    );
 }

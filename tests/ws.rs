@@ -10,7 +10,11 @@ const ME_UPDATED: &str = "subscription { meUpdated { id roles } }";
 
 #[tokio::test]
 async fn protocol_violations_close_with_their_codes() {
-    let app = AppOptions::new().await.config(|c| c.ws_init_timeout_ms = 300).spawn().await;
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.ws_init_timeout_ms = 300)
+        .spawn()
+        .await;
     let url = app.ws_url();
 
     let mut silent = WsClient::connect(&url, "graphql-transport-ws").await;
@@ -47,7 +51,11 @@ async fn a_connection_holds_at_most_fifty_subscriptions() {
     let mut client = WsClient::ready(&app.ws_url(), Some(&token)).await;
     for i in 0..50 {
         client.subscribe(&format!("s{i}"), ME_UPDATED).await;
-        assert_eq!(client.next().await["type"], "next", "subscription {i} starts");
+        assert_eq!(
+            client.next().await["type"],
+            "next",
+            "subscription {i} starts"
+        );
     }
     client.subscribe("s50", ME_UPDATED).await;
     let refused = client.next().await;
@@ -57,7 +65,11 @@ async fn a_connection_holds_at_most_fifty_subscriptions() {
     client.send(json!({ "type": "complete", "id": "s0" })).await;
     client.subscribe("s51", ME_UPDATED).await;
     let accepted = client.next().await;
-    assert_eq!((accepted["type"].as_str(), accepted["id"].as_str()), (Some("next"), Some("s51")), "room again after a complete");
+    assert_eq!(
+        (accepted["type"].as_str(), accepted["id"].as_str()),
+        (Some("next"), Some("s51")),
+        "room again after a complete"
+    );
 }
 
 #[tokio::test]
@@ -67,15 +79,28 @@ async fn subscriptions_need_a_signed_in_user_where_queries_do() {
     client.subscribe("1", ME_UPDATED).await;
     let message = client.next().await;
     assert_eq!(message["type"], "error");
-    assert_eq!(message["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!(
+        message["payload"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
     client.subscribe("2", "{ platform { currency } }").await;
-    assert_eq!(client.next().await["payload"]["data"]["platform"]["currency"], "NGN");
-    assert_eq!(client.next().await, json!({ "type": "complete", "id": "2" }));
+    assert_eq!(
+        client.next().await["payload"]["data"]["platform"]["currency"],
+        "NGN"
+    );
+    assert_eq!(
+        client.next().await,
+        json!({ "type": "complete", "id": "2" })
+    );
 }
 
 #[tokio::test]
 async fn the_server_pings_and_answers_pings() {
-    let app = AppOptions::new().await.config(|c| c.ws_ping_ms = 200).spawn().await;
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.ws_ping_ms = 200)
+        .spawn()
+        .await;
     let mut client = WsClient::ready(&app.ws_url(), None).await;
     assert_eq!(client.next_raw().await["type"], "ping");
     client.send(json!({ "type": "ping" })).await;
@@ -89,7 +114,9 @@ async fn the_legacy_graphql_ws_protocol_is_spoken() {
     let mut client = WsClient::connect(&app.ws_url(), "graphql-ws").await;
     client.init(Some(&token)).await;
     assert_eq!(client.next().await["type"], "connection_ack");
-    client.send(json!({ "id": "1", "type": "start", "payload": { "query": ME_UPDATED } })).await;
+    client
+        .send(json!({ "id": "1", "type": "start", "payload": { "query": ME_UPDATED } }))
+        .await;
     let data = client.next().await;
     assert_eq!(data["type"], "data");
     assert_eq!(data["payload"]["data"]["meUpdated"]["id"], id);
@@ -103,15 +130,25 @@ async fn a_change_made_on_one_instance_reaches_a_subscriber_on_another() {
     let mut subscriber = WsClient::ready(&b.ws_url(), Some(&token)).await;
     subscriber.subscribe("me", ME_UPDATED).await;
     let current = subscriber.next().await;
-    assert_eq!(current["payload"]["data"]["meUpdated"]["roles"], json!(["PARTICIPANT"]));
+    assert_eq!(
+        current["payload"]["data"]["meUpdated"]["roles"],
+        json!(["PARTICIPANT"])
+    );
 
     let admin = a.admin_token().await;
     let body = a
-        .gql(Some(&admin), "mutation($u: ID!) { grantRole(userId: $u, role: HOST) { id } }", json!({ "u": user_id }))
+        .gql(
+            Some(&admin),
+            "mutation($u: ID!) { grantRole(userId: $u, role: HOST) { id } }",
+            json!({ "u": user_id }),
+        )
         .await;
     assert_eq!(body["data"]["grantRole"]["id"], user_id);
 
     let update = subscriber.next().await;
     assert_eq!(update["id"], "me");
-    assert_eq!(update["payload"]["data"]["meUpdated"]["roles"], json!(["PARTICIPANT", "HOST"]));
+    assert_eq!(
+        update["payload"]["data"]["meUpdated"]["roles"],
+        json!(["PARTICIPANT", "HOST"])
+    );
 }

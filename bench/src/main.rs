@@ -1,1 +1,44 @@
-fn main() {}
+//! Load generator for the giftdrop server: HTTP throughput, memory per idle
+//! subscription, and subscription fan-out latency. Every response is checked;
+//! a run with any error exits non-zero.
+
+mod api;
+mod fanout;
+mod http;
+mod idle;
+mod rss;
+mod stats;
+mod ws;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks a running giftdrop server")]
+struct Cli {
+    /// Base URL of the server.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8100")]
+    url: String,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Requests per second of `{ platform { currency } }` against `/health/live`.
+    Http(http::Args),
+    /// Server memory per idle `meUpdated` subscription, one per socket.
+    WsIdle(idle::Args),
+    /// Latency of one change reaching every subscriber of a user.
+    Fanout(fanout::Args),
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match &cli.scenario {
+        Scenario::Http(args) => http::run(&cli.url, args).await,
+        Scenario::WsIdle(args) => idle::run(&cli.url, args).await,
+        Scenario::Fanout(args) => fanout::run(&cli.url, args).await,
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use giftdrop_entities::ops::outbox;
-use sea_orm::{ActiveValue::Set, ActiveValue::NotSet, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, EntityTrait};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -47,7 +47,14 @@ pub async fn publish<C: ConnectionTrait, T: Serialize>(
     topic: &str,
     payload: &T,
 ) -> DomainResult<()> {
-    insert(conn, meta, KIND_PUBLISH, topic, serde_json::to_value(payload)).await
+    insert(
+        conn,
+        meta,
+        KIND_PUBLISH,
+        topic,
+        serde_json::to_value(payload),
+    )
+    .await
 }
 
 /// Queues a background job.
@@ -66,7 +73,8 @@ async fn insert<C: ConnectionTrait>(
     target: &str,
     payload: serde_json::Result<serde_json::Value>,
 ) -> DomainResult<()> {
-    let payload = payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
+    let payload =
+        payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
     let now = Utc::now();
     outbox::Entity::insert(outbox::ActiveModel {
         id: NotSet,

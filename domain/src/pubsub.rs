@@ -54,7 +54,9 @@ impl Inner {
     fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every critical section is a single insert/remove/lookup).
-        self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -87,7 +89,10 @@ impl Hub {
                 let (tx, _) = broadcast::channel(TOPIC_CAPACITY);
                 let (ready, _) = watch::channel(false);
                 // The subscriber task outlives every hub handle that can call this.
-                let _ = self.inner.commands.send(Command::Subscribe(channel.clone(), ready.clone()));
+                let _ = self
+                    .inner
+                    .commands
+                    .send(Command::Subscribe(channel.clone(), ready.clone()));
                 Topic { tx, ready }
             });
             (entry.tx.subscribe(), entry.ready.subscribe())
@@ -108,7 +113,10 @@ impl Hub {
     /// Local subscribers of `topic` in this process.
     pub fn local_subscribers(&self, topic: &str) -> usize {
         let channel = self.inner.ns.channel(topic);
-        self.inner.topics().get(&channel).map_or(0, |t| t.tx.receiver_count())
+        self.inner
+            .topics()
+            .get(&channel)
+            .map_or(0, |t| t.tx.receiver_count())
     }
 
     /// Publishes `payload` on `topic` to every process.
@@ -118,7 +126,9 @@ impl Hub {
         topic: &str,
         payload: &str,
     ) -> redis::RedisResult<()> {
-        redis.publish::<_, _, ()>(self.inner.ns.channel(topic), payload).await
+        redis
+            .publish::<_, _, ()>(self.inner.ns.channel(topic), payload)
+            .await
     }
 }
 
@@ -145,9 +155,10 @@ impl Subscription {
 
     /// The deliveries as a stream.
     pub fn into_stream(self) -> impl Stream<Item = Delivery> + Send + 'static {
-        futures_util::stream::unfold(self, |mut sub| async move {
-            sub.recv().await.map(|d| (d, sub))
-        })
+        futures_util::stream::unfold(
+            self,
+            |mut sub| async move { sub.recv().await.map(|d| (d, sub)) },
+        )
     }
 }
 
@@ -155,10 +166,15 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut topics = self.inner.topics();
         // Our own receiver is still alive here, so 1 means "only us".
-        let last = topics.get(&self.channel).is_some_and(|t| t.tx.receiver_count() <= 1);
+        let last = topics
+            .get(&self.channel)
+            .is_some_and(|t| t.tx.receiver_count() <= 1);
         if last {
             topics.remove(&self.channel);
-            let _ = self.inner.commands.send(Command::Unsubscribe(self.channel.clone()));
+            let _ = self
+                .inner
+                .commands
+                .send(Command::Unsubscribe(self.channel.clone()));
         }
     }
 }

@@ -153,7 +153,10 @@ mod tests {
         let limits = RateLimits::parse("login=3/60, topup=1/1").expect("valid spec");
         assert_eq!(
             limits.get("login"),
-            Some(Limit { max: 3, window: Duration::from_secs(60) })
+            Some(Limit {
+                max: 3,
+                window: Duration::from_secs(60)
+            })
         );
         assert_eq!(limits.get("topup").map(|l| l.max), Some(1));
         assert_eq!(limits.get("join").map(|l| l.max), Some(30), "defaults stay");
@@ -162,7 +165,14 @@ mod tests {
 
     #[test]
     fn malformed_limits_are_refused() {
-        for bad in ["login", "login=3", "login=x/60", "login=0/60", "login=3/0", "=3/60"] {
+        for bad in [
+            "login",
+            "login=3",
+            "login=x/60",
+            "login=0/60",
+            "login=3/0",
+            "=3/60",
+        ] {
             assert!(RateLimits::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

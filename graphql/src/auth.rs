@@ -32,14 +32,20 @@ pub struct RequestData {
 /// is a bug reported as `INTERNAL`.
 pub fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestData> {
     ctx.data::<RequestData>()
-        .map_err(|_| DomainError::Internal(anyhow::anyhow!("request data missing from the GraphQL context")))
+        .map_err(|_| {
+            DomainError::Internal(anyhow::anyhow!(
+                "request data missing from the GraphQL context"
+            ))
+        })
         .gql()
 }
 
 /// The process services.
 pub fn services<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Services> {
     ctx.data::<Services>()
-        .map_err(|_| DomainError::Internal(anyhow::anyhow!("services missing from the GraphQL schema")))
+        .map_err(|_| {
+            DomainError::Internal(anyhow::anyhow!("services missing from the GraphQL schema"))
+        })
         .gql()
 }
 

@@ -10,7 +10,8 @@ use async_graphql::{Error, ErrorExtensions};
 use giftdrop_domain::DomainError;
 
 /// The generic message of every `INTERNAL` error.
-pub const INTERNAL_MESSAGE: &str = "Something went wrong on our side. Quote the correlation id when reporting it.";
+pub const INTERNAL_MESSAGE: &str =
+    "Something went wrong on our side. Quote the correlation id when reporting it.";
 
 /// Converts a domain result into a GraphQL result with a contract code.
 pub trait Gql<T> {
@@ -36,12 +37,17 @@ pub fn to_graphql(err: DomainError) -> Error {
             e.set("code", "BAD_USER_INPUT");
             e.set("field", field);
         }),
-        DomainError::RateLimited { retry_after_seconds } => Error::new(message).extend_with(|_, e| {
+        DomainError::RateLimited {
+            retry_after_seconds,
+        } => Error::new(message).extend_with(|_, e| {
             e.set("code", "RATE_LIMITED");
             e.set("retryAfterSeconds", retry_after_seconds);
         }),
         DomainError::Internal(cause) => {
-            tracing::error!(error = format!("{cause:#}"), "internal error while resolving a request");
+            tracing::error!(
+                error = format!("{cause:#}"),
+                "internal error while resolving a request"
+            );
             coded(INTERNAL_MESSAGE.to_owned(), "INTERNAL")
         }
     }

@@ -34,7 +34,8 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .iter()
         .map(|item| match &item.node {
             Selection::Field(field) => {
-                usize::from(field.node.alias.is_some()) + count_aliases(&field.node.selection_set.node)
+                usize::from(field.node.alias.is_some())
+                    + count_aliases(&field.node.selection_set.node)
             }
             Selection::InlineFragment(fragment) => count_aliases(&fragment.node.selection_set.node),
             Selection::FragmentSpread(_) => 0,
@@ -103,7 +104,9 @@ impl Extension for ErrorPolicy {
 }
 
 fn stamp(error: &mut ServerError, correlation: &str) {
-    let Some(extensions) = error.extensions.as_mut() else { return };
+    let Some(extensions) = error.extensions.as_mut() else {
+        return;
+    };
     if extensions.get("code") == Some(&Value::from("INTERNAL")) {
         extensions.set("correlationId", correlation);
     }

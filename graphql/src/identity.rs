@@ -56,7 +56,10 @@ impl User {
     /// themself and admins.
     pub fn seen_by(view: UserView, viewer: Option<&Viewer>) -> Self {
         let private_visible = viewer.is_some_and(|v| v.user_id == view.id || v.is_admin());
-        Self { view, private_visible }
+        Self {
+            view,
+            private_visible,
+        }
     }
 
     /// `view` with private fields visible (the user themself, or an admin).
@@ -151,8 +154,12 @@ pub struct IdentityQuery;
 impl IdentityQuery {
     /// The signed-in user, or null.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(viewer) = viewer(ctx)? else { return Ok(None) };
-        let found = identity::find_user(&services(ctx)?.db, viewer.user_id).await.gql()?;
+        let Some(viewer) = viewer(ctx)? else {
+            return Ok(None);
+        };
+        let found = identity::find_user(&services(ctx)?.db, viewer.user_id)
+            .await
+            .gql()?;
         Ok(found.map(|view| User::seen_by(view, Some(viewer))))
     }
 
@@ -178,7 +185,12 @@ impl IdentityMutation {
         Ok(session.into())
     }
 
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<AuthPayload> {
         let client_ip = &request(ctx)?.client_ip;
         let session = identity::login(services(ctx)?, &email, &password, client_ip)
             .await
@@ -199,9 +211,15 @@ impl IdentityMutation {
     async fn grant_role(&self, ctx: &Context<'_>, user_id: ID, role: RoleGql) -> Result<User> {
         let admin = require_role(ctx, identity::Role::Admin)?;
         let user_id = ids::parse(&user_id, "userId").gql()?;
-        let view = identity::grant_role(services(ctx)?, &request(ctx)?.meta, admin, user_id, role.into())
-            .await
-            .gql()?;
+        let view = identity::grant_role(
+            services(ctx)?,
+            &request(ctx)?.meta,
+            admin,
+            user_id,
+            role.into(),
+        )
+        .await
+        .gql()?;
         Ok(User::seen_by(view, Some(admin)))
     }
 
@@ -209,9 +227,15 @@ impl IdentityMutation {
     async fn revoke_role(&self, ctx: &Context<'_>, user_id: ID, role: RoleGql) -> Result<User> {
         let admin = require_role(ctx, identity::Role::Admin)?;
         let user_id = ids::parse(&user_id, "userId").gql()?;
-        let view = identity::revoke_role(services(ctx)?, &request(ctx)?.meta, admin, user_id, role.into())
-            .await
-            .gql()?;
+        let view = identity::revoke_role(
+            services(ctx)?,
+            &request(ctx)?.meta,
+            admin,
+            user_id,
+            role.into(),
+        )
+        .await
+        .gql()?;
         Ok(User::seen_by(view, Some(admin)))
     }
 }

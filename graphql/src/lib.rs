@@ -18,7 +18,11 @@ use giftdrop_domain::Services;
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(platform::PlatformQuery, identity::IdentityQuery, ops::OpsQuery);
+pub struct Query(
+    platform::PlatformQuery,
+    identity::IdentityQuery,
+    ops::OpsQuery,
+);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
@@ -61,14 +65,20 @@ impl Default for SchemaOptions {
 
 /// Builds the schema once per process.
 pub fn build_schema(services: Services, options: SchemaOptions) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .data(services)
-        .limit_depth(options.max_depth)
-        .limit_complexity(options.max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(10)
-        .extension(extensions::AliasLimit { max: options.max_aliases })
-        .extension(extensions::ErrorPolicy);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .data(services)
+    .limit_depth(options.max_depth)
+    .limit_complexity(options.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(10)
+    .extension(extensions::AliasLimit {
+        max: options.max_aliases,
+    })
+    .extension(extensions::ErrorPolicy);
     if !options.introspection {
         builder = builder.disable_introspection();
     }

@@ -38,7 +38,9 @@ impl LiveSubscription {
             async move {
                 match delivery {
                     Delivery::Message(json) => serde_json::from_str::<UserView>(&json)
-                        .inspect_err(|e| tracing::error!(error = %e, "malformed user update on pub/sub"))
+                        .inspect_err(
+                            |e| tracing::error!(error = %e, "malformed user update on pub/sub"),
+                        )
                         .ok(),
                     Delivery::Resync => identity::find_user(&s.db, id).await.ok().flatten(),
                 }

@@ -64,7 +64,9 @@ impl OpsQuery {
             .into_iter()
             .map(|e| AuditEntry {
                 id: ids::of(e.id),
-                actor: e.actor_id.and_then(|a| actors.iter().find(|u| u.id == a).cloned()),
+                actor: e
+                    .actor_id
+                    .and_then(|a| actors.iter().find(|u| u.id == a).cloned()),
                 action: e.action,
                 subject: e.subject,
                 detail: e.detail,
@@ -72,6 +74,8 @@ impl OpsQuery {
                 created_at: e.created_at,
             })
             .collect();
-        Ok(AuditEntryConnection::from_fetched(nodes, first, |e| e.id.to_string()))
+        Ok(AuditEntryConnection::from_fetched(nodes, first, |e| {
+            e.id.to_string()
+        }))
     }
 }

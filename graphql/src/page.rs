@@ -54,7 +54,11 @@ macro_rules! connection {
 
         impl $connection {
             /// A page from up to `first + 1` fetched nodes.
-            pub fn from_fetched(fetched: Vec<$node>, first: usize, cursor_of: impl Fn(&$node) -> String) -> Self {
+            pub fn from_fetched(
+                fetched: Vec<$node>,
+                first: usize,
+                cursor_of: impl Fn(&$node) -> String,
+            ) -> Self {
                 let (nodes, has_next_page) = $crate::page::split_page(fetched, first);
                 let edges: Vec<$edge> = nodes
                     .iter()
@@ -64,7 +68,10 @@ macro_rules! connection {
                     })
                     .collect();
                 Self {
-                    page_info: $crate::page::PageInfo::new(has_next_page, edges.last().map(|e| e.cursor.clone())),
+                    page_info: $crate::page::PageInfo::new(
+                        has_next_page,
+                        edges.last().map(|e| e.cursor.clone()),
+                    ),
                     edges,
                     nodes,
                 }
@@ -78,6 +85,9 @@ pub fn page_size(first: i32) -> DomainResult<usize> {
     if (1..=MAX_PAGE).contains(&first) {
         Ok(usize::try_from(first).unwrap_or(1))
     } else {
-        Err(DomainError::bad_input("first", format!("must be between 1 and {MAX_PAGE}")))
+        Err(DomainError::bad_input(
+            "first",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ))
     }
 }

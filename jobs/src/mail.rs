@@ -73,7 +73,13 @@ impl FileMailer {
     pub fn path_of(&self, dedupe_key: &str) -> PathBuf {
         let name: String = dedupe_key
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.dir.join(format!("{name}.eml"))
     }

@@ -60,10 +60,14 @@ impl JobQueues {
     ) -> anyhow::Result<()> {
         match kind {
             SendEmail::KIND => {
-                let job: SendEmail = serde_json::from_value(payload).context("malformed send_email payload")?;
+                let job: SendEmail =
+                    serde_json::from_value(payload).context("malformed send_email payload")?;
                 self.send_email
                     .clone()
-                    .push(Envelope { correlation_id, job })
+                    .push(Envelope {
+                        correlation_id,
+                        job,
+                    })
                     .await
                     .map_err(|e| anyhow::anyhow!("failed to push a send_email job: {e}"))
             }

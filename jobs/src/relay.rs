@@ -76,7 +76,9 @@ impl Relay {
                     Ok(()) => done.push(row.id),
                     Err(err) => {
                         let attempts = row.attempts.saturating_add(1);
-                        let backoff = 2_i64.saturating_pow(attempts.clamp(0, 8).unsigned_abs()).min(300);
+                        let backoff = 2_i64
+                            .saturating_pow(attempts.clamp(0, 8).unsigned_abs())
+                            .min(300);
                         tracing::error!(
                             error = format!("{err:#}"),
                             outbox_id = row.id,

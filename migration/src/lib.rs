@@ -22,5 +22,9 @@ impl MigratorTrait for Migrator {
 
 /// Runs `sql` (several statements allowed) on the manager's connection.
 pub(crate) async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(|_| ())
 }

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::RequestData;
 use giftdrop_graphql::error::to_graphql;
@@ -24,7 +24,8 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| {
             let mime = mime.trim();
-            mime.eq_ignore_ascii_case("application/json") || mime.eq_ignore_ascii_case("application/graphql-response+json")
+            mime.eq_ignore_ascii_case("application/json")
+                || mime.eq_ignore_ascii_case("application/graphql-response+json")
         })
 }
 
@@ -44,7 +45,11 @@ pub async fn post(
         );
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Batched operations are not supported: send one operation per request");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Batched operations are not supported: send one operation per request",
+        );
     }
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -86,7 +91,11 @@ pub async fn get(
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(_) => {
-            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Pass `query` (and optional `variables`, `operationName`) in the query string");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "Pass `query` (and optional `variables`, `operationName`) in the query string",
+            );
         }
     };
     if !is_query(&request) {
@@ -95,7 +104,9 @@ pub async fn get(
             "METHOD_NOT_ALLOWED",
             "Only queries may be sent with GET; send mutations with POST",
         );
-        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
     execute(&state, request, &headers, correlation, peer).await
@@ -122,7 +133,9 @@ async fn execute(
     correlation: CorrelationId,
     peer: SocketAddr,
 ) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let meta = RequestMeta {
         correlation_id: correlation.0,
     };

@@ -21,7 +21,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let postgres = tokio::time::timeout(CHECK_TIMEOUT, state.services.db.ping()).await;
     let postgres_ok = matches!(postgres, Ok(Ok(())));
     let mut redis = state.services.redis.clone();
-    let pong = tokio::time::timeout(CHECK_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut redis)).await;
+    let pong = tokio::time::timeout(
+        CHECK_TIMEOUT,
+        redis::cmd("PING").query_async::<String>(&mut redis),
+    )
+    .await;
     let redis_ok = matches!(pong, Ok(Ok(_)));
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let body = Json(serde_json::json!({
@@ -32,7 +36,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if postgres_ok && redis_ok {
         (StatusCode::OK, body).into_response()
     } else {
-        tracing::warn!(postgres = word(postgres_ok), redis = word(redis_ok), "readiness check failed");
+        tracing::warn!(
+            postgres = word(postgres_ok),
+            redis = word(redis_ok),
+            "readiness check failed"
+        );
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }

@@ -44,7 +44,12 @@ pub struct AppState {
 
 impl AppState {
     /// State from the configuration.
-    pub fn new(config: &Config, schema: AppSchema, services: Services, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: &Config,
+        schema: AppSchema,
+        services: Services,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             schema,
             services,
@@ -69,7 +74,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
     Router::new()
         .route("/graphql/ws", get(ws::upgrade))
         .merge(api)
@@ -81,7 +89,8 @@ pub fn router(state: AppState) -> Router {
 fn valid_correlation(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
     let ok = (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     ok.then(|| s.to_owned())
 }
 
@@ -115,7 +124,10 @@ async fn correlate(mut request: Request, next: Next) -> Response {
 
 /// Resolves an `Authorization` value into who is asking. Only an
 /// infrastructure failure is an error; bad credentials are [`Auth::Invalid`].
-pub async fn resolve_auth(services: &Services, authorization: Option<&str>) -> Result<Auth, DomainError> {
+pub async fn resolve_auth(
+    services: &Services,
+    authorization: Option<&str>,
+) -> Result<Auth, DomainError> {
     let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
         return Ok(Auth::Anonymous);
     };

@@ -107,7 +107,9 @@ struct Connection {
 struct Gone;
 
 async fn send(sink: &mut Sink, value: &Value) -> Result<(), Gone> {
-    sink.send(Message::Text(value.to_string().into())).await.map_err(|_| Gone)
+    sink.send(Message::Text(value.to_string().into()))
+        .await
+        .map_err(|_| Gone)
 }
 
 impl Connection {
@@ -168,7 +170,9 @@ impl Connection {
         // A WebSocket ping frame is answered by every client (browsers
         // included), which keeps `last_seen` fresh; the protocol-level
         // message is what graphql-transport-ws clients expect.
-        sink.send(Message::Ping(Default::default())).await.map_err(|_| Gone)?;
+        sink.send(Message::Ping(Default::default()))
+            .await
+            .map_err(|_| Gone)?;
         match protocol {
             Protocol::TransportWs => send(sink, &json!({ "type": "ping" })).await,
             Protocol::LegacyWs if acked => send(sink, &json!({ "type": "ka" })).await,
@@ -176,7 +180,12 @@ impl Connection {
         }
     }
 
-    async fn forward(&mut self, sink: &mut Sink, id: String, item: Option<async_graphql::Response>) -> Result<(), Gone> {
+    async fn forward(
+        &mut self,
+        sink: &mut Sink,
+        id: String,
+        item: Option<async_graphql::Response>,
+    ) -> Result<(), Gone> {
         let Some(response) = item else {
             metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
             return send(sink, &json!({ "type": "complete", "id": id })).await;
@@ -186,10 +195,18 @@ impl Connection {
             // An `error` message ends the operation; no `complete` follows.
             self.subscriptions.remove(&id);
             metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
-            return send(sink, &json!({ "type": "error", "id": id, "payload": response.errors })).await;
+            return send(
+                sink,
+                &json!({ "type": "error", "id": id, "payload": response.errors }),
+            )
+            .await;
         }
         let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
-        send(sink, &json!({ "type": self.protocol.next(), "id": id, "payload": payload })).await
+        send(
+            sink,
+            &json!({ "type": self.protocol.next(), "id": id, "payload": payload }),
+        )
+        .await
     }
 
     /// Handles one client message; `Ok(Some(close))` ends the connection.
@@ -201,17 +218,27 @@ impl Connection {
         let Some(kind) = message.get("type").and_then(Value::as_str) else {
             return Ok(Some(INVALID));
         };
-        let id = message.get("id").and_then(Value::as_str).filter(|id| !id.is_empty());
+        let id = message
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
         match (self.protocol, kind) {
             (_, "connection_init") => self.on_init(sink, message.get("payload")).await,
-            (Protocol::TransportWs, "ping") => send(sink, &json!({ "type": "pong" })).await.map(|()| None),
+            (Protocol::TransportWs, "ping") => {
+                send(sink, &json!({ "type": "pong" })).await.map(|()| None)
+            }
             (Protocol::TransportWs, "pong") => Ok(None),
             (Protocol::TransportWs, "subscribe") | (Protocol::LegacyWs, "start") => {
-                let Some(id) = id else { return Ok(Some(INVALID)) };
-                self.on_subscribe(sink, id.to_owned(), message.get("payload").cloned()).await
+                let Some(id) = id else {
+                    return Ok(Some(INVALID));
+                };
+                self.on_subscribe(sink, id.to_owned(), message.get("payload").cloned())
+                    .await
             }
             (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
-                let Some(id) = id else { return Ok(Some(INVALID)) };
+                let Some(id) = id else {
+                    return Ok(Some(INVALID));
+                };
                 if self.subscriptions.remove(id).is_some() {
                     metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
                     if self.protocol == Protocol::LegacyWs {
@@ -225,7 +252,11 @@ impl Connection {
         }
     }
 
-    async fn on_init(&mut self, sink: &mut Sink, payload: Option<&Value>) -> Result<Option<Close>, Gone> {
+    async fn on_init(
+        &mut self,
+        sink: &mut Sink,
+        payload: Option<&Value>,
+    ) -> Result<Option<Close>, Gone> {
         if self.auth.is_some() {
             return Ok(Some((4429, "Too many initialisation requests")));
         }
@@ -254,7 +285,12 @@ impl Connection {
         }
     }
 
-    async fn on_subscribe(&mut self, sink: &mut Sink, id: String, payload: Option<Value>) -> Result<Option<Close>, Gone> {
+    async fn on_subscribe(
+        &mut self,
+        sink: &mut Sink,
+        id: String,
+        payload: Option<Value>,
+    ) -> Result<Option<Close>, Gone> {
         let Some(auth) = self.auth.clone() else {
             return Ok(Some((4401, "Unauthorized")));
         };
@@ -262,7 +298,8 @@ impl Connection {
             // The close reason must fit a control frame (123 bytes).
             return Ok(Some((4409, "Subscriber for this id already exists")));
         }
-        let Some(Ok(request)) = payload.map(serde_json::from_value::<async_graphql::Request>) else {
+        let Some(Ok(request)) = payload.map(serde_json::from_value::<async_graphql::Request>)
+        else {
             return Ok(Some((4400, "Invalid message received")));
         };
         if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
@@ -270,7 +307,11 @@ impl Connection {
                 "message": format!("At most {MAX_SUBSCRIPTIONS} active subscriptions per connection: complete one first"),
                 "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": 1 }
             });
-            send(sink, &json!({ "type": "error", "id": id, "payload": [error] })).await?;
+            send(
+                sink,
+                &json!({ "type": "error", "id": id, "payload": [error] }),
+            )
+            .await?;
             return Ok(None);
         }
         let data = RequestData {

@@ -1,6 +1,9 @@
 //! `spawn_app()` and typed helpers shared by every test.
 
-#![allow(dead_code, reason = "each test module uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test module uses a different subset of the helpers"
+)]
 
 pub mod ws;
 
@@ -19,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The Postgres server tests run against.
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("TEST_DATABASE_SERVER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// The Redis server tests run against.
@@ -39,13 +43,24 @@ async fn template() -> &'static str {
     static TEMPLATE: OnceCell<String> = OnceCell::const_new();
     TEMPLATE
         .get_or_init(|| async {
-            let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-            let digest = names.join(",").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
+            let names: Vec<String> = Migrator::migrations()
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect();
+            let digest = names
+                .join(",")
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
             let name = format!("giftdrop_tmpl_{digest:016x}");
-            let admin = Database::connect(format!("{}/postgres", server_url())).await.expect("postgres reachable");
-            admin.execute_unprepared("SELECT pg_advisory_lock(727274)").await.expect("lock");
+            let admin = Database::connect(format!("{}/postgres", server_url()))
+                .await
+                .expect("postgres reachable");
+            admin
+                .execute_unprepared("SELECT pg_advisory_lock(727274)")
+                .await
+                .expect("lock");
             let exists = admin
                 .query_one_raw(sea_orm::Statement::from_string(
                     admin.get_database_backend(),
@@ -56,9 +71,17 @@ async fn template() -> &'static str {
                 .is_some();
             if !exists {
                 let building = format!("{name}_building");
-                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {building}")).await.expect("drop");
-                admin.execute_unprepared(&format!("CREATE DATABASE {building}")).await.expect("create");
-                let db = Database::connect(format!("{}/{building}", server_url())).await.expect("connect");
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {building}"))
+                    .await
+                    .expect("drop");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {building}"))
+                    .await
+                    .expect("create");
+                let db = Database::connect(format!("{}/{building}", server_url()))
+                    .await
+                    .expect("connect");
                 Migrator::up(&db, None).await.expect("migrations apply");
                 db.close().await.expect("close");
                 admin
@@ -66,7 +89,10 @@ async fn template() -> &'static str {
                     .await
                     .expect("rename");
             }
-            admin.execute_unprepared("SELECT pg_advisory_unlock(727274)").await.expect("unlock");
+            admin
+                .execute_unprepared("SELECT pg_advisory_unlock(727274)")
+                .await
+                .expect("unlock");
             name
         })
         .await
@@ -76,7 +102,9 @@ async fn template() -> &'static str {
 pub async fn fresh_database() -> String {
     let template = template().await;
     let name = format!("giftdrop_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(format!("{}/postgres", server_url())).await.expect("postgres reachable");
+    let admin = Database::connect(format!("{}/postgres", server_url()))
+        .await
+        .expect("postgres reachable");
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
         .await
@@ -116,7 +144,11 @@ impl AppOptions {
         config.shutdown_grace_secs = 5;
         Self {
             config,
-            mode: Mode { serve: true, worker: true, migrate: false },
+            mode: Mode {
+                serve: true,
+                worker: true,
+                migrate: false,
+            },
         }
     }
 
@@ -124,7 +156,11 @@ impl AppOptions {
     pub fn beside(app: &TestApp) -> Self {
         Self {
             config: app.config.clone(),
-            mode: Mode { serve: true, worker: false, migrate: false },
+            mode: Mode {
+                serve: true,
+                worker: false,
+                migrate: false,
+            },
         }
     }
 
@@ -136,7 +172,11 @@ impl AppOptions {
 
     /// Runs only these parts.
     pub fn mode(mut self, serve: bool, worker: bool) -> Self {
-        self.mode = Mode { serve, worker, migrate: false };
+        self.mode = Mode {
+            serve,
+            worker,
+            migrate: false,
+        };
         self
     }
 
@@ -147,7 +187,9 @@ impl AppOptions {
         let running = app::start(self.config.clone(), self.mode, shutdown.clone())
             .await
             .expect("app starts");
-        let db = Database::connect(self.config.database_url.clone()).await.expect("test connection");
+        let db = Database::connect(self.config.database_url.clone())
+            .await
+            .expect("test connection");
         TestApp {
             addr: running.http_addr,
             client: reqwest::Client::new(),
@@ -193,7 +235,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -206,7 +251,10 @@ impl TestApp {
 
     /// `ws://addr/graphql/ws`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/graphql/ws", self.addr.expect("this app serves HTTP"))
+        format!(
+            "ws://{}/graphql/ws",
+            self.addr.expect("this app serves HTTP")
+        )
     }
 
     /// Posts a GraphQL operation, optionally with a bearer token.
@@ -234,7 +282,10 @@ impl TestApp {
             .await;
         let payload = &body["data"]["register"];
         (
-            payload["token"].as_str().unwrap_or_else(|| panic!("register failed: {body}")).to_owned(),
+            payload["token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("register failed: {body}"))
+                .to_owned(),
             payload["user"]["id"].as_str().expect("user id").to_owned(),
         )
     }
@@ -286,5 +337,7 @@ impl TestApp {
 
 /// The `extensions.code` of the first error.
 pub fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no code>")
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<no code>")
 }

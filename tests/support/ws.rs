@@ -19,12 +19,18 @@ impl WsClient {
     /// Connects with `protocol` (`graphql-transport-ws` or `graphql-ws`).
     pub async fn connect(url: &str, protocol: &str) -> Self {
         let mut request = url.into_client_request().expect("valid ws url");
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).expect("header"));
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("ws connects");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(protocol).expect("header"),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("ws connects");
         assert_eq!(
-            response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
             Some(protocol),
             "the server selects the requested protocol"
         );
@@ -41,23 +47,34 @@ impl WsClient {
 
     /// Sends connection_init with an optional bearer token.
     pub async fn init(&mut self, token: Option<&str>) {
-        let payload = token.map_or(json!({}), |t| json!({ "authorization": format!("Bearer {t}") }));
-        self.send(json!({ "type": "connection_init", "payload": payload })).await;
+        let payload = token.map_or(
+            json!({}),
+            |t| json!({ "authorization": format!("Bearer {t}") }),
+        );
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
     }
 
     /// Sends a JSON message.
     pub async fn send(&mut self, value: Value) {
-        self.socket.send(Message::Text(value.to_string().into())).await.expect("ws send");
+        self.socket
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .expect("ws send");
     }
 
     /// Sends raw text.
     pub async fn send_text(&mut self, text: &str) {
-        self.socket.send(Message::Text(text.to_owned().into())).await.expect("ws send");
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("ws send");
     }
 
     /// Subscribes `id` to `query`.
     pub async fn subscribe(&mut self, id: &str, query: &str) {
-        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } })).await;
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }))
+            .await;
     }
 
     /// The next JSON message (server pings are skipped); panics after 10 s.

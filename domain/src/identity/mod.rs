@@ -10,8 +10,8 @@ pub use types::{DisplayName, Email, Password, Role};
 use chrono::{DateTime, Utc};
 use giftdrop_entities::identity::{user_roles, users};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -135,7 +135,12 @@ pub async fn load_viewer<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainR
         .filter(user_roles::Column::UserId.eq(user_id))
         .all(conn)
         .await?;
-    if rows.is_empty() && users::Entity::find_by_id(user_id).one(conn).await?.is_none() {
+    if rows.is_empty()
+        && users::Entity::find_by_id(user_id)
+            .one(conn)
+            .await?
+            .is_none()
+    {
         return Err(DomainError::Unauthenticated);
     }
     let mut roles: Vec<Role> = rows.iter().filter_map(|r| Role::parse(&r.role)).collect();
@@ -144,7 +149,11 @@ pub async fn load_viewer<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainR
 }
 
 /// Creates a PARTICIPANT account, queues the welcome email and signs a token.
-pub async fn register(s: &Services, meta: &RequestMeta, input: Registration) -> DomainResult<Session> {
+pub async fn register(
+    s: &Services,
+    meta: &RequestMeta,
+    input: Registration,
+) -> DomainResult<Session> {
     let hash = password::hash(&input.password).await?;
     let now = Utc::now();
     let id = Uuid::now_v7();
@@ -204,9 +213,16 @@ fn session_for(s: &Services, user: UserView) -> DomainResult<Session> {
 
 /// Checks credentials, rate-limited per email address and per client IP.
 /// Wrong email and wrong password are indistinguishable, in answer and time.
-pub async fn login(s: &Services, email: &str, password: &str, client_ip: &str) -> DomainResult<Session> {
+pub async fn login(
+    s: &Services,
+    email: &str,
+    password: &str,
+    client_ip: &str,
+) -> DomainResult<Session> {
     let email = Email::parse(email, "email")?;
-    s.limiter.check("login", &format!("email:{}", email.as_str())).await?;
+    s.limiter
+        .check("login", &format!("email:{}", email.as_str()))
+        .await?;
     s.limiter.check("login", &format!("ip:{client_ip}")).await?;
     let user = users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
@@ -245,7 +261,11 @@ async fn insert_role<C: ConnectionTrait>(
 }
 
 /// Adds HOST to the viewer's roles.
-pub async fn become_host(s: &Services, meta: &RequestMeta, viewer: &Viewer) -> DomainResult<UserView> {
+pub async fn become_host(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+) -> DomainResult<UserView> {
     change_role(s, meta, viewer.user_id, Role::Host, RoleChange::Grant, None).await
 }
 
@@ -258,7 +278,15 @@ pub async fn grant_role(
     role: Role,
 ) -> DomainResult<UserView> {
     admin.require(Role::Admin)?;
-    change_role(s, meta, user_id, role, RoleChange::Grant, Some(admin.user_id)).await
+    change_role(
+        s,
+        meta,
+        user_id,
+        role,
+        RoleChange::Grant,
+        Some(admin.user_id),
+    )
+    .await
 }
 
 /// Admin: takes `role` from a user. PARTICIPANT stays with every account, and
@@ -272,9 +300,20 @@ pub async fn revoke_role(
 ) -> DomainResult<UserView> {
     admin.require(Role::Admin)?;
     if role == Role::Participant {
-        return Err(DomainError::bad_input("role", "every account keeps PARTICIPANT"));
+        return Err(DomainError::bad_input(
+            "role",
+            "every account keeps PARTICIPANT",
+        ));
     }
-    change_role(s, meta, user_id, role, RoleChange::Revoke, Some(admin.user_id)).await
+    change_role(
+        s,
+        meta,
+        user_id,
+        role,
+        RoleChange::Revoke,
+        Some(admin.user_id),
+    )
+    .await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -354,17 +393,15 @@ async fn guard_last_admin<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> Domain
         .await?;
     let others = admins.iter().filter(|r| r.user_id != user_id).count();
     if others == 0 && admins.iter().any(|r| r.user_id == user_id) {
-        return Err(DomainError::Conflict("the last admin cannot be removed".into()));
+        return Err(DomainError::Conflict(
+            "the last admin cannot be removed".into(),
+        ));
     }
     Ok(())
 }
 
 /// Creates the bootstrap admin, or resets its password and ensures ADMIN.
-pub async fn bootstrap_admin(
-    s: &Services,
-    email: &str,
-    password: &str,
-) -> DomainResult<UserView> {
+pub async fn bootstrap_admin(s: &Services, email: &str, password: &str) -> DomainResult<UserView> {
     let meta = RequestMeta::system();
     let email = Email::parse(email, "ADMIN_EMAIL")?;
     let password = Password::parse(password, "ADMIN_PASSWORD")?;

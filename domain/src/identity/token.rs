@@ -87,14 +87,23 @@ mod tests {
         assert_eq!(a.verify(&token).ok(), Some(id));
         assert_eq!(a.verify_bearer(&format!("Bearer {token}")).ok(), Some(id));
         let b = issuer("secret-b-0123456789", Duration::hours(24));
-        assert!(matches!(b.verify(&token), Err(DomainError::Unauthenticated)));
-        assert!(a.verify_bearer(&token).is_err(), "the Bearer prefix is required");
+        assert!(matches!(
+            b.verify(&token),
+            Err(DomainError::Unauthenticated)
+        ));
+        assert!(
+            a.verify_bearer(&token).is_err(),
+            "the Bearer prefix is required"
+        );
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let a = issuer("secret-a-0123456789", Duration::seconds(-60));
         let (token, _) = a.issue(Uuid::new_v4()).expect("signing works");
-        assert!(matches!(a.verify(&token), Err(DomainError::Unauthenticated)));
+        assert!(matches!(
+            a.verify(&token),
+            Err(DomainError::Unauthenticated)
+        ));
     }
 }

@@ -133,10 +133,21 @@ mod tests {
     #[test]
     fn emails_are_normalized_and_validated() {
         assert_eq!(
-            Email::parse("  Ada@Example.COM ", "email").map(|e| e.0).ok(),
+            Email::parse("  Ada@Example.COM ", "email")
+                .map(|e| e.0)
+                .ok(),
             Some("ada@example.com".to_owned())
         );
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@x.io", "a@b@c.io", "a@.io"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@x.io",
+            "a@b@c.io",
+            "a@.io",
+        ] {
             assert!(Email::parse(bad, "email").is_err(), "{bad:?} accepted");
         }
     }

@@ -1,0 +1,187 @@
+//! The `fanout` scenario: how long one account change takes to reach every
+//! socket subscribed to that account, next to the mutation's own round trip.
+
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+
+use crate::api::{Api, RoleChange};
+use crate::rss::{mib, rss_kib};
+use crate::stats::{median, percentile, sorted};
+use crate::ws::{Event, Fleet, endpoint};
+
+/// The role toggled on the subscribed user, one change per message.
+const ROLE: &str = "HOST";
+/// Longest wait for every subscriber to receive one message.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause between messages.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Options of the `fanout` scenario.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Sockets subscribed to `meUpdated` of the same user.
+    #[arg(long, default_value = "10000")]
+    subscribers: NonZeroUsize,
+    /// Changes to publish, alternately granting and revoking HOST.
+    #[arg(long, default_value = "5")]
+    messages: NonZeroUsize,
+    /// Process id of the server, whose RSS is reported.
+    #[arg(long)]
+    server_pid: u32,
+    /// The bootstrap admin, who changes the roles.
+    #[arg(long, default_value = "admin@bench.local")]
+    admin_email: String,
+    /// Password of the bootstrap admin.
+    #[arg(long, default_value = "admin-password-1")]
+    admin_password: String,
+}
+
+/// Delivery of one message, in milliseconds.
+struct Delivery {
+    change: RoleChange,
+    mutation_rtt: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// Runs the scenario and prints per-message and aggregated latencies.
+pub async fn run(base_url: &str, args: &Args) -> Result<()> {
+    let count = args.subscribers.get();
+    let user = Api::new(base_url)?.register().await?;
+    let admin = Api::new(base_url)?;
+    let token = admin.login(&args.admin_email, &args.admin_password).await?;
+    let admin = admin.signed_in(token);
+    let rss_before = rss_kib(args.server_pid)?;
+    let started = Instant::now();
+    let mut fleet = Fleet::open(&endpoint(base_url), &user.token, count).await?;
+    println!(
+        "fanout: {count} sockets subscribed to one user's meUpdated, opened in {:.2?}; server RSS {:.1} -> {:.1} MiB\n",
+        started.elapsed(),
+        mib(rss_before),
+        mib(rss_kib(args.server_pid)?)
+    );
+    println!("| message | change | mutation RTT ms | p50 ms | p99 ms | max ms | received |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut deliveries = Vec::new();
+    for message in 1..=args.messages.get() {
+        tokio::time::sleep(SETTLE).await;
+        let change = if message % 2 == 1 {
+            RoleChange::Grant
+        } else {
+            RoleChange::Revoke
+        };
+        let delivery = publish(&admin, &mut fleet, &user.user_id, change, count)
+            .await
+            .with_context(|| format!("message {message}"))?;
+        println!(
+            "| {message} | {:?} {ROLE} | {:.2} | {:.2} | {:.2} | {:.2} | {count}/{count} |",
+            delivery.change, delivery.mutation_rtt, delivery.p50, delivery.p99, delivery.max
+        );
+        deliveries.push(delivery);
+    }
+    fleet.close().await;
+    summarize(&deliveries)
+}
+
+/// Prints the medians over messages of each per-message figure.
+fn summarize(deliveries: &[Delivery]) -> Result<()> {
+    let median_of = |figure: fn(&Delivery) -> f64| {
+        median(&deliveries.iter().map(figure).collect::<Vec<_>>()).context("no messages")
+    };
+    let rtt = median_of(|d| d.mutation_rtt)?;
+    let p50 = median_of(|d| d.p50)?;
+    let p99 = median_of(|d| d.p99)?;
+    let max = median_of(|d| d.max)?;
+    println!(
+        "\nmedian over messages: mutation RTT {rtt:.2} ms, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+    );
+    println!(
+        "FANOUT p99/mutation_rtt = {:.2}, max/mutation_rtt = {:.2}",
+        p99 / rtt,
+        max / rtt
+    );
+    Ok(())
+}
+
+/// Sends one role change and waits until every subscriber received it.
+async fn publish(
+    admin: &Api,
+    fleet: &mut Fleet,
+    user_id: &str,
+    change: RoleChange,
+    count: usize,
+) -> Result<Delivery> {
+    let t0 = Instant::now();
+    admin.change_role(change, user_id, ROLE).await?;
+    let mutation_rtt = millis(t0.elapsed());
+    let latencies = sorted(collect(fleet, t0, change, count).await?);
+    let at = |per_mille| percentile(&latencies, per_mille).context("no deliveries");
+    Ok(Delivery {
+        change,
+        mutation_rtt,
+        p50: at(500)?,
+        p99: at(990)?,
+        max: at(1000)?,
+    })
+}
+
+/// Latency from `t0` of each subscriber's copy of `change`: exactly one
+/// each, showing the change.
+async fn collect(
+    fleet: &mut Fleet,
+    t0: Instant,
+    change: RoleChange,
+    count: usize,
+) -> Result<Vec<f64>> {
+    let deadline = tokio::time::Instant::from_std(t0) + DELIVERY_TIMEOUT;
+    let mut received = vec![false; count];
+    let mut latencies = Vec::with_capacity(count);
+    while latencies.len() < count {
+        let event = tokio::time::timeout_at(deadline, fleet.events.recv())
+            .await
+            .with_context(|| {
+                format!(
+                    "only {} of {count} subscribers received it within {DELIVERY_TIMEOUT:?}",
+                    latencies.len()
+                )
+            })?
+            .context("every socket is gone")?;
+        let (subscriber, at, user) = match event {
+            Event::Next {
+                subscriber,
+                at,
+                user,
+            } => (subscriber, at, user),
+            Event::Failed { subscriber, reason } => {
+                bail!("subscriber {subscriber} failed: {reason}")
+            }
+        };
+        ensure!(
+            shows(&user, change),
+            "subscriber {subscriber} got {user}, not the {change:?} of {ROLE}"
+        );
+        ensure!(
+            !received[subscriber],
+            "subscriber {subscriber} got the change twice"
+        );
+        received[subscriber] = true;
+        latencies.push(millis(at.saturating_duration_since(t0)));
+    }
+    Ok(latencies)
+}
+
+/// Whether a `meUpdated` user reflects `change` of [`ROLE`].
+fn shows(user: &Value, change: RoleChange) -> bool {
+    let has_role = user["roles"]
+        .as_array()
+        .is_some_and(|roles| roles.iter().any(|role| role == ROLE));
+    has_role == matches!(change, RoleChange::Grant)
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
