@@ -2,7 +2,9 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use giftdrop_domain::identity::{self, DisplayName, Email, Password, Registration, UserView};
+use giftdrop_domain::identity::{
+    self, DisplayName, Email, Password, Registration, RoleChange, UserView,
+};
 use giftdrop_domain::{DomainError, Viewer};
 
 use crate::auth::{request, require_role, require_viewer, services, viewer};
@@ -209,33 +211,32 @@ impl IdentityMutation {
 
     /// Admin only.
     async fn grant_role(&self, ctx: &Context<'_>, user_id: ID, role: RoleGql) -> Result<User> {
-        let admin = require_role(ctx, identity::Role::Admin)?;
-        let user_id = ids::parse(&user_id, "userId").gql()?;
-        let view = identity::grant_role(
-            services(ctx)?,
-            &request(ctx)?.meta,
-            admin,
-            user_id,
-            role.into(),
-        )
-        .await
-        .gql()?;
-        Ok(User::seen_by(view, Some(admin)))
+        change_role(ctx, &user_id, role, RoleChange::Grant).await
     }
 
     /// Admin only.
     async fn revoke_role(&self, ctx: &Context<'_>, user_id: ID, role: RoleGql) -> Result<User> {
-        let admin = require_role(ctx, identity::Role::Admin)?;
-        let user_id = ids::parse(&user_id, "userId").gql()?;
-        let view = identity::revoke_role(
-            services(ctx)?,
-            &request(ctx)?.meta,
-            admin,
-            user_id,
-            role.into(),
-        )
-        .await
-        .gql()?;
-        Ok(User::seen_by(view, Some(admin)))
+        change_role(ctx, &user_id, role, RoleChange::Revoke).await
     }
+}
+
+async fn change_role(
+    ctx: &Context<'_>,
+    user_id: &ID,
+    role: RoleGql,
+    change: RoleChange,
+) -> Result<User> {
+    let admin = require_role(ctx, identity::Role::Admin)?;
+    let user_id = ids::parse(user_id, "userId").gql()?;
+    let view = identity::change_role_as_admin(
+        services(ctx)?,
+        &request(ctx)?.meta,
+        admin,
+        user_id,
+        role.into(),
+        change,
+    )
+    .await
+    .gql()?;
+    Ok(User::seen_by(view, Some(admin)))
 }

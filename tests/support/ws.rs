@@ -80,25 +80,14 @@ impl WsClient {
     /// The next JSON message (server pings are skipped); panics after 10 s.
     pub async fn next(&mut self) -> Value {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
-                .await
-                .expect("a message within 10 s")
-                .expect("socket open")
-                .expect("valid frame");
-            match frame {
-                Message::Text(text) => {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON message");
-                    if value["type"] != "ping" && value["type"] != "ka" {
-                        return value;
-                    }
-                }
-                Message::Close(frame) => panic!("closed unexpectedly: {frame:?}"),
-                _ => {}
+            let value = self.next_raw().await;
+            if value["type"] != "ping" && value["type"] != "ka" {
+                return value;
             }
         }
     }
 
-    /// The next message of any type, pings included.
+    /// The next JSON message of any type, pings included.
     pub async fn next_raw(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
@@ -106,8 +95,12 @@ impl WsClient {
                 .expect("a message within 10 s")
                 .expect("socket open")
                 .expect("valid frame");
-            if let Message::Text(text) = frame {
-                return serde_json::from_str(text.as_str()).expect("JSON message");
+            match frame {
+                Message::Text(text) => {
+                    return serde_json::from_str(text.as_str()).expect("JSON message");
+                }
+                Message::Close(frame) => panic!("closed unexpectedly: {frame:?}"),
+                _ => {}
             }
         }
     }

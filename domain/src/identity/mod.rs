@@ -269,57 +269,33 @@ pub async fn become_host(
     change_role(s, meta, viewer.user_id, Role::Host, RoleChange::Grant, None).await
 }
 
-/// Admin: gives `role` to a user.
-pub async fn grant_role(
-    s: &Services,
-    meta: &RequestMeta,
-    admin: &Viewer,
-    user_id: Uuid,
-    role: Role,
-) -> DomainResult<UserView> {
-    admin.require(Role::Admin)?;
-    change_role(
-        s,
-        meta,
-        user_id,
-        role,
-        RoleChange::Grant,
-        Some(admin.user_id),
-    )
-    .await
+/// Whether a role is given or taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleChange {
+    /// Give the role.
+    Grant,
+    /// Take the role away.
+    Revoke,
 }
 
-/// Admin: takes `role` from a user. PARTICIPANT stays with every account, and
+/// Admin: gives or takes `role`. PARTICIPANT stays with every account, and
 /// the last admin cannot be removed.
-pub async fn revoke_role(
+pub async fn change_role_as_admin(
     s: &Services,
     meta: &RequestMeta,
     admin: &Viewer,
     user_id: Uuid,
     role: Role,
+    change: RoleChange,
 ) -> DomainResult<UserView> {
     admin.require(Role::Admin)?;
-    if role == Role::Participant {
+    if change == RoleChange::Revoke && role == Role::Participant {
         return Err(DomainError::bad_input(
             "role",
             "every account keeps PARTICIPANT",
         ));
     }
-    change_role(
-        s,
-        meta,
-        user_id,
-        role,
-        RoleChange::Revoke,
-        Some(admin.user_id),
-    )
-    .await
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum RoleChange {
-    Grant,
-    Revoke,
+    change_role(s, meta, user_id, role, change, Some(admin.user_id)).await
 }
 
 /// Applies a role change in one transaction: the change, an audit entry when
