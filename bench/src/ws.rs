@@ -34,7 +34,7 @@ pub enum Event {
     Next {
         /// Index of the socket in its fleet.
         subscriber: usize,
-        /// When the frame was read.
+        /// When the message was read (and parsed: microseconds).
         at: Instant,
         /// `payload.data.meUpdated`.
         user: Value,
