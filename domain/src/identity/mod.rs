@@ -64,16 +64,19 @@ pub struct Session {
     pub user: UserView,
 }
 
+/// The roles of role rows, in display order.
+fn sorted_roles<'a>(rows: impl Iterator<Item = &'a user_roles::Model>) -> Vec<Role> {
+    let mut roles: Vec<Role> = rows.filter_map(|r| Role::parse(&r.role)).collect();
+    roles.sort();
+    roles
+}
+
 async fn roles_of<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainResult<Vec<Role>> {
-    let mut roles: Vec<Role> = user_roles::Entity::find()
+    let rows = user_roles::Entity::find()
         .filter(user_roles::Column::UserId.eq(user_id))
         .all(conn)
-        .await?
-        .iter()
-        .filter_map(|r| Role::parse(&r.role))
-        .collect();
-    roles.sort();
-    Ok(roles)
+        .await?;
+    Ok(sorted_roles(rows.iter()))
 }
 
 async fn view_of<C: ConnectionTrait>(conn: &C, user: users::Model) -> DomainResult<UserView> {
@@ -110,12 +113,7 @@ pub async fn find_users<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> DomainRes
     Ok(found
         .into_iter()
         .map(|user| {
-            let mut held: Vec<Role> = roles
-                .iter()
-                .filter(|r| r.user_id == user.id)
-                .filter_map(|r| Role::parse(&r.role))
-                .collect();
-            held.sort();
+            let held = sorted_roles(roles.iter().filter(|r| r.user_id == user.id));
             UserView {
                 id: user.id,
                 email: user.email,
@@ -143,9 +141,10 @@ pub async fn load_viewer<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainR
     {
         return Err(DomainError::Unauthenticated);
     }
-    let mut roles: Vec<Role> = rows.iter().filter_map(|r| Role::parse(&r.role)).collect();
-    roles.sort();
-    Ok(Viewer { user_id, roles })
+    Ok(Viewer {
+        user_id,
+        roles: sorted_roles(rows.iter()),
+    })
 }
 
 /// Creates a PARTICIPANT account, queues the welcome email and signs a token.
