@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Command;
 use crate::config::Config;
+use crate::http::shared::SharedSubscriptions;
 use crate::http::{self, AppState};
 
 /// What this process runs.
@@ -67,6 +68,8 @@ pub struct Running {
     pub services: Services,
     /// The job queues.
     pub queues: JobQueues,
+    /// Snapshot subscriptions running for all their sockets (when serving).
+    pub shared: SharedSubscriptions,
     tasks: JoinSet<anyhow::Result<()>>,
 }
 
@@ -208,6 +211,7 @@ pub async fn start(
     }
 
     let mut http_addr = None;
+    let shared = SharedSubscriptions::default();
     if mode.serve {
         let schema = giftdrop_graphql::build_schema(
             services.clone(),
@@ -217,7 +221,13 @@ pub async fn start(
                 ..SchemaOptions::default()
             },
         );
-        let state = AppState::new(&config, schema, services.clone(), shutdown.child_token());
+        let state = AppState::new(
+            &config,
+            schema,
+            services.clone(),
+            shared.clone(),
+            shutdown.child_token(),
+        );
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("failed to listen on {}", config.http_addr))?;
@@ -239,6 +249,7 @@ pub async fn start(
         http_addr,
         services,
         queues,
+        shared,
         tasks,
     })
 }

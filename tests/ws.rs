@@ -152,3 +152,84 @@ async fn a_change_made_on_one_instance_reaches_a_subscriber_on_another() {
         json!(["PARTICIPANT", "HOST"])
     );
 }
+
+async fn set_host(app: &crate::support::TestApp, admin: &str, user: &str, grant: bool) {
+    let field = if grant { "grantRole" } else { "revokeRole" };
+    let body = app
+        .gql(
+            Some(admin),
+            &format!("mutation($u: ID!) {{ {field}(userId: $u, role: HOST) {{ id }} }}"),
+            json!({ "u": user }),
+        )
+        .await;
+    assert_eq!(body["data"][field]["id"], user, "{body}");
+}
+
+#[tokio::test]
+async fn identical_snapshot_subscriptions_share_one_execution() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (token, user) = app.register("ada@example.com", "Ada").await;
+    let roles =
+        |message: &serde_json::Value| message["payload"]["data"]["meUpdated"]["roles"].clone();
+    let participant = json!(["PARTICIPANT"]);
+    let host = json!(["PARTICIPANT", "HOST"]);
+
+    let mut first = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    first.subscribe("a", ME_UPDATED).await;
+    assert_eq!(roles(&first.next().await), participant);
+    let mut second = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    second.subscribe("b", ME_UPDATED).await;
+    let joined = second.next().await;
+    assert_eq!(joined["id"], "b");
+    assert_eq!(roles(&joined), participant);
+    assert_eq!(
+        app.running().shared.running(),
+        1,
+        "the same request and viewer share"
+    );
+
+    // Another selection, or another viewer, is another execution.
+    let mut narrow = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    narrow
+        .subscribe("n", "subscription { meUpdated { id } }")
+        .await;
+    assert_eq!(
+        narrow.next().await["payload"]["data"]["meUpdated"],
+        json!({ "id": user })
+    );
+    let (other_token, other) = app.register("bob@example.com", "Bob").await;
+    let mut bob = WsClient::ready(&app.ws_url(), Some(&other_token)).await;
+    bob.subscribe("a", ME_UPDATED).await;
+    assert_eq!(
+        bob.next().await["payload"]["data"]["meUpdated"]["id"],
+        other
+    );
+    assert_eq!(app.running().shared.running(), 3);
+
+    set_host(&app, &admin, &user, true).await;
+    assert_eq!(roles(&first.next().await), host);
+    assert_eq!(roles(&second.next().await), host);
+    assert_eq!(
+        narrow.next().await["payload"]["data"]["meUpdated"],
+        json!({ "id": user })
+    );
+
+    // A late joiner starts from the current state, not the first one.
+    let mut late = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    late.subscribe("c", ME_UPDATED).await;
+    assert_eq!(roles(&late.next().await), host);
+
+    // One subscriber leaving does not stop the others' execution.
+    first.send(json!({ "id": "a", "type": "complete" })).await;
+    set_host(&app, &admin, &user, false).await;
+    assert_eq!(roles(&second.next().await), participant);
+    assert_eq!(roles(&late.next().await), participant);
+
+    // When every subscriber has gone, the execution stops.
+    drop((first, second, late, narrow, bob));
+    crate::support::eventually("shared executions to stop", || async {
+        app.running().shared.running() == 0
+    })
+    .await;
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
 use crate::api::{Api, RoleChange};
-use crate::rss::{mib, rss_kib};
+use crate::rss::{cpu_ms, mib, rss_kib};
 use crate::stats::{median, percentile, sorted};
 use crate::ws::{Event, Fleet, endpoint};
 
@@ -28,6 +28,10 @@ pub struct Args {
     /// Changes to publish, alternately granting and revoking HOST.
     #[arg(long, default_value = "5")]
     messages: NonZeroUsize,
+    /// Give every socket a distinct operation, so each runs its own
+    /// execution (no shared serialization).
+    #[arg(long)]
+    distinct: bool,
     /// Process id of the server, whose RSS is reported.
     #[arg(long)]
     server_pid: u32,
@@ -46,6 +50,8 @@ struct Delivery {
     p50: f64,
     p99: f64,
     max: f64,
+    server_cpu: f64,
+    client_cpu: f64,
 }
 
 /// Runs the scenario and prints per-message and aggregated latencies.
@@ -57,15 +63,17 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
     let admin = admin.signed_in(token);
     let rss_before = rss_kib(args.server_pid)?;
     let started = Instant::now();
-    let mut fleet = Fleet::open(&endpoint(base_url), &user.token, count).await?;
+    let mut fleet = Fleet::open(&endpoint(base_url), &user.token, count, args.distinct).await?;
     println!(
         "fanout: {count} sockets subscribed to one user's meUpdated, opened in {:.2?}; server RSS {:.1} -> {:.1} MiB\n",
         started.elapsed(),
         mib(rss_before),
         mib(rss_kib(args.server_pid)?)
     );
-    println!("| message | change | mutation RTT ms | p50 ms | p99 ms | max ms | received |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| message | change | mutation RTT ms | p50 ms | p99 ms | max ms | received | server CPU ms | load generator CPU ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut deliveries = Vec::new();
     for message in 1..=args.messages.get() {
         tokio::time::sleep(SETTLE).await;
@@ -74,21 +82,34 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
         } else {
             RoleChange::Revoke
         };
-        let delivery = publish(&admin, &mut fleet, &user.user_id, change, count)
-            .await
-            .with_context(|| format!("message {message}"))?;
+        let delivery = publish(
+            &admin,
+            &mut fleet,
+            &user.user_id,
+            change,
+            count,
+            args.server_pid,
+        )
+        .await
+        .with_context(|| format!("message {message}"))?;
         println!(
-            "| {message} | {:?} {ROLE} | {:.2} | {:.2} | {:.2} | {:.2} | {count}/{count} |",
-            delivery.change, delivery.mutation_rtt, delivery.p50, delivery.p99, delivery.max
+            "| {message} | {:?} {ROLE} | {:.2} | {:.2} | {:.2} | {:.2} | {count}/{count} | {:.0} | {:.0} |",
+            delivery.change,
+            delivery.mutation_rtt,
+            delivery.p50,
+            delivery.p99,
+            delivery.max,
+            delivery.server_cpu,
+            delivery.client_cpu
         );
         deliveries.push(delivery);
     }
     fleet.close().await;
-    summarize(&deliveries)
+    summarize(&deliveries, count)
 }
 
 /// Prints the medians over messages of each per-message figure.
-fn summarize(deliveries: &[Delivery]) -> Result<()> {
+fn summarize(deliveries: &[Delivery], subscribers: usize) -> Result<()> {
     let median_of = |figure: fn(&Delivery) -> f64| {
         median(&deliveries.iter().map(figure).collect::<Vec<_>>()).context("no messages")
     };
@@ -98,6 +119,12 @@ fn summarize(deliveries: &[Delivery]) -> Result<()> {
     let max = median_of(|d| d.max)?;
     println!(
         "\nmedian over messages: mutation RTT {rtt:.2} ms, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+    );
+    println!(
+        "server CPU per message {:.0} ms ({:.1} us per delivery), load generator {:.0} ms",
+        median_of(|d| d.server_cpu)?,
+        median_of(|d| d.server_cpu)? * 1000.0 / subscribers as f64,
+        median_of(|d| d.client_cpu)?,
     );
     println!(
         "FANOUT p99/mutation_rtt = {:.2}, max/mutation_rtt = {:.2}",
@@ -114,11 +141,15 @@ async fn publish(
     user_id: &str,
     change: RoleChange,
     count: usize,
+    server_pid: u32,
 ) -> Result<Delivery> {
+    let (server_cpu, client_cpu) = (cpu_ms(Some(server_pid))?, cpu_ms(None)?);
     let t0 = Instant::now();
     admin.change_role(change, user_id, ROLE).await?;
     let mutation_rtt = millis(t0.elapsed());
     let latencies = sorted(collect(fleet, t0, change, count).await?);
+    let server_cpu = cpu_ms(Some(server_pid))? - server_cpu;
+    let client_cpu = cpu_ms(None)? - client_cpu;
     let at = |per_mille| percentile(&latencies, per_mille).context("no deliveries");
     Ok(Delivery {
         change,
@@ -126,6 +157,8 @@ async fn publish(
         p50: at(500)?,
         p99: at(990)?,
         max: at(1000)?,
+        server_cpu,
+        client_cpu,
     })
 }
 

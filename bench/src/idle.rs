@@ -18,6 +18,11 @@ pub struct Args {
     /// Sockets to open, one subscription each.
     #[arg(long, default_value = "10000")]
     subscriptions: NonZeroUsize,
+    /// Give every socket a distinct operation, so none share an execution
+    /// (the worst case; by default all run the same one, as many tabs
+    /// watching one page do).
+    #[arg(long)]
+    distinct: bool,
     /// Process id of the server, whose RSS is measured.
     #[arg(long)]
     server_pid: u32,
@@ -31,7 +36,7 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
     let before = rss_kib(args.server_pid)?;
 
     let started = Instant::now();
-    let mut fleet = Fleet::open(&endpoint(base_url), &session.token, count).await?;
+    let mut fleet = Fleet::open(&endpoint(base_url), &session.token, count, args.distinct).await?;
     let opened_in = started.elapsed();
     tokio::time::sleep(SETTLE).await;
     let after = rss_kib(args.server_pid)?;
@@ -42,7 +47,14 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
     let closed = rss_kib(args.server_pid)?;
 
     let per_subscription = (after.saturating_sub(before) * 1024) as f64 / count as f64;
-    println!("ws-idle: {count} sockets x 1 meUpdated subscription, opened in {opened_in:.2?}\n");
+    let kind = if args.distinct {
+        "distinct"
+    } else {
+        "identical"
+    };
+    println!(
+        "ws-idle: {count} sockets x 1 meUpdated subscription ({kind} operations), opened in {opened_in:.2?}\n"
+    );
     println!("| server RSS | MiB |");
     println!("|---|---|");
     println!("| before | {:.1} |", mib(before));

@@ -36,6 +36,8 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    // reqwest is built with rustls and no default provider in this workspace.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match &cli.scenario {
         Scenario::Http(args) => http::run(&cli.url, args).await,
         Scenario::WsIdle(args) => idle::run(&cli.url, args).await,

@@ -58,11 +58,13 @@ pub struct Fleet {
 impl Fleet {
     /// Opens `count` sockets to `ws_url` signed in with `token`, waiting for
     /// the initial `next` of each; fails with the number that were open.
-    pub async fn open(ws_url: &str, token: &str, count: usize) -> Result<Self> {
+    /// With `distinct`, every socket sends a differently named operation,
+    /// so the server cannot share one execution between them.
+    pub async fn open(ws_url: &str, token: &str, count: usize, distinct: bool) -> Result<Self> {
         let (sender, events) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
         let mut handshakes = stream::iter(0..count)
-            .map(|_| subscribe_me(ws_url, token))
+            .map(|n| subscribe_me(ws_url, token, distinct.then_some(n)))
             .buffer_unordered(PARALLEL_HANDSHAKES);
         while let Some(socket) = handshakes.next().await {
             let socket = socket
@@ -97,7 +99,7 @@ pub fn endpoint(base_url: &str) -> String {
 
 /// Connects, signs in and subscribes to `meUpdated`, returning once the
 /// initial `next` (the current state) arrived.
-async fn subscribe_me(ws_url: &str, token: &str) -> Result<Socket> {
+async fn subscribe_me(ws_url: &str, token: &str, name: Option<usize>) -> Result<Socket> {
     let mut request = ws_url.into_client_request()?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
@@ -120,7 +122,10 @@ async fn subscribe_me(ws_url: &str, token: &str) -> Result<Socket> {
         ack["type"] == "connection_ack",
         "expected connection_ack, got {ack}"
     );
-    let query = "subscription { meUpdated { id roles } }";
+    let query = match name {
+        Some(n) => format!("subscription S{n} {{ meUpdated {{ id roles }} }}"),
+        None => "subscription { meUpdated { id roles } }".to_owned(),
+    };
     let subscribe =
         json!({ "id": SUBSCRIPTION_ID, "type": "subscribe", "payload": { "query": query } });
     send(&mut socket, &subscribe).await?;

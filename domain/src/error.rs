@@ -31,6 +31,23 @@ pub enum DomainError {
     /// A state transition that is not allowed.
     #[error("{0}")]
     Conflict(String),
+    /// A debit larger than the wallet balance.
+    #[error("insufficient funds: {required} required, {available} available")]
+    InsufficientFunds {
+        /// What the debit needs.
+        required: crate::money::Amount,
+        /// The wallet balance.
+        available: crate::money::Amount,
+    },
+    /// The idempotency key was used before with a different input.
+    #[error("this idempotency key was already used with a different input")]
+    IdempotencyKeyReused,
+    /// The idempotency key is being processed by a concurrent request.
+    #[error("a request with this idempotency key is still being processed; retry shortly")]
+    IdempotencyKeyInUse,
+    /// The payment provider failed, timed out, or its breaker is open.
+    #[error("the payment provider is unavailable; retry later")]
+    PaymentProviderUnavailable,
     /// A rate limit was exceeded.
     #[error("too many requests, retry in {retry_after_seconds} s")]
     RateLimited {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod identity;
 pub mod jobs;
 pub mod keys;
+pub mod money;
 pub mod outbox;
 pub mod pubsub;
 pub mod ratelimit;

@@ -6,6 +6,7 @@
 //! is within the limit, atomically.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
@@ -25,7 +26,7 @@ pub struct Limit {
 
 /// Every configured limit by operation name (`RATE_LIMITS`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RateLimits(HashMap<String, Limit>);
+pub struct RateLimits(Arc<HashMap<String, Limit>>);
 
 /// The defaults of FLOWS.md §3.
 pub const DEFAULT_RATE_LIMITS: &str =
@@ -35,11 +36,11 @@ impl RateLimits {
     /// Parses `op=max/seconds,...`; operations not named keep their default.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut limits = Self::parse_only(DEFAULT_RATE_LIMITS)?;
-        limits.0.extend(Self::parse_only(spec)?.0);
-        Ok(limits)
+        limits.extend(Self::parse_only(spec)?);
+        Ok(Self(Arc::new(limits)))
     }
 
-    fn parse_only(spec: &str) -> Result<Self, String> {
+    fn parse_only(spec: &str) -> Result<HashMap<String, Limit>, String> {
         let mut map = HashMap::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let bad = || format!("rate limit {part:?} is not op=max/seconds");
@@ -58,7 +59,7 @@ impl RateLimits {
                 },
             );
         }
-        Ok(Self(map))
+        Ok(map)
     }
 
     /// The limit of `op`, if one is configured.
@@ -69,7 +70,7 @@ impl RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self::parse(DEFAULT_RATE_LIMITS).unwrap_or_else(|_| Self(HashMap::new()))
+        Self::parse(DEFAULT_RATE_LIMITS).unwrap_or_else(|_| Self(Arc::default()))
     }
 }
 

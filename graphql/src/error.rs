@@ -37,6 +37,17 @@ pub fn to_graphql(err: DomainError) -> Error {
             e.set("code", "BAD_USER_INPUT");
             e.set("field", field);
         }),
+        DomainError::InsufficientFunds {
+            required,
+            available,
+        } => Error::new(message).extend_with(|_, e| {
+            e.set("code", "INSUFFICIENT_FUNDS");
+            e.set("required", required.to_string());
+            e.set("available", available.to_string());
+        }),
+        DomainError::IdempotencyKeyReused => coded(message, "IDEMPOTENCY_KEY_REUSED"),
+        DomainError::IdempotencyKeyInUse => coded(message, "IDEMPOTENCY_KEY_IN_USE"),
+        DomainError::PaymentProviderUnavailable => coded(message, "PAYMENT_PROVIDER_UNAVAILABLE"),
         DomainError::RateLimited {
             retry_after_seconds,
         } => Error::new(message).extend_with(|_, e| {

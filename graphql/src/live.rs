@@ -4,6 +4,7 @@
 //! topic; a [`Delivery::Resync`] (slow subscriber, Redis reconnect) re-reads
 //! the state, so a subscriber never silently misses a change.
 
+use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql::{Context, Result, Subscription};
 use futures_util::{Stream, StreamExt, stream};
 use giftdrop_domain::identity::{self, UserView};
@@ -49,5 +50,89 @@ impl LiveSubscription {
         Ok(stream::once(async move { current })
             .chain(changes)
             .map(move |view| User::seen_by(view, Some(&viewer))))
+    }
+}
+
+/// Subscription fields whose every message is the whole current state, so a
+/// subscriber that joins late, or skips ahead after falling behind, loses
+/// nothing by receiving only the latest message. Subscribers that send the
+/// same operation as the same viewer may share one execution of these.
+/// Event-log subscriptions (each message a new fact, replayed from a cursor)
+/// must never be listed here.
+pub const SNAPSHOT_SUBSCRIPTIONS: &[&str] = &["meUpdated"];
+
+/// True when `query` (with `operation_name` chosen, as the executor would)
+/// is a subscription selecting only [`SNAPSHOT_SUBSCRIPTIONS`] fields at its
+/// root. Anything unusual (parse errors, fragments at the root, several
+/// operations without a name) answers false: the caller then executes it
+/// on its own, which is always correct.
+pub fn is_snapshot_subscription(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    if operation.node.ty != OperationType::Subscription {
+        return false;
+    }
+    let items = &operation.node.selection_set.node.items;
+    !items.is_empty()
+        && items.iter().all(|selection| match &selection.node {
+            Selection::Field(field) => {
+                SNAPSHOT_SUBSCRIPTIONS.contains(&field.node.name.node.as_str())
+            }
+            Selection::FragmentSpread(_) | Selection::InlineFragment(_) => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_snapshot_subscription;
+
+    #[test]
+    fn only_snapshot_fields_at_the_root_are_shareable() {
+        assert!(is_snapshot_subscription(
+            "subscription { meUpdated { id } }",
+            None
+        ));
+        assert!(is_snapshot_subscription(
+            "subscription A { meUpdated { id } } subscription B { x: meUpdated { roles } }",
+            Some("B")
+        ));
+        assert!(!is_snapshot_subscription(
+            "subscription A { meUpdated { id } } subscription B { meUpdated { id } }",
+            None
+        ));
+        assert!(!is_snapshot_subscription(
+            "subscription { __typename }",
+            None
+        ));
+        assert!(!is_snapshot_subscription(
+            "subscription { ... on Subscription { meUpdated { id } } }",
+            None
+        ));
+        assert!(!is_snapshot_subscription("subscription {", None));
+        assert!(!is_snapshot_subscription(
+            "query { meUpdated { id } }",
+            None
+        ));
+        assert!(is_snapshot_subscription(
+            "subscription Only { meUpdated { id } }",
+            None
+        ));
+        assert!(!is_snapshot_subscription(
+            "subscription A { meUpdated { id } }",
+            Some("B")
+        ));
     }
 }

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::OperationType;
+use std::sync::PoisonError;
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
@@ -155,6 +157,48 @@ async fn execute(
         meta,
         client_ip: peer.ip().to_string(),
     };
+    let mut request = request;
+    state.documents.prepare(&mut request);
     let response = state.schema.execute(request.data(data)).await;
     Json(response).into_response()
+}
+
+/// Parsed documents by query text, so the common operations of a front end
+/// are parsed once per process rather than once per request. Bounded:
+/// when full, new texts are parsed per request until a restart.
+#[derive(Default)]
+pub struct DocumentCache {
+    documents: std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>,
+}
+
+impl DocumentCache {
+    /// Most documents kept.
+    const CAPACITY: usize = 1_000;
+    /// Longest query text kept.
+    const MAX_QUERY: usize = 8 * 1024;
+
+    /// Attaches the cached parse of `request`'s query, or parses it and
+    /// keeps it. A syntax error is left for execution to report.
+    fn prepare(&self, request: &mut async_graphql::Request) {
+        let documents = self
+            .documents
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(document) = documents.get(&request.query) {
+            request.set_parsed_query(document.clone());
+            return;
+        }
+        let full = documents.len() >= Self::CAPACITY;
+        drop(documents);
+        if full || request.query.len() > Self::MAX_QUERY {
+            return;
+        }
+        if let Ok(document) = request.parsed_query() {
+            let document = document.clone();
+            self.documents
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(request.query.clone(), document);
+        }
+    }
 }

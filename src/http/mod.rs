@@ -3,6 +3,7 @@
 
 mod graphql;
 mod health;
+pub mod shared;
 mod ws;
 
 use std::sync::Arc;
@@ -27,9 +28,20 @@ use crate::config::Config;
 /// The `x-correlation-id` header.
 pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
-/// Shared state of every handler.
+/// Shared state of every handler; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppStateInner {
     /// The GraphQL schema, built once.
     pub schema: AppSchema,
     /// Domain services.
@@ -40,6 +52,10 @@ pub struct AppState {
     pub ws: Arc<ws::WsSettings>,
     /// Cancelled when the process shuts down; long-lived sockets close on it.
     pub shutdown: CancellationToken,
+    /// Snapshot subscriptions executed once for all their subscribers.
+    pub shared: shared::SharedSubscriptions,
+    /// Parsed GraphQL documents by query text.
+    pub documents: graphql::DocumentCache,
 }
 
 impl AppState {
@@ -48,9 +64,10 @@ impl AppState {
         config: &Config,
         schema: AppSchema,
         services: Services,
+        shared: shared::SharedSubscriptions,
         shutdown: CancellationToken,
     ) -> Self {
-        Self {
+        Self(Arc::new(AppStateInner {
             schema,
             services,
             graphiql: config.introspection(),
@@ -59,7 +76,9 @@ impl AppState {
                 ping_every: Duration::from_millis(config.ws_ping_ms),
             }),
             shutdown,
-        }
+            shared,
+            documents: graphql::DocumentCache::default(),
+        }))
     }
 }
 

@@ -17,13 +17,15 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use futures_util::stream::{BoxStream, SplitSink};
-use futures_util::{SinkExt, StreamExt, stream};
+use futures_util::{SinkExt, StreamExt};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::{Auth, RequestData};
+use giftdrop_graphql::live::is_snapshot_subscription;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 
+use super::shared::Frame;
 use super::{AppState, CorrelationId, resolve_auth};
 
 /// Most active subscriptions on one connection.
@@ -99,8 +101,15 @@ struct Connection {
     client_ip: String,
     /// `None` until connection_init was accepted.
     auth: Option<Auth>,
-    /// Each item is a response, then `None` once the operation completed.
-    subscriptions: StreamMap<String, BoxStream<'static, Option<async_graphql::Response>>>,
+    /// The serialized results of each operation, by operation id.
+    subscriptions: StreamMap<String, BoxStream<'static, Frame>>,
+}
+
+/// A server message around an already serialized JSON payload, without
+/// parsing it again.
+fn framed(kind: &str, id: &str, payload: &str) -> String {
+    let id = Value::from(id);
+    format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#)
 }
 
 /// A broken socket: stop serving it.
@@ -180,33 +189,33 @@ impl Connection {
         }
     }
 
-    async fn forward(
-        &mut self,
-        sink: &mut Sink,
-        id: String,
-        item: Option<async_graphql::Response>,
-    ) -> Result<(), Gone> {
-        let Some(response) = item else {
-            metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
-            return send(sink, &json!({ "type": "complete", "id": id })).await;
+    async fn forward(&mut self, sink: &mut Sink, id: String, frame: Frame) -> Result<(), Gone> {
+        let message = match (&frame, self.protocol) {
+            (Frame::Next(payload), protocol) => Some(framed(protocol.next(), &id, payload)),
+            // graphql-transport-ws: an `error` message ends the operation.
+            (Frame::Error(errors), Protocol::TransportWs) => Some(framed("error", &id, errors)),
+            // graphql-ws: the failed result as `data`, then `complete`.
+            (Frame::Error(errors), Protocol::LegacyWs) => Some(framed(
+                "data",
+                &id,
+                &format!(r#"{{"data":null,"errors":{errors}}}"#),
+            )),
+            (Frame::Complete, _) => None,
         };
-        let failed = response.data == async_graphql::Value::Null && !response.errors.is_empty();
-        if failed && self.protocol == Protocol::TransportWs {
-            // An `error` message ends the operation; no `complete` follows.
-            self.subscriptions.remove(&id);
-            metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
-            return send(
-                sink,
-                &json!({ "type": "error", "id": id, "payload": response.errors }),
-            )
-            .await;
+        if let Some(text) = message {
+            sink.send(Message::Text(text.into()))
+                .await
+                .map_err(|_| Gone)?;
         }
-        let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
-        send(
-            sink,
-            &json!({ "type": self.protocol.next(), "id": id, "payload": payload }),
-        )
-        .await
+        if matches!(frame, Frame::Next(_)) {
+            return Ok(());
+        }
+        self.subscriptions.remove(&id);
+        metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
+        if matches!(frame, Frame::Error(_)) && self.protocol == Protocol::TransportWs {
+            return Ok(());
+        }
+        send(sink, &json!({ "type": "complete", "id": id })).await
     }
 
     /// Handles one client message; `Ok(Some(close))` ends the connection.
@@ -319,13 +328,14 @@ impl Connection {
             meta: self.meta.clone(),
             client_ip: self.client_ip.clone(),
         };
-        let responses = self
-            .state
-            .schema
-            .execute_stream(request.data(data))
-            .map(Some)
-            .chain(stream::once(async { None }))
-            .boxed();
+        let responses =
+            if is_snapshot_subscription(&request.query, request.operation_name.as_deref()) {
+                self.state
+                    .shared
+                    .subscribe(&self.state.schema, request, data)
+            } else {
+                Frame::stream(self.state.schema.execute_stream(request.data(data)))
+            };
         self.subscriptions.insert(id, responses);
         metrics::gauge!("giftdrop_ws_subscriptions").increment(1.0);
         Ok(None)

@@ -16,9 +16,13 @@ struct Claims {
     exp: i64,
 }
 
-/// Issues and verifies access tokens with one secret.
+/// Issues and verifies access tokens with one secret. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenIssuer {
+    inner: std::sync::Arc<Keys>,
+}
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -33,30 +37,36 @@ impl TokenIssuer {
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
-            encoding: EncodingKey::from_secret(bytes),
-            decoding: DecodingKey::from_secret(bytes),
-            validation,
-            lifetime,
+            inner: std::sync::Arc::new(Keys {
+                encoding: EncodingKey::from_secret(bytes),
+                decoding: DecodingKey::from_secret(bytes),
+                validation,
+                lifetime,
+            }),
         }
     }
 
     /// A token for `user_id` and the instant it expires.
     pub fn issue(&self, user_id: Uuid) -> DomainResult<(String, DateTime<Utc>)> {
         let now = Utc::now();
-        let expires_at = now + self.lifetime;
+        let expires_at = now + self.inner.lifetime;
         let claims = Claims {
             sub: user_id,
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         };
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| anyhow::Error::new(e).context("failed to sign an access token"))?;
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.inner.encoding,
+        )
+        .map_err(|e| anyhow::Error::new(e).context("failed to sign an access token"))?;
         Ok((token, expires_at))
     }
 
     /// The user id of a valid, unexpired token; `Unauthenticated` otherwise.
     pub fn verify(&self, token: &str) -> DomainResult<Uuid> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
             .map(|data| data.claims.sub)
             .map_err(|_| DomainError::Unauthenticated)
     }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs one benchmark scenario against a fresh release server.
+#
+#   bench/run.sh http --connections 64 --seconds 10 --rounds 2
+#   bench/run.sh ws-idle --subscriptions 10000 [--distinct]
+#   bench/run.sh fanout --subscribers 10000 --messages 5
+#
+# Needs Postgres and Redis as for the tests, and
+# `cargo build --release -p giftdrop -p giftdrop-bench` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ulimit -n 20000
+redis-cli --scan --pattern 'bench:*' | xargs -r redis-cli del >/dev/null
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/giftdrop_bench HTTP_ADDR=127.0.0.1:8100 \
+  REDIS_NAMESPACE=bench: JWT_SECRET=bench-secret-0123456789abcdef \
+  ADMIN_EMAIL=admin@bench.local ADMIN_PASSWORD=admin-password-1 MAIL_DIR=/tmp/benchmail \
+  RUST_LOG=warn ./target/release/giftdrop all >/tmp/giftdrop-bench-server.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do
+  curl -sf http://127.0.0.1:8100/health/ready >/dev/null && break
+  sleep 0.2
+done
+scenario=$1
+shift
+case "$scenario" in
+  http) ./target/release/giftdrop-bench http "$@" ;;
+  *) ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
+esac
