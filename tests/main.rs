@@ -12,6 +12,7 @@ mod support;
 mod health;
 mod http;
 mod identity;
+mod ledger;
 mod outbox;
 mod schema;
 mod ws;

@@ -6,11 +6,14 @@
 //! `jobs` and the app.
 
 pub mod audit;
+pub mod cache;
 pub mod context;
 pub mod error;
+pub mod idempotency;
 pub mod identity;
 pub mod jobs;
 pub mod keys;
+pub mod ledger;
 pub mod money;
 pub mod outbox;
 pub mod pubsub;

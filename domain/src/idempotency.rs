@@ -1,0 +1,324 @@
+//! Idempotency keys (FLOWS.md §3), one mechanism for every financial
+//! mutation.
+//!
+//! A key is scoped to (caller, operation). The first request claims it with
+//! a committed `IN_PROGRESS` row holding a random claim token and a lease;
+//! the work then runs in its own transaction, and [`run`] writes the
+//! outcome into the key row *in that same transaction*, guarded by the
+//! claim token, before committing. So the effect and the stored outcome
+//! commit together or not at all, and a request whose lease was taken over
+//! (it stalled past the lease) cannot commit a second effect.
+//!
+//! A repeat with the same input gets the stored outcome; with a different
+//! input `IDEMPOTENCY_KEY_REUSED`; while the first is in flight it waits a
+//! moment for the outcome, then gets `IDEMPOTENCY_KEY_IN_USE`. Validation
+//! failures and transient errors are not stored: the claim is released so a
+//! corrected or later retry can do the work. Keys live 24 hours; a job
+//! sweeps expired ones.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{DomainError, DomainResult};
+use crate::money::Amount;
+
+/// How long a stored outcome is kept (at least 24 h, FLOWS.md §3).
+pub const RETENTION: Duration = Duration::from_secs(25 * 3600);
+/// How long a claim is exclusive before a stalled request can be taken over.
+const LEASE: Duration = Duration::from_secs(60);
+/// How long a concurrent duplicate waits for the first request's outcome.
+const WAIT: Duration = Duration::from_millis(1_500);
+const POLL: Duration = Duration::from_millis(25);
+
+/// Who is asking, for what, with which key.
+#[derive(Clone, Debug)]
+pub struct Scope<'a> {
+    /// The caller (user id).
+    pub caller: Uuid,
+    /// The operation, e.g. `initiateTopup`.
+    pub operation: &'static str,
+    /// The client's key.
+    pub key: &'a str,
+}
+
+/// Checks a client key: 1-255 printable characters.
+pub fn validate_key(key: &str, field: &str) -> DomainResult<()> {
+    let length = key.chars().count();
+    if !(1..=255).contains(&length) || key.chars().any(char::is_control) {
+        return Err(DomainError::bad_input(
+            field,
+            "must be 1-255 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A client-meaningful error, as stored for replay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "SCREAMING_SNAKE_CASE")]
+enum StoredError {
+    Forbidden,
+    NotFound,
+    Conflict { message: String },
+    InsufficientFunds { required: Amount, available: Amount },
+}
+
+impl StoredError {
+    /// The stored form of `err`, or `None` for errors a retry may not
+    /// repeat (validation, rate limits, provider outages, internal).
+    fn of(err: &DomainError) -> Option<Self> {
+        match err {
+            DomainError::Forbidden => Some(Self::Forbidden),
+            DomainError::NotFound => Some(Self::NotFound),
+            DomainError::Conflict(message) => Some(Self::Conflict {
+                message: message.clone(),
+            }),
+            DomainError::InsufficientFunds {
+                required,
+                available,
+            } => Some(Self::InsufficientFunds {
+                required: *required,
+                available: *available,
+            }),
+            _ => None,
+        }
+    }
+
+    fn into_error(self) -> DomainError {
+        match self {
+            Self::Forbidden => DomainError::Forbidden,
+            Self::NotFound => DomainError::NotFound,
+            Self::Conflict { message } => DomainError::Conflict(message),
+            Self::InsufficientFunds {
+                required,
+                available,
+            } => DomainError::InsufficientFunds {
+                required,
+                available,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+enum Outcome {
+    Ok { value: serde_json::Value },
+    Err { error: StoredError },
+}
+
+impl Outcome {
+    fn into_result<T: DeserializeOwned>(self) -> DomainResult<T> {
+        match self {
+            Outcome::Ok { value } => serde_json::from_value(value).map_err(|e| {
+                DomainError::Internal(anyhow::Error::new(e).context("unreadable stored outcome"))
+            }),
+            Outcome::Err { error } => Err(error.into_error()),
+        }
+    }
+}
+
+fn statement(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn hash_of<I: Serialize>(input: &I) -> DomainResult<Vec<u8>> {
+    let bytes = serde_json::to_vec(input)
+        .map_err(|e| DomainError::Internal(anyhow::Error::new(e).context("unhashable input")))?;
+    Ok(Sha256::digest(bytes).to_vec())
+}
+
+enum Claimed {
+    Fresh(Uuid),
+    Done(Outcome),
+}
+
+/// Claims the key, or finds its outcome. Takes over an expired outcome or
+/// a claim whose lease ran out (with the same input).
+async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> DomainResult<Claimed> {
+    let token = Uuid::new_v4();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let claimed = db
+            .query_one_raw(statement(
+                "INSERT INTO ledger.idempotency_keys \
+                   (caller_id, operation, key, request_hash, state, claim, locked_until, expires_at) \
+                 VALUES ($1, $2, $3, $4, 'IN_PROGRESS', $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7)) \
+                 ON CONFLICT (caller_id, operation, key) DO UPDATE \
+                   SET request_hash = EXCLUDED.request_hash, state = 'IN_PROGRESS', claim = EXCLUDED.claim, \
+                       outcome = NULL, locked_until = EXCLUDED.locked_until, created_at = now(), \
+                       expires_at = EXCLUDED.expires_at \
+                 WHERE idempotency_keys.expires_at < now() \
+                    OR (idempotency_keys.state = 'IN_PROGRESS' AND idempotency_keys.locked_until < now() \
+                        AND idempotency_keys.request_hash = EXCLUDED.request_hash) \
+                 RETURNING claim",
+                vec![
+                    scope.caller.into(),
+                    scope.operation.into(),
+                    scope.key.into(),
+                    hash.to_vec().into(),
+                    token.into(),
+                    LEASE.as_secs_f64().into(),
+                    RETENTION.as_secs_f64().into(),
+                ],
+            ))
+            .await?;
+        if claimed.is_some() {
+            return Ok(Claimed::Fresh(token));
+        }
+        let existing = db
+            .query_one_raw(statement(
+                "SELECT request_hash, state, outcome FROM ledger.idempotency_keys \
+                 WHERE caller_id = $1 AND operation = $2 AND key = $3",
+                vec![
+                    scope.caller.into(),
+                    scope.operation.into(),
+                    scope.key.into(),
+                ],
+            ))
+            .await?;
+        // Gone between the two statements (released by a failed first
+        // request): claim again.
+        let Some(existing) = existing else { continue };
+        let stored_hash: Vec<u8> = existing.try_get("", "request_hash")?;
+        if stored_hash != hash {
+            return Err(DomainError::IdempotencyKeyReused);
+        }
+        let state: String = existing.try_get("", "state")?;
+        if state == "DONE" {
+            let outcome: serde_json::Value = existing.try_get("", "outcome")?;
+            let outcome = serde_json::from_value(outcome).map_err(|e| {
+                DomainError::Internal(anyhow::Error::new(e).context("unreadable stored outcome"))
+            })?;
+            return Ok(Claimed::Done(outcome));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DomainError::IdempotencyKeyInUse);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn store<C: ConnectionTrait>(
+    conn: &C,
+    scope: &Scope<'_>,
+    token: Uuid,
+    outcome: &Outcome,
+) -> DomainResult<bool> {
+    let json = serde_json::to_value(outcome)
+        .map_err(|e| DomainError::Internal(anyhow::Error::new(e).context("unstorable outcome")))?;
+    let done = conn
+        .execute_raw(statement(
+            "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = $5, claim = NULL, locked_until = NULL \
+             WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4",
+            vec![
+                scope.caller.into(),
+                scope.operation.into(),
+                scope.key.into(),
+                token.into(),
+                json.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn release(db: &DatabaseConnection, scope: &Scope<'_>, token: Uuid) -> DomainResult<()> {
+    db.execute_raw(statement(
+        "DELETE FROM ledger.idempotency_keys WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4",
+        vec![scope.caller.into(), scope.operation.into(), scope.key.into(), token.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Runs `work` at most once per key and input. `work` returns its open
+/// transaction with the value; the outcome is stored in that transaction
+/// and committed with it. The value is replayed to repeats, so it should be
+/// small (an id, a few amounts).
+pub async fn run<I, T, F, Fut>(
+    db: &DatabaseConnection,
+    scope: Scope<'_>,
+    input: &I,
+    work: F,
+) -> DomainResult<T>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = DomainResult<(DatabaseTransaction, T)>>,
+{
+    let hash = hash_of(input)?;
+    let token = match claim(db, &scope, &hash).await? {
+        Claimed::Done(outcome) => return outcome.into_result(),
+        Claimed::Fresh(token) => token,
+    };
+    let result = async {
+        let (txn, value) = work().await?;
+        let json = serde_json::to_value(&value).map_err(|e| {
+            DomainError::Internal(anyhow::Error::new(e).context("unstorable outcome"))
+        })?;
+        if !store(&txn, &scope, token, &Outcome::Ok { value: json }).await? {
+            // Our lease ran out and another request took the key over:
+            // roll back rather than commit a second effect.
+            return Err(DomainError::IdempotencyKeyInUse);
+        }
+        txn.commit().await?;
+        Ok(value)
+    }
+    .await;
+    if let Err(err) = &result {
+        match StoredError::of(err) {
+            Some(error) => {
+                store(db, &scope, token, &Outcome::Err { error }).await?;
+            }
+            None => release(db, &scope, token).await?,
+        }
+    }
+    result
+}
+
+/// Deletes expired keys, at most `batch` of them; returns how many.
+pub async fn sweep(db: &DatabaseConnection, batch: u32) -> DomainResult<u64> {
+    let deleted = db
+        .execute_raw(statement(
+            "DELETE FROM ledger.idempotency_keys WHERE ctid IN \
+               (SELECT ctid FROM ledger.idempotency_keys WHERE expires_at < now() LIMIT $1)",
+            vec![i64::from(batch).into()],
+        ))
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_one_to_255_printable_characters() {
+        assert!(validate_key("order-42", "k").is_ok());
+        assert!(validate_key(&"x".repeat(255), "k").is_ok());
+        assert!(validate_key("", "k").is_err());
+        assert!(validate_key(&"x".repeat(256), "k").is_err());
+        assert!(validate_key("line\nbreak", "k").is_err());
+    }
+
+    #[test]
+    fn only_client_meaningful_errors_are_stored() {
+        assert!(StoredError::of(&DomainError::bad_input("f", "m")).is_none());
+        assert!(StoredError::of(&DomainError::PaymentProviderUnavailable).is_none());
+        let stored = StoredError::of(&DomainError::InsufficientFunds {
+            required: Amount::new(5).expect("amount"),
+            available: Amount::ZERO,
+        });
+        let json = serde_json::to_string(&stored).expect("json");
+        let back: Option<StoredError> = serde_json::from_str(&json).expect("back");
+        assert_eq!(back, stored);
+    }
+}

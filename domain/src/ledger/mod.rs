@@ -1,0 +1,489 @@
+//! The double-entry ledger: the only way balances change.
+//!
+//! Every movement is one [`Transfer`] of two or more [`Leg`]s whose credits
+//! and debits are equal, posted by [`post`] inside the caller's transaction
+//! (so a purchase's debit, escrow and card commit or vanish together).
+//!
+//! Concurrency: wallets keep a running balance, changed by one
+//! `UPDATE … SET balance = balance + $delta WHERE … balance + $delta >= 0`
+//! per wallet, taken in ascending account-id order. The UPDATE takes the
+//! row lock and re-checks the condition on the latest committed row, so two
+//! concurrent debits of one wallet serialize on that row and the second
+//! sees the first's result: no lost update, no overdraft, and no deadlock
+//! between postings (every posting locks in the same order). READ COMMITTED
+//! with ordered row locks was chosen over SERIALIZABLE-with-retry because a
+//! hot wallet then queues instead of aborting and re-running whole use
+//! cases (see docs/DECISIONS.md and BENCHMARKS.md). Platform accounts keep
+//! no running balance, so they are never a hot row: their balance is the
+//! sum of their entries.
+//!
+//! The database re-checks all of it: entries of a transfer sum to zero
+//! (deferred constraint trigger), amounts are positive, wallets never go
+//! below zero, entries and transfers are append-only.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+use serde::{Deserialize, Serialize};
+use uuid::{Uuid, uuid};
+
+use crate::context::RequestMeta;
+use crate::error::{DomainError, DomainResult};
+use crate::money::Amount;
+
+/// The platform's own accounts (FLOWS.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlatformAccount {
+    /// Money the payment provider holds for us (negative: an asset).
+    ProviderClearing,
+    /// Money reserved in escrows; equals the sum of RESERVED escrows.
+    EscrowHolding,
+    /// Service fees earned.
+    PlatformFees,
+    /// Deposit fees paid to the provider, recovered at settlement.
+    ProviderFees,
+}
+
+impl PlatformAccount {
+    /// The account's fixed id (created by the ledger migration).
+    pub const fn id(self) -> Uuid {
+        match self {
+            Self::ProviderClearing => uuid!("00000000-0000-0000-0000-00000000a001"),
+            Self::EscrowHolding => uuid!("00000000-0000-0000-0000-00000000a002"),
+            Self::PlatformFees => uuid!("00000000-0000-0000-0000-00000000a003"),
+            Self::ProviderFees => uuid!("00000000-0000-0000-0000-00000000a004"),
+        }
+    }
+
+    /// Every platform account.
+    pub const ALL: [PlatformAccount; 4] = [
+        Self::ProviderClearing,
+        Self::EscrowHolding,
+        Self::PlatformFees,
+        Self::ProviderFees,
+    ];
+}
+
+/// Who a wallet belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WalletOwner {
+    /// A person.
+    User(Uuid),
+    /// A merchant.
+    Merchant(Uuid),
+}
+
+impl WalletOwner {
+    fn kind(self) -> WalletKind {
+        match self {
+            Self::User(_) => WalletKind::User,
+            Self::Merchant(_) => WalletKind::Merchant,
+        }
+    }
+
+    fn id(self) -> Uuid {
+        match self {
+            Self::User(id) | Self::Merchant(id) => id,
+        }
+    }
+}
+
+/// `WalletKind` of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WalletKind {
+    /// A person's wallet.
+    User,
+    /// A merchant's wallet.
+    Merchant,
+}
+
+impl WalletKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Merchant => "MERCHANT",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "USER" => Some(Self::User),
+            "MERCHANT" => Some(Self::Merchant),
+            _ => None,
+        }
+    }
+}
+
+/// One side of a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Account {
+    /// A wallet (running balance, never negative), by account id.
+    Wallet(Uuid),
+    /// A platform account.
+    Platform(PlatformAccount),
+}
+
+impl Account {
+    /// The account id.
+    pub fn id(self) -> Uuid {
+        match self {
+            Self::Wallet(id) => id,
+            Self::Platform(p) => p.id(),
+        }
+    }
+}
+
+/// `EntryKind` of the contract: why money moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EntryKind {
+    /// A top-up credited by the payment provider.
+    Topup,
+    /// A host funding an event's prizes.
+    EventFunding,
+    /// Unawarded prizes returned to the host.
+    EventRefund,
+    /// A card bought from a merchant.
+    CardPurchase,
+    /// A card's escrow returned to its buyer.
+    CardRefund,
+    /// An escrow settled to a merchant.
+    Settlement,
+    /// A merchant payout.
+    Payout,
+    /// A payout the provider reversed.
+    PayoutReversal,
+    /// A manual correction (and test seeding).
+    Adjustment,
+}
+
+impl EntryKind {
+    /// The database and API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Topup => "TOPUP",
+            Self::EventFunding => "EVENT_FUNDING",
+            Self::EventRefund => "EVENT_REFUND",
+            Self::CardPurchase => "CARD_PURCHASE",
+            Self::CardRefund => "CARD_REFUND",
+            Self::Settlement => "SETTLEMENT",
+            Self::Payout => "PAYOUT",
+            Self::PayoutReversal => "PAYOUT_REVERSAL",
+            Self::Adjustment => "ADJUSTMENT",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Topup,
+            Self::EventFunding,
+            Self::EventRefund,
+            Self::CardPurchase,
+            Self::CardRefund,
+            Self::Settlement,
+            Self::Payout,
+            Self::PayoutReversal,
+            Self::Adjustment,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// Money in or out of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Direction {
+    /// The balance goes up.
+    Credit,
+    /// The balance goes down.
+    Debit,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Credit => "CREDIT",
+            Self::Debit => "DEBIT",
+        }
+    }
+}
+
+/// One entry of a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leg {
+    /// Which account.
+    pub account: Account,
+    /// In or out.
+    pub direction: Direction,
+    /// How much (positive).
+    pub amount: Amount,
+}
+
+impl Leg {
+    /// Money into `account`.
+    pub fn credit(account: Account, amount: Amount) -> Self {
+        Self {
+            account,
+            direction: Direction::Credit,
+            amount,
+        }
+    }
+
+    /// Money out of `account`.
+    pub fn debit(account: Account, amount: Amount) -> Self {
+        Self {
+            account,
+            direction: Direction::Debit,
+            amount,
+        }
+    }
+
+    fn delta(self) -> i128 {
+        match self.direction {
+            Direction::Credit => i128::from(self.amount.minor()),
+            Direction::Debit => -i128::from(self.amount.minor()),
+        }
+    }
+}
+
+/// A balanced movement of money.
+#[derive(Clone, Debug)]
+pub struct Transfer<'a> {
+    /// Why (also the kind of every entry).
+    pub kind: EntryKind,
+    /// What caused it: a topup reference, event, escrow or payout id.
+    pub reference: &'a str,
+    /// Two or more legs, each account at most once, credits = debits.
+    pub legs: Vec<Leg>,
+}
+
+/// A posted transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Posted {
+    /// The transfer's id.
+    pub transfer_id: Uuid,
+    /// Each wallet touched, with its balance right after.
+    pub wallets: Vec<(Uuid, Amount)>,
+}
+
+fn bug(message: &str) -> DomainError {
+    DomainError::Internal(anyhow::anyhow!("ledger: {message}"))
+}
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Posts `transfer` inside `txn`. A debit larger than a wallet's balance is
+/// `InsufficientFunds` (and the caller's transaction must be rolled back,
+/// which dropping it does). An unbalanced transfer is a bug: `Internal`.
+pub async fn post(
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    transfer: Transfer<'_>,
+) -> DomainResult<Posted> {
+    let legs = &transfer.legs;
+    if legs.len() < 2 {
+        return Err(bug("a transfer needs two or more legs"));
+    }
+    if legs.iter().any(|l| l.amount.is_zero()) {
+        return Err(bug("a leg of zero"));
+    }
+    if legs.iter().map(|l| l.delta()).sum::<i128>() != 0 {
+        return Err(bug("credits and debits differ"));
+    }
+    let mut wallet_legs: BTreeMap<Uuid, Leg> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for leg in legs {
+        if !seen.insert(leg.account) {
+            return Err(bug("an account appears twice in one transfer"));
+        }
+        if let Account::Wallet(id) = leg.account {
+            wallet_legs.insert(id, *leg);
+        }
+    }
+
+    // Wallets first, in ascending id order: the lock order of every posting.
+    let mut wallets = Vec::with_capacity(wallet_legs.len());
+    for (id, leg) in &wallet_legs {
+        let delta = i64::try_from(leg.delta()).map_err(|_| bug("delta out of range"))?;
+        let row = txn
+            .query_one_raw(statement(
+                "UPDATE ledger.accounts SET balance = balance + $2 \
+                 WHERE id = $1 AND kind IN ('USER', 'MERCHANT') AND balance + $2 >= 0 \
+                 RETURNING balance",
+                vec![(*id).into(), delta.into()],
+            ))
+            .await?;
+        match row {
+            Some(row) => {
+                let balance: i64 = row.try_get("", "balance")?;
+                wallets.push((
+                    *id,
+                    Amount::new(balance).map_err(|_| bug("negative wallet"))?,
+                ));
+            }
+            None => {
+                let available = wallet_balance(txn, *id)
+                    .await?
+                    .ok_or_else(|| bug("posting to a wallet that does not exist"))?;
+                return Err(DomainError::InsufficientFunds {
+                    required: leg.amount,
+                    available,
+                });
+            }
+        }
+    }
+
+    // The transfer and all its entries in one statement.
+    let transfer_id = Uuid::now_v7();
+    let mut values: Vec<Value> = vec![
+        transfer_id.into(),
+        transfer.kind.as_str().into(),
+        transfer.reference.into(),
+        meta.correlation_id.as_str().into(),
+    ];
+    let mut rows = Vec::with_capacity(legs.len());
+    for leg in legs {
+        let balance_after = wallets
+            .iter()
+            .find(|(id, _)| Account::Wallet(*id) == leg.account)
+            .map(|(_, b)| b.minor());
+        let n = values.len();
+        rows.push(format!(
+            "($1, ${}::uuid, $2, ${}, ${}::bigint, ${}::bigint, $3)",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ));
+        values.push(leg.account.id().into());
+        values.push(leg.direction.as_str().into());
+        values.push(leg.amount.minor().into());
+        values.push(balance_after.into());
+    }
+    let sql = format!(
+        "WITH transfer AS (INSERT INTO ledger.transfers (id, kind, reference, correlation_id) \
+         VALUES ($1, $2, $3, $4)) \
+         INSERT INTO ledger.entries (transfer_id, account_id, kind, direction, amount, balance_after, reference) \
+         VALUES {}",
+        rows.join(", ")
+    );
+    txn.execute_raw(statement(&sql, values)).await?;
+    for leg in legs {
+        metrics::counter!("giftdrop_ledger_movements_total", "kind" => transfer.kind.as_str(), "direction" => leg.direction.as_str())
+            .increment(1);
+    }
+    Ok(Posted {
+        transfer_id,
+        wallets,
+    })
+}
+
+/// A wallet's balance, `None` if the account is not a wallet.
+pub async fn wallet_balance<C: ConnectionTrait>(
+    conn: &C,
+    account: Uuid,
+) -> DomainResult<Option<Amount>> {
+    let row = conn
+        .query_one_raw(statement(
+            "SELECT balance FROM ledger.accounts WHERE id = $1 AND kind IN ('USER', 'MERCHANT')",
+            vec![account.into()],
+        ))
+        .await?;
+    match row {
+        Some(row) => {
+            let balance: i64 = row.try_get("", "balance")?;
+            Ok(Some(
+                Amount::new(balance).map_err(|_| bug("negative wallet"))?,
+            ))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A wallet as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletView {
+    /// The account id.
+    pub id: Uuid,
+    /// Person or merchant.
+    pub kind: WalletKind,
+    /// Who owns it.
+    pub owner_id: Uuid,
+    /// Spendable now.
+    pub balance: Amount,
+}
+
+/// The wallet of `owner`, created (empty) on first use.
+pub async fn wallet_of<C: ConnectionTrait>(
+    conn: &C,
+    owner: WalletOwner,
+) -> DomainResult<WalletView> {
+    let kind = owner.kind().as_str();
+    conn.execute_raw(statement(
+        "INSERT INTO ledger.accounts (id, kind, owner_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (kind, owner_id) WHERE owner_id IS NOT NULL DO NOTHING",
+        vec![Uuid::now_v7().into(), kind.into(), owner.id().into()],
+    ))
+    .await?;
+    let row = conn
+        .query_one_raw(statement(
+            "SELECT id, balance FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
+            vec![kind.into(), owner.id().into()],
+        ))
+        .await?
+        .ok_or_else(|| bug("a wallet vanished after it was created"))?;
+    Ok(WalletView {
+        id: row.try_get("", "id")?,
+        kind: owner.kind(),
+        owner_id: owner.id(),
+        balance: Amount::new(row.try_get("", "balance")?).map_err(|_| bug("negative wallet"))?,
+    })
+}
+
+/// The wallet with account id `id`, if it is one.
+pub async fn find_wallet<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+) -> DomainResult<Option<WalletView>> {
+    let row = conn
+        .query_one_raw(statement(
+            "SELECT id, kind, owner_id, balance FROM ledger.accounts \
+             WHERE id = $1 AND kind IN ('USER', 'MERCHANT')",
+            vec![id.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let kind: String = row.try_get("", "kind")?;
+    Ok(Some(WalletView {
+        id: row.try_get("", "id")?,
+        kind: WalletKind::parse(&kind).ok_or_else(|| bug("unknown wallet kind"))?,
+        owner_id: row.try_get("", "owner_id")?,
+        balance: Amount::new(row.try_get("", "balance")?).map_err(|_| bug("negative wallet"))?,
+    }))
+}
+
+/// The signed sum over every account: wallets by their running balance,
+/// platform accounts by their entries. Zero whenever the ledger is sound.
+/// Run it in a REPEATABLE READ transaction for one consistent snapshot.
+pub async fn total<C: ConnectionTrait>(conn: &C) -> DomainResult<i128> {
+    let row = conn
+        .query_one_raw(statement(
+            "SELECT \
+               (SELECT coalesce(sum(balance), 0) FROM ledger.accounts WHERE kind IN ('USER', 'MERCHANT'))::text AS wallets, \
+               (SELECT coalesce(sum(CASE e.direction WHEN 'CREDIT' THEN e.amount ELSE -e.amount END), 0) \
+                  FROM ledger.entries e JOIN ledger.accounts a ON a.id = e.account_id \
+                 WHERE a.kind NOT IN ('USER', 'MERCHANT'))::text AS platform",
+            vec![],
+        ))
+        .await?
+        .ok_or_else(|| bug("no total"))?;
+    let parse = |column: &str| -> DomainResult<i128> {
+        let text: String = row.try_get("", column)?;
+        text.parse().map_err(|_| bug("unparseable total"))
+    };
+    Ok(parse("wallets")? + parse("platform")?)
+}
