@@ -109,3 +109,47 @@ async fn readiness_follows_redis_down_and_back() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_cache_serves_until_invalidated_and_reads_through_when_redis_is_cut() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::Duration;
+
+    use giftdrop_domain::cache::Cache;
+
+    let app = spawn_app().await;
+    let mut proxy = RedisProxy::start(None).await;
+    let redis = redis::Client::open(format!("redis://{}", proxy.addr))
+        .expect("url")
+        .get_connection_manager()
+        .await
+        .expect("connected through the proxy");
+    let cache = Cache::new(redis, app.running().services.ns.clone());
+    let source = AtomicI64::new(1);
+    let loads = AtomicI64::new(0);
+    let read = || {
+        cache.get_or_set("answer", Duration::from_secs(60), || async {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok(source.load(Ordering::SeqCst))
+        })
+    };
+
+    assert_eq!(read().await.expect("read"), 1);
+    assert_eq!(read().await.expect("read"), 1);
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "the second read is a hit");
+
+    source.store(2, Ordering::SeqCst);
+    assert_eq!(read().await.expect("read"), 1, "stale until invalidated");
+    cache.invalidate("answer", Duration::from_secs(60)).await;
+    assert_eq!(read().await.expect("read"), 2);
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+
+    proxy.cut();
+    source.store(3, Ordering::SeqCst);
+    cache.invalidate("answer", Duration::from_secs(60)).await;
+    assert_eq!(
+        read().await.expect("no error without redis"),
+        3,
+        "with Redis cut, reads go to the source"
+    );
+}
