@@ -13,7 +13,7 @@ use giftdrop_domain::ratelimit::{RateLimiter, RateLimits};
 use giftdrop_domain::{Services, Settings};
 use giftdrop_graphql::SchemaOptions;
 use giftdrop_jobs::JobQueues;
-use giftdrop_jobs::email::EmailDeps;
+use giftdrop_jobs::email::{EmailDeps, SentLog};
 use giftdrop_jobs::mail::{FileMailer, Mailer, SmtpMailer};
 use giftdrop_jobs::relay::Relay;
 use giftdrop_jobs::worker::WorkerOptions;
@@ -197,6 +197,10 @@ pub async fn start(
         let email = EmailDeps {
             mailer: mailer(&config)?,
             max_attempts: usize::try_from(config.job_max_attempts.max(1)).unwrap_or(1),
+            sent: SentLog {
+                redis: services.redis.clone(),
+                ns: services.ns.clone(),
+            },
         };
         let options = WorkerOptions {
             poll: Duration::from_millis(config.job_poll_ms.max(10)),

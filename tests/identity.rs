@@ -144,6 +144,35 @@ async fn login_is_rate_limited_per_email() {
 }
 
 #[tokio::test]
+async fn login_is_rate_limited_per_client_ip_across_emails() {
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.rate_limits = "login=3/300".into())
+        .spawn()
+        .await;
+    let app = &app;
+    let attempt = |email: String| async move {
+        app.gql(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            json!({ "e": email, "p": "wrong-password-1" }),
+        )
+        .await
+    };
+    // Each email is tried once, so only the per-IP window can refuse.
+    for n in 0..3 {
+        assert_eq!(
+            code(&attempt(format!("user{n}@example.com")).await),
+            "UNAUTHENTICATED"
+        );
+    }
+    assert_eq!(
+        code(&attempt("fresh@example.com".into()).await),
+        "RATE_LIMITED"
+    );
+}
+
+#[tokio::test]
 async fn become_host_needs_a_signed_in_user() {
     let app = spawn_app().await;
     let body = app

@@ -2,6 +2,8 @@
 //! everything from a committed one, even when the relay was down.
 
 use giftdrop_domain::jobs::{JobPayload, SendEmail};
+use redis::AsyncCommands;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::support::{AppOptions, PASSWORD, eventually, spawn_app};
@@ -126,5 +128,92 @@ async fn a_job_that_keeps_failing_is_retried_then_moved_to_the_dead_set() {
         queues.pending(SendEmail::KIND).await.expect("redis"),
         0,
         "no retry left scheduled"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_email_job_sends_nothing_twice() {
+    let app = spawn_app().await;
+    let (_, id) = app.register("ada@example.com", "Ada").await;
+    let file = app.mail_dir().join(format!("welcome_{id}.eml"));
+    let queues = &app.running().queues;
+    let done = |n: u64| async move { queues.done(SendEmail::KIND).await.expect("redis") == n };
+    eventually("the welcome email", || done(1)).await;
+    assert!(file.exists());
+    std::fs::remove_file(&file).expect("removed");
+
+    // The same job again, as an at-least-once relay or queue may deliver it.
+    let again = json!({
+        "to": "ada@example.com",
+        "subject": "Welcome to giftdrop",
+        "body": "Hi again",
+        "dedupe_key": format!("welcome:{id}"),
+    });
+    queues
+        .push(SendEmail::KIND, again, None)
+        .await
+        .expect("pushed");
+    eventually("the repeated job to finish", || done(2)).await;
+    assert!(!file.exists(), "a re-delivered job sent the email again");
+}
+
+#[tokio::test]
+async fn a_job_carries_the_correlation_id_of_the_request_that_caused_it() {
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.outbox_relay = false)
+        .mode(true, false)
+        .spawn()
+        .await;
+    let body: serde_json::Value = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-correlation-id", "signup-77")
+        .json(&json!({
+            "query": "mutation($i: RegisterInput!) { register(input: $i) { token } }",
+            "variables": { "i": { "email": "ada@example.com", "password": PASSWORD, "displayName": "Ada" } },
+        }))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(body["data"]["register"]["token"].is_string(), "{body}");
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT correlation_id FROM ops.outbox",
+        ))
+        .await
+        .expect("query")
+        .expect("the queued email");
+    let outbox_id: Option<String> = row.try_get_by_index(0).expect("column");
+    assert_eq!(outbox_id.as_deref(), Some("signup-77"));
+
+    // The relay hands it to the job, whose envelope carries it.
+    let relay = AppOptions::beside(&app)
+        .mode(true, false)
+        .config(|c| c.outbox_relay = true)
+        .spawn()
+        .await;
+    eventually("the outbox drained", || async {
+        relay.count("ops.outbox").await == 0
+    })
+    .await;
+    let queues = &relay.running().queues;
+    let data_key = queues.send_email.get_config().job_data_hash();
+    let jobs: Vec<String> = redis::Client::open(crate::support::redis_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+        .hvals(&data_key)
+        .await
+        .expect("job data");
+    assert!(
+        jobs.iter().any(|job| job.contains("signup-77")),
+        "no queued job carries the correlation id: {jobs:?}"
     );
 }

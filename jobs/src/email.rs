@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use giftdrop_domain::jobs::SendEmail;
+use giftdrop_domain::keys::Namespace;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
 use tracing::Instrument;
 
 use crate::mail::Mailer;
@@ -16,9 +19,51 @@ pub struct EmailDeps {
     pub mailer: Arc<dyn Mailer>,
     /// Runs before the job is given up and moved to the dead set.
     pub max_attempts: usize,
+    /// Which emails were already sent.
+    pub sent: SentLog,
 }
 
-/// Delivers one email. A failure is retried (apalis-redis re-schedules it
+/// Remembers sent emails by dedupe key for a week, so a re-delivered job
+/// (the outbox and the queue deliver at least once) sends nothing twice.
+/// If Redis cannot answer, the email is sent: a rare duplicate beats a lost
+/// email.
+#[derive(Clone)]
+pub struct SentLog {
+    /// Redis commands.
+    pub redis: ConnectionManager,
+    /// Prefix of the keys.
+    pub ns: Namespace,
+}
+
+impl SentLog {
+    const KEEP_SECS: u64 = 7 * 24 * 3600;
+
+    fn key(&self, dedupe_key: &str) -> String {
+        self.ns.key(&format!("mail:sent:{dedupe_key}"))
+    }
+
+    async fn contains(&self, dedupe_key: &str) -> bool {
+        let exists: redis::RedisResult<bool> =
+            self.redis.clone().exists(self.key(dedupe_key)).await;
+        exists.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "could not check the sent-mail log; sending");
+            false
+        })
+    }
+
+    async fn insert(&self, dedupe_key: &str) {
+        let set: redis::RedisResult<()> = self
+            .redis
+            .clone()
+            .set_ex(self.key(dedupe_key), 1, Self::KEEP_SECS)
+            .await;
+        if let Err(err) = set {
+            tracing::warn!(error = %err, dedupe_key, "could not record a sent email");
+        }
+    }
+}
+
+/// Delivers one email, once per dedupe key. A failure is retried (apalis-redis re-schedules it
 /// `attempt` seconds later); the last allowed failure is reported to Sentry
 /// with the correlation id and the job is aborted to the dead set.
 pub async fn send_email(
@@ -29,8 +74,14 @@ pub async fn send_email(
     let correlation_id = envelope.correlation_id.clone().unwrap_or_default();
     let span = tracing::info_span!("job", kind = "send_email", %correlation_id, attempt = attempt.current());
     async move {
+        if deps.sent.contains(&envelope.job.dedupe_key).await {
+            metrics::counter!("giftdrop_jobs_total", "kind" => "send_email", "outcome" => "duplicate").increment(1);
+            tracing::info!(dedupe_key = %envelope.job.dedupe_key, "email already sent; skipped");
+            return Ok(());
+        }
         match deps.mailer.send(&envelope.job).await {
             Ok(()) => {
+                deps.sent.insert(&envelope.job.dedupe_key).await;
                 metrics::counter!("giftdrop_jobs_total", "kind" => "send_email", "outcome" => "ok").increment(1);
                 Ok(())
             }

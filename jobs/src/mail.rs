@@ -20,8 +20,25 @@ fn build(from: &Mailbox, email: &SendEmail) -> anyhow::Result<Message> {
         .from(from.clone())
         .to(email.to.parse().context("invalid recipient address")?)
         .subject(email.subject.clone())
+        // Stable across re-deliveries, so mail systems can drop a duplicate.
+        .message_id(Some(format!("<{}@giftdrop>", token(&email.dedupe_key))))
         .body(email.body.clone())
         .context("failed to build the message")
+}
+
+/// `dedupe_key` with every character but ASCII letters, digits and `-`
+/// replaced by `_`: safe in a file name and in a Message-ID.
+fn token(dedupe_key: &str) -> String {
+    dedupe_key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// SMTP delivery through lettre.
@@ -71,17 +88,7 @@ impl FileMailer {
 
     /// The file a message with `dedupe_key` is written to.
     pub fn path_of(&self, dedupe_key: &str) -> PathBuf {
-        let name: String = dedupe_key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.dir.join(format!("{name}.eml"))
+        self.dir.join(format!("{}.eml", token(dedupe_key)))
     }
 }
 

@@ -75,25 +75,32 @@ impl JobQueues {
         }
     }
 
+    fn config_of(&self, kind: &str) -> anyhow::Result<&Config> {
+        match kind {
+            SendEmail::KIND => Ok(self.send_email.get_config()),
+            other => anyhow::bail!("unknown job kind {other:?}"),
+        }
+    }
+
     /// Jobs of `kind` waiting or scheduled (retries included), for health
     /// views and test teardown.
     pub async fn pending(&self, kind: &str) -> anyhow::Result<u64> {
-        let config = match kind {
-            SendEmail::KIND => self.send_email.get_config(),
-            other => anyhow::bail!("unknown job kind {other:?}"),
-        };
+        let config = self.config_of(kind)?;
         let mut redis = self.redis.clone();
         let active: u64 = redis.llen(config.active_jobs_list()).await?;
         let scheduled: u64 = redis.zcard(config.scheduled_jobs_set()).await?;
         Ok(active + scheduled)
     }
 
+    /// Jobs of `kind` that ran to success.
+    pub async fn done(&self, kind: &str) -> anyhow::Result<u64> {
+        let config = self.config_of(kind)?;
+        Ok(self.redis.clone().scard(config.done_jobs_set()).await?)
+    }
+
     /// Jobs of `kind` that exhausted their attempts or were aborted.
     pub async fn dead(&self, kind: &str) -> anyhow::Result<u64> {
-        let config = match kind {
-            SendEmail::KIND => self.send_email.get_config(),
-            other => anyhow::bail!("unknown job kind {other:?}"),
-        };
+        let config = self.config_of(kind)?;
         Ok(self.redis.clone().scard(config.dead_jobs_set()).await?)
     }
 }
