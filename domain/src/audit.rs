@@ -1,7 +1,7 @@
 //! The audit log: every state-changing admin action leaves one entry with
 //! the actor and the correlation id, written in the action's transaction.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use giftdrop_entities::ops::audit_log;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
@@ -44,24 +44,8 @@ pub async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
-/// One audit entry as read back.
-#[derive(Clone, Debug)]
-pub struct AuditEntry {
-    /// Entry id (time-ordered).
-    pub id: Uuid,
-    /// The acting user, if any.
-    pub actor_id: Option<Uuid>,
-    /// Action name.
-    pub action: String,
-    /// Subject.
-    pub subject: String,
-    /// Detail.
-    pub detail: Option<String>,
-    /// Correlation id of the causing request.
-    pub correlation_id: Option<String>,
-    /// When it happened.
-    pub created_at: DateTime<Utc>,
-}
+/// One audit entry as read back (the `ops.audit_log` row).
+pub use giftdrop_entities::ops::audit_log::Model as AuditEntry;
 
 /// Newest-first page of entries strictly older than `before` (an entry id).
 pub async fn list<C: ConnectionTrait>(
@@ -75,18 +59,5 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(before) = before {
         query = query.filter(audit_log::Column::Id.lt(before));
     }
-    Ok(query
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| AuditEntry {
-            id: m.id,
-            actor_id: m.actor_id,
-            action: m.action,
-            subject: m.subject,
-            detail: m.detail,
-            correlation_id: m.correlation_id,
-            created_at: m.created_at,
-        })
-        .collect())
+    Ok(query.all(conn).await?)
 }

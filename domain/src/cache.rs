@@ -75,8 +75,7 @@ impl Cache {
     {
         let (version_key, value_key) = self.keys(name);
         let mut redis = self.redis.clone();
-        let read = tokio::time::timeout(
-            COMMAND_TIMEOUT,
+        let read = within(
             redis::cmd("MGET")
                 .arg(&version_key)
                 .arg(&value_key)
@@ -84,7 +83,7 @@ impl Cache {
         )
         .await;
         let version = match read {
-            Ok(Ok((version, cached))) => {
+            Ok((version, cached)) => {
                 let version = version.unwrap_or_else(|| "0".to_owned());
                 if let Some(value) = cached
                     .as_deref()
@@ -99,17 +98,16 @@ impl Cache {
                 metrics::counter!("giftdrop_cache_requests_total", "result" => "miss").increment(1);
                 Some(version)
             }
-            failed => {
+            Err(error) => {
                 metrics::counter!("giftdrop_cache_requests_total", "result" => "bypass")
                     .increment(1);
-                tracing::warn!(error = ?failed.err().map(|_| "timeout"), "cache unavailable, reading through");
+                tracing::warn!(name, %error, "cache unavailable, reading through");
                 None
             }
         };
         let value = load().await?;
         if let (Some(version), Ok(json)) = (version, serde_json::to_string(&value)) {
-            let stored = tokio::time::timeout(
-                COMMAND_TIMEOUT,
+            let stored = within(
                 self.store
                     .key(&version_key)
                     .key(&value_key)
@@ -119,8 +117,8 @@ impl Cache {
                     .invoke_async::<i64>(&mut redis),
             )
             .await;
-            if !matches!(stored, Ok(Ok(_))) {
-                tracing::warn!(name, "could not store a cache value");
+            if let Err(error) = stored {
+                tracing::warn!(name, %error, "could not store a cache value");
             }
         }
         Ok(value)
@@ -132,19 +130,28 @@ impl Cache {
     pub async fn invalidate(&self, name: &str, ttl: Duration) {
         let (version_key, _) = self.keys(name);
         let mut redis = self.redis.clone();
-        let bumped = tokio::time::timeout(
-            COMMAND_TIMEOUT,
+        let bumped = within(
             self.bump
                 .key(&version_key)
                 .arg(ttl.as_secs().max(1) * 2 + 1)
                 .invoke_async::<i64>(&mut redis),
         )
         .await;
-        if !matches!(bumped, Ok(Ok(_))) {
+        if let Err(error) = bumped {
             tracing::warn!(
                 name,
+                %error,
                 "could not invalidate a cache value; it expires with its TTL"
             );
         }
+    }
+}
+
+/// A cache command bounded by [`COMMAND_TIMEOUT`]; the error says why.
+async fn within<T>(command: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no answer within {COMMAND_TIMEOUT:?}")),
     }
 }

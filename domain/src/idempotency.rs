@@ -19,6 +19,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -116,9 +117,9 @@ enum Outcome {
 impl Outcome {
     fn into_result<T: DeserializeOwned>(self) -> DomainResult<T> {
         match self {
-            Outcome::Ok { value } => serde_json::from_value(value).map_err(|e| {
-                DomainError::Internal(anyhow::Error::new(e).context("unreadable stored outcome"))
-            }),
+            Outcome::Ok { value } => {
+                Ok(serde_json::from_value(value).context("unreadable stored outcome")?)
+            }
             Outcome::Err { error } => Err(error.into_error()),
         }
     }
@@ -129,8 +130,7 @@ fn statement(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 }
 
 fn hash_of<I: Serialize>(input: &I) -> DomainResult<Vec<u8>> {
-    let bytes = serde_json::to_vec(input)
-        .map_err(|e| DomainError::Internal(anyhow::Error::new(e).context("unhashable input")))?;
+    let bytes = serde_json::to_vec(input).context("unhashable input")?;
     Ok(Sha256::digest(bytes).to_vec())
 }
 
@@ -193,9 +193,7 @@ async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> Domai
         let state: String = existing.try_get("", "state")?;
         if state == "DONE" {
             let outcome: serde_json::Value = existing.try_get("", "outcome")?;
-            let outcome = serde_json::from_value(outcome).map_err(|e| {
-                DomainError::Internal(anyhow::Error::new(e).context("unreadable stored outcome"))
-            })?;
+            let outcome = serde_json::from_value(outcome).context("unreadable stored outcome")?;
             return Ok(Claimed::Done(outcome));
         }
         if tokio::time::Instant::now() >= deadline {
@@ -211,8 +209,7 @@ async fn store<C: ConnectionTrait>(
     token: Uuid,
     outcome: &Outcome,
 ) -> DomainResult<bool> {
-    let json = serde_json::to_value(outcome)
-        .map_err(|e| DomainError::Internal(anyhow::Error::new(e).context("unstorable outcome")))?;
+    let json = serde_json::to_value(outcome).context("unstorable outcome")?;
     let done = conn
         .execute_raw(statement(
             "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = $5, claim = NULL, locked_until = NULL \
@@ -261,9 +258,7 @@ where
     };
     let result = async {
         let (txn, value) = work().await?;
-        let json = serde_json::to_value(&value).map_err(|e| {
-            DomainError::Internal(anyhow::Error::new(e).context("unstorable outcome"))
-        })?;
+        let json = serde_json::to_value(&value).context("unstorable outcome")?;
         if !store(&txn, &scope, token, &Outcome::Ok { value: json }).await? {
             // Our lease ran out and another request took the key over:
             // roll back rather than commit a second effect.
@@ -274,11 +269,20 @@ where
     }
     .await;
     if let Err(err) = &result {
-        match StoredError::of(err) {
-            Some(error) => {
-                store(db, &scope, token, &Outcome::Err { error }).await?;
-            }
-            None => release(db, &scope, token).await?,
+        let recorded = match StoredError::of(err) {
+            Some(error) => store(db, &scope, token, &Outcome::Err { error })
+                .await
+                .map(drop),
+            None => release(db, &scope, token).await,
+        };
+        // The caller learns the real failure; the claim then simply expires
+        // with its lease, after which a retry can take the key over.
+        if let Err(record_err) = recorded {
+            tracing::error!(
+                error = %record_err,
+                operation = scope.operation,
+                "could not record an idempotency outcome; the key frees when its lease ends"
+            );
         }
     }
     result

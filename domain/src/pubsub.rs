@@ -110,15 +110,6 @@ impl Hub {
         }
     }
 
-    /// Local subscribers of `topic` in this process.
-    pub fn local_subscribers(&self, topic: &str) -> usize {
-        let channel = self.inner.ns.channel(topic);
-        self.inner
-            .topics()
-            .get(&channel)
-            .map_or(0, |t| t.tx.receiver_count())
-    }
-
     /// Publishes `payload` on `topic` to every process.
     pub async fn publish(
         &self,

@@ -9,6 +9,7 @@ pub mod extensions;
 pub mod identity;
 pub mod ids;
 pub mod live;
+pub mod operation;
 pub mod ops;
 pub mod page;
 pub mod platform;

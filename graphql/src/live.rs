@@ -4,7 +4,7 @@
 //! topic; a [`Delivery::Resync`] (slow subscriber, Redis reconnect) re-reads
 //! the state, so a subscriber never silently misses a change.
 
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Context, Result, Subscription};
 use futures_util::{Stream, StreamExt, stream};
 use giftdrop_domain::identity::{self, UserView};
@@ -61,26 +61,17 @@ impl LiveSubscription {
 /// must never be listed here.
 pub const SNAPSHOT_SUBSCRIPTIONS: &[&str] = &["meUpdated"];
 
-/// True when `query` (with `operation_name` chosen, as the executor would)
-/// is a subscription selecting only [`SNAPSHOT_SUBSCRIPTIONS`] fields at its
-/// root. Anything unusual (parse errors, fragments at the root, several
-/// operations without a name) answers false: the caller then executes it
-/// on its own, which is always correct.
-pub fn is_snapshot_subscription(query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
+/// True when the operation `document` runs (with `operation_name`) is a
+/// subscription selecting only [`SNAPSHOT_SUBSCRIPTIONS`] fields at its
+/// root. Anything unusual (fragments at the root, no such operation)
+/// answers false: the caller then executes it on its own, which is always
+/// correct.
+pub fn is_snapshot_subscription(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> bool {
+    let Some(operation) = crate::operation::selected(document, operation_name) else {
         return false;
-    };
-    let operation = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op,
-            None => return false,
-        },
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
-            Some(op) => op,
-            None => return false,
-        },
-        (DocumentOperations::Multiple(_), None) => return false,
     };
     if operation.node.ty != OperationType::Subscription {
         return false;
@@ -97,7 +88,11 @@ pub fn is_snapshot_subscription(query: &str, operation_name: Option<&str>) -> bo
 
 #[cfg(test)]
 mod tests {
-    use super::is_snapshot_subscription;
+    /// Parses `query` and asks; an unparseable query is never shareable.
+    fn is_snapshot_subscription(query: &str, operation_name: Option<&str>) -> bool {
+        async_graphql::parser::parse_query(query)
+            .is_ok_and(|document| super::is_snapshot_subscription(&document, operation_name))
+    }
 
     #[test]
     fn only_snapshot_fields_at_the_root_are_shareable() {

@@ -16,6 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::RequestData;
 use giftdrop_graphql::error::to_graphql;
+use giftdrop_graphql::operation;
 
 use super::{AppState, CorrelationId, error_response, resolve_auth};
 
@@ -53,7 +54,7 @@ pub async fn post(
             "Batched operations are not supported: send one operation per request",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(_) => {
             return error_response(
@@ -63,6 +64,7 @@ pub async fn post(
             );
         }
     };
+    state.documents.prepare(&mut request);
     execute(&state, request, &headers, correlation, peer).await
 }
 
@@ -90,7 +92,7 @@ pub async fn get(
         )
         .into_response();
     }
-    let request = match async_graphql::http::parse_query_string(&query) {
+    let mut request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(_) => {
             return error_response(
@@ -100,7 +102,8 @@ pub async fn get(
             );
         }
     };
-    if !is_query(&request) {
+    state.documents.prepare(&mut request);
+    if !is_query(&mut request) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -114,18 +117,16 @@ pub async fn get(
     execute(&state, request, &headers, correlation, peer).await
 }
 
-/// True when the operation the request selects is a query. An unparseable
-/// document counts as a query: execution then reports the syntax error.
-fn is_query(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+/// True when the operation the request selects is a query. A document that
+/// does not parse or selects no operation counts as a query: execution then
+/// reports why, and runs nothing. The parse is kept for execution.
+fn is_query(request: &mut async_graphql::Request) -> bool {
+    let operation_name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return true;
     };
-    let mut operations = document.operations.iter();
-    let selected = match &request.operation_name {
-        Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
-        None => operations.next(),
-    };
-    selected.is_none_or(|(_, op)| op.node.ty == OperationType::Query)
+    operation::selected(document, operation_name.as_deref())
+        .is_none_or(|op| op.node.ty == OperationType::Query)
 }
 
 async fn execute(
@@ -157,8 +158,6 @@ async fn execute(
         meta,
         client_ip: peer.ip().to_string(),
     };
-    let mut request = request;
-    state.documents.prepare(&mut request);
     let response = state.schema.execute(request.data(data)).await;
     Json(response).into_response()
 }

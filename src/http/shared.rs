@@ -65,18 +65,32 @@ impl Frame {
     pub fn stream(
         responses: impl futures_util::Stream<Item = async_graphql::Response> + Send + 'static,
     ) -> BoxStream<'static, Frame> {
-        responses
-            .map(|response| Frame::of(&response))
-            .chain(stream::once(async { Frame::Complete }))
-            .scan(false, |ended, frame| {
-                let item = (!*ended).then(|| {
-                    *ended = !matches!(frame, Frame::Next(_));
-                    frame
-                });
-                async move { item }
-            })
-            .boxed()
+        until_final(
+            responses
+                .map(|response| Frame::of(&response))
+                .chain(stream::once(async { Frame::Complete })),
+        )
     }
+
+    /// True for a frame that ends the operation.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Frame::Next(_))
+    }
+}
+
+/// `frames` up to and including the first final one.
+fn until_final(
+    frames: impl futures_util::Stream<Item = Frame> + Send + 'static,
+) -> BoxStream<'static, Frame> {
+    frames
+        .scan(false, |ended, frame| {
+            let item = (!*ended).then(|| {
+                *ended = frame.is_final();
+                frame
+            });
+            async move { item }
+        })
+        .boxed()
 }
 
 /// The identity a shared execution runs as: two subscribers share only if
@@ -182,7 +196,7 @@ impl SharedSubscriptions {
                     () = stop.cancelled() => break,
                     frame = frames.next() => frame.unwrap_or(Frame::Complete),
                 };
-                let last = !matches!(frame, Frame::Next(_));
+                let last = frame.is_final();
                 if last {
                     // Before the final frame, so nobody joins a finished run.
                     forget(&running, &key, &me);
@@ -194,6 +208,7 @@ impl SharedSubscriptions {
                     break;
                 }
             }
+            // Stopped because every subscriber left: the entry is dead.
             forget(&running, &key, &me);
             metrics::gauge!("giftdrop_ws_shared_executions").decrement(1.0);
         });
@@ -223,18 +238,13 @@ fn follow(
         shared: Arc<Shared>,
         rx: broadcast::Receiver<Frame>,
         pending: Option<Frame>,
-        ended: bool,
     }
     let state = State {
         shared,
         rx,
         pending: first,
-        ended: false,
     };
-    stream::unfold(state, |mut state| async move {
-        if state.ended {
-            return None;
-        }
+    until_final(stream::unfold(state, |mut state| async move {
         let frame = loop {
             if let Some(frame) = state.pending.take() {
                 break frame;
@@ -251,8 +261,6 @@ fn follow(
                 Err(broadcast::error::RecvError::Closed) => break Frame::Complete,
             }
         };
-        state.ended = !matches!(frame, Frame::Next(_));
         Some((frame, state))
-    })
-    .boxed()
+    }))
 }

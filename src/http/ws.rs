@@ -207,7 +207,7 @@ impl Connection {
                 .await
                 .map_err(|_| Gone)?;
         }
-        if matches!(frame, Frame::Next(_)) {
+        if !frame.is_final() {
             return Ok(());
         }
         self.subscriptions.remove(&id);
@@ -307,7 +307,7 @@ impl Connection {
             // The close reason must fit a control frame (123 bytes).
             return Ok(Some((4409, "Subscriber for this id already exists")));
         }
-        let Some(Ok(request)) = payload.map(serde_json::from_value::<async_graphql::Request>)
+        let Some(Ok(mut request)) = payload.map(serde_json::from_value::<async_graphql::Request>)
         else {
             return Ok(Some((4400, "Invalid message received")));
         };
@@ -328,14 +328,18 @@ impl Connection {
             meta: self.meta.clone(),
             client_ip: self.client_ip.clone(),
         };
-        let responses =
-            if is_snapshot_subscription(&request.query, request.operation_name.as_deref()) {
-                self.state
-                    .shared
-                    .subscribe(&self.state.schema, request, data)
-            } else {
-                Frame::stream(self.state.schema.execute_stream(request.data(data)))
-            };
+        let operation_name = request.operation_name.clone();
+        // Parsed once here; execution reuses the parse.
+        let shareable = request
+            .parsed_query()
+            .is_ok_and(|document| is_snapshot_subscription(document, operation_name.as_deref()));
+        let responses = if shareable {
+            self.state
+                .shared
+                .subscribe(&self.state.schema, request, data)
+        } else {
+            Frame::stream(self.state.schema.execute_stream(request.data(data)))
+        };
         self.subscriptions.insert(id, responses);
         metrics::gauge!("giftdrop_ws_subscriptions").increment(1.0);
         Ok(None)

@@ -39,6 +39,18 @@ pub struct UserView {
     pub created_at: DateTime<Utc>,
 }
 
+impl UserView {
+    fn of(user: users::Model, roles: Vec<Role>) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            roles,
+            created_at: user.created_at,
+        }
+    }
+}
+
 /// The pub/sub topic that carries a user's changes.
 pub fn user_topic(user_id: Uuid) -> String {
     format!("user:{user_id}")
@@ -80,13 +92,8 @@ async fn roles_of<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainResult<V
 }
 
 async fn view_of<C: ConnectionTrait>(conn: &C, user: users::Model) -> DomainResult<UserView> {
-    Ok(UserView {
-        roles: roles_of(conn, user.id).await?,
-        id: user.id,
-        email: user.email,
-        display_name: user.display_name,
-        created_at: user.created_at,
-    })
+    let roles = roles_of(conn, user.id).await?;
+    Ok(UserView::of(user, roles))
 }
 
 /// The user with `id`, if any.
@@ -114,13 +121,7 @@ pub async fn find_users<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> DomainRes
         .into_iter()
         .map(|user| {
             let held = sorted_roles(roles.iter().filter(|r| r.user_id == user.id));
-            UserView {
-                id: user.id,
-                email: user.email,
-                display_name: user.display_name,
-                roles: held,
-                created_at: user.created_at,
-            }
+            UserView::of(user, held)
         })
         .collect())
 }

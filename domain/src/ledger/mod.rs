@@ -21,9 +21,9 @@
 //! (deferred constraint trigger), amounts are positive, wallets never go
 //! below zero, entries and transfers are append-only.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
@@ -54,14 +54,6 @@ impl PlatformAccount {
             Self::ProviderFees => uuid!("00000000-0000-0000-0000-00000000a004"),
         }
     }
-
-    /// Every platform account.
-    pub const ALL: [PlatformAccount; 4] = [
-        Self::ProviderClearing,
-        Self::EscrowHolding,
-        Self::PlatformFees,
-        Self::ProviderFees,
-    ];
 }
 
 /// Who a wallet belongs to.
@@ -102,14 +94,6 @@ impl WalletKind {
         match self {
             Self::User => "USER",
             Self::Merchant => "MERCHANT",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "USER" => Some(Self::User),
-            "MERCHANT" => Some(Self::Merchant),
-            _ => None,
         }
     }
 }
@@ -171,23 +155,6 @@ impl EntryKind {
             Self::PayoutReversal => "PAYOUT_REVERSAL",
             Self::Adjustment => "ADJUSTMENT",
         }
-    }
-
-    /// Parses the database spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Topup,
-            Self::EventFunding,
-            Self::EventRefund,
-            Self::CardPurchase,
-            Self::CardRefund,
-            Self::Settlement,
-            Self::Payout,
-            Self::PayoutReversal,
-            Self::Adjustment,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == text)
     }
 }
 
@@ -294,16 +261,18 @@ pub async fn post(
     if legs.iter().map(|l| l.delta()).sum::<i128>() != 0 {
         return Err(bug("credits and debits differ"));
     }
-    let mut wallet_legs: BTreeMap<Uuid, Leg> = BTreeMap::new();
-    let mut seen = std::collections::HashSet::new();
-    for leg in legs {
-        if !seen.insert(leg.account) {
-            return Err(bug("an account appears twice in one transfer"));
-        }
-        if let Account::Wallet(id) = leg.account {
-            wallet_legs.insert(id, *leg);
-        }
+    let accounts: BTreeSet<Account> = legs.iter().map(|l| l.account).collect();
+    if accounts.len() != legs.len() {
+        return Err(bug("an account appears twice in one transfer"));
     }
+    let mut wallet_legs: Vec<(Uuid, Leg)> = legs
+        .iter()
+        .filter_map(|leg| match leg.account {
+            Account::Wallet(id) => Some((id, *leg)),
+            Account::Platform(_) => None,
+        })
+        .collect();
+    wallet_legs.sort_by_key(|(id, _)| *id);
 
     // Wallets first, in ascending id order: the lock order of every posting.
     let mut wallets = Vec::with_capacity(wallet_legs.len());
@@ -318,13 +287,7 @@ pub async fn post(
             ))
             .await?;
         match row {
-            Some(row) => {
-                let balance: i64 = row.try_get("", "balance")?;
-                wallets.push((
-                    *id,
-                    Amount::new(balance).map_err(|_| bug("negative wallet"))?,
-                ));
-            }
+            Some(row) => wallets.push((*id, balance_of(&row)?)),
             None => {
                 let available = wallet_balance(txn, *id)
                     .await?
@@ -393,15 +356,13 @@ pub async fn wallet_balance<C: ConnectionTrait>(
             vec![account.into()],
         ))
         .await?;
-    match row {
-        Some(row) => {
-            let balance: i64 = row.try_get("", "balance")?;
-            Ok(Some(
-                Amount::new(balance).map_err(|_| bug("negative wallet"))?,
-            ))
-        }
-        None => Ok(None),
-    }
+    row.as_ref().map(balance_of).transpose()
+}
+
+/// The `balance` column of a wallet row.
+fn balance_of(row: &QueryResult) -> DomainResult<Amount> {
+    let balance: i64 = row.try_get("", "balance")?;
+    Amount::new(balance).map_err(|_| bug("a negative wallet balance"))
 }
 
 /// A wallet as the API shows it.
@@ -417,53 +378,39 @@ pub struct WalletView {
     pub balance: Amount,
 }
 
-/// The wallet of `owner`, created (empty) on first use.
+/// The wallet of `owner`, created (empty) on first use. Reading an existing
+/// wallet is one SELECT: reads never write.
 pub async fn wallet_of<C: ConnectionTrait>(
     conn: &C,
     owner: WalletOwner,
 ) -> DomainResult<WalletView> {
     let kind = owner.kind().as_str();
-    conn.execute_raw(statement(
-        "INSERT INTO ledger.accounts (id, kind, owner_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (kind, owner_id) WHERE owner_id IS NOT NULL DO NOTHING",
-        vec![Uuid::now_v7().into(), kind.into(), owner.id().into()],
-    ))
-    .await?;
-    let row = conn
-        .query_one_raw(statement(
+    let select = || {
+        statement(
             "SELECT id, balance FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
             vec![kind.into(), owner.id().into()],
-        ))
-        .await?
-        .ok_or_else(|| bug("a wallet vanished after it was created"))?;
+        )
+    };
+    let row = match conn.query_one_raw(select()).await? {
+        Some(row) => row,
+        None => {
+            conn.execute_raw(statement(
+                "INSERT INTO ledger.accounts (id, kind, owner_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, owner_id) WHERE owner_id IS NOT NULL DO NOTHING",
+                vec![Uuid::now_v7().into(), kind.into(), owner.id().into()],
+            ))
+            .await?;
+            conn.query_one_raw(select())
+                .await?
+                .ok_or_else(|| bug("a wallet vanished after it was created"))?
+        }
+    };
     Ok(WalletView {
         id: row.try_get("", "id")?,
         kind: owner.kind(),
         owner_id: owner.id(),
-        balance: Amount::new(row.try_get("", "balance")?).map_err(|_| bug("negative wallet"))?,
+        balance: balance_of(&row)?,
     })
-}
-
-/// The wallet with account id `id`, if it is one.
-pub async fn find_wallet<C: ConnectionTrait>(
-    conn: &C,
-    id: Uuid,
-) -> DomainResult<Option<WalletView>> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT id, kind, owner_id, balance FROM ledger.accounts \
-             WHERE id = $1 AND kind IN ('USER', 'MERCHANT')",
-            vec![id.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let kind: String = row.try_get("", "kind")?;
-    Ok(Some(WalletView {
-        id: row.try_get("", "id")?,
-        kind: WalletKind::parse(&kind).ok_or_else(|| bug("unknown wallet kind"))?,
-        owner_id: row.try_get("", "owner_id")?,
-        balance: Amount::new(row.try_get("", "balance")?).map_err(|_| bug("negative wallet"))?,
-    }))
 }
 
 /// The signed sum over every account: wallets by their running balance,
