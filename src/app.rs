@@ -5,9 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use giftdrop_domain::cache::Cache;
 use giftdrop_domain::identity::{self, TokenIssuer};
 use giftdrop_domain::keys::Namespace;
 use giftdrop_domain::outbox::OutboxSignal;
+use giftdrop_domain::payments::Payments;
+use giftdrop_domain::payments::http::{HttpProvider, HttpProviderConfig};
+use giftdrop_domain::payments::sandbox::SandboxProvider;
 use giftdrop_domain::pubsub::Hub;
 use giftdrop_domain::ratelimit::{RateLimiter, RateLimits};
 use giftdrop_domain::{Services, Settings};
@@ -23,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Command;
-use crate::config::Config;
+use crate::config::{Config, PaymentProvider};
 use crate::http::shared::SharedSubscriptions;
 use crate::http::{self, AppState};
 
@@ -127,12 +131,73 @@ fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     }
 }
 
+/// The public base URL: `PUBLIC_URL`, else the listener's port on localhost.
+fn public_url(config: &Config, listening: Option<SocketAddr>) -> String {
+    if let Some(url) = config.public_url.as_deref().filter(|u| !u.is_empty()) {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let addr = listening.unwrap_or(config.http_addr);
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+fn payments(config: &Config, public_url: String) -> anyhow::Result<Payments> {
+    match config.payment_provider {
+        PaymentProvider::Sandbox => Ok(Payments {
+            provider: Arc::new(SandboxProvider {
+                base_url: public_url,
+            }),
+            webhook_secret: secret_or_random(
+                config.payment_webhook_secret.as_ref(),
+                "PAYMENT_WEBHOOK_SECRET",
+            ),
+            sandbox: true,
+        }),
+        PaymentProvider::Http => {
+            let required = |value: Option<&SecretString>, name: &str| {
+                value
+                    .filter(|s| !s.expose_secret().is_empty())
+                    .cloned()
+                    .with_context(|| format!("{name} must be set when PAYMENT_PROVIDER=http"))
+            };
+            let base_url = config
+                .payment_provider_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .context("PAYMENT_PROVIDER_URL must be set when PAYMENT_PROVIDER=http")?;
+            let timeout = Duration::from_millis(config.payment_provider_timeout_ms.max(1));
+            let provider = HttpProvider::new(HttpProviderConfig {
+                base_url,
+                secret: required(
+                    config.payment_provider_secret.as_ref(),
+                    "PAYMENT_PROVIDER_SECRET",
+                )?,
+                connect_timeout: timeout.min(Duration::from_secs(3)),
+                timeout,
+            })
+            .context("failed to build the payment provider client")?;
+            Ok(Payments {
+                provider: Arc::new(provider),
+                webhook_secret: required(
+                    config.payment_webhook_secret.as_ref(),
+                    "PAYMENT_WEBHOOK_SECRET",
+                )?,
+                sandbox: false,
+            })
+        }
+    }
+}
+
 /// Starts `mode` with `config`; everything stops when `shutdown` is cancelled.
 pub async fn start(
     config: Config,
     mode: Mode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
+    crate::install_crypto_provider();
     crate::telemetry::metrics();
     let rate_limits =
         RateLimits::parse(&config.rate_limits).map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
@@ -148,6 +213,16 @@ pub async fn start(
     let redis = redis_connection(&redis_client).await?;
     let ns = Namespace::new(config.redis_namespace.clone());
     let hub = Hub::start(redis_client, ns.clone(), shutdown.child_token());
+    let listener = if mode.serve {
+        Some(
+            tokio::net::TcpListener::bind(config.http_addr)
+                .await
+                .with_context(|| format!("failed to listen on {}", config.http_addr))?,
+        )
+    } else {
+        None
+    };
+    let listening = listener.as_ref().and_then(|l| l.local_addr().ok());
     let jwt_secret = secret_or_random(config.jwt_secret.as_ref(), "JWT_SECRET");
     let services = Services {
         db: db.clone(),
@@ -159,6 +234,8 @@ pub async fn start(
             chrono::Duration::hours(i64::from(config.jwt_ttl_hours)),
         ),
         limiter: RateLimiter::new(redis.clone(), ns.clone(), rate_limits),
+        cache: Cache::new(redis.clone(), ns.clone()),
+        payments: payments(&config, public_url(&config, listening))?,
         settings: Settings {
             currency: config.platform_currency.clone(),
             service_rate_bps: config.service_rate_bps,
@@ -206,6 +283,15 @@ pub async fn start(
             poll: Duration::from_millis(config.job_poll_ms.max(10)),
             grace: Duration::from_secs(config.shutdown_grace_secs),
         };
+        tasks.spawn({
+            let db = db.clone();
+            let period = Duration::from_secs(config.idempotency_sweep_secs.max(1));
+            let token = shutdown.child_token();
+            async move {
+                giftdrop_jobs::sweep::run(db, period, token).await;
+                Ok(())
+            }
+        });
         tasks.spawn(giftdrop_jobs::worker::run(
             queues.clone(),
             email,
@@ -216,7 +302,7 @@ pub async fn start(
 
     let mut http_addr = None;
     let shared = SharedSubscriptions::default();
-    if mode.serve {
+    if let Some(listener) = listener {
         let schema = giftdrop_graphql::build_schema(
             services.clone(),
             SchemaOptions {
@@ -232,9 +318,6 @@ pub async fn start(
             shared.clone(),
             shutdown.child_token(),
         );
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("failed to listen on {}", config.http_addr))?;
         http_addr = Some(listener.local_addr().context("listener has no address")?);
         let router = http::router(state);
         let token = shutdown.child_token();

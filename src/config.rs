@@ -55,6 +55,19 @@ pub struct Config {
     /// HMAC-SHA512 secret of provider webhooks; random per process in sandbox.
     #[arg(long, env = "PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
     pub payment_webhook_secret: Option<SecretString>,
+    /// Base URL of the provider's REST API (`PAYMENT_PROVIDER=http`).
+    #[arg(long, env = "PAYMENT_PROVIDER_URL")]
+    pub payment_provider_url: Option<String>,
+    /// API secret key of the provider (`PAYMENT_PROVIDER=http`).
+    #[arg(long, env = "PAYMENT_PROVIDER_SECRET", hide_env_values = true)]
+    pub payment_provider_secret: Option<SecretString>,
+    /// Time allowed for one provider call, ms.
+    #[arg(long, env = "PAYMENT_PROVIDER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub payment_provider_timeout_ms: u64,
+    /// Public base URL of this API (sandbox checkout links); defaults to
+    /// `http://localhost:{port}` of the listener.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// ISO 4217 code of the platform currency.
     #[arg(long, env = "PLATFORM_CURRENCY", default_value = "NGN")]
     pub platform_currency: String,
@@ -111,6 +124,9 @@ pub struct Config {
     /// Period of the outbox sweep, ms.
     #[arg(long, env = "OUTBOX_SWEEP_MS", default_value_t = 1000)]
     pub outbox_sweep_ms: u64,
+    /// Period of the sweep that deletes expired idempotency keys, seconds.
+    #[arg(long, env = "IDEMPOTENCY_SWEEP_SECS", default_value_t = 600)]
+    pub idempotency_sweep_secs: u64,
     /// Close a WebSocket that sends no connection_init within this, ms.
     #[arg(long, env = "WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
     pub ws_init_timeout_ms: u64,

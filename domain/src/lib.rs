@@ -16,6 +16,7 @@ pub mod keys;
 pub mod ledger;
 pub mod money;
 pub mod outbox;
+pub mod payments;
 pub mod pubsub;
 pub mod ratelimit;
 
@@ -53,6 +54,10 @@ pub struct Services {
     pub tokens: identity::TokenIssuer,
     /// Sliding-window limits.
     pub limiter: ratelimit::RateLimiter,
+    /// Read-through cache (wallet balances).
+    pub cache: cache::Cache,
+    /// The payment provider and webhook secret.
+    pub payments: payments::Payments,
     /// Platform settings.
     pub settings: Settings,
 }

@@ -57,6 +57,25 @@ pub async fn publish<C: ConnectionTrait, T: Serialize>(
     .await
 }
 
+/// Queues one pub/sub message per `(topic, payload)`, in one statement.
+pub async fn publish_all<C: ConnectionTrait, T: Serialize>(
+    conn: &C,
+    meta: &RequestMeta,
+    messages: &[(String, T)],
+) -> DomainResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let rows = messages
+        .iter()
+        .map(|(topic, payload)| row(meta, KIND_PUBLISH, topic, serde_json::to_value(payload)))
+        .collect::<DomainResult<Vec<_>>>()?;
+    outbox::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
 /// Queues a background job.
 pub async fn enqueue<C: ConnectionTrait, J: JobPayload>(
     conn: &C,
@@ -73,10 +92,22 @@ async fn insert<C: ConnectionTrait>(
     target: &str,
     payload: serde_json::Result<serde_json::Value>,
 ) -> DomainResult<()> {
+    outbox::Entity::insert(row(meta, kind, target, payload)?)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+fn row(
+    meta: &RequestMeta,
+    kind: &str,
+    target: &str,
+    payload: serde_json::Result<serde_json::Value>,
+) -> DomainResult<outbox::ActiveModel> {
     let payload =
         payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
     let now = Utc::now();
-    outbox::Entity::insert(outbox::ActiveModel {
+    Ok(outbox::ActiveModel {
         id: NotSet,
         kind: Set(kind.to_owned()),
         target: Set(target.to_owned()),
@@ -87,7 +118,4 @@ async fn insert<C: ConnectionTrait>(
         available_at: Set(now),
         created_at: Set(now),
     })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
 }

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use std::future::Future;
+
 use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -150,6 +153,45 @@ impl Subscription {
             self,
             |mut sub| async move { sub.recv().await.map(|d| (d, sub)) },
         )
+    }
+
+    /// A topic whose every message is a whole state `T`: `current` first,
+    /// then each message; after a [`Delivery::Resync`] the state is read
+    /// again with `reload` (`None` skips). Subscribe before reading
+    /// `current`, so no change falls between the two.
+    pub fn snapshots<T, F, Fut>(
+        self,
+        current: T,
+        reload: F,
+    ) -> impl Stream<Item = T> + Send + 'static
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = DomainResult<Option<T>>> + Send,
+    {
+        let reload = Arc::new(reload);
+        let channel: Arc<str> = self.channel.as_str().into();
+        let changes = self.into_stream().filter_map(move |delivery| {
+            let reload = Arc::clone(&reload);
+            let channel = Arc::clone(&channel);
+            async move {
+                match delivery {
+                    Delivery::Message(json) => serde_json::from_str::<T>(&json)
+                        .inspect_err(|e| {
+                            tracing::error!(error = %e, %channel, "malformed message on pub/sub");
+                        })
+                        .ok(),
+                    Delivery::Resync => reload()
+                        .await
+                        .inspect_err(|e| {
+                            tracing::warn!(error = ?e, %channel, "could not reload after a resync");
+                        })
+                        .ok()
+                        .flatten(),
+                }
+            }
+        });
+        futures_util::stream::once(async move { current }).chain(changes)
     }
 }
 

@@ -10,6 +10,7 @@ use giftdrop_domain::{DomainError, Viewer};
 use crate::auth::{request, require_role, require_viewer, services, viewer};
 use crate::error::Gql;
 use crate::ids;
+use crate::wallet::{self, Wallet};
 
 /// A platform role.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,14 @@ impl User {
 
     async fn roles(&self) -> Vec<RoleGql> {
         self.view.roles.iter().copied().map(RoleGql::from).collect()
+    }
+
+    /// Null unless the viewer is this user or an admin.
+    async fn wallet(&self, ctx: &Context<'_>) -> Result<Option<Wallet>> {
+        if !self.private_visible {
+            return Ok(None);
+        }
+        Ok(Some(wallet::of_user(ctx, self.view.id).await?))
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -9,10 +9,12 @@ pub mod extensions;
 pub mod identity;
 pub mod ids;
 pub mod live;
+pub mod money;
 pub mod operation;
 pub mod ops;
 pub mod page;
 pub mod platform;
+pub mod wallet;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 use giftdrop_domain::Services;
@@ -23,11 +25,12 @@ pub struct Query(
     platform::PlatformQuery,
     identity::IdentityQuery,
     ops::OpsQuery,
+    wallet::WalletQuery,
 );
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(identity::IdentityMutation);
+pub struct Mutation(identity::IdentityMutation, wallet::WalletMutation);
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]

@@ -6,14 +6,15 @@
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Context, Result, Subscription};
-use futures_util::{Stream, StreamExt, stream};
-use giftdrop_domain::identity::{self, UserView};
-use giftdrop_domain::pubsub::Delivery;
+use futures_util::{Stream, StreamExt};
+use giftdrop_domain::identity;
+use giftdrop_domain::ledger::{self, WalletOwner};
 use giftdrop_domain::{DomainError, Services};
 
 use crate::auth::{require_viewer, services};
 use crate::error::Gql;
 use crate::identity::User;
+use crate::wallet::Wallet;
 
 /// Live updates.
 #[derive(Default)]
@@ -34,22 +35,28 @@ impl LiveSubscription {
             .gql()?
             .ok_or(DomainError::Unauthenticated)
             .gql()?;
-        let changes = updates.into_stream().filter_map(move |delivery| {
+        let reload = move || {
             let s = s.clone();
-            async move {
-                match delivery {
-                    Delivery::Message(json) => serde_json::from_str::<UserView>(&json)
-                        .inspect_err(
-                            |e| tracing::error!(error = %e, "malformed user update on pub/sub"),
-                        )
-                        .ok(),
-                    Delivery::Resync => identity::find_user(&s.db, id).await.ok().flatten(),
-                }
-            }
-        });
-        Ok(stream::once(async move { current })
-            .chain(changes)
+            async move { identity::find_user(&s.db, id).await }
+        };
+        Ok(updates
+            .snapshots(current, reload)
             .map(move |view| User::seen_by(view, Some(&viewer))))
+    }
+
+    /// The signed-in user's wallet now, then after every change.
+    async fn wallet_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Wallet> + use<>> {
+        let owner = WalletOwner::User(require_viewer(ctx)?.user_id);
+        let s: Services = services(ctx)?.clone();
+        let updates = s.hub.subscribe(&ledger::wallet_topic(owner)).await.gql()?;
+        // Read from Postgres, not the cache: this is the baseline every
+        // later message builds on.
+        let current = ledger::wallet_of(&s.db, owner).await.gql()?;
+        let reload = move || {
+            let s = s.clone();
+            async move { ledger::wallet_of(&s.db, owner).await.map(Some) }
+        };
+        Ok(updates.snapshots(current, reload).map(Wallet))
     }
 }
 
@@ -59,7 +66,7 @@ impl LiveSubscription {
 /// same operation as the same viewer may share one execution of these.
 /// Event-log subscriptions (each message a new fact, replayed from a cursor)
 /// must never be listed here.
-pub const SNAPSHOT_SUBSCRIPTIONS: &[&str] = &["meUpdated"];
+pub const SNAPSHOT_SUBSCRIPTIONS: &[&str] = &["meUpdated", "walletUpdated"];
 
 /// True when the operation `document` runs (with `operation_name`) is a
 /// subscription selecting only [`SNAPSHOT_SUBSCRIPTIONS`] fields at its

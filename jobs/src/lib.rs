@@ -8,6 +8,7 @@ pub mod email;
 pub mod mail;
 pub mod queues;
 pub mod relay;
+pub mod sweep;
 pub mod worker;
 
 pub use queues::{Envelope, JobQueues};

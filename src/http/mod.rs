@@ -3,6 +3,7 @@
 
 mod graphql;
 mod health;
+mod payments;
 pub mod shared;
 mod ws;
 
@@ -14,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use giftdrop_domain::identity;
 use giftdrop_domain::{DomainError, Services};
 use giftdrop_graphql::AppSchema;
@@ -93,7 +94,15 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .layer(TimeoutLayer::with_status_code(
+        .route("/webhooks/payments", post(payments::webhook));
+    let api = if state.services.payments.sandbox {
+        api.route("/sandbox/checkout/{reference}", get(payments::checkout_page))
+            .route("/sandbox/checkout/{reference}/pay", post(payments::pay))
+            .route("/sandbox/checkout/{reference}/fail", post(payments::fail))
+    } else {
+        api
+    };
+    let api = api.layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ));

@@ -27,9 +27,15 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Stat
 use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
+use crate::Services;
 use crate::context::RequestMeta;
 use crate::error::{DomainError, DomainResult};
 use crate::money::Amount;
+use crate::outbox;
+
+mod reads;
+
+pub use reads::{EntryView, entries, wallet};
 
 /// The platform's own accounts (FLOWS.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,6 +102,14 @@ impl WalletKind {
             Self::Merchant => "MERCHANT",
         }
     }
+
+    fn parse(text: &str) -> DomainResult<Self> {
+        match text {
+            "USER" => Ok(Self::User),
+            "MERCHANT" => Ok(Self::Merchant),
+            other => Err(bug(&format!("unknown wallet kind {other:?}"))),
+        }
+    }
 }
 
 /// One side of a transfer.
@@ -142,6 +156,25 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    const ALL: [EntryKind; 9] = [
+        Self::Topup,
+        Self::EventFunding,
+        Self::EventRefund,
+        Self::CardPurchase,
+        Self::CardRefund,
+        Self::Settlement,
+        Self::Payout,
+        Self::PayoutReversal,
+        Self::Adjustment,
+    ];
+
+    fn parse(text: &str) -> DomainResult<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| bug(&format!("unknown entry kind {text:?}")))
+    }
+
     /// The database and API spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -174,6 +207,13 @@ impl Direction {
             Self::Credit => "CREDIT",
             Self::Debit => "DEBIT",
         }
+    }
+
+    fn parse(text: &str) -> DomainResult<Self> {
+        [Self::Credit, Self::Debit]
+            .into_iter()
+            .find(|direction| direction.as_str() == text)
+            .ok_or_else(|| bug(&format!("unknown entry direction {text:?}")))
     }
 }
 
@@ -226,13 +266,41 @@ pub struct Transfer<'a> {
     pub legs: Vec<Leg>,
 }
 
-/// A posted transfer.
+/// A posted, not yet committed, transfer. After the caller's commit, call
+/// [`Posted::committed`] so readers see the new balances at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "call `committed` after the transaction commits"]
 pub struct Posted {
     /// The transfer's id.
     pub transfer_id: Uuid,
-    /// Each wallet touched, with its balance right after.
-    pub wallets: Vec<(Uuid, Amount)>,
+    /// Each wallet touched, as it is right after the transfer.
+    pub wallets: Vec<WalletView>,
+}
+
+impl Posted {
+    /// Run once the posting transaction has committed: makes every cached
+    /// balance of the touched wallets unservable and wakes the outbox relay
+    /// that announces them (`walletUpdated`).
+    pub async fn committed(&self, services: &Services) {
+        for wallet in &self.wallets {
+            reads::invalidate(services, wallet).await;
+        }
+        services.outbox.wake();
+    }
+
+    /// The balance of `wallet` right after the transfer.
+    pub fn balance_of(&self, wallet: Uuid) -> Option<Amount> {
+        self.wallets
+            .iter()
+            .find(|w| w.id == wallet)
+            .map(|w| w.balance)
+    }
+}
+
+/// The pub/sub topic of the changes of `owner`'s wallet; each message is
+/// its [`WalletView`] right after a posting.
+pub fn wallet_topic(owner: WalletOwner) -> String {
+    format!("wallet:{}:{}", owner.kind().as_str(), owner.id())
 }
 
 fn bug(message: &str) -> DomainError {
@@ -282,12 +350,12 @@ pub async fn post(
             .query_one_raw(statement(
                 "UPDATE ledger.accounts SET balance = balance + $2 \
                  WHERE id = $1 AND kind IN ('USER', 'MERCHANT') AND balance + $2 >= 0 \
-                 RETURNING balance",
+                 RETURNING id, kind, owner_id, balance",
                 vec![(*id).into(), delta.into()],
             ))
             .await?;
         match row {
-            Some(row) => wallets.push((*id, balance_of(&row)?)),
+            Some(row) => wallets.push(wallet_view(&row)?),
             None => {
                 let available = wallet_balance(txn, *id)
                     .await?
@@ -312,8 +380,8 @@ pub async fn post(
     for leg in legs {
         let balance_after = wallets
             .iter()
-            .find(|(id, _)| Account::Wallet(*id) == leg.account)
-            .map(|(_, b)| b.minor());
+            .find(|w| Account::Wallet(w.id) == leg.account)
+            .map(|w| w.balance.minor());
         let n = values.len();
         rows.push(format!(
             "($1, ${}::uuid, $2, ${}, ${}::bigint, ${}::bigint, $3)",
@@ -335,6 +403,9 @@ pub async fn post(
         rows.join(", ")
     );
     txn.execute_raw(statement(&sql, values)).await?;
+    let announcements: Vec<(String, &WalletView)> =
+        wallets.iter().map(|w| (wallet_topic(w.owner()), w)).collect();
+    outbox::publish_all(txn, meta, &announcements).await?;
     for leg in legs {
         metrics::counter!("giftdrop_ledger_movements_total", "kind" => transfer.kind.as_str(), "direction" => leg.direction.as_str())
             .increment(1);
@@ -365,6 +436,17 @@ fn balance_of(row: &QueryResult) -> DomainResult<Amount> {
     Amount::new(balance).map_err(|_| bug("a negative wallet balance"))
 }
 
+/// A wallet row (`id, kind, owner_id, balance`) as the API shows it.
+fn wallet_view(row: &QueryResult) -> DomainResult<WalletView> {
+    let kind: String = row.try_get("", "kind")?;
+    Ok(WalletView {
+        id: row.try_get("", "id")?,
+        kind: WalletKind::parse(&kind)?,
+        owner_id: row.try_get("", "owner_id")?,
+        balance: balance_of(row)?,
+    })
+}
+
 /// A wallet as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletView {
@@ -378,6 +460,16 @@ pub struct WalletView {
     pub balance: Amount,
 }
 
+impl WalletView {
+    /// Who owns the wallet.
+    pub fn owner(&self) -> WalletOwner {
+        match self.kind {
+            WalletKind::User => WalletOwner::User(self.owner_id),
+            WalletKind::Merchant => WalletOwner::Merchant(self.owner_id),
+        }
+    }
+}
+
 /// The wallet of `owner`, created (empty) on first use. Reading an existing
 /// wallet is one SELECT: reads never write.
 pub async fn wallet_of<C: ConnectionTrait>(
@@ -387,7 +479,7 @@ pub async fn wallet_of<C: ConnectionTrait>(
     let kind = owner.kind().as_str();
     let select = || {
         statement(
-            "SELECT id, balance FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
+            "SELECT id, kind, owner_id, balance FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
             vec![kind.into(), owner.id().into()],
         )
     };
@@ -405,12 +497,7 @@ pub async fn wallet_of<C: ConnectionTrait>(
                 .ok_or_else(|| bug("a wallet vanished after it was created"))?
         }
     };
-    Ok(WalletView {
-        id: row.try_get("", "id")?,
-        kind: owner.kind(),
-        owner_id: owner.id(),
-        balance: balance_of(&row)?,
-    })
+    wallet_view(&row)
 }
 
 /// The signed sum over every account: wallets by their running balance,

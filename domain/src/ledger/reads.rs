@@ -1,0 +1,99 @@
+//! Reading wallets (through the balance cache) and their entries.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    Direction, EntryKind, WalletOwner, WalletView, balance_of, statement, wallet_of,
+};
+use crate::Services;
+use crate::error::DomainResult;
+use crate::money::Amount;
+
+/// How long a cached wallet may be served. Every posting invalidates it
+/// after its commit, so this only bounds staleness when Redis was
+/// unreachable at that moment.
+const TTL: Duration = Duration::from_secs(60);
+
+fn cache_name(owner: WalletOwner) -> String {
+    format!("wallet:{}:{}", owner.kind().as_str(), owner.id())
+}
+
+/// The wallet of `owner` through the balance cache (created on first use).
+/// With Redis down it is read from Postgres, without error.
+pub async fn wallet(services: &Services, owner: WalletOwner) -> DomainResult<WalletView> {
+    services
+        .cache
+        .get_or_set(&cache_name(owner), TTL, || {
+            wallet_of(&services.db, owner)
+        })
+        .await
+}
+
+/// Makes cached copies of `wallet` unservable (after a posting committed).
+pub(super) async fn invalidate(services: &Services, wallet: &WalletView) {
+    services
+        .cache
+        .invalidate(&cache_name(wallet.owner()), TTL)
+        .await;
+}
+
+/// One entry of a wallet, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    /// Entry id: increasing, so newest first is descending id.
+    pub id: i64,
+    /// Why money moved.
+    pub kind: EntryKind,
+    /// In or out.
+    pub direction: Direction,
+    /// How much.
+    pub amount: Amount,
+    /// The wallet balance right after this entry.
+    pub balance_after: Amount,
+    /// What caused it (topup reference, event, escrow or payout id).
+    pub reference: String,
+    /// When it was posted.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Up to `limit` entries of `wallet`, newest first, older than the entry
+/// `before` when given (keyset pagination on the entry id).
+pub async fn entries<C: ConnectionTrait>(
+    conn: &C,
+    wallet: Uuid,
+    before: Option<i64>,
+    limit: u64,
+) -> DomainResult<Vec<EntryView>> {
+    let rows = conn
+        .query_all_raw(statement(
+            "SELECT id, kind, direction, amount, balance_after AS balance, reference, created_at \
+             FROM ledger.entries WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            vec![
+                wallet.into(),
+                before.unwrap_or(i64::MAX).into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let kind: String = row.try_get("", "kind")?;
+            let direction: String = row.try_get("", "direction")?;
+            let amount: i64 = row.try_get("", "amount")?;
+            Ok(EntryView {
+                id: row.try_get("", "id")?,
+                kind: EntryKind::parse(&kind)?,
+                direction: Direction::parse(&direction)?,
+                amount: Amount::new(amount).map_err(|_| super::bug("a negative entry"))?,
+                balance_after: balance_of(row)?,
+                reference: row.try_get("", "reference")?,
+                created_at: row.try_get("", "created_at")?,
+            })
+        })
+        .collect()
+}

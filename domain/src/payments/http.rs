@@ -1,0 +1,121 @@
+//! A client for a real provider's REST API (`PAYMENT_PROVIDER=http`).
+//!
+//! The API it speaks (docs/PAYMENTS.md):
+//!
+//! ```text
+//! POST {base}/checkouts
+//! Authorization: Bearer {secret}
+//! Idempotency-Key: {reference}
+//! {"reference":"tp_…","amount":"250000","currency":"NGN","email":"a@b.c"}
+//!
+//! 200/201 {"checkoutUrl":"https://pay.example/…"}
+//! ```
+//!
+//! Anything else (a timeout, a refused connection, a non-2xx status, a body
+//! without `checkoutUrl`) is a [`ProviderError`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::{Checkout, CheckoutRequest, PaymentProvider, ProviderError};
+
+/// Settings of the REST client.
+#[derive(Clone, Debug)]
+pub struct HttpProviderConfig {
+    /// API base URL, e.g. `https://api.provider.example/v1`.
+    pub base_url: String,
+    /// API secret key, sent as a bearer token.
+    pub secret: SecretString,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole call.
+    pub timeout: Duration,
+}
+
+/// The REST provider client.
+#[derive(Clone, Debug)]
+pub struct HttpProvider {
+    client: reqwest::Client,
+    base_url: String,
+    secret: SecretString,
+}
+
+impl HttpProvider {
+    /// A client with `config`'s timeouts.
+    pub fn new(config: HttpProviderConfig) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .build()?;
+        Ok(Self {
+            client,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            secret: config.secret,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct CheckoutBody<'a> {
+    reference: &'a str,
+    amount: String,
+    currency: &'a str,
+    email: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckoutReply {
+    checkout_url: String,
+}
+
+fn failure(err: &reqwest::Error) -> ProviderError {
+    if err.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        ProviderError::Unavailable(err.to_string())
+    }
+}
+
+#[async_trait]
+impl PaymentProvider for HttpProvider {
+    async fn checkout(&self, request: &CheckoutRequest<'_>) -> Result<Checkout, ProviderError> {
+        let response = self
+            .client
+            .post(format!("{}/checkouts", self.base_url))
+            .bearer_auth(self.secret.expose_secret())
+            .header("idempotency-key", request.reference)
+            .json(&CheckoutBody {
+                reference: request.reference,
+                amount: request.amount.to_string(),
+                currency: request.currency,
+                email: request.email,
+            })
+            .send()
+            .await
+            .map_err(|e| failure(&e))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(ProviderError::Unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Rejected(format!("HTTP {status}")));
+        }
+        let reply: CheckoutReply = response.json().await.map_err(|e| {
+            if e.is_timeout() {
+                ProviderError::Timeout
+            } else {
+                ProviderError::Rejected(format!("unreadable checkout reply: {e}"))
+            }
+        })?;
+        if reply.checkout_url.is_empty() {
+            return Err(ProviderError::Rejected("empty checkoutUrl".into()));
+        }
+        Ok(Checkout {
+            url: reply.checkout_url,
+        })
+    }
+}

@@ -1,0 +1,268 @@
+//! Top-ups (FLOWS.md §3): `initiateTopup` creates a PENDING topup with a
+//! unique reference and a checkout URL from the provider; the provider's
+//! webhook ([`super::webhook`]) completes it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement, TransactionTrait,
+    Value,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::CheckoutRequest;
+use crate::context::{RequestMeta, Viewer};
+use crate::error::{DomainError, DomainResult};
+use crate::idempotency::{self, Scope};
+use crate::identity;
+use crate::ledger::{self, WalletOwner};
+use crate::money::Amount;
+use crate::Services;
+
+/// The rate limit (`RATE_LIMITS`) `initiateTopup` counts against.
+pub const RATE_LIMIT: &str = "topup";
+/// The idempotency operation name.
+const OPERATION: &str = "initiateTopup";
+
+/// `TopupStatus` of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TopupStatus {
+    /// Waiting for the provider.
+    Pending,
+    /// Credited.
+    Succeeded,
+    /// Failed at the provider, or flagged for review.
+    Failed,
+}
+
+impl TopupStatus {
+    fn parse(text: &str) -> DomainResult<Self> {
+        match text {
+            "PENDING" => Ok(Self::Pending),
+            "SUCCEEDED" => Ok(Self::Succeeded),
+            "FAILED" => Ok(Self::Failed),
+            other => Err(DomainError::Internal(anyhow::anyhow!(
+                "unknown topup status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A topup as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopupView {
+    /// Topup id.
+    pub id: Uuid,
+    /// Who tops up.
+    pub user_id: Uuid,
+    /// Reference shared with the provider.
+    pub reference: String,
+    /// Amount to credit.
+    pub amount: Amount,
+    /// Provider fee, once confirmed.
+    pub fee: Option<Amount>,
+    /// Where it stands.
+    pub status: TopupStatus,
+    /// The provider's checkout page.
+    pub checkout_url: String,
+    /// When it was started.
+    pub created_at: DateTime<Utc>,
+    /// When it succeeded or failed.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn amount(row: &QueryResult, column: &str) -> DomainResult<Amount> {
+    let minor: i64 = row.try_get("", column)?;
+    Amount::new(minor)
+        .map_err(|_| DomainError::Internal(anyhow::anyhow!("a negative topup {column}")))
+}
+
+const COLUMNS: &str =
+    "id, user_id, account_id, reference, amount, fee, status, checkout_url, created_at, completed_at";
+
+fn view(row: &QueryResult) -> DomainResult<TopupView> {
+    let fee: Option<i64> = row.try_get("", "fee")?;
+    let status: String = row.try_get("", "status")?;
+    Ok(TopupView {
+        id: row.try_get("", "id")?,
+        user_id: row.try_get("", "user_id")?,
+        reference: row.try_get("", "reference")?,
+        amount: amount(row, "amount")?,
+        fee: fee.map(|_| amount(row, "fee")).transpose()?,
+        status: TopupStatus::parse(&status)?,
+        checkout_url: row.try_get("", "checkout_url")?,
+        created_at: row.try_get("", "created_at")?,
+        completed_at: row.try_get("", "completed_at")?,
+    })
+}
+
+/// Starts a topup of `amount` (validated by the caller: positive) under the
+/// client's idempotency `key`. A repeat with the same key and amount returns
+/// the same topup; a provider failure leaves nothing behind.
+pub async fn initiate(
+    services: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    amount: Amount,
+    key: &str,
+) -> DomainResult<TopupView> {
+    let scope = Scope {
+        caller: viewer.user_id,
+        operation: OPERATION,
+        key,
+    };
+    let id = idempotency::run(&services.db, scope, &amount, || async {
+        services
+            .limiter
+            .check(RATE_LIMIT, &viewer.user_id.to_string())
+            .await?;
+        let user = identity::find_user(&services.db, viewer.user_id)
+            .await?
+            .ok_or(DomainError::Unauthenticated)?;
+        let id = Uuid::now_v7();
+        let reference = format!("tp_{}", id.simple());
+        // The provider first: if it fails, nothing of ours exists yet.
+        let checkout = services
+            .payments
+            .provider
+            .checkout(&CheckoutRequest {
+                reference: &reference,
+                amount,
+                currency: &services.settings.currency,
+                email: &user.email,
+            })
+            .await?;
+        let txn = services.db.begin().await?;
+        let wallet = ledger::wallet_of(&txn, WalletOwner::User(viewer.user_id)).await?;
+        txn.execute_raw(statement(
+            "INSERT INTO ledger.topups (id, user_id, account_id, reference, amount, checkout_url, correlation_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                id.into(),
+                viewer.user_id.into(),
+                wallet.id.into(),
+                reference.into(),
+                amount.minor().into(),
+                checkout.url.into(),
+                meta.correlation_id.as_str().into(),
+            ],
+        ))
+        .await?;
+        metrics::counter!("giftdrop_topups_initiated_total").increment(1);
+        Ok((txn, id))
+    })
+    .await?;
+    find(&services.db, id)
+        .await?
+        .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("an initiated topup vanished")))
+}
+
+/// The topup `id`, whoever owns it (authorization is the caller's).
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<TopupView>> {
+    let row = conn
+        .query_one_raw(statement(
+            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE id = $1"),
+            vec![id.into()],
+        ))
+        .await?;
+    row.as_ref().map(view).transpose()
+}
+
+/// The topup `id` if `viewer` may see it (its owner or an admin); `None`
+/// otherwise, so others cannot learn it exists.
+pub async fn find_for<C: ConnectionTrait>(
+    conn: &C,
+    viewer: &Viewer,
+    id: Uuid,
+) -> DomainResult<Option<TopupView>> {
+    Ok(find(conn, id)
+        .await?
+        .filter(|t| t.user_id == viewer.user_id || viewer.is_admin()))
+}
+
+/// The topup with `reference`, whoever owns it.
+pub async fn find_by_reference<C: ConnectionTrait>(
+    conn: &C,
+    reference: &str,
+) -> DomainResult<Option<TopupView>> {
+    let row = conn
+        .query_one_raw(statement(
+            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE reference = $1"),
+            vec![reference.into()],
+        ))
+        .await?;
+    row.as_ref().map(view).transpose()
+}
+
+/// A topup row locked for completion.
+pub(super) struct Locked {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub reference: String,
+    pub amount: Amount,
+    pub status: TopupStatus,
+}
+
+/// Locks the topup with `reference` until `txn` ends.
+pub(super) async fn lock_by_reference(
+    txn: &DatabaseTransaction,
+    reference: &str,
+) -> DomainResult<Option<Locked>> {
+    let row = txn
+        .query_one_raw(statement(
+            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE reference = $1 FOR UPDATE"),
+            vec![reference.into()],
+        ))
+        .await?;
+    row.map(|row| {
+        let status: String = row.try_get("", "status")?;
+        Ok(Locked {
+            id: row.try_get("", "id")?,
+            account_id: row.try_get("", "account_id")?,
+            reference: row.try_get("", "reference")?,
+            amount: amount(&row, "amount")?,
+            status: TopupStatus::parse(&status)?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn mark_failed(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    reason: &str,
+) -> DomainResult<()> {
+    txn.execute_raw(statement(
+        "UPDATE ledger.topups SET status = 'FAILED', failure_reason = $2, completed_at = now() \
+         WHERE id = $1 AND status = 'PENDING'",
+        vec![id.into(), reason.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn mark_succeeded(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    fee: Amount,
+    transfer_id: Uuid,
+) -> DomainResult<()> {
+    let updated = txn
+        .execute_raw(statement(
+            "UPDATE ledger.topups SET status = 'SUCCEEDED', fee = $2, transfer_id = $3, completed_at = now() \
+             WHERE id = $1 AND status = 'PENDING'",
+            vec![id.into(), fee.minor().into(), transfer_id.into()],
+        ))
+        .await?;
+    if updated.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(DomainError::Internal(anyhow::anyhow!(
+            "topup {id} was not PENDING while locked"
+        )))
+    }
+}
