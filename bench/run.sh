@@ -5,6 +5,10 @@
 #   bench/run.sh ws-idle --subscriptions 10000 [--distinct]
 #   bench/run.sh fanout --subscribers 10000 --messages 5
 #
+# The ledger scenario needs only Postgres (and pgbench), not the server:
+#
+#   ./target/release/giftdrop-bench ledger --clients 32 --seconds 20 --wallets 1000
+#
 # Needs Postgres and Redis as for the tests, and
 # `cargo build --release -p giftdrop -p giftdrop-bench` first.
 set -euo pipefail

@@ -1,11 +1,13 @@
 //! Load generator for the giftdrop server: HTTP throughput, memory per idle
-//! subscription, and subscription fan-out latency. Every response is checked;
-//! a run with any error exits non-zero.
+//! subscription, subscription fan-out latency, and ledger posting throughput
+//! against pgbench. Every response is checked; a run with any error exits
+//! non-zero.
 
 mod api;
 mod fanout;
 mod http;
 mod idle;
+mod ledger;
 mod rss;
 mod stats;
 mod ws;
@@ -31,6 +33,9 @@ enum Scenario {
     WsIdle(idle::Args),
     /// Latency of one change reaching every subscriber of a user.
     Fanout(fanout::Args),
+    /// Postings per second of `ledger::post` against `pgbench -b tpcb-like`
+    /// (Postgres only, no server; ignores `--url`).
+    Ledger(ledger::Args),
 }
 
 #[tokio::main]
@@ -42,5 +47,6 @@ async fn main() -> Result<()> {
         Scenario::Http(args) => http::run(&cli.url, args).await,
         Scenario::WsIdle(args) => idle::run(&cli.url, args).await,
         Scenario::Fanout(args) => fanout::run(&cli.url, args).await,
+        Scenario::Ledger(args) => ledger::run(args).await,
     }
 }
