@@ -14,5 +14,7 @@ mod http;
 mod identity;
 mod ledger;
 mod outbox;
+mod provider;
 mod schema;
+mod wallet;
 mod ws;

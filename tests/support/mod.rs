@@ -5,6 +5,7 @@
     reason = "each test module uses a different subset of the helpers"
 )]
 
+pub mod proxy;
 pub mod ws;
 
 use std::net::SocketAddr;
