@@ -464,3 +464,62 @@ async fn idempotency_keys_replay_outcomes_and_refuse_changed_input() {
         "nothing has expired yet"
     );
 }
+
+#[tokio::test]
+async fn the_worker_sweeps_expired_idempotency_keys_and_keeps_live_ones() {
+    let app = crate::support::AppOptions::new()
+        .await
+        .config(|c| c.idempotency_sweep_secs = 1)
+        .spawn()
+        .await;
+    let db = &app.db;
+    let caller = Uuid::new_v4();
+    for (key, expires) in [
+        ("old", "now() - interval '1 second'"),
+        ("live", "now() + interval '1 day'"),
+    ] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
+             VALUES ('{caller}', 'test', '{key}', '\\x00', 'DONE', '{{}}', {expires})"
+        ))
+        .await
+        .expect("key stored");
+    }
+    crate::support::eventually("the expired key swept", || async {
+        scalar(
+            db,
+            "SELECT count(*) FROM ledger.idempotency_keys WHERE key = 'old'",
+        )
+        .await
+            == 0
+    })
+    .await;
+    assert_eq!(
+        scalar(
+            db,
+            "SELECT count(*) FROM ledger.idempotency_keys WHERE key = 'live'"
+        )
+        .await,
+        1
+    );
+    // The sweep itself, called directly, deletes in batches and reports.
+    db.execute_unprepared(&format!(
+        "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
+         SELECT '{caller}', 'bulk', 'k' || i, '\\x00', 'DONE', '{{}}', now() - interval '1 hour' FROM generate_series(1, 2500) i"
+    ))
+    .await
+    .expect("keys stored");
+    let swept = giftdrop_jobs::sweep::sweep_idempotency_keys(db)
+        .await
+        .expect("swept");
+    // The worker may have swept some of them first.
+    assert!(swept <= 2500, "{swept}");
+    assert_eq!(
+        scalar(
+            db,
+            "SELECT count(*) FROM ledger.idempotency_keys WHERE operation = 'bulk'"
+        )
+        .await,
+        0
+    );
+}
