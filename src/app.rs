@@ -201,6 +201,18 @@ pub async fn start(
     crate::telemetry::metrics();
     let rate_limits =
         RateLimits::parse(&config.rate_limits).map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
+    // Settings that can be wrong are checked before any connection is made.
+    let listener = if mode.serve {
+        Some(
+            tokio::net::TcpListener::bind(config.http_addr)
+                .await
+                .with_context(|| format!("failed to listen on {}", config.http_addr))?,
+        )
+    } else {
+        None
+    };
+    let listening = listener.as_ref().and_then(|l| l.local_addr().ok());
+    let payments = payments(&config, public_url(&config, listening))?;
     if mode.migrate {
         crate::db::ensure_database(&config.database_url).await?;
     }
@@ -213,16 +225,6 @@ pub async fn start(
     let redis = redis_connection(&redis_client).await?;
     let ns = Namespace::new(config.redis_namespace.clone());
     let hub = Hub::start(redis_client, ns.clone(), shutdown.child_token());
-    let listener = if mode.serve {
-        Some(
-            tokio::net::TcpListener::bind(config.http_addr)
-                .await
-                .with_context(|| format!("failed to listen on {}", config.http_addr))?,
-        )
-    } else {
-        None
-    };
-    let listening = listener.as_ref().and_then(|l| l.local_addr().ok());
     let jwt_secret = secret_or_random(config.jwt_secret.as_ref(), "JWT_SECRET");
     let services = Services {
         db: db.clone(),
@@ -235,7 +237,7 @@ pub async fn start(
         ),
         limiter: RateLimiter::new(redis.clone(), ns.clone(), rate_limits),
         cache: Cache::new(redis.clone(), ns.clone()),
-        payments: payments(&config, public_url(&config, listening))?,
+        payments,
         settings: Settings {
             currency: config.platform_currency.clone(),
             service_rate_bps: config.service_rate_bps,

@@ -104,10 +104,10 @@ impl Wallet {
     async fn entries(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<LedgerEntryConnection> {
-        let first = page_size(first).gql()?;
+        let first = page_size(first.unwrap_or(20)).gql()?;
         let before = after
             .map(|cursor| {
                 cursor
