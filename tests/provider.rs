@@ -468,3 +468,38 @@ async fn http_mode_refuses_to_start_without_its_secrets() {
     // The control: with all three, the same configuration starts.
     assert_eq!(start_error(|c| http_provider(c, url)).await, None);
 }
+
+#[tokio::test]
+async fn a_repeat_while_the_first_is_in_flight_is_in_use_and_never_a_second_effect() {
+    let (fake, url) = fake_provider(Answer::Hang).await;
+    let app = AppOptions::new()
+        .await
+        .config(|c| {
+            http_provider(c, &url);
+            // Longer than a duplicate waits for the first one's outcome.
+            c.payment_provider_timeout_ms = 3_000;
+        })
+        .spawn()
+        .await;
+    let (token, _) = app.register(EMAIL, "Payer").await;
+    let first = initiate(&app, &token, "250000", "k1");
+    let repeats = async {
+        crate::support::eventually("the first call at the provider", || async {
+            fake.seen().len() == 1
+        })
+        .await;
+        let repeat = initiate(&app, &token, "250000", "k1").await;
+        let changed = initiate(&app, &token, "1000", "k1").await;
+        (repeat, changed)
+    };
+    let (first, (repeat, changed)) = tokio::join!(first, repeats);
+    assert_eq!(code(&repeat), "IDEMPOTENCY_KEY_IN_USE", "{repeat}");
+    assert_eq!(code(&changed), "IDEMPOTENCY_KEY_REUSED", "{changed}");
+    assert_eq!(code(&first), "PAYMENT_PROVIDER_UNAVAILABLE", "{first}");
+    assert_eq!(
+        fake.seen().len(),
+        1,
+        "the repeats never reached the provider"
+    );
+    assert_eq!(app.count("ledger.topups").await, 0);
+}
