@@ -4,6 +4,11 @@
 #   bench/run.sh http --connections 64 --seconds 10 --rounds 2
 #   bench/run.sh ws-idle --subscriptions 10000 [--distinct]
 #   bench/run.sh fanout --subscribers 10000 --messages 5
+#   bench/run.sh wallet --connections 32 --seconds 10 --rounds 2
+#
+# `wallet` gives the server its own Redis (port 6391), measures
+# `me { wallet { balance } }` against `me { id }` with the balance cache,
+# then stops that Redis and measures again.
 #
 # The ledger scenario needs only Postgres (and pgbench), not the server:
 #
@@ -15,7 +20,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 20000
 redis-cli --scan --pattern 'bench:*' | xargs -r redis-cli del >/dev/null
-DATABASE_URL=postgres://postgres@127.0.0.1:5432/giftdrop_bench HTTP_ADDR=127.0.0.1:8100 \
+redis_url=redis://127.0.0.1:6379
+if [ "$1" = wallet ]; then
+  redis-server --port 6391 --bind 127.0.0.1 --daemonize yes --save "" --appendonly no >/dev/null
+  redis_url=redis://127.0.0.1:6391
+fi
+REDIS_URL=$redis_url DATABASE_URL=postgres://postgres@127.0.0.1:5432/giftdrop_bench HTTP_ADDR=127.0.0.1:8100 \
   REDIS_NAMESPACE=bench: JWT_SECRET=bench-secret-0123456789abcdef \
   ADMIN_EMAIL=admin@bench.local ADMIN_PASSWORD=admin-password-1 MAIL_DIR=/tmp/benchmail \
   RUST_LOG=warn ./target/release/giftdrop all >/tmp/giftdrop-bench-server.log 2>&1 &
@@ -29,5 +39,12 @@ scenario=$1
 shift
 case "$scenario" in
   http) ./target/release/giftdrop-bench http "$@" ;;
+  wallet)
+    echo "## with the balance cache"
+    ./target/release/giftdrop-bench http --pair wallet "$@"
+    redis-cli -p 6391 shutdown nosave >/dev/null 2>&1 || true
+    echo "## with the server's Redis stopped"
+    ./target/release/giftdrop-bench http --pair wallet "$@"
+    ;;
   *) ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
 esac

@@ -1,5 +1,7 @@
-//! The `http` scenario: throughput of a cheap GraphQL query against the
-//! liveness endpoint, as a ratio measured in one run.
+//! The `http` scenario: throughput of a GraphQL query against a baseline
+//! measured in the same run: `{ platform { currency } }` against the
+//! liveness endpoint (`--pair platform`), or the signed-in user's wallet
+//! balance against the cheapest signed-in query (`--pair wallet`).
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -24,14 +26,47 @@ pub struct Args {
     /// Rounds per target; targets alternate round by round.
     #[arg(long, default_value = "2")]
     rounds: NonZeroUsize,
+    /// What is measured against what.
+    #[arg(long, value_enum, default_value = "platform")]
+    pair: Pair,
+}
+
+/// A measured target and its baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Pair {
+    /// `{ platform { currency } }` against `GET /health/live`.
+    Platform,
+    /// `{ me { wallet { balance } } }` against `{ me { id } }`, one
+    /// signed-in user per connection.
+    Wallet,
+}
+
+impl Pair {
+    /// (baseline, measured).
+    fn targets(self) -> [Target; 2] {
+        match self {
+            Pair::Platform => [Target::Live, Target::Platform],
+            Pair::Wallet => [Target::Me, Target::Wallet],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
-    /// `GET /health/live`, the baseline.
+    /// `GET /health/live`.
     Live,
     /// `POST /graphql { platform { currency } }`.
     Platform,
+    /// `{ me { id } }`: authentication and one user lookup.
+    Me,
+    /// `{ me { wallet { balance } } }`: the same plus the balance cache.
+    Wallet,
+}
+
+impl Target {
+    fn signed_in(self) -> bool {
+        matches!(self, Target::Me | Target::Wallet)
+    }
 }
 
 impl fmt::Display for Target {
@@ -39,6 +74,8 @@ impl fmt::Display for Target {
         f.write_str(match self {
             Target::Live => "GET /health/live",
             Target::Platform => "POST /graphql { platform { currency } }",
+            Target::Me => "POST /graphql { me { id } }",
+            Target::Wallet => "POST /graphql { me { wallet { balance } } }",
         })
     }
 }
@@ -72,18 +109,27 @@ impl Tally {
 /// Runs the scenario and prints its table and ratio.
 pub async fn run(base_url: &str, args: &Args) -> Result<()> {
     let duration = Duration::from_secs(args.seconds);
+    let [baseline_target, measured_target] = args.pair.targets();
+    // One user per connection, signed up before the clock starts.
+    let mut tokens = Vec::new();
+    if measured_target.signed_in() {
+        let api = Api::new(base_url)?;
+        for _ in 0..args.connections.get() {
+            tokens.push(api.register().await?.token);
+        }
+    }
     println!(
         "http: {} connections, {} s rounds, {} rounds per target\n",
         args.connections, args.seconds, args.rounds
     );
     println!("| round | target | requests | errors | req/s |");
     println!("|---|---|---|---|---|");
-    let (mut live, mut platform) = (Vec::new(), Vec::new());
+    let (mut baseline, mut measured) = (Vec::new(), Vec::new());
     let mut errors = 0;
     for round in 1..=args.rounds.get() {
-        for target in [Target::Live, Target::Platform] {
+        for target in [baseline_target, measured_target] {
             let (tally, elapsed) =
-                round_of(base_url, target, args.connections.get(), duration).await?;
+                round_of(base_url, target, args.connections.get(), &tokens, duration).await?;
             let rate = tally.ok as f64 / elapsed.as_secs_f64();
             println!(
                 "| {round} | {target} | {} | {} | {rate:.0} |",
@@ -93,16 +139,17 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
                 eprintln!("first error ({target}): {error}");
             }
             errors += tally.errors;
-            match target {
-                Target::Live => live.push(rate),
-                Target::Platform => platform.push(rate),
+            if target == baseline_target {
+                baseline.push(rate);
+            } else {
+                measured.push(rate);
             }
         }
     }
-    let live = median(&live).context("no rounds")?;
-    let platform = median(&platform).context("no rounds")?;
-    println!("\nmedian req/s: live {live:.0}, platform {platform:.0}");
-    println!("RATIO platform/live = {:.2}", platform / live);
+    let baseline = median(&baseline).context("no rounds")?;
+    let measured = median(&measured).context("no rounds")?;
+    println!("\nmedian req/s: {baseline_target} {baseline:.0}, {measured_target} {measured:.0}");
+    println!("RATIO measured/baseline = {:.2}", measured / baseline);
     if errors > 0 {
         bail!("{errors} requests failed: the run does not count");
     }
@@ -115,13 +162,18 @@ async fn round_of(
     base_url: &str,
     target: Target,
     connections: usize,
+    tokens: &[String],
     duration: Duration,
 ) -> Result<(Tally, Duration)> {
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = JoinSet::new();
-    for _ in 0..connections {
-        workers.spawn(worker(Api::new(base_url)?, target, deadline));
+    for n in 0..connections {
+        let mut api = Api::new(base_url)?;
+        if let Some(token) = tokens.get(n) {
+            api = api.signed_in(token.clone());
+        }
+        workers.spawn(worker(api, target, deadline));
     }
     let mut tally = Tally::default();
     while let Some(done) = workers.join_next().await {
@@ -145,6 +197,16 @@ async fn hit(api: &Api, target: Target) -> Result<()> {
         Target::Platform => {
             let data = api.execute("{ platform { currency } }", json!({})).await?;
             string_at(&data, "/platform/currency").map(drop)
+        }
+        Target::Me => {
+            let data = api.execute("{ me { id } }", json!({})).await?;
+            string_at(&data, "/me/id").map(drop)
+        }
+        Target::Wallet => {
+            let data = api
+                .execute("{ me { wallet { balance } } }", json!({}))
+                .await?;
+            string_at(&data, "/me/wallet/balance").map(drop)
         }
     }
 }

@@ -17,11 +17,15 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::breaker::Breaker;
 use crate::error::DomainResult;
 use crate::keys::Namespace;
 
 /// How long a cache command may take before the cache is bypassed.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
+/// After a failed command, reads skip Redis this long (then one tries it),
+/// so an outage does not cost every read a timeout.
+const COOLDOWN: Duration = Duration::from_secs(1);
 
 /// Stores `ARGV[2]` (tagged `ARGV[1]`) only while the version is still `ARGV[1]`.
 const STORE: &str = r"
@@ -46,6 +50,7 @@ pub struct Cache {
     ns: Namespace,
     store: redis::Script,
     bump: redis::Script,
+    breaker: Breaker,
 }
 
 impl Cache {
@@ -56,6 +61,7 @@ impl Cache {
             ns,
             store: redis::Script::new(STORE),
             bump: redis::Script::new(BUMP),
+            breaker: Breaker::new("redis_cache", 1, COOLDOWN),
         }
     }
 
@@ -73,15 +79,20 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = DomainResult<T>>,
     {
+        if !self.breaker.allow() {
+            metrics::counter!("giftdrop_cache_requests_total", "result" => "bypass").increment(1);
+            return load().await;
+        }
         let (version_key, value_key) = self.keys(name);
         let mut redis = self.redis.clone();
-        let read = within(
-            redis::cmd("MGET")
-                .arg(&version_key)
-                .arg(&value_key)
-                .query_async::<(Option<String>, Option<String>)>(&mut redis),
-        )
-        .await;
+        let read = self
+            .within(
+                redis::cmd("MGET")
+                    .arg(&version_key)
+                    .arg(&value_key)
+                    .query_async::<(Option<String>, Option<String>)>(&mut redis),
+            )
+            .await;
         let version = match read {
             Ok((version, cached)) => {
                 let version = version.unwrap_or_else(|| "0".to_owned());
@@ -107,16 +118,17 @@ impl Cache {
         };
         let value = load().await?;
         if let (Some(version), Ok(json)) = (version, serde_json::to_string(&value)) {
-            let stored = within(
-                self.store
-                    .key(&version_key)
-                    .key(&value_key)
-                    .arg(&version)
-                    .arg(json)
-                    .arg(ttl.as_secs().max(1))
-                    .invoke_async::<i64>(&mut redis),
-            )
-            .await;
+            let stored = self
+                .within(
+                    self.store
+                        .key(&version_key)
+                        .key(&value_key)
+                        .arg(&version)
+                        .arg(json)
+                        .arg(ttl.as_secs().max(1))
+                        .invoke_async::<i64>(&mut redis),
+                )
+                .await;
             if let Err(error) = stored {
                 tracing::warn!(name, %error, "could not store a cache value");
             }
@@ -130,13 +142,14 @@ impl Cache {
     pub async fn invalidate(&self, name: &str, ttl: Duration) {
         let (version_key, _) = self.keys(name);
         let mut redis = self.redis.clone();
-        let bumped = within(
-            self.bump
-                .key(&version_key)
-                .arg(ttl.as_secs().max(1) * 2 + 1)
-                .invoke_async::<i64>(&mut redis),
-        )
-        .await;
+        let bumped = self
+            .within(
+                self.bump
+                    .key(&version_key)
+                    .arg(ttl.as_secs().max(1) * 2 + 1)
+                    .invoke_async::<i64>(&mut redis),
+            )
+            .await;
         if let Err(error) = bumped {
             tracing::warn!(
                 name,
@@ -147,11 +160,22 @@ impl Cache {
     }
 }
 
-/// A cache command bounded by [`COMMAND_TIMEOUT`]; the error says why.
-async fn within<T>(command: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err(format!("no answer within {COMMAND_TIMEOUT:?}")),
+impl Cache {
+    /// A cache command bounded by [`COMMAND_TIMEOUT`], reported to the
+    /// breaker; the error says why.
+    async fn within<T>(
+        &self,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, String> {
+        let result = match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {COMMAND_TIMEOUT:?}")),
+        };
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(_) => self.breaker.failure(),
+        }
+        result
     }
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 use std::future::Future;
 
 use futures_util::{Stream, StreamExt};
-use serde::de::DeserializeOwned;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
+use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
+use crate::breaker::Breaker;
 use crate::error::{DomainError, DomainResult};
 use crate::keys::Namespace;
 
@@ -27,6 +28,9 @@ pub struct Limit {
 /// Every configured limit by operation name (`RATE_LIMITS`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits(Arc<HashMap<String, Limit>>);
+
+/// How long the limiter waits for Redis before allowing the attempt.
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The defaults of FLOWS.md §3.
 pub const DEFAULT_RATE_LIMITS: &str =
@@ -96,6 +100,7 @@ pub struct RateLimiter {
     ns: Namespace,
     limits: RateLimits,
     script: Script,
+    breaker: Breaker,
 }
 
 impl RateLimiter {
@@ -106,6 +111,9 @@ impl RateLimiter {
             ns,
             limits,
             script: Script::new(SLIDING_WINDOW),
+            // While Redis is failing, attempts are allowed without asking
+            // it, rather than each waiting for a timeout.
+            breaker: Breaker::new("redis_rate_limiter", 1, Duration::from_secs(1)),
         }
     }
 
@@ -118,16 +126,24 @@ impl RateLimiter {
         let Some(limit) = self.limits.get(op) else {
             return Ok(());
         };
+        if !self.breaker.allow() {
+            return Ok(());
+        }
         let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX);
         let member = uuid::Uuid::new_v4().to_string();
-        let result: redis::RedisResult<u64> = self
-            .script
-            .key(self.ns.key(&format!("rl:{op}:{subject}")))
-            .arg(window_ms)
-            .arg(limit.max)
-            .arg(member)
-            .invoke_async(&mut self.redis.clone())
-            .await;
+        let mut redis = self.redis.clone();
+        let mut invocation = self.script.key(self.ns.key(&format!("rl:{op}:{subject}")));
+        invocation.arg(window_ms).arg(limit.max).arg(member);
+        let count = invocation.invoke_async::<u64>(&mut redis);
+        let result = match tokio::time::timeout(COMMAND_TIMEOUT, count).await {
+            Ok(Ok(wait_ms)) => Ok(wait_ms),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {COMMAND_TIMEOUT:?}")),
+        };
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(_) => self.breaker.failure(),
+        }
         match result {
             Ok(0) => Ok(()),
             Ok(wait_ms) => {

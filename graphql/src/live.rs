@@ -45,7 +45,10 @@ impl LiveSubscription {
     }
 
     /// The signed-in user's wallet now, then after every change.
-    async fn wallet_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Wallet> + use<>> {
+    async fn wallet_updated(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Wallet> + use<>> {
         let owner = WalletOwner::User(require_viewer(ctx)?.user_id);
         let s: Services = services(ctx)?.clone();
         let updates = s.hub.subscribe(&ledger::wallet_topic(owner)).await.gql()?;

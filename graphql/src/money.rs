@@ -39,13 +39,11 @@ impl Money {
                 } else {
                     // A float: fractional, or too large for an i64.
                     match number.as_f64() {
-                        Some(f) if f.fract() == 0.0 && f.abs() >= 9.2e18 => {
-                            Err(if f < 0.0 {
-                                AmountError::Negative
-                            } else {
-                                AmountError::Overflow
-                            })
-                        }
+                        Some(f) if f.fract() == 0.0 && f.abs() >= 9.2e18 => Err(if f < 0.0 {
+                            AmountError::Negative
+                        } else {
+                            AmountError::Overflow
+                        }),
                         _ => Err(AmountError::NotAnInteger),
                     }
                 }
@@ -92,10 +90,7 @@ mod tests {
     fn strings_of_digits_and_integers_are_amounts() {
         assert_eq!(parse(r#""250000""#).expect("ok").minor(), 250_000);
         assert_eq!(parse("250000").expect("ok").minor(), 250_000);
-        assert_eq!(
-            parse(&i64::MAX.to_string()).expect("ok").minor(),
-            i64::MAX
-        );
+        assert_eq!(parse(&i64::MAX.to_string()).expect("ok").minor(), i64::MAX);
     }
 
     #[test]

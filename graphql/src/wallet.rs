@@ -59,7 +59,10 @@ pub enum EntryKindGql {
 
 /// `TopupStatus`.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "TopupStatus", remote = "giftdrop_domain::payments::topup::TopupStatus")]
+#[graphql(
+    name = "TopupStatus",
+    remote = "giftdrop_domain::payments::topup::TopupStatus"
+)]
 pub enum TopupStatusGql {
     /// Waiting for the provider.
     Pending,

@@ -96,16 +96,19 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/webhooks/payments", post(payments::webhook));
     let api = if state.services.payments.sandbox {
-        api.route("/sandbox/checkout/{reference}", get(payments::checkout_page))
-            .route("/sandbox/checkout/{reference}/pay", post(payments::pay))
-            .route("/sandbox/checkout/{reference}/fail", post(payments::fail))
+        api.route(
+            "/sandbox/checkout/{reference}",
+            get(payments::checkout_page),
+        )
+        .route("/sandbox/checkout/{reference}/pay", post(payments::pay))
+        .route("/sandbox/checkout/{reference}/fail", post(payments::fail))
     } else {
         api
     };
     let api = api.layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ));
+        StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(30),
+    ));
     Router::new()
         .route("/graphql/ws", get(ws::upgrade))
         .merge(api)

@@ -403,8 +403,10 @@ pub async fn post(
         rows.join(", ")
     );
     txn.execute_raw(statement(&sql, values)).await?;
-    let announcements: Vec<(String, &WalletView)> =
-        wallets.iter().map(|w| (wallet_topic(w.owner()), w)).collect();
+    let announcements: Vec<(String, &WalletView)> = wallets
+        .iter()
+        .map(|w| (wallet_topic(w.owner()), w))
+        .collect();
     outbox::publish_all(txn, meta, &announcements).await?;
     for leg in legs {
         metrics::counter!("giftdrop_ledger_movements_total", "kind" => transfer.kind.as_str(), "direction" => leg.direction.as_str())

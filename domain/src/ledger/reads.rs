@@ -7,9 +7,7 @@ use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
-    Direction, EntryKind, WalletOwner, WalletView, balance_of, statement, wallet_of,
-};
+use super::{Direction, EntryKind, WalletOwner, WalletView, balance_of, statement, wallet_of};
 use crate::Services;
 use crate::error::DomainResult;
 use crate::money::Amount;
@@ -28,9 +26,7 @@ fn cache_name(owner: WalletOwner) -> String {
 pub async fn wallet(services: &Services, owner: WalletOwner) -> DomainResult<WalletView> {
     services
         .cache
-        .get_or_set(&cache_name(owner), TTL, || {
-            wallet_of(&services.db, owner)
-        })
+        .get_or_set(&cache_name(owner), TTL, || wallet_of(&services.db, owner))
         .await
 }
 

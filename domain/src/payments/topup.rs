@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::CheckoutRequest;
+use crate::Services;
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::idempotency::{self, Scope};
 use crate::identity;
 use crate::ledger::{self, WalletOwner};
 use crate::money::Amount;
-use crate::Services;
 
 /// The rate limit (`RATE_LIMITS`) `initiateTopup` counts against.
 pub const RATE_LIMIT: &str = "topup";
@@ -81,8 +81,7 @@ fn amount(row: &QueryResult, column: &str) -> DomainResult<Amount> {
         .map_err(|_| DomainError::Internal(anyhow::anyhow!("a negative topup {column}")))
 }
 
-const COLUMNS: &str =
-    "id, user_id, account_id, reference, amount, fee, status, checkout_url, created_at, completed_at";
+const COLUMNS: &str = "id, user_id, account_id, reference, amount, fee, status, checkout_url, created_at, completed_at";
 
 fn view(row: &QueryResult) -> DomainResult<TopupView> {
     let fee: Option<i64> = row.try_get("", "fee")?;

@@ -250,7 +250,10 @@ async fn credit(
 }
 
 /// The body and signature of a notification, as a provider would send it.
-pub fn signed(secret: &SecretString, notification: &Notification) -> DomainResult<(Vec<u8>, String)> {
+pub fn signed(
+    secret: &SecretString,
+    notification: &Notification,
+) -> DomainResult<(Vec<u8>, String)> {
     let body = serde_json::to_vec(notification).context("unencodable notification")?;
     let signature = sign(secret, &body);
     Ok((body, signature))
@@ -268,7 +271,11 @@ mod tests {
         assert_eq!(signature.len(), 128, "hex of 64 bytes");
         assert_eq!(signature, signature.to_lowercase());
         assert!(verify(&secret, body, &signature));
-        assert!(!verify(&secret, b"{\"event\":\"charge.failed\"}", &signature));
+        assert!(!verify(
+            &secret,
+            b"{\"event\":\"charge.failed\"}",
+            &signature
+        ));
         assert!(!verify(&SecretString::from("other"), body, &signature));
         assert!(!verify(&secret, body, "not hex"));
         assert!(!verify(&secret, body, &signature[..64]));
