@@ -67,3 +67,44 @@ pub fn to_graphql(err: DomainError) -> Error {
 fn coded(message: String, code: &'static str) -> Error {
     Error::new(message).extend_with(|_, e| e.set("code", code))
 }
+
+#[cfg(test)]
+mod tests {
+    use giftdrop_domain::money::Amount;
+
+    use super::*;
+
+    fn extensions(err: DomainError) -> serde_json::Value {
+        let error = to_graphql(err).into_server_error(async_graphql::Pos::default());
+        serde_json::to_value(error.extensions).expect("extensions serialize")
+    }
+
+    #[test]
+    fn money_errors_carry_their_contract_codes_and_extras() {
+        let insufficient = extensions(DomainError::InsufficientFunds {
+            required: Amount::new(500_000).expect("amount"),
+            available: Amount::new(1_250).expect("amount"),
+        });
+        assert_eq!(
+            insufficient,
+            serde_json::json!({ "code": "INSUFFICIENT_FUNDS", "required": "500000", "available": "1250" })
+        );
+        for (err, code) in [
+            (DomainError::IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED"),
+            (DomainError::IdempotencyKeyInUse, "IDEMPOTENCY_KEY_IN_USE"),
+            (
+                DomainError::PaymentProviderUnavailable,
+                "PAYMENT_PROVIDER_UNAVAILABLE",
+            ),
+            (DomainError::NotFound, "NOT_FOUND"),
+            (DomainError::Forbidden, "FORBIDDEN"),
+            (DomainError::Conflict("settled".into()), "CONFLICT"),
+        ] {
+            assert_eq!(extensions(err)["code"], code);
+        }
+        let internal = to_graphql(DomainError::Internal(anyhow::anyhow!(
+            "relation ledger.accounts does not exist"
+        )));
+        assert_eq!(internal.message, INTERNAL_MESSAGE, "no internal text leaks");
+    }
+}
