@@ -59,7 +59,18 @@ impl LiveSubscription {
             let s = s.clone();
             async move { ledger::wallet_of(&s.db, owner).await.map(Some) }
         };
-        Ok(updates.snapshots(current, reload).map(Wallet))
+        // Messages relayed after the first read may be older than it.
+        let mut shown = -1;
+        Ok(updates
+            .snapshots(current, reload)
+            .filter(move |wallet| {
+                let newer = wallet.version > shown;
+                if newer {
+                    shown = wallet.version;
+                }
+                std::future::ready(newer)
+            })
+            .map(Wallet))
     }
 }
 

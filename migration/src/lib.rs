@@ -10,6 +10,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_foundation;
 mod m20261123_000001_ledger;
+mod m20261123_000002_wallet_version;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_foundation::Migration),
             Box::new(m20261123_000001_ledger::Migration),
+            Box::new(m20261123_000002_wallet_version::Migration),
         ]
     }
 }

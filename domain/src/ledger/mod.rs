@@ -287,14 +287,6 @@ impl Posted {
         }
         services.outbox.wake();
     }
-
-    /// The balance of `wallet` right after the transfer.
-    pub fn balance_of(&self, wallet: Uuid) -> Option<Amount> {
-        self.wallets
-            .iter()
-            .find(|w| w.id == wallet)
-            .map(|w| w.balance)
-    }
 }
 
 /// The pub/sub topic of the changes of `owner`'s wallet; each message is
@@ -348,9 +340,9 @@ pub async fn post(
         let delta = i64::try_from(leg.delta()).map_err(|_| bug("delta out of range"))?;
         let row = txn
             .query_one_raw(statement(
-                "UPDATE ledger.accounts SET balance = balance + $2 \
+                "UPDATE ledger.accounts SET balance = balance + $2, version = version + 1 \
                  WHERE id = $1 AND kind IN ('USER', 'MERCHANT') AND balance + $2 >= 0 \
-                 RETURNING id, kind, owner_id, balance",
+                 RETURNING id, kind, owner_id, balance, version",
                 vec![(*id).into(), delta.into()],
             ))
             .await?;
@@ -438,7 +430,7 @@ fn balance_of(row: &QueryResult) -> DomainResult<Amount> {
     Amount::new(balance).map_err(|_| bug("a negative wallet balance"))
 }
 
-/// A wallet row (`id, kind, owner_id, balance`) as the API shows it.
+/// A wallet row (`id, kind, owner_id, balance, version`) as the API shows it.
 fn wallet_view(row: &QueryResult) -> DomainResult<WalletView> {
     let kind: String = row.try_get("", "kind")?;
     Ok(WalletView {
@@ -446,6 +438,7 @@ fn wallet_view(row: &QueryResult) -> DomainResult<WalletView> {
         kind: WalletKind::parse(&kind)?,
         owner_id: row.try_get("", "owner_id")?,
         balance: balance_of(row)?,
+        version: row.try_get("", "version")?,
     })
 }
 
@@ -460,6 +453,9 @@ pub struct WalletView {
     pub owner_id: Uuid,
     /// Spendable now.
     pub balance: Amount,
+    /// Raised by every posting to the wallet: of two views, the one with
+    /// the higher version is the newer.
+    pub version: i64,
 }
 
 impl WalletView {
@@ -481,7 +477,7 @@ pub async fn wallet_of<C: ConnectionTrait>(
     let kind = owner.kind().as_str();
     let select = || {
         statement(
-            "SELECT id, kind, owner_id, balance FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
+            "SELECT id, kind, owner_id, balance, version FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
             vec![kind.into(), owner.id().into()],
         )
     };
