@@ -181,7 +181,9 @@ impl Subscription {
                             tracing::error!(error = %e, %channel, "malformed message on pub/sub");
                         })
                         .ok(),
-                    Delivery::Resync => reload()
+                    // Boxed: a database read is a large future, and inline it
+                    // would size every idle subscription's stream.
+                    Delivery::Resync => Box::pin(reload())
                         .await
                         .inspect_err(|e| {
                             tracing::warn!(error = ?e, %channel, "could not reload after a resync");

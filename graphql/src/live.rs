@@ -9,7 +9,7 @@ use async_graphql::{Context, Result, Subscription};
 use futures_util::{Stream, StreamExt};
 use giftdrop_domain::identity;
 use giftdrop_domain::ledger::{self, WalletOwner};
-use giftdrop_domain::{DomainError, Services};
+use giftdrop_domain::{DomainError, Services, Viewer};
 
 use crate::auth::{require_viewer, services};
 use crate::error::Gql;
@@ -27,21 +27,10 @@ impl LiveSubscription {
     /// ends use it to refresh permissions without polling.
     async fn me_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = User> + use<>> {
         let viewer = require_viewer(ctx)?.clone();
-        let s: Services = services(ctx)?.clone();
-        let id = viewer.user_id;
-        let updates = s.hub.subscribe(&identity::user_topic(id)).await.gql()?;
-        let current = identity::find_user(&s.db, id)
-            .await
-            .gql()?
-            .ok_or(DomainError::Unauthenticated)
-            .gql()?;
-        let reload = move || {
-            let s = s.clone();
-            async move { identity::find_user(&s.db, id).await }
-        };
-        Ok(updates
-            .snapshots(current, reload)
-            .map(move |view| User::seen_by(view, Some(&viewer))))
+        let s = services(ctx)?;
+        // Boxed: the subscribe and first read run once, and their futures
+        // must not size the stream the execution keeps for its lifetime.
+        Box::pin(me_updates(s, viewer)).await
     }
 
     /// The signed-in user's wallet now, then after every change.
@@ -50,28 +39,58 @@ impl LiveSubscription {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Wallet> + use<>> {
         let owner = WalletOwner::User(require_viewer(ctx)?.user_id);
-        let s: Services = services(ctx)?.clone();
-        let updates = s.hub.subscribe(&ledger::wallet_topic(owner)).await.gql()?;
-        // Read from Postgres, not the cache: this is the baseline every
-        // later message builds on.
-        let current = ledger::wallet_of(&s.db, owner).await.gql()?;
-        let reload = move || {
-            let s = s.clone();
-            async move { ledger::wallet_of(&s.db, owner).await.map(Some) }
-        };
-        // Messages relayed after the first read may be older than it.
-        let mut shown = -1;
-        Ok(updates
-            .snapshots(current, reload)
-            .filter(move |wallet| {
-                let newer = wallet.version > shown;
-                if newer {
-                    shown = wallet.version;
-                }
-                std::future::ready(newer)
-            })
-            .map(Wallet))
+        let s = services(ctx)?;
+        Box::pin(wallet_updates(s, owner)).await
     }
+}
+
+/// The stream of `meUpdated`. It holds only what it needs (the database
+/// pool and the viewer), not a copy of every service: an idle
+/// subscription's memory is what it keeps.
+async fn me_updates(s: &Services, viewer: Viewer) -> Result<impl Stream<Item = User> + use<>> {
+    let id = viewer.user_id;
+    let updates = s.hub.subscribe(&identity::user_topic(id)).await.gql()?;
+    let current = identity::find_user(&s.db, id)
+        .await
+        .gql()?
+        .ok_or(DomainError::Unauthenticated)
+        .gql()?;
+    let db = s.db.clone();
+    let reload = move || {
+        let db = db.clone();
+        async move { identity::find_user(&db, id).await }
+    };
+    Ok(updates
+        .snapshots(current, reload)
+        .map(move |view| User::seen_by(view, Some(&viewer))))
+}
+
+/// The stream of `walletUpdated`.
+async fn wallet_updates(
+    s: &Services,
+    owner: WalletOwner,
+) -> Result<impl Stream<Item = Wallet> + use<>> {
+    let updates = s.hub.subscribe(&ledger::wallet_topic(owner)).await.gql()?;
+    // Read from Postgres, not the cache: this is the baseline every
+    // later message builds on.
+    let current = ledger::wallet_of(&s.db, owner).await.gql()?;
+    let db = s.db.clone();
+    let reload = move || {
+        let db = db.clone();
+        async move { ledger::wallet_of(&db, owner).await.map(Some) }
+    };
+    // Messages relayed after the first read may be older than it.
+    let mut shown = -1;
+    Ok(updates
+        .snapshots(current, reload)
+        .filter(move |wallet| {
+            let newer = wallet.version > shown;
+            if newer {
+                shown = wallet.version;
+            }
+            std::future::ready(newer)
+        })
+        .map(Wallet))
 }
 
 /// Subscription fields whose every message is the whole current state, so a

@@ -85,7 +85,8 @@ pub async fn upgrade(
                 },
                 client_ip: peer.ip().to_string(),
                 auth: None,
-                subscriptions: StreamMap::new(),
+                // Most sockets run one subscription.
+                subscriptions: StreamMap::with_capacity(1),
             };
             connection.run(socket)
         })
@@ -154,7 +155,10 @@ impl Connection {
                     last_seen = Instant::now();
                     match frame {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Ok(None),
-                        Some(Ok(Message::Text(text))) => match self.on_message(&mut sink, text.as_str()).await {
+                        // Boxed: handling a message (credentials lookups,
+                        // starting an execution) takes large futures, and
+                        // inline they would size every idle socket's task.
+                        Some(Ok(Message::Text(text))) => match Box::pin(self.on_message(&mut sink, text.as_str())).await {
                             Ok(None) => {}
                             other => break other,
                         },

@@ -131,6 +131,11 @@ pub async fn receive(
 ) -> Result<Received, Refused> {
     if !signature.is_some_and(|s| verify(&services.payments.webhook_secret, body, s)) {
         metrics::counter!("giftdrop_webhooks_total", "result" => "bad_signature").increment(1);
+        // A wrong PAYMENT_WEBHOOK_SECRET, or someone forging deliveries.
+        tracing::warn!(
+            signed = signature.is_some(),
+            "payment webhook refused: bad or missing signature"
+        );
         return Err(Refused::BadSignature);
     }
     let notification: Notification =
