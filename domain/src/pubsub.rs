@@ -101,7 +101,7 @@ impl Hub {
             (entry.tx.subscribe(), entry.ready.subscribe())
         };
         let subscription = Subscription {
-            channel,
+            channel: channel.into(),
             rx,
             inner: Arc::clone(&self.inner),
         };
@@ -128,7 +128,8 @@ impl Hub {
 
 /// One local subscription; unsubscribes from Redis when it is the last.
 pub struct Subscription {
-    channel: String,
+    /// Shared with the streams made from this subscription.
+    channel: Arc<str>,
     rx: broadcast::Receiver<Delivery>,
     inner: Arc<Inner>,
 }
@@ -170,7 +171,7 @@ impl Subscription {
         Fut: Future<Output = DomainResult<Option<T>>> + Send,
     {
         let reload = Arc::new(reload);
-        let channel: Arc<str> = self.channel.as_str().into();
+        let channel = Arc::clone(&self.channel);
         let changes = self.into_stream().filter_map(move |delivery| {
             let reload = Arc::clone(&reload);
             let channel = Arc::clone(&channel);
@@ -202,14 +203,14 @@ impl Drop for Subscription {
         let mut topics = self.inner.topics();
         // Our own receiver is still alive here, so 1 means "only us".
         let last = topics
-            .get(&self.channel)
+            .get(&*self.channel)
             .is_some_and(|t| t.tx.receiver_count() <= 1);
         if last {
-            topics.remove(&self.channel);
+            topics.remove(&*self.channel);
             let _ = self
                 .inner
                 .commands
-                .send(Command::Unsubscribe(self.channel.clone()));
+                .send(Command::Unsubscribe(self.channel.to_string()));
         }
     }
 }

