@@ -549,3 +549,45 @@ async fn wallet_reads_fall_back_to_postgres_while_redis_is_down() {
     assert!(body["errors"].is_null(), "{body}");
     assert_eq!(body["data"]["me"]["wallet"]["balance"], "7000");
 }
+
+#[tokio::test]
+async fn wallet_updated_drops_a_relayed_state_older_than_the_one_shown() {
+    let app = spawn_app().await;
+    let (token, user_id) = app.register("ada@example.com", "Ada").await;
+    let mut socket = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    socket
+        .subscribe("w", "subscription { walletUpdated { balance } }")
+        .await;
+    let current = socket.next().await;
+    assert_eq!(current["payload"]["data"]["walletUpdated"]["balance"], "0");
+
+    // A message as late as the subscription's first read: its version is
+    // not newer than the wallet already shown, so it must not reach the
+    // client (it would show a balance the wallet no longer has).
+    let services = &app.running().services;
+    let owner = giftdrop_domain::ledger::WalletOwner::User(user_id.parse().expect("uuid"));
+    let mut stale = serde_json::to_value(
+        giftdrop_domain::ledger::wallet_of(&app.db, owner)
+            .await
+            .expect("wallet"),
+    )
+    .expect("json");
+    stale["balance"] = json!(999);
+    services
+        .hub
+        .publish(
+            &mut services.redis.clone(),
+            &giftdrop_domain::ledger::wallet_topic(owner),
+            &stale.to_string(),
+        )
+        .await
+        .expect("published");
+
+    let topup = started(&app, &token, 42_000, "k").await;
+    sandbox(&app, &topup, "pay").await;
+    let update = socket.next().await;
+    assert_eq!(
+        update["payload"]["data"]["walletUpdated"]["balance"], "42000",
+        "the stale state was skipped: {update}"
+    );
+}
