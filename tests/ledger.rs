@@ -10,7 +10,7 @@ use giftdrop_domain::{DomainError, RequestMeta};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
-use crate::support::spawn_app;
+use crate::support::{scalar, spawn_app};
 
 fn meta() -> RequestMeta {
     RequestMeta {
@@ -83,18 +83,6 @@ async fn balance(db: &DatabaseConnection, wallet: Uuid) -> i64 {
         .expect("read")
         .expect("a wallet")
         .minor()
-}
-
-async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql,
-        ))
-        .await
-        .expect("query")
-        .expect("a row");
-    row.try_get_by_index::<i64>(0).expect("an integer")
 }
 
 #[tokio::test]

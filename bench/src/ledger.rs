@@ -30,7 +30,7 @@ use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::rss::cpu_ms;
+use crate::rss::{children_cpu_s, cpu_ms};
 use crate::stats::{percentile, sorted};
 
 /// The database the ledger runs in (dropped and re-created).
@@ -417,24 +417,6 @@ fn read_pgbench_logs(dir: &Path) -> Result<Vec<f64>> {
         }
     }
     Ok(latencies)
-}
-
-/// CPU seconds used by this process's waited-for children (cutime + cstime).
-fn children_cpu_s() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("malformed stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<f64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .with_context(|| format!("no field {i} in /proc/self/stat"))
-    };
-    // cutime and cstime are the 16th and 17th fields overall, in 1/100 s.
-    Ok((ticks(13)? + ticks(14)?) / 100.0)
 }
 
 /// `clients` tasks posting back to back for `duration`.

@@ -26,19 +26,35 @@ pub fn cpu_ms(pid: Option<u32>) -> Result<f64> {
         || "/proc/self/stat".to_owned(),
         |pid| format!("/proc/{pid}/stat"),
     );
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // Fields after the parenthesized command name; utime and stime are the
-    // 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+    // utime and stime: the 14th and 15th fields.
+    Ok(stat_ticks(&path, &[14, 15])? * 10.0)
+}
+
+/// CPU time this process's waited-for children (e.g. pgbench) have used,
+/// in seconds.
+pub fn children_cpu_s() -> Result<f64> {
+    // cutime and cstime: the 16th and 17th fields.
+    Ok(stat_ticks("/proc/self/stat", &[16, 17])? / 100.0)
+}
+
+/// The sum of the 1-based `fields` of a procfs `stat` file, in clock ticks
+/// (100 per second on Linux).
+fn stat_ticks(path: &str, fields: &[usize]) -> Result<f64> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    // Split after the parenthesized command name (which may hold spaces):
+    // what follows starts at field 3.
     let rest = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
         .context("malformed stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<f64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .with_context(|| format!("no field {i} in {path}"))
-    };
-    Ok((ticks(11)? + ticks(12)?) * 10.0)
+    let values: Vec<&str> = rest.split_whitespace().collect();
+    fields
+        .iter()
+        .map(|field| {
+            values
+                .get(field - 3)
+                .and_then(|f| f.parse::<f64>().ok())
+                .with_context(|| format!("no field {field} in {path}"))
+        })
+        .sum()
 }

@@ -313,16 +313,7 @@ impl TestApp {
 
     /// Counts rows of `table` (schema-qualified).
     pub async fn count(&self, table: &str) -> i64 {
-        let row = self
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(
-                self.db.get_database_backend(),
-                format!("SELECT count(*) AS n FROM {table}"),
-            ))
-            .await
-            .expect("count query")
-            .expect("one row");
-        row.try_get::<i64>("", "n").expect("count")
+        scalar(&self.db, &format!("SELECT count(*) FROM {table}")).await
     }
 
     /// The mail directory of this app.
@@ -334,6 +325,19 @@ impl TestApp {
     pub fn running(&self) -> &Running {
         self.running.as_ref().expect("running")
     }
+}
+
+/// The one integer `sql` selects.
+pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("an integer")
 }
 
 /// The `extensions.code` of the first error.
