@@ -4,12 +4,11 @@
 
 use futures_util::future::join_all;
 use giftdrop_domain::payments::webhook;
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::support::proxy::RedisProxy;
 use crate::support::ws::WsClient;
-use crate::support::{AppOptions, TestApp, code, spawn_app};
+use crate::support::{AppOptions, TestApp, code, scalar, spawn_app};
 
 const INITIATE: &str = "mutation($i: TopupInput!) { initiateTopup(input: $i) { id reference amount fee status checkoutUrl completedAt } }";
 const WALLET: &str = "{ me { wallet { id kind currency balance entries { nodes { kind direction amount balanceAfter reference } pageInfo { hasNextPage endCursor } } } } }";
@@ -79,23 +78,9 @@ async fn wallet(app: &TestApp, token: &str) -> Value {
     wallet
 }
 
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    let row = app
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql,
-        ))
-        .await
-        .expect("query")
-        .expect("a row");
-    row.try_get_by_index::<i64>(0).expect("an integer")
-}
-
 /// The balance of a platform account (sum of its entries).
 async fn platform_balance(app: &TestApp, kind: &str) -> i64 {
-    scalar(
-        app,
+    scalar(&app.db,
         &format!(
             "SELECT coalesce(sum(CASE direction WHEN 'CREDIT' THEN amount ELSE -amount END), 0)::bigint \
              FROM ledger.entries e JOIN ledger.accounts a ON a.id = e.account_id WHERE a.kind = '{kind}'"
@@ -226,7 +211,7 @@ async fn concurrent_duplicate_deliveries_credit_exactly_once() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(
         scalar(
-            &app,
+            &app.db,
             &format!("SELECT count(*) FROM ledger.transfers WHERE reference = '{reference}'")
         )
         .await,
@@ -446,6 +431,9 @@ async fn entries_are_newest_first_with_cursor_pagination() {
         let topup = started(&app, &token, minor, &format!("k{i}")).await;
         sandbox(&app, &topup, "pay").await;
     }
+    // Sandbox fees are amount x 150 bps rounded half up: 1.5 -> 2, 3,
+    // 4.5 -> 5 (truncating would give 8, rounding half to even 9).
+    assert_eq!(platform_balance(&app, "PROVIDER_FEES").await, -10);
     let page = "query($after: String) { me { wallet { entries(first: 2, after: $after) { edges { cursor node { amount balanceAfter } } pageInfo { hasNextPage endCursor } } } } }";
     let first = app.gql(Some(&token), page, json!({})).await;
     let entries = &first["data"]["me"]["wallet"]["entries"];
