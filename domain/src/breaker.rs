@@ -6,6 +6,7 @@
 //! timeout: the Redis cache and rate limiter (which then read through or
 //! allow), and the payment provider (which then fails fast).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,26 @@ impl Breaker {
                 true
             }
         }
+    }
+
+    /// Runs `call`, bounded by `timeout`, and reports its outcome; the
+    /// error says what went wrong. (Whether to call at all is
+    /// [`Self::allow`]'s answer.)
+    pub async fn call<T, E: std::fmt::Display>(
+        &self,
+        timeout: Duration,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        };
+        match &result {
+            Ok(_) => self.success(),
+            Err(_) => self.failure(),
+        }
+        result
     }
 
     /// Reports a successful call.

@@ -86,7 +86,9 @@ impl Cache {
         let (version_key, value_key) = self.keys(name);
         let mut redis = self.redis.clone();
         let read = self
-            .within(
+            .breaker
+            .call(
+                COMMAND_TIMEOUT,
                 redis::cmd("MGET")
                     .arg(&version_key)
                     .arg(&value_key)
@@ -119,7 +121,9 @@ impl Cache {
         let value = load().await?;
         if let (Some(version), Ok(json)) = (version, serde_json::to_string(&value)) {
             let stored = self
-                .within(
+                .breaker
+                .call(
+                    COMMAND_TIMEOUT,
                     self.store
                         .key(&version_key)
                         .key(&value_key)
@@ -143,7 +147,9 @@ impl Cache {
         let (version_key, _) = self.keys(name);
         let mut redis = self.redis.clone();
         let bumped = self
-            .within(
+            .breaker
+            .call(
+                COMMAND_TIMEOUT,
                 self.bump
                     .key(&version_key)
                     .arg(ttl.as_secs().max(1) * 2 + 1)
@@ -157,25 +163,5 @@ impl Cache {
                 "could not invalidate a cache value; it expires with its TTL"
             );
         }
-    }
-}
-
-impl Cache {
-    /// A cache command bounded by [`COMMAND_TIMEOUT`], reported to the
-    /// breaker; the error says why.
-    async fn within<T>(
-        &self,
-        command: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, String> {
-        let result = match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!("no answer within {COMMAND_TIMEOUT:?}")),
-        };
-        match &result {
-            Ok(_) => self.breaker.success(),
-            Err(_) => self.breaker.failure(),
-        }
-        result
     }
 }

@@ -134,16 +134,10 @@ impl RateLimiter {
         let mut redis = self.redis.clone();
         let mut invocation = self.script.key(self.ns.key(&format!("rl:{op}:{subject}")));
         invocation.arg(window_ms).arg(limit.max).arg(member);
-        let count = invocation.invoke_async::<u64>(&mut redis);
-        let result = match tokio::time::timeout(COMMAND_TIMEOUT, count).await {
-            Ok(Ok(wait_ms)) => Ok(wait_ms),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!("no answer within {COMMAND_TIMEOUT:?}")),
-        };
-        match &result {
-            Ok(_) => self.breaker.success(),
-            Err(_) => self.breaker.failure(),
-        }
+        let result = self
+            .breaker
+            .call(COMMAND_TIMEOUT, invocation.invoke_async::<u64>(&mut redis))
+            .await;
         match result {
             Ok(0) => Ok(()),
             Ok(wait_ms) => {

@@ -176,12 +176,6 @@ impl DocumentCache {
     /// Longest query text kept.
     const MAX_QUERY: usize = 8 * 1024;
 
-    /// Attaches the cached parse of `request`'s query, or parses it and
-    /// keeps it. A syntax error is left for execution to report.
-    fn prepare(&self, request: &mut async_graphql::Request) {
-        self.attach(request);
-    }
-
     /// As [`Self::prepare`], for a subscription, which keeps its document
     /// for as long as it runs. A parse leaves room for at least four
     /// selections in every selection set (each is a `Vec` collected from
@@ -189,7 +183,7 @@ impl DocumentCache {
     /// id roles } }` where a copy, with exact-size lists, takes 552. So a
     /// document that does not come from the cache is replaced by its copy.
     pub(super) fn prepare_long_lived(&self, request: &mut async_graphql::Request) {
-        if self.attach(request) {
+        if self.prepare(request) {
             return;
         }
         if let Ok(document) = request.parsed_query() {
@@ -198,9 +192,11 @@ impl DocumentCache {
         }
     }
 
-    /// [`Self::prepare`]; true when the attached document is a copy of a
-    /// cached one (cached documents are copies, with exact-size lists).
-    fn attach(&self, request: &mut async_graphql::Request) -> bool {
+    /// Attaches the cached parse of `request`'s query, or parses it and
+    /// keeps it. A syntax error is left for execution to report. True when
+    /// the attached document is a copy of a cached one (cached documents
+    /// are copies, with exact-size lists).
+    fn prepare(&self, request: &mut async_graphql::Request) -> bool {
         let documents = self
             .documents
             .read()

@@ -88,6 +88,7 @@ impl WalletOwner {
 
 /// `WalletKind` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WalletKind {
     /// A person's wallet.
     User,
@@ -100,14 +101,6 @@ impl WalletKind {
         match self {
             Self::User => "USER",
             Self::Merchant => "MERCHANT",
-        }
-    }
-
-    fn parse(text: &str) -> DomainResult<Self> {
-        match text {
-            "USER" => Ok(Self::User),
-            "MERCHANT" => Ok(Self::Merchant),
-            other => Err(bug(&format!("unknown wallet kind {other:?}"))),
         }
     }
 }
@@ -156,25 +149,6 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    const ALL: [EntryKind; 9] = [
-        Self::Topup,
-        Self::EventFunding,
-        Self::EventRefund,
-        Self::CardPurchase,
-        Self::CardRefund,
-        Self::Settlement,
-        Self::Payout,
-        Self::PayoutReversal,
-        Self::Adjustment,
-    ];
-
-    fn parse(text: &str) -> DomainResult<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| bug(&format!("unknown entry kind {text:?}")))
-    }
-
     /// The database and API spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -207,13 +181,6 @@ impl Direction {
             Self::Credit => "CREDIT",
             Self::Debit => "DEBIT",
         }
-    }
-
-    fn parse(text: &str) -> DomainResult<Self> {
-        [Self::Credit, Self::Debit]
-            .into_iter()
-            .find(|direction| direction.as_str() == text)
-            .ok_or_else(|| bug(&format!("unknown entry direction {text:?}")))
     }
 }
 
@@ -293,6 +260,18 @@ impl Posted {
 /// its [`WalletView`] right after a posting.
 pub fn wallet_topic(owner: WalletOwner) -> String {
     format!("wallet:{}:{}", owner.kind().as_str(), owner.id())
+}
+
+/// A text column holding one of `T`'s variants, spelled as its serde name
+/// (which is also its database and API spelling).
+pub(crate) fn from_db<T: serde::de::DeserializeOwned>(text: &str) -> DomainResult<T> {
+    use serde::de::value::{Error, StrDeserializer};
+    T::deserialize(StrDeserializer::<Error>::new(text)).map_err(|err| {
+        DomainError::Internal(anyhow::anyhow!(
+            "unreadable {}: {err}",
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 fn bug(message: &str) -> DomainError {
@@ -435,7 +414,7 @@ fn wallet_view(row: &QueryResult) -> DomainResult<WalletView> {
     let kind: String = row.try_get("", "kind")?;
     Ok(WalletView {
         id: row.try_get("", "id")?,
-        kind: WalletKind::parse(&kind)?,
+        kind: from_db(&kind)?,
         owner_id: row.try_get("", "owner_id")?,
         balance: balance_of(row)?,
         version: row.try_get("", "version")?,
@@ -518,4 +497,36 @@ pub async fn total<C: ConnectionTrait>(conn: &C) -> DomainResult<i128> {
         text.parse().map_err(|_| bug("unparseable total"))
     };
     Ok(parse("wallets")? + parse("platform")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_spellings_read_back_as_the_same_variants() {
+        for kind in [
+            EntryKind::Topup,
+            EntryKind::EventFunding,
+            EntryKind::EventRefund,
+            EntryKind::CardPurchase,
+            EntryKind::CardRefund,
+            EntryKind::Settlement,
+            EntryKind::Payout,
+            EntryKind::PayoutReversal,
+            EntryKind::Adjustment,
+        ] {
+            assert_eq!(from_db::<EntryKind>(kind.as_str()).ok(), Some(kind));
+        }
+        for direction in [Direction::Credit, Direction::Debit] {
+            assert_eq!(
+                from_db::<Direction>(direction.as_str()).ok(),
+                Some(direction)
+            );
+        }
+        for kind in [WalletKind::User, WalletKind::Merchant] {
+            assert_eq!(from_db::<WalletKind>(kind.as_str()).ok(), Some(kind));
+        }
+        assert!(from_db::<EntryKind>("REFUND").is_err());
+    }
 }

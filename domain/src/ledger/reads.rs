@@ -7,7 +7,9 @@ use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Direction, EntryKind, WalletOwner, WalletView, balance_of, statement, wallet_of};
+use super::{
+    Direction, EntryKind, WalletOwner, WalletView, balance_of, from_db, statement, wallet_of,
+};
 use crate::Services;
 use crate::error::DomainResult;
 use crate::money::Amount;
@@ -83,8 +85,8 @@ pub async fn entries<C: ConnectionTrait>(
             let amount: i64 = row.try_get("", "amount")?;
             Ok(EntryView {
                 id: row.try_get("", "id")?,
-                kind: EntryKind::parse(&kind)?,
-                direction: Direction::parse(&direction)?,
+                kind: from_db(&kind)?,
+                direction: from_db(&direction)?,
                 amount: Amount::new(amount).map_err(|_| super::bug("a negative entry"))?,
                 balance_after: balance_of(row)?,
                 reference: row.try_get("", "reference")?,

@@ -26,6 +26,7 @@ const OPERATION: &str = "initiateTopup";
 
 /// `TopupStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TopupStatus {
     /// Waiting for the provider.
     Pending,
@@ -35,19 +36,6 @@ pub enum TopupStatus {
     Failed,
 }
 
-impl TopupStatus {
-    fn parse(text: &str) -> DomainResult<Self> {
-        match text {
-            "PENDING" => Ok(Self::Pending),
-            "SUCCEEDED" => Ok(Self::Succeeded),
-            "FAILED" => Ok(Self::Failed),
-            other => Err(DomainError::Internal(anyhow::anyhow!(
-                "unknown topup status {other:?}"
-            ))),
-        }
-    }
-}
-
 /// A topup as its owner sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopupView {
@@ -55,6 +43,8 @@ pub struct TopupView {
     pub id: Uuid,
     /// Who tops up.
     pub user_id: Uuid,
+    /// The wallet it credits.
+    pub account_id: Uuid,
     /// Reference shared with the provider.
     pub reference: String,
     /// Amount to credit.
@@ -75,10 +65,9 @@ fn statement(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-fn amount(row: &QueryResult, column: &str) -> DomainResult<Amount> {
-    let minor: i64 = row.try_get("", column)?;
+fn amount(minor: i64) -> DomainResult<Amount> {
     Amount::new(minor)
-        .map_err(|_| DomainError::Internal(anyhow::anyhow!("a negative topup {column}")))
+        .map_err(|_| DomainError::Internal(anyhow::anyhow!("a negative topup amount")))
 }
 
 const COLUMNS: &str = "id, user_id, account_id, reference, amount, fee, status, checkout_url, created_at, completed_at";
@@ -89,10 +78,11 @@ fn view(row: &QueryResult) -> DomainResult<TopupView> {
     Ok(TopupView {
         id: row.try_get("", "id")?,
         user_id: row.try_get("", "user_id")?,
+        account_id: row.try_get("", "account_id")?,
         reference: row.try_get("", "reference")?,
-        amount: amount(row, "amount")?,
-        fee: fee.map(|_| amount(row, "fee")).transpose()?,
-        status: TopupStatus::parse(&status)?,
+        amount: amount(row.try_get("", "amount")?)?,
+        fee: fee.map(amount).transpose()?,
+        status: ledger::from_db(&status)?,
         checkout_url: row.try_get("", "checkout_url")?,
         created_at: row.try_get("", "created_at")?,
         completed_at: row.try_get("", "completed_at")?,
@@ -160,15 +150,24 @@ pub async fn initiate(
         .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("an initiated topup vanished")))
 }
 
-/// The topup `id`, whoever owns it (authorization is the caller's).
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<TopupView>> {
+/// The one topup matching `condition` (on `$1`), if any.
+async fn one<C: ConnectionTrait>(
+    conn: &C,
+    condition: &str,
+    value: Value,
+) -> DomainResult<Option<TopupView>> {
     let row = conn
         .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE id = $1"),
-            vec![id.into()],
+            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE {condition}"),
+            vec![value],
         ))
         .await?;
     row.as_ref().map(view).transpose()
+}
+
+/// The topup `id`, whoever owns it (authorization is the caller's).
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<TopupView>> {
+    one(conn, "id = $1", id.into()).await
 }
 
 /// The topup `id` if `viewer` may see it (its owner or an admin); `None`
@@ -188,46 +187,15 @@ pub async fn find_by_reference<C: ConnectionTrait>(
     conn: &C,
     reference: &str,
 ) -> DomainResult<Option<TopupView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE reference = $1"),
-            vec![reference.into()],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+    one(conn, "reference = $1", reference.into()).await
 }
 
-/// A topup row locked for completion.
-pub(super) struct Locked {
-    pub id: Uuid,
-    pub account_id: Uuid,
-    pub reference: String,
-    pub amount: Amount,
-    pub status: TopupStatus,
-}
-
-/// Locks the topup with `reference` until `txn` ends.
+/// The topup with `reference`, locked until `txn` ends.
 pub(super) async fn lock_by_reference(
     txn: &DatabaseTransaction,
     reference: &str,
-) -> DomainResult<Option<Locked>> {
-    let row = txn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE reference = $1 FOR UPDATE"),
-            vec![reference.into()],
-        ))
-        .await?;
-    row.map(|row| {
-        let status: String = row.try_get("", "status")?;
-        Ok(Locked {
-            id: row.try_get("", "id")?,
-            account_id: row.try_get("", "account_id")?,
-            reference: row.try_get("", "reference")?,
-            amount: amount(&row, "amount")?,
-            status: TopupStatus::parse(&status)?,
-        })
-    })
-    .transpose()
+) -> DomainResult<Option<TopupView>> {
+    one(txn, "reference = $1 FOR UPDATE", reference.into()).await
 }
 
 pub(super) async fn mark_failed(

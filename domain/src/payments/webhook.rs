@@ -219,7 +219,7 @@ async fn apply(
 async fn credit(
     txn: &DatabaseTransaction,
     meta: &RequestMeta,
-    found: &topup::Locked,
+    found: &topup::TopupView,
     fee: Amount,
 ) -> Result<ledger::Posted, Refused> {
     let net = found
