@@ -58,3 +58,24 @@ fn stat_ticks(path: &str, fields: &[usize]) -> Result<f64> {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_reads_its_own_and_its_childrens_cpu_time() {
+        // Burn CPU until the reading moves past one clock tick; a reader of
+        // the wrong fields never gets there (bounded by wall time).
+        let started = std::time::Instant::now();
+        let mut own = cpu_ms(None).expect("own stat");
+        while own < 10.0 && started.elapsed() < std::time::Duration::from_secs(5) {
+            std::hint::black_box((0..10_000_u64).sum::<u64>());
+            own = cpu_ms(None).expect("own stat");
+        }
+        assert!(own >= 10.0, "{own} ms of CPU read after spinning");
+        assert!(cpu_ms(Some(std::process::id())).expect("by pid") >= own);
+        assert!(children_cpu_s().expect("children") >= 0.0);
+        assert!(stat_ticks("/proc/self/stat", &[99]).is_err());
+    }
+}
