@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use giftdrop_domain::cache::Cache;
+use giftdrop_domain::giftcard::pin::CardSecrets;
 use giftdrop_domain::identity::{self, TokenIssuer};
 use giftdrop_domain::keys::Namespace;
 use giftdrop_domain::outbox::OutboxSignal;
 use giftdrop_domain::payments::Payments;
 use giftdrop_domain::payments::http::{HttpProvider, HttpProviderConfig};
-use giftdrop_domain::payments::sandbox::SandboxProvider;
+use giftdrop_domain::payments::sandbox::{KnobSettings, SandboxKnobs, SandboxProvider};
 use giftdrop_domain::pubsub::Hub;
 use giftdrop_domain::ratelimit::{RateLimiter, RateLimits};
 use giftdrop_domain::{Services, Settings};
@@ -144,18 +145,47 @@ fn public_url(config: &Config, listening: Option<SocketAddr>) -> String {
     }
 }
 
+/// The pin keys: `CARD_SECRET`, required in production. Elsewhere a fixed
+/// development key keeps cards redeemable across restarts.
+fn card_secrets(config: &Config) -> anyhow::Result<CardSecrets> {
+    match &config.card_secret {
+        Some(secret) if secret.expose_secret().len() >= 16 => Ok(CardSecrets::new(secret)),
+        Some(_) => anyhow::bail!("CARD_SECRET must be at least 16 characters"),
+        None if config.is_production() => anyhow::bail!("CARD_SECRET must be set in production"),
+        None => {
+            tracing::warn!(
+                "CARD_SECRET is not set: using the development key (never in production)"
+            );
+            Ok(CardSecrets::new(&SecretString::from(
+                "giftdrop-development-card-secret".to_owned(),
+            )))
+        }
+    }
+}
+
 fn payments(config: &Config, public_url: String) -> anyhow::Result<Payments> {
+    let timeout = Duration::from_millis(config.payment_provider_timeout_ms.max(1));
+    let cooldown = Duration::from_millis(config.payment_breaker_cooldown_ms.max(1));
     match config.payment_provider {
-        PaymentProvider::Sandbox => Ok(Payments {
-            provider: Arc::new(SandboxProvider {
-                base_url: public_url,
-            }),
-            webhook_secret: secret_or_random(
-                config.payment_webhook_secret.as_ref(),
-                "PAYMENT_WEBHOOK_SECRET",
-            ),
-            sandbox: true,
-        }),
+        PaymentProvider::Sandbox => {
+            let knobs = Arc::new(SandboxKnobs::new(KnobSettings {
+                latency_ms: config.sandbox_latency_ms,
+                failure_percent: config.sandbox_failure_percent,
+            }));
+            Ok(Payments::new(
+                Arc::new(SandboxProvider {
+                    base_url: public_url,
+                    knobs: knobs.clone(),
+                }),
+                secret_or_random(
+                    config.payment_webhook_secret.as_ref(),
+                    "PAYMENT_WEBHOOK_SECRET",
+                ),
+                Some(knobs),
+                timeout,
+                cooldown,
+            ))
+        }
         PaymentProvider::Http => {
             let required = |value: Option<&SecretString>, name: &str| {
                 value
@@ -168,7 +198,6 @@ fn payments(config: &Config, public_url: String) -> anyhow::Result<Payments> {
                 .clone()
                 .filter(|u| !u.is_empty())
                 .context("PAYMENT_PROVIDER_URL must be set when PAYMENT_PROVIDER=http")?;
-            let timeout = Duration::from_millis(config.payment_provider_timeout_ms.max(1));
             let provider = HttpProvider::new(HttpProviderConfig {
                 base_url,
                 secret: required(
@@ -179,14 +208,16 @@ fn payments(config: &Config, public_url: String) -> anyhow::Result<Payments> {
                 timeout,
             })
             .context("failed to build the payment provider client")?;
-            Ok(Payments {
-                provider: Arc::new(provider),
-                webhook_secret: required(
+            Ok(Payments::new(
+                Arc::new(provider),
+                required(
                     config.payment_webhook_secret.as_ref(),
                     "PAYMENT_WEBHOOK_SECRET",
                 )?,
-                sandbox: false,
-            })
+                None,
+                timeout,
+                cooldown,
+            ))
         }
     }
 }
@@ -213,6 +244,7 @@ pub async fn start(
     };
     let listening = listener.as_ref().and_then(|l| l.local_addr().ok());
     let payments = payments(&config, public_url(&config, listening))?;
+    let card_secrets = card_secrets(&config)?;
     if mode.migrate {
         crate::db::ensure_database(&config.database_url).await?;
     }
@@ -238,6 +270,7 @@ pub async fn start(
         limiter: RateLimiter::new(redis.clone(), ns.clone(), rate_limits),
         cache: Cache::new(redis.clone(), ns.clone()),
         payments,
+        card_secrets,
         settings: Settings {
             currency: config.platform_currency.clone(),
             service_rate_bps: config.service_rate_bps,
@@ -291,6 +324,15 @@ pub async fn start(
             let token = shutdown.child_token();
             async move {
                 giftdrop_jobs::sweep::run(db, period, token).await;
+                Ok(())
+            }
+        });
+        tasks.spawn({
+            let services = services.clone();
+            let period = Duration::from_secs(config.card_expiry_sweep_secs.max(1));
+            let token = shutdown.child_token();
+            async move {
+                giftdrop_jobs::expiry::run(services, period, token).await;
                 Ok(())
             }
         });

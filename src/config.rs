@@ -64,6 +64,23 @@ pub struct Config {
     /// Time allowed for one provider call, ms.
     #[arg(long, env = "PAYMENT_PROVIDER_TIMEOUT_MS", default_value_t = 10_000)]
     pub payment_provider_timeout_ms: u64,
+    /// Added to every sandbox provider call, ms (`PAYMENT_PROVIDER=sandbox`).
+    #[arg(long, env = "SANDBOX_LATENCY_MS", default_value_t = 0)]
+    pub sandbox_latency_ms: u64,
+    /// Share of sandbox provider calls that fail like an outage, 0-100.
+    #[arg(long, env = "SANDBOX_FAILURE_PERCENT", default_value_t = 0)]
+    pub sandbox_failure_percent: u32,
+    /// How long the payment provider's open breaker fails calls fast, ms
+    /// (FLOWS.md: 30 s; shorter only for tests).
+    #[arg(long, env = "PAYMENT_BREAKER_COOLDOWN_MS", default_value_t = 30_000)]
+    pub payment_breaker_cooldown_ms: u64,
+    /// Key material that protects card pins (hashed and sealed); required in
+    /// production, a fixed development key otherwise.
+    #[arg(long, env = "CARD_SECRET", hide_env_values = true)]
+    pub card_secret: Option<SecretString>,
+    /// Period of the job that expires cards and releases their escrows, s.
+    #[arg(long, env = "CARD_EXPIRY_SWEEP_SECS", default_value_t = 30)]
+    pub card_expiry_sweep_secs: u64,
     /// Public base URL of this API (sandbox checkout links); defaults to
     /// `http://localhost:{port}` of the listener.
     #[arg(long, env = "PUBLIC_URL")]

@@ -10,6 +10,7 @@ pub mod breaker;
 pub mod cache;
 pub mod context;
 pub mod error;
+pub mod giftcard;
 pub mod idempotency;
 pub mod identity;
 pub mod jobs;
@@ -20,6 +21,8 @@ pub mod outbox;
 pub mod payments;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod sql;
+pub mod stats;
 
 pub use context::{RequestMeta, Viewer};
 pub use error::{DomainError, DomainResult};
@@ -59,6 +62,8 @@ pub struct Services {
     pub cache: cache::Cache,
     /// The payment provider and webhook secret.
     pub payments: payments::Payments,
+    /// Keys that protect card pins.
+    pub card_secrets: giftcard::pin::CardSecrets,
     /// Platform settings.
     pub settings: Settings,
 }

@@ -2,6 +2,7 @@
 //! WebSocket layers, and the guards resolvers use.
 
 use async_graphql::Context;
+use giftdrop_domain::identity::staff::Reach;
 use giftdrop_domain::{DomainError, RequestMeta, Services, Viewer, identity::Role};
 
 use crate::error::Gql;
@@ -26,6 +27,21 @@ pub struct RequestData {
     pub meta: RequestMeta,
     /// The client's IP address, for per-IP limits.
     pub client_ip: String,
+    /// The viewer's merchant reach, read from the database on first use
+    /// and then shared by every resolver of the request.
+    pub reach: tokio::sync::OnceCell<Reach>,
+}
+
+impl RequestData {
+    /// Request data for `auth`.
+    pub fn new(auth: Auth, meta: RequestMeta, client_ip: String) -> Self {
+        Self {
+            auth,
+            meta,
+            client_ip,
+            reach: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 /// The request data; missing only if a transport forgot to attach it, which
@@ -69,4 +85,16 @@ pub fn require_role<'a>(ctx: &Context<'a>, role: Role) -> async_graphql::Result<
     let viewer = require_viewer(ctx)?;
     viewer.require(role).gql()?;
     Ok(viewer)
+}
+
+/// What the viewer may see and do for merchants (admin, staff of which),
+/// looked up once per request.
+pub async fn reach<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Reach> {
+    let data = request(ctx)?;
+    let viewer = viewer(ctx)?;
+    let db = &services(ctx)?.db;
+    data.reach
+        .get_or_try_init(|| Reach::of(db, viewer))
+        .await
+        .gql()
 }

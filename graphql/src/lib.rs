@@ -4,15 +4,19 @@
 //! [`auth::RequestData`] to every request.
 
 pub mod auth;
+pub mod card;
 pub mod error;
+pub mod escrow;
 pub mod extensions;
 pub mod identity;
 pub mod ids;
 pub mod live;
+pub mod merchant;
 pub mod money;
 pub mod operation;
 pub mod ops;
 pub mod page;
+pub mod payout;
 pub mod platform;
 pub mod wallet;
 
@@ -26,11 +30,22 @@ pub struct Query(
     identity::IdentityQuery,
     ops::OpsQuery,
     wallet::WalletQuery,
+    merchant::MerchantQuery,
+    card::CardQuery,
+    escrow::EscrowQuery,
+    payout::PayoutQuery,
 );
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(identity::IdentityMutation, wallet::WalletMutation);
+pub struct Mutation(
+    identity::IdentityMutation,
+    wallet::WalletMutation,
+    payout::PayoutMutation,
+    merchant::MerchantMutation,
+    card::CardMutation,
+    escrow::EscrowMutation,
+);
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]

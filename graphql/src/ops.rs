@@ -1,13 +1,14 @@
-//! Operator views: the audit log.
+//! Operator views: the audit log and platform figures.
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use giftdrop_domain::{audit, identity};
+use giftdrop_domain::{audit, identity, stats};
 
 use crate::auth::{require_role, services};
 use crate::error::Gql;
 use crate::identity::User;
 use crate::ids;
+use crate::money::Money;
 use crate::page::page_size;
 
 /// One audited action.
@@ -34,12 +35,38 @@ impl AuditEntry {
 
 crate::connection!(AuditEntryConnection, AuditEntryEdge, AuditEntry);
 
+/// Headline figures for operators.
+#[derive(SimpleObject)]
+pub struct PlatformStats {
+    users: i32,
+    live_events: i32,
+    escrow_reserved: Money,
+    escrow_settled: Money,
+    fees_earned: Money,
+    generated_at: DateTime<Utc>,
+}
+
 /// Operator queries.
 #[derive(Default)]
 pub struct OpsQuery;
 
 #[Object]
 impl OpsQuery {
+    /// Admin only.
+    async fn platform_stats(&self, ctx: &Context<'_>) -> Result<PlatformStats> {
+        require_role(ctx, identity::Role::Admin)?;
+        let figures = stats::platform_stats(services(ctx)?).await.gql()?;
+        let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(PlatformStats {
+            users: count(figures.users),
+            live_events: count(figures.live_events),
+            escrow_reserved: figures.escrow_reserved.into(),
+            escrow_settled: figures.escrow_settled.into(),
+            fees_earned: figures.fees_earned.into(),
+            generated_at: figures.generated_at,
+        })
+    }
+
     /// Admin only; newest first.
     async fn audit_log(
         &self,

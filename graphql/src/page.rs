@@ -91,3 +91,13 @@ pub fn page_size(first: i32) -> DomainResult<usize> {
         ))
     }
 }
+
+/// Parses an `after` cursor of a list ordered by uuid.
+pub fn cursor(after: Option<String>) -> DomainResult<Option<uuid::Uuid>> {
+    after
+        .map(|c| {
+            uuid::Uuid::parse_str(&c)
+                .map_err(|_| DomainError::bad_input("after", "is not a cursor of this list"))
+        })
+        .transpose()
+}

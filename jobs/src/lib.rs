@@ -5,6 +5,7 @@
 //! key, because delivery is at least once. Errors here are `anyhow`.
 
 pub mod email;
+pub mod expiry;
 pub mod mail;
 pub mod queues;
 pub mod relay;

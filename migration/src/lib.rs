@@ -11,6 +11,7 @@ use sea_orm_migration::prelude::*;
 mod m20261121_000001_foundation;
 mod m20261123_000001_ledger;
 mod m20261123_000002_wallet_version;
+mod m20261201_000001_giftcard;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_foundation::Migration),
             Box::new(m20261123_000001_ledger::Migration),
             Box::new(m20261123_000002_wallet_version::Migration),
+            Box::new(m20261201_000001_giftcard::Migration),
         ]
     }
 }

@@ -153,11 +153,7 @@ async fn execute(
             return Json(async_graphql::Response::from_errors(vec![server_error])).into_response();
         }
     };
-    let data = RequestData {
-        auth,
-        meta,
-        client_ip: peer.ip().to_string(),
-    };
+    let data = RequestData::new(auth, meta, peer.ip().to_string());
     let response = state.schema.execute(request.data(data)).await;
     Json(response).into_response()
 }

@@ -95,7 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/webhooks/payments", post(payments::webhook));
-    let api = if state.services.payments.sandbox {
+    let api = if state.services.payments.sandbox.is_some() {
         api.route(
             "/sandbox/checkout/{reference}",
             get(payments::checkout_page),

@@ -350,11 +350,7 @@ impl Connection {
             .await?;
             return Ok(None);
         }
-        let data = RequestData {
-            auth,
-            meta: self.meta.clone(),
-            client_ip: self.client_ip.clone(),
-        };
+        let data = RequestData::new(auth, self.meta.clone(), self.client_ip.clone());
         let operation_name = request.operation_name.clone();
         // Parsed once (or taken from the cache) here; execution reuses it.
         self.state.documents.prepare_long_lived(&mut request);

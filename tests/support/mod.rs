@@ -5,6 +5,7 @@
     reason = "each test module uses a different subset of the helpers"
 )]
 
+pub mod market;
 pub mod proxy;
 pub mod ws;
 
@@ -130,6 +131,7 @@ impl AppOptions {
         config.redis_namespace = format!("test:{}:", uuid::Uuid::new_v4().simple());
         config.http_addr = "127.0.0.1:0".parse().expect("valid address");
         config.jwt_secret = Some("test-secret-0123456789-0123456789".to_owned().into());
+        config.card_secret = Some("test-card-secret-0123456789".to_owned().into());
         config.admin_email = Some(ADMIN_EMAIL.to_owned());
         config.admin_password = Some(PASSWORD.to_owned().into());
         config.app_env = giftdrop::config::AppEnv::Development;

@@ -1,6 +1,7 @@
 //! Identity: accounts, roles, tokens (FLOWS.md §2).
 
 mod password;
+pub mod staff;
 mod token;
 mod types;
 
@@ -258,6 +259,40 @@ async fn insert_role<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await?;
     Ok(rows > 0)
+}
+
+/// Grants `role` inside the caller's transaction and announces the user's
+/// new state on their topic; false if they already held it.
+pub(crate) async fn grant_within<C: ConnectionTrait>(
+    conn: &C,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    role: Role,
+    granted_by: Option<Uuid>,
+) -> DomainResult<bool> {
+    let granted = insert_role(conn, user_id, role, granted_by).await?;
+    if granted {
+        let view = find_user(conn, user_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        outbox::publish(conn, meta, &user_topic(user_id), &view).await?;
+    }
+    Ok(granted)
+}
+
+/// The user with this email address, if any.
+pub async fn find_by_email<C: ConnectionTrait>(
+    conn: &C,
+    email: &Email,
+) -> DomainResult<Option<UserView>> {
+    match users::Entity::find()
+        .filter(users::Column::Email.eq(email.as_str()))
+        .one(conn)
+        .await?
+    {
+        Some(user) => Ok(Some(view_of(conn, user).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Adds HOST to the viewer's roles.

@@ -11,8 +11,17 @@
 //! 200/201 {"checkoutUrl":"https://pay.example/…"}
 //! ```
 //!
+//! ```text
+//! POST {base}/transfers
+//! Authorization: Bearer {secret}
+//! Idempotency-Key: {reference}
+//! {"reference":"po_…","amount":"100000","currency":"NGN","destination":"0123456789"}
+//!
+//! 200/201 {"status":"accepted"}   or   {"status":"declined","reason":"…"}
+//! ```
+//!
 //! Anything else (a timeout, a refused connection, a non-2xx status, a body
-//! without `checkoutUrl`) is a [`ProviderError`].
+//! without `checkoutUrl` or `status`) is a [`ProviderError`].
 
 use std::time::Duration;
 
@@ -20,7 +29,9 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{Checkout, CheckoutRequest, PaymentProvider, ProviderError};
+use super::{
+    Checkout, CheckoutRequest, PaymentProvider, ProviderError, TransferOutcome, TransferRequest,
+};
 
 /// Settings of the REST client.
 #[derive(Clone, Debug)]
@@ -72,6 +83,56 @@ struct CheckoutReply {
     checkout_url: String,
 }
 
+#[derive(Serialize)]
+struct TransferBody<'a> {
+    reference: &'a str,
+    amount: String,
+    currency: &'a str,
+    destination: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+enum TransferReply {
+    Accepted,
+    Declined { reason: Option<String> },
+}
+
+impl HttpProvider {
+    /// POSTs `body` to `{base}/{path}` with the secret and `reference` as the
+    /// idempotency key, and reads a 2xx JSON reply.
+    async fn post<B: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        reference: &str,
+        body: &B,
+    ) -> Result<R, ProviderError> {
+        let response = self
+            .client
+            .post(format!("{}/{path}", self.base_url))
+            .bearer_auth(self.secret.expose_secret())
+            .header("idempotency-key", reference)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| failure(&e))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(ProviderError::Unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Rejected(format!("HTTP {status}")));
+        }
+        response.json().await.map_err(|e| {
+            if e.is_timeout() {
+                ProviderError::Timeout
+            } else {
+                ProviderError::Rejected(format!("unreadable {path} reply: {e}"))
+            }
+        })
+    }
+}
+
 fn failure(err: &reqwest::Error) -> ProviderError {
     if err.is_timeout() {
         ProviderError::Timeout
@@ -83,39 +144,47 @@ fn failure(err: &reqwest::Error) -> ProviderError {
 #[async_trait]
 impl PaymentProvider for HttpProvider {
     async fn checkout(&self, request: &CheckoutRequest<'_>) -> Result<Checkout, ProviderError> {
-        let response = self
-            .client
-            .post(format!("{}/checkouts", self.base_url))
-            .bearer_auth(self.secret.expose_secret())
-            .header("idempotency-key", request.reference)
-            .json(&CheckoutBody {
-                reference: request.reference,
-                amount: request.amount.to_string(),
-                currency: request.currency,
-                email: request.email,
-            })
-            .send()
-            .await
-            .map_err(|e| failure(&e))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(ProviderError::Unavailable(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            return Err(ProviderError::Rejected(format!("HTTP {status}")));
-        }
-        let reply: CheckoutReply = response.json().await.map_err(|e| {
-            if e.is_timeout() {
-                ProviderError::Timeout
-            } else {
-                ProviderError::Rejected(format!("unreadable checkout reply: {e}"))
-            }
-        })?;
+        let reply: CheckoutReply = self
+            .post(
+                "checkouts",
+                request.reference,
+                &CheckoutBody {
+                    reference: request.reference,
+                    amount: request.amount.to_string(),
+                    currency: request.currency,
+                    email: request.email,
+                },
+            )
+            .await?;
         if reply.checkout_url.is_empty() {
             return Err(ProviderError::Rejected("empty checkoutUrl".into()));
         }
         Ok(Checkout {
             url: reply.checkout_url,
+        })
+    }
+
+    async fn transfer(
+        &self,
+        request: &TransferRequest<'_>,
+    ) -> Result<TransferOutcome, ProviderError> {
+        let reply: TransferReply = self
+            .post(
+                "transfers",
+                request.reference,
+                &TransferBody {
+                    reference: request.reference,
+                    amount: request.amount.to_string(),
+                    currency: request.currency,
+                    destination: request.destination,
+                },
+            )
+            .await?;
+        Ok(match reply {
+            TransferReply::Accepted => TransferOutcome::Accepted,
+            TransferReply::Declined { reason } => TransferOutcome::Declined(
+                reason.unwrap_or_else(|| "declined by the provider".into()),
+            ),
         })
     }
 }

@@ -1,18 +1,26 @@
-//! Money coming in from the payment provider: the [`PaymentProvider`] port
-//! with its two implementations (the built-in [`sandbox`] and the REST
+//! Money in and out through the payment provider: the [`PaymentProvider`]
+//! port with its two implementations (the built-in [`sandbox`] and the REST
 //! client in [`http`]), top-ups ([`topup`]) and the signed webhook that
-//! confirms them ([`webhook`]).
+//! confirms them ([`webhook`]), and merchant payouts ([`payout`]).
+//!
+//! Every provider call goes through one circuit breaker ([`Payments::call`]):
+//! after 5 consecutive failures calls fail fast for 30 s, then one trial
+//! call is let through.
 
 pub mod http;
+pub mod payout;
 pub mod sandbox;
 pub mod topup;
 pub mod webhook;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use crate::breaker::Breaker;
 use crate::error::DomainError;
 use crate::money::Amount;
 
@@ -60,12 +68,42 @@ impl From<ProviderError> for DomainError {
     }
 }
 
+/// A transfer out to a bank account (a merchant payout).
+#[derive(Clone, Debug)]
+pub struct TransferRequest<'a> {
+    /// Our reference, derived only from the payout id: the provider treats
+    /// a repeat with the same reference as the same transfer.
+    pub reference: &'a str,
+    /// How much, in minor units.
+    pub amount: Amount,
+    /// ISO 4217 currency code.
+    pub currency: &'a str,
+    /// The destination, as the provider names a bank account.
+    pub destination: &'a str,
+}
+
+/// The provider's answer to a transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// The provider accepted the transfer.
+    Accepted,
+    /// The provider refused it for good (e.g. an unknown account).
+    Declined(String),
+}
+
 /// The payment provider port.
 #[async_trait]
 pub trait PaymentProvider: Send + Sync + 'static {
     /// Registers a charge and returns where the payer completes it. Must be
     /// safe to repeat with the same reference.
     async fn checkout(&self, request: &CheckoutRequest<'_>) -> Result<Checkout, ProviderError>;
+
+    /// Sends money out. Must be safe to repeat with the same reference: a
+    /// repeat is the same transfer, never a second one.
+    async fn transfer(
+        &self,
+        request: &TransferRequest<'_>,
+    ) -> Result<TransferOutcome, ProviderError>;
 }
 
 /// The configured provider and the webhook secret it signs with.
@@ -75,6 +113,67 @@ pub struct Payments {
     pub provider: Arc<dyn PaymentProvider>,
     /// Key of the webhook's HMAC-SHA512 signature.
     pub webhook_secret: SecretString,
-    /// True when the app plays the provider itself (`PAYMENT_PROVIDER=sandbox`).
-    pub sandbox: bool,
+    /// The sandbox's knobs when the app plays the provider itself
+    /// (`PAYMENT_PROVIDER=sandbox`), else `None`.
+    pub sandbox: Option<Arc<sandbox::SandboxKnobs>>,
+    /// Wraps every provider call.
+    pub breaker: Breaker,
+    /// Time allowed for one provider call.
+    pub timeout: Duration,
+}
+
+/// Consecutive provider failures that open the breaker (FLOWS.md §3).
+pub const BREAKER_THRESHOLD: u32 = 5;
+/// How long the open breaker fails calls fast (FLOWS.md §3).
+pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
+
+impl Payments {
+    /// A provider setup with the contract's breaker (`cooldown` is 30 s
+    /// outside tests).
+    pub fn new(
+        provider: Arc<dyn PaymentProvider>,
+        webhook_secret: SecretString,
+        sandbox: Option<Arc<sandbox::SandboxKnobs>>,
+        timeout: Duration,
+        cooldown: Duration,
+    ) -> Self {
+        Self {
+            provider,
+            webhook_secret,
+            sandbox,
+            breaker: Breaker::new("payment_provider", BREAKER_THRESHOLD, cooldown),
+            timeout,
+        }
+    }
+
+    /// `PaymentProviderUnavailable` while the breaker is open.
+    pub fn ready(&self) -> Result<(), DomainError> {
+        if self.breaker.allow() {
+            Ok(())
+        } else {
+            metrics::counter!("giftdrop_payment_provider_fast_failures_total").increment(1);
+            Err(DomainError::PaymentProviderUnavailable)
+        }
+    }
+
+    /// Runs one provider call, admitted by [`Self::ready`], bounded by the
+    /// timeout, its outcome reported to the breaker.
+    pub async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        self.breaker
+            .call(self.timeout, call)
+            .await
+            .map_err(ProviderError::Unavailable)
+    }
+
+    /// [`Self::ready`], then [`Self::call`], failures as the domain error.
+    pub async fn guarded<T>(
+        &self,
+        call: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, DomainError> {
+        self.ready()?;
+        Ok(self.call(call).await?)
+    }
 }

@@ -2,19 +2,114 @@
 //! the app plays the payment provider itself. Its checkout page lives at
 //! `/sandbox/checkout/{reference}`; paying or failing there sends the same
 //! signed webhook a real provider would, through the same verification.
+//! Transfers (payouts) are accepted and remembered by reference, so a repeat
+//! is the same transfer.
+//!
+//! Knobs ([`SandboxKnobs`], `SANDBOX_LATENCY_MS`, `SANDBOX_FAILURE_PERCENT`,
+//! or `POST /sandbox/settings`) make every call slow or failing, so the
+//! breaker, timeouts and retries can be driven.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use super::webhook::{self, ChargeData, Notification, Received, Refused};
-use super::{Checkout, CheckoutRequest, PaymentProvider, ProviderError};
+use super::{
+    Checkout, CheckoutRequest, PaymentProvider, ProviderError, TransferOutcome, TransferRequest,
+};
 use crate::Services;
 use crate::context::RequestMeta;
+use crate::money::Amount;
+
+/// How the sandbox misbehaves, changeable while it runs.
+#[derive(Debug, Default)]
+pub struct SandboxKnobs {
+    latency_ms: AtomicU64,
+    failure_percent: AtomicU32,
+    transfers: Mutex<HashMap<String, (Amount, u32)>>,
+}
+
+/// The knob settings, as `POST /sandbox/settings` takes and answers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnobSettings {
+    /// Added to every call, ms.
+    pub latency_ms: u64,
+    /// Share of calls that fail like a provider outage (HTTP 5xx), 0-100.
+    pub failure_percent: u32,
+}
+
+impl SandboxKnobs {
+    /// Knobs at `settings`.
+    pub fn new(settings: KnobSettings) -> Self {
+        let knobs = Self::default();
+        knobs.set(settings);
+        knobs
+    }
+
+    /// Changes the knobs.
+    pub fn set(&self, settings: KnobSettings) {
+        self.latency_ms
+            .store(settings.latency_ms, Ordering::Relaxed);
+        self.failure_percent
+            .store(settings.failure_percent.min(100), Ordering::Relaxed);
+    }
+
+    /// The knobs now.
+    pub fn get(&self) -> KnobSettings {
+        KnobSettings {
+            latency_ms: self.latency_ms.load(Ordering::Relaxed),
+            failure_percent: self.failure_percent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The amount transferred under `reference`, and how many times the
+    /// transfer was asked for (a repeat is the same transfer).
+    pub fn transferred(&self, reference: &str) -> Option<(Amount, u32)> {
+        self.ledger().get(reference).copied()
+    }
+
+    /// Distinct transfers made so far.
+    pub fn transfer_count(&self) -> usize {
+        self.ledger().len()
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Amount, u32)>> {
+        self.transfers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits out the latency, then fails as often as configured.
+    async fn behave(&self) -> Result<(), ProviderError> {
+        let KnobSettings {
+            latency_ms,
+            failure_percent,
+        } = self.get();
+        if latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        }
+        if failure_percent > 0 && rand::rng().random_range(0..100) < failure_percent {
+            return Err(ProviderError::Unavailable(
+                "sandbox: simulated provider outage".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The sandbox provider; checkout URLs point back at this app.
 #[derive(Clone, Debug)]
 pub struct SandboxProvider {
     /// Public base URL of this app, e.g. `http://localhost:8000`.
     pub base_url: String,
+    /// How it misbehaves.
+    pub knobs: Arc<SandboxKnobs>,
 }
 
 impl SandboxProvider {
@@ -27,6 +122,7 @@ impl SandboxProvider {
 #[async_trait]
 impl PaymentProvider for SandboxProvider {
     async fn checkout(&self, request: &CheckoutRequest<'_>) -> Result<Checkout, ProviderError> {
+        self.knobs.behave().await?;
         Ok(Checkout {
             url: format!(
                 "{}{}",
@@ -34,6 +130,23 @@ impl PaymentProvider for SandboxProvider {
                 Self::checkout_path(request.reference)
             ),
         })
+    }
+
+    async fn transfer(
+        &self,
+        request: &TransferRequest<'_>,
+    ) -> Result<TransferOutcome, ProviderError> {
+        self.knobs.behave().await?;
+        if request.destination.trim().is_empty() {
+            return Ok(TransferOutcome::Declined("no destination account".into()));
+        }
+        // Same reference, same transfer: the first amount stands.
+        let mut ledger = self.knobs.ledger();
+        let asked = ledger
+            .entry(request.reference.to_owned())
+            .or_insert((request.amount, 0));
+        asked.1 += 1;
+        Ok(TransferOutcome::Accepted)
     }
 }
 

@@ -115,15 +115,14 @@ pub async fn initiate(
         let id = Uuid::now_v7();
         let reference = format!("tp_{}", id.simple());
         // The provider first: if it fails, nothing of ours exists yet.
-        let checkout = services
-            .payments
-            .provider
-            .checkout(&CheckoutRequest {
+        let payments = &services.payments;
+        let checkout = payments
+            .guarded(payments.provider.checkout(&CheckoutRequest {
                 reference: &reference,
                 amount,
                 currency: &services.settings.currency,
                 email: &user.email,
-            })
+            }))
             .await?;
         let txn = services.db.begin().await?;
         let wallet = ledger::wallet_of(&txn, WalletOwner::User(viewer.user_id)).await?;

@@ -1,0 +1,347 @@
+//! Gift cards: issuing (bought, or awarded as a prize), reading, and
+//! `purchaseCard` (FLOWS.md §4).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::escrow::{self, EscrowSource, Funding, NewEscrow};
+use super::merchants::{self, MerchantStatus};
+use super::pin::{self, CardSecrets};
+use super::products::{self, ProductView};
+use crate::Services;
+use crate::audit::{self, AuditRecord};
+use crate::context::{RequestMeta, Viewer};
+use crate::error::{DomainError, DomainResult, is_unique_violation};
+use crate::idempotency::{self, Scope};
+use crate::identity::staff::Reach;
+use crate::ledger::{
+    self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
+};
+use crate::money::Amount;
+use crate::sql::{amount, bug, enum_col, statement};
+
+/// The rate limit (`RATE_LIMITS`) `purchaseCard` counts against.
+pub const RATE_LIMIT: &str = "purchase";
+const OPERATION: &str = "purchaseCard";
+
+/// `CardStatus` of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CardStatus {
+    /// Can be redeemed.
+    Active,
+    /// Redeemed at a branch (its escrow is SETTLED).
+    Redeemed,
+    /// Past its expiry (its escrow is RELEASED).
+    Expired,
+    /// Voided: its escrow was released, or the win disqualified.
+    Void,
+}
+
+/// A card. The pin stays sealed until [`CardView::pin`] is asked for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardView {
+    /// Card id.
+    pub id: Uuid,
+    /// Its product.
+    pub product_id: Uuid,
+    /// Its merchant.
+    pub merchant_id: Uuid,
+    /// Who holds it.
+    pub owner_id: Uuid,
+    /// The escrow that backs it.
+    pub escrow_id: Uuid,
+    /// What it is worth.
+    pub face_value: Amount,
+    /// Stored form of the code (no dashes).
+    pub code: String,
+    /// Where it stands.
+    pub status: CardStatus,
+    /// Locked after too many wrong pins, until then.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// When it was redeemed.
+    pub redeemed_at: Option<DateTime<Utc>>,
+    pin_hash: Vec<u8>,
+    pin_sealed: Vec<u8>,
+}
+
+impl CardView {
+    /// True when `reach` may see the card: its owner, its merchant's staff,
+    /// admins.
+    pub fn visible_to(&self, reach: &Reach) -> bool {
+        reach.is(self.owner_id) || reach.manages(self.merchant_id)
+    }
+
+    /// True when `reach` may see the code, pin and owner: the owner and
+    /// admins only.
+    pub fn secrets_visible_to(&self, reach: &Reach) -> bool {
+        reach.is(self.owner_id) || reach.admin
+    }
+
+    /// The code as printed: `XXXX-XXXX-XXXX`.
+    pub fn display_code(&self) -> String {
+        pin::display_code(&self.code)
+    }
+
+    /// The pin in clear; `None` if it was sealed under another `CARD_SECRET`.
+    pub fn pin(&self, secrets: &CardSecrets) -> Option<String> {
+        let pin = secrets.unseal(self.id, &self.pin_sealed);
+        if pin.is_none() {
+            tracing::error!(card = %self.id, "a card pin cannot be unsealed: was CARD_SECRET changed?");
+        }
+        pin
+    }
+
+    /// True when `pin` is this card's pin.
+    pub fn pin_matches(&self, secrets: &CardSecrets, pin: &str) -> bool {
+        secrets.verify(self.id, pin, &self.pin_hash)
+    }
+}
+
+const COLUMNS: &str = "id, product_id, merchant_id, owner_id, escrow_id, face_value, code, status, \
+     locked_until, issued_at, expires_at, redeemed_at, pin_hash, pin_sealed";
+
+fn view(row: &QueryResult) -> DomainResult<CardView> {
+    Ok(CardView {
+        id: row.try_get("", "id")?,
+        product_id: row.try_get("", "product_id")?,
+        merchant_id: row.try_get("", "merchant_id")?,
+        owner_id: row.try_get("", "owner_id")?,
+        escrow_id: row.try_get("", "escrow_id")?,
+        face_value: amount(row, "face_value")?,
+        code: row.try_get("", "code")?,
+        status: enum_col(row, "status")?,
+        locked_until: row.try_get("", "locked_until")?,
+        issued_at: row.try_get("", "issued_at")?,
+        expires_at: row.try_get("", "expires_at")?,
+        redeemed_at: row.try_get("", "redeemed_at")?,
+        pin_hash: row.try_get("", "pin_hash")?,
+        pin_sealed: row.try_get("", "pin_sealed")?,
+    })
+}
+
+/// The one card matching `condition` (on `$1`).
+pub(super) async fn one<C: ConnectionTrait>(
+    conn: &C,
+    condition: &str,
+    value: sea_orm::Value,
+) -> DomainResult<Option<CardView>> {
+    let row = conn
+        .query_one_raw(statement(
+            &format!("SELECT {COLUMNS} FROM giftcard.cards WHERE {condition}"),
+            vec![value],
+        ))
+        .await?;
+    row.as_ref().map(view).transpose()
+}
+
+/// The card `id`, whoever asks.
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<CardView>> {
+    one(conn, "id = $1", id.into()).await
+}
+
+/// The card backed by escrow `escrow_id`, if one was issued.
+pub async fn find_by_escrow<C: ConnectionTrait>(
+    conn: &C,
+    escrow_id: Uuid,
+) -> DomainResult<Option<CardView>> {
+    one(conn, "escrow_id = $1", escrow_id.into()).await
+}
+
+/// The cards `owner_id` holds, newest first.
+pub async fn owned_by<C: ConnectionTrait>(conn: &C, owner_id: Uuid) -> DomainResult<Vec<CardView>> {
+    let rows = conn
+        .query_all_raw(statement(
+            &format!(
+                "SELECT {COLUMNS} FROM giftcard.cards WHERE owner_id = $1 ORDER BY issued_at DESC, id DESC"
+            ),
+            vec![owner_id.into()],
+        ))
+        .await?;
+    rows.iter().map(view).collect()
+}
+
+/// A card to issue.
+#[derive(Clone, Copy, Debug)]
+pub struct IssueCard<'a> {
+    /// Its product.
+    pub product: &'a ProductView,
+    /// Who gets it.
+    pub owner_id: Uuid,
+    /// The RESERVED escrow backing it.
+    pub escrow_id: Uuid,
+    /// Its face value (one of the product's denominations).
+    pub face_value: Amount,
+}
+
+/// Issues an ACTIVE card with a fresh code and pin, expiring
+/// `validityDays` from now, inside the caller's transaction.
+pub async fn issue(
+    txn: &DatabaseTransaction,
+    secrets: &CardSecrets,
+    card: IssueCard<'_>,
+) -> DomainResult<CardView> {
+    let id = Uuid::now_v7();
+    let pin = pin::new_pin();
+    // A code collision (about 2^-60 per pair) is retried with a new code;
+    // a savepoint keeps the caller's transaction usable after it.
+    for _ in 0..3 {
+        let code = pin::new_code();
+        let attempt = sea_orm::TransactionTrait::begin(txn).await?;
+        let inserted = attempt
+            .query_one_raw(statement(
+                &format!(
+                    "INSERT INTO giftcard.cards (id, product_id, merchant_id, owner_id, escrow_id, face_value, code, \
+                     pin_hash, pin_sealed, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(days => $10)) \
+                     RETURNING {COLUMNS}"
+                ),
+                vec![
+                    id.into(),
+                    card.product.id.into(),
+                    card.product.merchant_id.into(),
+                    card.owner_id.into(),
+                    card.escrow_id.into(),
+                    card.face_value.minor().into(),
+                    code.into(),
+                    secrets.hash(id, &pin).into(),
+                    secrets.seal(id, &pin).into(),
+                    card.product.validity_days.into(),
+                ],
+            ))
+            .await;
+        match inserted {
+            Ok(row) => {
+                attempt.commit().await?;
+                return view(&row.ok_or_else(|| bug("INSERT RETURNING gave no row"))?);
+            }
+            Err(err) if is_unique_violation(&err, "cards_code_key") => attempt.rollback().await?,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(bug("three card code collisions in a row"))
+}
+
+/// `purchaseCard`: debits `face_value` from the buyer's wallet into escrow
+/// (CARD_PURCHASE), reserves the escrow at the merchant's current service
+/// rate and issues an ACTIVE card, in one transaction, once per key.
+pub async fn purchase(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    product_id: Uuid,
+    face_value: Amount,
+    key: &str,
+) -> DomainResult<CardView> {
+    let scope = Scope {
+        caller: viewer.user_id,
+        operation: OPERATION,
+        key,
+    };
+    let mut posted: Option<Posted> = None;
+    let slot = &mut posted;
+    let card_id = idempotency::run(&s.db, scope, &(product_id, face_value), || async move {
+        s.limiter
+            .check(RATE_LIMIT, &viewer.user_id.to_string())
+            .await?;
+        let reach = Reach::of(&s.db, Some(viewer)).await?;
+        let product = products::find_visible(&s.db, &reach, product_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        if !product.denominations.contains(&face_value) {
+            return Err(DomainError::bad_input(
+                "input.faceValue",
+                "is not one of the product's denominations",
+            ));
+        }
+        let txn = sea_orm::TransactionTrait::begin(&s.db).await?;
+        // Read in the transaction: an admin suspending the merchant or
+        // staff taking the product off sale concurrently is seen here.
+        let merchant = merchants::find(&txn, product.merchant_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        if merchant.status != MerchantStatus::Active {
+            return Err(DomainError::Forbidden);
+        }
+        let product = products::find(&txn, product_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        if !product.active {
+            return Err(DomainError::Conflict("this product is not on sale".into()));
+        }
+        let wallet = ledger::wallet_of(&txn, WalletOwner::User(viewer.user_id)).await?;
+        let escrow_id = Uuid::now_v7();
+        let reference = escrow_id.to_string();
+        let funded = ledger::post(
+            &txn,
+            meta,
+            Transfer {
+                kind: EntryKind::CardPurchase,
+                reference: &reference,
+                legs: vec![
+                    Leg::debit(Account::Wallet(wallet.id), face_value),
+                    Leg::credit(
+                        Account::Platform(PlatformAccount::EscrowHolding),
+                        face_value,
+                    ),
+                ],
+            },
+        )
+        .await?;
+        escrow::reserve(
+            &txn,
+            Funding {
+                funder_id: viewer.user_id,
+                funder_account_id: wallet.id,
+                transfer_id: funded.transfer_id,
+            },
+            &[NewEscrow {
+                id: escrow_id,
+                source: EscrowSource::CardPurchase,
+                amount: face_value,
+                merchant_id: merchant.id,
+                service_rate_bps: merchant.service_rate_bps,
+                event_id: None,
+            }],
+        )
+        .await?;
+        let card = issue(
+            &txn,
+            &s.card_secrets,
+            IssueCard {
+                product: &product,
+                owner_id: viewer.user_id,
+                escrow_id,
+                face_value,
+            },
+        )
+        .await?;
+        audit::record(
+            &txn,
+            meta,
+            AuditRecord {
+                actor: Some(viewer.user_id),
+                action: "card.purchase",
+                subject: format!("card:{}", card.id),
+                detail: Some(format!("{face_value} into escrow {escrow_id}")),
+            },
+        )
+        .await?;
+        *slot = Some(funded);
+        metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
+        Ok((txn, card.id))
+    })
+    .await?;
+    if let Some(posted) = posted {
+        posted.committed(s).await;
+    }
+    find(&s.db, card_id)
+        .await?
+        .ok_or_else(|| bug("a purchased card vanished"))
+}

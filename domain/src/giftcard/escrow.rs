@@ -1,0 +1,403 @@
+//! Escrows: money held between a funder's wallet and a merchant
+//! (FLOWS.md §3). RESERVED -> SETTLED (the card is redeemed) or
+//! RESERVED -> RELEASED (refunded to the funder), exactly once.
+//!
+//! A transition locks the escrow row, checks it is still RESERVED, posts
+//! the ledger transfer and marks the row final, all in the caller's
+//! transaction. Two concurrent transitions of one escrow serialize on the
+//! row lock and the second sees the first's result: `Conflict`. The
+//! database refuses any change to a final escrow as well (a trigger), so
+//! no other writer can break the rule either.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::context::RequestMeta;
+use crate::error::{DomainError, DomainResult};
+use crate::identity::staff::Reach;
+use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer};
+use crate::money::{Amount, Settlement};
+use crate::sql::{amount, amount_opt, bps, bug, db_name, enum_col, statement};
+
+/// `EscrowStatus` of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EscrowStatus {
+    /// Held.
+    Reserved,
+    /// Paid to the merchant (final).
+    Settled,
+    /// Returned to the funder (final).
+    Released,
+}
+
+/// `EscrowSource` of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EscrowSource {
+    /// A giveaway prize unit, funded by the host.
+    EventPrize,
+    /// A card bought in the marketplace, funded by the buyer.
+    CardPurchase,
+}
+
+impl EscrowSource {
+    /// The entry kind of a refund of this source.
+    fn refund_kind(self) -> EntryKind {
+        match self {
+            Self::EventPrize => EntryKind::EventRefund,
+            Self::CardPurchase => EntryKind::CardRefund,
+        }
+    }
+}
+
+/// An escrow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscrowView {
+    /// Escrow id (time-ordered).
+    pub id: Uuid,
+    /// Where it stands.
+    pub status: EscrowStatus,
+    /// Why it exists.
+    pub source: EscrowSource,
+    /// How much is held.
+    pub amount: Amount,
+    /// Who it is held for.
+    pub merchant_id: Uuid,
+    /// Who paid it.
+    pub funder_id: Uuid,
+    /// The wallet a release refunds.
+    pub funder_account_id: Uuid,
+    /// The giveaway event of a prize escrow.
+    pub event_id: Option<Uuid>,
+    /// The merchant's rate when it was reserved.
+    pub service_rate_bps: u32,
+    /// The split, once SETTLED.
+    pub settlement: Option<Settlement>,
+    /// When it was reserved.
+    pub created_at: DateTime<Utc>,
+    /// When it was settled.
+    pub settled_at: Option<DateTime<Utc>>,
+    /// When it was released.
+    pub released_at: Option<DateTime<Utc>>,
+    /// Why it was released.
+    pub release_reason: Option<String>,
+}
+
+impl EscrowView {
+    /// True when `reach` may see this escrow: admins, the merchant's staff,
+    /// the funder.
+    pub fn visible_to(&self, reach: &Reach) -> bool {
+        reach.manages(self.merchant_id) || reach.is(self.funder_id)
+    }
+}
+
+const COLUMNS: &str = "id, status, source, amount, merchant_id, funder_id, funder_account_id, event_id, \
+     service_rate_bps, deposit_fee, service_fee, merchant_payout, created_at, settled_at, released_at, release_reason";
+
+fn view(row: &QueryResult) -> DomainResult<EscrowView> {
+    let split = (
+        amount_opt(row, "deposit_fee")?,
+        amount_opt(row, "service_fee")?,
+        amount_opt(row, "merchant_payout")?,
+    );
+    Ok(EscrowView {
+        id: row.try_get("", "id")?,
+        status: enum_col(row, "status")?,
+        source: enum_col(row, "source")?,
+        amount: amount(row, "amount")?,
+        merchant_id: row.try_get("", "merchant_id")?,
+        funder_id: row.try_get("", "funder_id")?,
+        funder_account_id: row.try_get("", "funder_account_id")?,
+        event_id: row.try_get("", "event_id")?,
+        service_rate_bps: bps(row, "service_rate_bps")?,
+        settlement: match split {
+            (Some(deposit_fee), Some(service_fee), Some(merchant_payout)) => Some(Settlement {
+                deposit_fee,
+                service_fee,
+                merchant_payout,
+            }),
+            _ => None,
+        },
+        created_at: row.try_get("", "created_at")?,
+        settled_at: row.try_get("", "settled_at")?,
+        released_at: row.try_get("", "released_at")?,
+        release_reason: row.try_get("", "release_reason")?,
+    })
+}
+
+/// An escrow to reserve.
+#[derive(Clone, Debug)]
+pub struct NewEscrow {
+    /// Its id (chosen by the caller, so the funding transfer can name it).
+    pub id: Uuid,
+    /// Why.
+    pub source: EscrowSource,
+    /// How much.
+    pub amount: Amount,
+    /// For whom.
+    pub merchant_id: Uuid,
+    /// The merchant's service rate now (snapshotted).
+    pub service_rate_bps: u32,
+    /// The event of a prize unit.
+    pub event_id: Option<Uuid>,
+}
+
+/// Who funds a set of escrows, and the transfer that moved the money into
+/// escrow holding.
+#[derive(Clone, Copy, Debug)]
+pub struct Funding {
+    /// The funding user.
+    pub funder_id: Uuid,
+    /// Their wallet.
+    pub funder_account_id: Uuid,
+    /// The posted transfer (funder debit, escrow holding credit).
+    pub transfer_id: Uuid,
+}
+
+/// Inserts RESERVED escrows funded by `funding`, in one statement, inside
+/// the caller's transaction (which posted the funding transfer).
+pub async fn reserve(
+    txn: &DatabaseTransaction,
+    funding: Funding,
+    escrows: &[NewEscrow],
+) -> DomainResult<()> {
+    if escrows.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<sea_orm::Value> = vec![
+        funding.funder_id.into(),
+        funding.funder_account_id.into(),
+        funding.transfer_id.into(),
+    ];
+    let mut rows = Vec::with_capacity(escrows.len());
+    for e in escrows {
+        let n = values.len();
+        rows.push(format!(
+            "(${}::uuid, ${}, ${}::bigint, ${}::uuid, $1, $2, ${}::uuid, ${}::integer, $3)",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        ));
+        values.push(e.id.into());
+        values.push(db_name(&e.source).into());
+        values.push(e.amount.minor().into());
+        values.push(e.merchant_id.into());
+        values.push(e.event_id.into());
+        values.push(
+            i32::try_from(e.service_rate_bps.min(10_000))
+                .unwrap_or(0)
+                .into(),
+        );
+    }
+    txn.execute_raw(statement(
+        &format!(
+            "INSERT INTO giftcard.escrows (id, source, amount, merchant_id, funder_id, funder_account_id, \
+             event_id, service_rate_bps, reserve_transfer_id) VALUES {}",
+            rows.join(", ")
+        ),
+        values,
+    ))
+    .await?;
+    metrics::counter!("giftdrop_escrow_transitions_total", "to" => "RESERVED")
+        .increment(escrows.len() as u64);
+    Ok(())
+}
+
+/// The escrow `id`, whoever asks.
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<EscrowView>> {
+    let row = conn
+        .query_one_raw(statement(
+            &format!("SELECT {COLUMNS} FROM giftcard.escrows WHERE id = $1"),
+            vec![id.into()],
+        ))
+        .await?;
+    row.as_ref().map(view).transpose()
+}
+
+/// Filters of `escrows`.
+#[derive(Clone, Debug, Default)]
+pub struct EscrowFilter {
+    /// Only this status.
+    pub status: Option<EscrowStatus>,
+    /// Only this merchant's.
+    pub merchant_id: Option<Uuid>,
+    /// Only this event's.
+    pub event_id: Option<Uuid>,
+}
+
+/// A page of escrows `reach` may see, newest first, older than `before`.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    reach: &Reach,
+    filter: &EscrowFilter,
+    before: Option<Uuid>,
+    limit: u64,
+) -> DomainResult<Vec<EscrowView>> {
+    let rows = conn
+        .query_all_raw(statement(
+            &format!(
+                "SELECT {COLUMNS} FROM giftcard.escrows \
+                 WHERE ($1 OR merchant_id = ANY($2) OR funder_id = $3) \
+                   AND ($4::text IS NULL OR status = $4) AND ($5::uuid IS NULL OR merchant_id = $5) \
+                   AND ($6::uuid IS NULL OR event_id = $6) AND ($7::uuid IS NULL OR id < $7) \
+                 ORDER BY id DESC LIMIT $8"
+            ),
+            vec![
+                reach.admin.into(),
+                reach.merchants.clone().into(),
+                reach.user_id.into(),
+                filter.status.map(|s| db_name(&s)).into(),
+                filter.merchant_id.into(),
+                filter.event_id.into(),
+                before.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    rows.iter().map(view).collect()
+}
+
+/// Locks the escrow and checks it is still RESERVED.
+async fn lock_reserved(txn: &DatabaseTransaction, id: Uuid) -> DomainResult<EscrowView> {
+    let row = txn
+        .query_one_raw(statement(
+            &format!("SELECT {COLUMNS} FROM giftcard.escrows WHERE id = $1 FOR UPDATE"),
+            vec![id.into()],
+        ))
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let escrow = view(&row)?;
+    if escrow.status != EscrowStatus::Reserved {
+        return Err(DomainError::Conflict(format!(
+            "the escrow is already {}",
+            db_name(&escrow.status)
+        )));
+    }
+    Ok(escrow)
+}
+
+/// A posted final transition.
+#[derive(Debug)]
+#[must_use = "call `posted.committed` after the transaction commits"]
+pub struct Transition {
+    /// The escrow as it is now.
+    pub escrow: EscrowView,
+    /// The ledger transfer (announce after commit).
+    pub posted: Posted,
+}
+
+/// RESERVED -> SETTLED: the merchant's wallet gets `merchantPayout`, the
+/// platform-fees account `serviceFee`, and the deposit fee returns to the
+/// provider-fees account; one balanced transfer. `Conflict` if final.
+pub async fn settle(
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    id: Uuid,
+    deposit_fee_bps: u32,
+) -> DomainResult<Transition> {
+    let escrow = lock_reserved(txn, id).await?;
+    let split = Settlement::of(escrow.amount, deposit_fee_bps, escrow.service_rate_bps);
+    let merchant_wallet =
+        ledger::wallet_of(txn, ledger::WalletOwner::Merchant(escrow.merchant_id)).await?;
+    let mut legs = vec![Leg::debit(
+        Account::Platform(PlatformAccount::EscrowHolding),
+        escrow.amount,
+    )];
+    for (account, part) in [
+        (Account::Wallet(merchant_wallet.id), split.merchant_payout),
+        (
+            Account::Platform(PlatformAccount::PlatformFees),
+            split.service_fee,
+        ),
+        (
+            Account::Platform(PlatformAccount::ProviderFees),
+            split.deposit_fee,
+        ),
+    ] {
+        if !part.is_zero() {
+            legs.push(Leg::credit(account, part));
+        }
+    }
+    let reference = id.to_string();
+    let posted = ledger::post(
+        txn,
+        meta,
+        Transfer {
+            kind: EntryKind::Settlement,
+            reference: &reference,
+            legs,
+        },
+    )
+    .await?;
+    let row = txn
+        .query_one_raw(statement(
+            &format!(
+                "UPDATE giftcard.escrows SET status = 'SETTLED', settled_at = now(), deposit_fee = $2, \
+                 service_fee = $3, merchant_payout = $4, final_transfer_id = $5 \
+                 WHERE id = $1 AND status = 'RESERVED' RETURNING {COLUMNS}"
+            ),
+            vec![
+                id.into(),
+                split.deposit_fee.minor().into(),
+                split.service_fee.minor().into(),
+                split.merchant_payout.minor().into(),
+                posted.transfer_id.into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| bug("a locked RESERVED escrow changed"))?;
+    metrics::counter!("giftdrop_escrow_transitions_total", "to" => "SETTLED").increment(1);
+    Ok(Transition {
+        escrow: view(&row)?,
+        posted,
+    })
+}
+
+/// RESERVED -> RELEASED: the full amount returns to the funder's wallet
+/// (EVENT_REFUND or CARD_REFUND). `Conflict` if final.
+pub async fn release(
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    id: Uuid,
+    reason: &str,
+) -> DomainResult<Transition> {
+    let escrow = lock_reserved(txn, id).await?;
+    let reference = id.to_string();
+    let posted = ledger::post(
+        txn,
+        meta,
+        Transfer {
+            kind: escrow.source.refund_kind(),
+            reference: &reference,
+            legs: vec![
+                Leg::debit(
+                    Account::Platform(PlatformAccount::EscrowHolding),
+                    escrow.amount,
+                ),
+                Leg::credit(Account::Wallet(escrow.funder_account_id), escrow.amount),
+            ],
+        },
+    )
+    .await?;
+    let row = txn
+        .query_one_raw(statement(
+            &format!(
+                "UPDATE giftcard.escrows SET status = 'RELEASED', released_at = now(), release_reason = $2, \
+                 final_transfer_id = $3 WHERE id = $1 AND status = 'RESERVED' RETURNING {COLUMNS}"
+            ),
+            vec![id.into(), reason.into(), posted.transfer_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| bug("a locked RESERVED escrow changed"))?;
+    metrics::counter!("giftdrop_escrow_transitions_total", "to" => "RELEASED").increment(1);
+    Ok(Transition {
+        escrow: view(&row)?,
+        posted,
+    })
+}

@@ -1,0 +1,270 @@
+//! Card products: what a merchant sells, at which face values, valid for
+//! how long. Only staff of an ACTIVE merchant create or re-activate them.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::merchants::{self, MerchantStatus};
+use crate::Services;
+use crate::audit::{self, AuditRecord};
+use crate::context::{RequestMeta, Viewer};
+use crate::error::{DomainError, DomainResult};
+use crate::identity::staff::Reach;
+use crate::money::Amount;
+use crate::sql::{bug, statement, text_input};
+
+/// Most denominations a product may offer.
+pub const MAX_DENOMINATIONS: usize = 20;
+/// Longest validity, in days (ten years).
+pub const MAX_VALIDITY_DAYS: i32 = 3650;
+
+/// A card product.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductView {
+    /// Product id.
+    pub id: Uuid,
+    /// Who sells it.
+    pub merchant_id: Uuid,
+    /// Product name.
+    pub name: String,
+    /// What the card buys.
+    pub description: String,
+    /// The face values a card can have, ascending.
+    pub denominations: Vec<Amount>,
+    /// A card expires this many days after it is issued.
+    pub validity_days: i32,
+    /// On sale.
+    pub active: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `createCardProduct` input, as sent.
+#[derive(Clone, Debug)]
+pub struct NewProduct {
+    /// The selling merchant.
+    pub merchant_id: Uuid,
+    /// Product name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Face values (validated positive by the caller's `Amount` parsing).
+    pub denominations: Vec<Amount>,
+    /// Validity in days.
+    pub validity_days: i32,
+}
+
+const COLUMNS: &str =
+    "id, merchant_id, name, description, denominations, validity_days, active, created_at";
+
+fn view(row: &QueryResult) -> DomainResult<ProductView> {
+    let denominations: Vec<i64> = row.try_get("", "denominations")?;
+    Ok(ProductView {
+        id: row.try_get("", "id")?,
+        merchant_id: row.try_get("", "merchant_id")?,
+        name: row.try_get("", "name")?,
+        description: row.try_get("", "description")?,
+        denominations: denominations
+            .into_iter()
+            .map(|d| Amount::new(d).map_err(|_| bug("a negative denomination")))
+            .collect::<DomainResult<_>>()?,
+        validity_days: row.try_get("", "validity_days")?,
+        active: row.try_get("", "active")?,
+        created_at: row.try_get("", "created_at")?,
+    })
+}
+
+/// The product `id`, whoever asks.
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<ProductView>> {
+    let row = conn
+        .query_one_raw(statement(
+            &format!("SELECT {COLUMNS} FROM giftcard.card_products WHERE id = $1"),
+            vec![id.into()],
+        ))
+        .await?;
+    row.as_ref().map(view).transpose()
+}
+
+/// The product `id` if `reach` may see it: on sale by an ACTIVE merchant,
+/// or the viewer manages the merchant.
+pub async fn find_visible<C: ConnectionTrait>(
+    conn: &C,
+    reach: &Reach,
+    id: Uuid,
+) -> DomainResult<Option<ProductView>> {
+    let Some(product) = find(conn, id).await? else {
+        return Ok(None);
+    };
+    if reach.manages(product.merchant_id) {
+        return Ok(Some(product));
+    }
+    let on_sale = product.active
+        && merchants::find(conn, product.merchant_id)
+            .await?
+            .is_some_and(|m| m.status == MerchantStatus::Active);
+    Ok(on_sale.then_some(product))
+}
+
+/// A page of `merchant_id`'s products, oldest first, after `after`;
+/// inactive ones only when `include_inactive`.
+pub async fn of_merchant<C: ConnectionTrait>(
+    conn: &C,
+    merchant_id: Uuid,
+    include_inactive: bool,
+    after: Option<Uuid>,
+    limit: u64,
+) -> DomainResult<Vec<ProductView>> {
+    let rows = conn
+        .query_all_raw(statement(
+            &format!(
+                "SELECT {COLUMNS} FROM giftcard.card_products \
+                 WHERE merchant_id = $1 AND ($2 OR active) AND ($3::uuid IS NULL OR id > $3) \
+                 ORDER BY id LIMIT $4"
+            ),
+            vec![
+                merchant_id.into(),
+                include_inactive.into(),
+                after.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    rows.iter().map(view).collect()
+}
+
+/// `Forbidden` unless `reach` is staff of `merchant_id` and it is ACTIVE.
+async fn require_active_staff<C: ConnectionTrait>(
+    conn: &C,
+    reach: &Reach,
+    merchant_id: Uuid,
+) -> DomainResult<()> {
+    let merchant = merchants::find_visible(conn, reach, merchant_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if !reach.staff_of(merchant_id) || merchant.status != MerchantStatus::Active {
+        return Err(DomainError::Forbidden);
+    }
+    Ok(())
+}
+
+fn validate(input: &NewProduct) -> DomainResult<(String, String, Vec<i64>)> {
+    let name = text_input(&input.name, "input.name", 1, 200)?;
+    let description = text_input(&input.description, "input.description", 0, 2000)?;
+    if input.denominations.is_empty() || input.denominations.len() > MAX_DENOMINATIONS {
+        return Err(DomainError::bad_input(
+            "input.denominations",
+            format!("must list 1-{MAX_DENOMINATIONS} face values"),
+        ));
+    }
+    let mut denominations: Vec<i64> = Vec::with_capacity(input.denominations.len());
+    for (i, d) in input.denominations.iter().enumerate() {
+        if denominations.contains(&d.minor()) {
+            return Err(DomainError::bad_input(
+                format!("input.denominations[{i}]"),
+                "is listed twice",
+            ));
+        }
+        denominations.push(d.minor());
+    }
+    denominations.sort_unstable();
+    if !(1..=MAX_VALIDITY_DAYS).contains(&input.validity_days) {
+        return Err(DomainError::bad_input(
+            "input.validityDays",
+            format!("must be between 1 and {MAX_VALIDITY_DAYS}"),
+        ));
+    }
+    Ok((name, description, denominations))
+}
+
+/// `createCardProduct`: staff of an ACTIVE merchant.
+pub async fn create(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    input: NewProduct,
+) -> DomainResult<ProductView> {
+    let (name, description, denominations) = validate(&input)?;
+    let reach = Reach::of(&s.db, Some(viewer)).await?;
+    require_active_staff(&s.db, &reach, input.merchant_id).await?;
+    let txn = s.db.begin().await?;
+    let row = txn
+        .query_one_raw(statement(
+            &format!(
+                "INSERT INTO giftcard.card_products (id, merchant_id, name, description, denominations, validity_days) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+            ),
+            vec![
+                Uuid::now_v7().into(),
+                input.merchant_id.into(),
+                name.into(),
+                description.into(),
+                denominations.into(),
+                input.validity_days.into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| bug("INSERT RETURNING gave no row"))?;
+    let product = view(&row)?;
+    audit::record(
+        &txn,
+        meta,
+        AuditRecord {
+            actor: Some(viewer.user_id),
+            action: "product.create",
+            subject: format!("product:{}", product.id),
+            detail: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(product)
+}
+
+/// `setCardProductActive`: staff of the merchant; putting a product on
+/// sale needs an ACTIVE merchant, taking it off sale does not.
+pub async fn set_active(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    id: Uuid,
+    active: bool,
+) -> DomainResult<ProductView> {
+    let reach = Reach::of(&s.db, Some(viewer)).await?;
+    let product = find_visible(&s.db, &reach, id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if active {
+        require_active_staff(&s.db, &reach, product.merchant_id).await?;
+    } else if !reach.staff_of(product.merchant_id) {
+        return Err(DomainError::Forbidden);
+    }
+    let txn = s.db.begin().await?;
+    let row = txn
+        .query_one_raw(statement(
+            &format!(
+                "UPDATE giftcard.card_products SET active = $2 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            vec![id.into(), active.into()],
+        ))
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    audit::record(
+        &txn,
+        meta,
+        AuditRecord {
+            actor: Some(viewer.user_id),
+            action: if active {
+                "product.activate"
+            } else {
+                "product.deactivate"
+            },
+            subject: format!("product:{id}"),
+            detail: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    view(&row)
+}

@@ -1,0 +1,225 @@
+//! `redeemCard` at the till (FLOWS.md §4): staff of the card's merchant, at
+//! one of its branches, with the code and pin. Settles the escrow, marks the
+//! card REDEEMED and records the redemption, in one transaction, once per
+//! idempotency key.
+//!
+//! A wrong pin is `BAD_USER_INPUT` and counts, in its own committed
+//! transaction (the redemption itself changes nothing): after
+//! [`MAX_WRONG_PINS`] wrong pins within [`WINDOW`] the card is locked for
+//! [`LOCKOUT`], during which every attempt is `FORBIDDEN`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::cards::{self, CardStatus, CardView};
+use super::escrow;
+use super::merchants::{self, MerchantStatus};
+use super::pin;
+use crate::Services;
+use crate::audit::{self, AuditRecord};
+use crate::context::{RequestMeta, Viewer};
+use crate::error::{DomainError, DomainResult};
+use crate::idempotency::{self, Scope};
+use crate::identity::staff::Reach;
+use crate::ledger::Posted;
+use crate::sql::{bug, statement};
+
+/// Wrong pins within [`WINDOW`] that lock a card.
+pub const MAX_WRONG_PINS: i64 = 5;
+/// The window wrong pins are counted in, seconds.
+pub const WINDOW: f64 = 900.0;
+/// How long a card stays locked, seconds.
+pub const LOCKOUT: f64 = 900.0;
+const OPERATION: &str = "redeemCard";
+
+/// A redemption.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedemptionView {
+    /// Redemption id.
+    pub id: Uuid,
+    /// The card.
+    pub card_id: Uuid,
+    /// Its escrow, now SETTLED.
+    pub escrow_id: Uuid,
+    /// Where.
+    pub branch_id: Uuid,
+    /// When.
+    pub redeemed_at: DateTime<Utc>,
+}
+
+fn view(row: &QueryResult) -> DomainResult<RedemptionView> {
+    Ok(RedemptionView {
+        id: row.try_get("", "id")?,
+        card_id: row.try_get("", "card_id")?,
+        escrow_id: row.try_get("", "escrow_id")?,
+        branch_id: row.try_get("", "branch_id")?,
+        redeemed_at: row.try_get("", "redeemed_at")?,
+    })
+}
+
+/// What the till sends.
+#[derive(Clone, Debug, Serialize)]
+pub struct Redeem {
+    /// The card code, as typed.
+    pub code: String,
+    /// The pin, as typed.
+    pub pin: String,
+    /// The branch redeeming.
+    pub branch_id: Uuid,
+}
+
+/// Checks the shape of the till's input before anything is looked up.
+fn validate(input: &Redeem) -> DomainResult<String> {
+    let code = pin::normalize_code(&input.code)
+        .ok_or_else(|| DomainError::bad_input("input.code", "is not a card code"))?;
+    if !pin::is_pin(&input.pin) {
+        return Err(DomainError::bad_input("input.pin", "must be 6 digits"));
+    }
+    Ok(code)
+}
+
+/// Counts a wrong pin and locks the card at the limit; committed on its own.
+async fn count_wrong_pin(
+    txn: DatabaseTransaction,
+    card: &CardView,
+    branch_id: Uuid,
+    staff_id: Uuid,
+) -> DomainResult<DomainError> {
+    txn.execute_raw(statement(
+        "INSERT INTO giftcard.pin_failures (card_id, branch_id, staff_id) VALUES ($1, $2, $3)",
+        vec![card.id.into(), branch_id.into(), staff_id.into()],
+    ))
+    .await?;
+    let locked = txn
+        .execute_raw(statement(
+            // Attempts are refused while locked, so the failures in the
+            // window all came after any earlier lock ended.
+            "UPDATE giftcard.cards SET locked_until = now() + make_interval(secs => $3) WHERE id = $1 AND \
+             (SELECT count(*) FROM giftcard.pin_failures WHERE card_id = $1 \
+                AND failed_at > now() - make_interval(secs => $2)) >= $4",
+            vec![
+                card.id.into(),
+                WINDOW.into(),
+                LOCKOUT.into(),
+                MAX_WRONG_PINS.into(),
+            ],
+        ))
+        .await?
+        .rows_affected()
+        == 1;
+    txn.commit().await?;
+    metrics::counter!("giftdrop_card_wrong_pins_total").increment(1);
+    if locked {
+        tracing::warn!(card = %card.id, branch = %branch_id, "card locked after repeated wrong pins");
+    }
+    Ok(DomainError::bad_input("input.pin", "wrong pin"))
+}
+
+/// `redeemCard`.
+pub async fn redeem(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    input: Redeem,
+    key: &str,
+) -> DomainResult<RedemptionView> {
+    let code = validate(&input)?;
+    let scope = Scope {
+        caller: viewer.user_id,
+        operation: OPERATION,
+        key,
+    };
+    let mut posted: Option<Posted> = None;
+    let slot = &mut posted;
+    let input = &input;
+    let id = idempotency::run(&s.db, scope, input, || async move {
+        let branch = merchants::find_branch(&s.db, input.branch_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let reach = Reach::of(&s.db, Some(viewer)).await?;
+        let merchant = merchants::find_visible(&s.db, &reach, branch.merchant_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        if !reach.staff_of(merchant.id) || merchant.status != MerchantStatus::Active {
+            return Err(DomainError::Forbidden);
+        }
+        let txn = s.db.begin().await?;
+        let card = cards::one(&txn, "code = $1 FOR UPDATE", code.into())
+            .await?
+            .filter(|c| c.merchant_id == merchant.id)
+            .ok_or(DomainError::NotFound)?;
+        if card.locked_until.is_some_and(|until| until > Utc::now()) {
+            return Err(DomainError::Forbidden);
+        }
+        if !card.pin_matches(&s.card_secrets, &input.pin) {
+            return Err(count_wrong_pin(txn, &card, branch.id, viewer.user_id).await?);
+        }
+        match card.status {
+            CardStatus::Active if card.expires_at > Utc::now() => {}
+            CardStatus::Active | CardStatus::Expired => {
+                return Err(DomainError::Conflict("this card has expired".into()));
+            }
+            CardStatus::Redeemed => {
+                return Err(DomainError::Conflict("this card was already redeemed".into()));
+            }
+            CardStatus::Void => return Err(DomainError::Conflict("this card is void".into())),
+        }
+        let settled = escrow::settle(&txn, meta, card.escrow_id, s.settings.deposit_fee_bps).await?;
+        txn.execute_raw(statement(
+            "UPDATE giftcard.cards SET status = 'REDEEMED', redeemed_at = now() WHERE id = $1 AND status = 'ACTIVE'",
+            vec![card.id.into()],
+        ))
+        .await?;
+        let row = txn
+            .query_one_raw(statement(
+                "INSERT INTO giftcard.redemptions (id, card_id, escrow_id, branch_id, staff_id) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id, card_id, escrow_id, branch_id, redeemed_at",
+                vec![
+                    Uuid::now_v7().into(),
+                    card.id.into(),
+                    card.escrow_id.into(),
+                    branch.id.into(),
+                    viewer.user_id.into(),
+                ],
+            ))
+            .await?
+            .ok_or_else(|| bug("INSERT RETURNING gave no row"))?;
+        let redemption = view(&row)?;
+        audit::record(
+            &txn,
+            meta,
+            AuditRecord {
+                actor: Some(viewer.user_id),
+                action: "card.redeem",
+                subject: format!("card:{}", card.id),
+                detail: Some(format!(
+                    "escrow {} settled at branch {}",
+                    card.escrow_id, branch.id
+                )),
+            },
+        )
+        .await?;
+        *slot = Some(settled.posted);
+        Ok((txn, redemption.id))
+    })
+    .await?;
+    if let Some(posted) = posted {
+        posted.committed(s).await;
+    }
+    find(&s.db, id)
+        .await?
+        .ok_or_else(|| bug("a redemption vanished"))
+}
+
+/// The redemption `id`.
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<RedemptionView>> {
+    let row = conn
+        .query_one_raw(statement(
+            "SELECT id, card_id, escrow_id, branch_id, redeemed_at FROM giftcard.redemptions WHERE id = $1",
+            vec![id.into()],
+        ))
+        .await?;
+    row.as_ref().map(view).transpose()
+}

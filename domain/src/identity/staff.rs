@@ -1,0 +1,100 @@
+//! Merchant staff membership (`identity.merchant_staff`): who may act for
+//! which merchant. Membership also grants the MERCHANT role.
+
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use super::Role;
+use crate::context::{RequestMeta, Viewer};
+use crate::error::DomainResult;
+use crate::sql::statement;
+
+/// Makes `user_id` staff of `merchant_id` and grants MERCHANT, inside the
+/// caller's transaction; false if they already were staff.
+pub async fn add<C: ConnectionTrait>(
+    conn: &C,
+    meta: &RequestMeta,
+    merchant_id: Uuid,
+    user_id: Uuid,
+    added_by: Uuid,
+) -> DomainResult<bool> {
+    let added = conn
+        .execute_raw(statement(
+            "INSERT INTO identity.merchant_staff (merchant_id, user_id, added_by) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            vec![merchant_id.into(), user_id.into(), added_by.into()],
+        ))
+        .await?
+        .rows_affected()
+        == 1;
+    super::grant_within(conn, meta, user_id, Role::Merchant, Some(added_by)).await?;
+    Ok(added)
+}
+
+/// True when `user_id` is staff of `merchant_id`.
+pub async fn is_staff<C: ConnectionTrait>(
+    conn: &C,
+    merchant_id: Uuid,
+    user_id: Uuid,
+) -> DomainResult<bool> {
+    Ok(conn
+        .query_one_raw(statement(
+            "SELECT 1 AS one FROM identity.merchant_staff WHERE merchant_id = $1 AND user_id = $2",
+            vec![merchant_id.into(), user_id.into()],
+        ))
+        .await?
+        .is_some())
+}
+
+/// The merchants `user_id` is staff of.
+pub async fn merchants_of<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainResult<Vec<Uuid>> {
+    let rows = conn
+        .query_all_raw(statement(
+            "SELECT merchant_id FROM identity.merchant_staff WHERE user_id = $1 ORDER BY merchant_id",
+            vec![user_id.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get("", "merchant_id")?))
+        .collect()
+}
+
+/// What a viewer may do for merchants: admin, or staff of these.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// A platform admin sees and does everything.
+    pub admin: bool,
+    /// The viewer's own user id, when signed in.
+    pub user_id: Option<Uuid>,
+    /// Merchants the viewer is staff of.
+    pub merchants: Vec<Uuid>,
+}
+
+impl Reach {
+    /// The reach of `viewer` (anonymous: none).
+    pub async fn of<C: ConnectionTrait>(conn: &C, viewer: Option<&Viewer>) -> DomainResult<Self> {
+        let Some(viewer) = viewer else {
+            return Ok(Self::default());
+        };
+        Ok(Self {
+            admin: viewer.is_admin(),
+            user_id: Some(viewer.user_id),
+            merchants: merchants_of(conn, viewer.user_id).await?,
+        })
+    }
+
+    /// True when the viewer is staff of `merchant_id`.
+    pub fn staff_of(&self, merchant_id: Uuid) -> bool {
+        self.merchants.contains(&merchant_id)
+    }
+
+    /// True when the viewer is staff of `merchant_id` or an admin.
+    pub fn manages(&self, merchant_id: Uuid) -> bool {
+        self.admin || self.staff_of(merchant_id)
+    }
+
+    /// True when the viewer is `user_id`.
+    pub fn is(&self, user_id: Uuid) -> bool {
+        self.user_id == Some(user_id)
+    }
+}

@@ -1,0 +1,274 @@
+//! Gift cards: buying, redeeming at the till, reading (FLOWS.md §4).
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use giftdrop_domain::giftcard::cards::{self, CardView};
+use giftdrop_domain::giftcard::redeem::{self, Redeem, RedemptionView};
+use giftdrop_domain::giftcard::{escrow, merchants, products};
+use giftdrop_domain::{DomainError, idempotency, identity};
+use uuid::Uuid;
+
+use crate::auth::{reach, request, require_viewer, services};
+use crate::error::Gql;
+use crate::escrow::Escrow;
+use crate::identity::User;
+use crate::ids;
+use crate::merchant::{Branch, CardProduct};
+use crate::money::Money;
+
+/// `CardStatus`.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(
+    name = "CardStatus",
+    remote = "giftdrop_domain::giftcard::cards::CardStatus"
+)]
+pub enum CardStatusGql {
+    /// Can be redeemed.
+    Active,
+    /// Redeemed at a branch.
+    Redeemed,
+    /// Past its expiry; refunded to the funder.
+    Expired,
+    /// Voided; refunded to the funder.
+    Void,
+}
+
+/// A gift card, as a viewer who may see it sees it.
+#[derive(Clone)]
+pub struct Card {
+    view: CardView,
+    secrets_visible: bool,
+}
+
+impl Card {
+    /// `view` for the request's viewer, or `None` if they may not see it.
+    pub async fn seen(ctx: &Context<'_>, view: CardView) -> Result<Option<Self>> {
+        let reach = reach(ctx).await?;
+        Ok(view.visible_to(reach).then(|| Self {
+            secrets_visible: view.secrets_visible_to(reach),
+            view,
+        }))
+    }
+
+    /// The card backing escrow `escrow_id`, if issued and visible.
+    pub async fn of_escrow(ctx: &Context<'_>, escrow_id: Uuid) -> Result<Option<Self>> {
+        match cards::find_by_escrow(&services(ctx)?.db, escrow_id)
+            .await
+            .gql()?
+        {
+            Some(view) => Self::seen(ctx, view).await,
+            None => Ok(None),
+        }
+    }
+}
+
+fn missing(what: &str, id: Uuid) -> async_graphql::Error {
+    crate::error::to_graphql(DomainError::Internal(anyhow::anyhow!(
+        "{what} {id} is missing"
+    )))
+}
+
+/// A gift card instance. Visible only to its owner, staff of its merchant
+/// and admins; code and pin only to its owner and admins.
+#[Object]
+impl Card {
+    async fn id(&self) -> ID {
+        ids::of(self.view.id)
+    }
+
+    async fn product(&self, ctx: &Context<'_>) -> Result<CardProduct> {
+        products::find(&services(ctx)?.db, self.view.product_id)
+            .await
+            .gql()?
+            .map(CardProduct)
+            .ok_or_else(|| missing("product", self.view.product_id))
+    }
+
+    async fn face_value(&self) -> Money {
+        self.view.face_value.into()
+    }
+
+    async fn code(&self) -> Option<String> {
+        self.secrets_visible.then(|| self.view.display_code())
+    }
+
+    async fn pin(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if !self.secrets_visible {
+            return Ok(None);
+        }
+        Ok(self.view.pin(&services(ctx)?.card_secrets))
+    }
+
+    async fn status(&self) -> CardStatusGql {
+        self.view.status.into()
+    }
+
+    /// Shown to the owner and admins.
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        if !self.secrets_visible {
+            return Ok(None);
+        }
+        let found = identity::find_user(&services(ctx)?.db, self.view.owner_id)
+            .await
+            .gql()?;
+        Ok(found.map(User::with_private_fields))
+    }
+
+    async fn escrow(&self, ctx: &Context<'_>) -> Result<Escrow> {
+        escrow::find(&services(ctx)?.db, self.view.escrow_id)
+            .await
+            .gql()?
+            .map(Escrow)
+            .ok_or_else(|| missing("escrow", self.view.escrow_id))
+    }
+
+    async fn issued_at(&self) -> DateTime<Utc> {
+        self.view.issued_at
+    }
+
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.view.expires_at
+    }
+
+    async fn redeemed_at(&self) -> Option<DateTime<Utc>> {
+        self.view.redeemed_at
+    }
+}
+
+/// A redemption at a branch.
+pub struct Redemption(RedemptionView);
+
+#[Object]
+impl Redemption {
+    async fn id(&self) -> ID {
+        ids::of(self.0.id)
+    }
+
+    async fn card(&self, ctx: &Context<'_>) -> Result<Card> {
+        let view = cards::find(&services(ctx)?.db, self.0.card_id)
+            .await
+            .gql()?
+            .ok_or_else(|| missing("card", self.0.card_id))?;
+        Card::seen(ctx, view)
+            .await?
+            .ok_or_else(|| missing("visible card", self.0.card_id))
+    }
+
+    async fn escrow(&self, ctx: &Context<'_>) -> Result<Escrow> {
+        escrow::find(&services(ctx)?.db, self.0.escrow_id)
+            .await
+            .gql()?
+            .map(Escrow)
+            .ok_or_else(|| missing("escrow", self.0.escrow_id))
+    }
+
+    async fn branch(&self, ctx: &Context<'_>) -> Result<Branch> {
+        merchants::find_branch(&services(ctx)?.db, self.0.branch_id)
+            .await
+            .gql()?
+            .map(Branch)
+            .ok_or_else(|| missing("branch", self.0.branch_id))
+    }
+
+    async fn redeemed_at(&self) -> DateTime<Utc> {
+        self.0.redeemed_at
+    }
+}
+
+/// `purchaseCard` input.
+#[derive(InputObject)]
+pub struct PurchaseCardInput {
+    product_id: ID,
+    face_value: Money,
+    idempotency_key: String,
+}
+
+/// `redeemCard` input.
+#[derive(InputObject)]
+pub struct RedeemCardInput {
+    code: String,
+    pin: String,
+    branch_id: ID,
+    idempotency_key: String,
+}
+
+/// Card queries.
+#[derive(Default)]
+pub struct CardQuery;
+
+#[Object]
+impl CardQuery {
+    /// A card the viewer owns, or of a merchant they are staff of (admins:
+    /// any); null otherwise.
+    async fn card(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Card>> {
+        require_viewer(ctx)?;
+        let id = ids::parse(&id, "id").gql()?;
+        match cards::find(&services(ctx)?.db, id).await.gql()? {
+            Some(view) => Card::seen(ctx, view).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Cards owned by the viewer, newest first.
+    async fn my_cards(&self, ctx: &Context<'_>) -> Result<Vec<Card>> {
+        let viewer = require_viewer(ctx)?;
+        let owned = cards::owned_by(&services(ctx)?.db, viewer.user_id)
+            .await
+            .gql()?;
+        Ok(owned
+            .into_iter()
+            .map(|view| Card {
+                view,
+                secrets_visible: true,
+            })
+            .collect())
+    }
+}
+
+/// Card mutations.
+#[derive(Default)]
+pub struct CardMutation;
+
+#[Object]
+impl CardMutation {
+    async fn purchase_card(&self, ctx: &Context<'_>, input: PurchaseCardInput) -> Result<Card> {
+        let viewer = require_viewer(ctx)?;
+        let product_id = ids::parse(&input.product_id, "input.productId").gql()?;
+        let face_value = input.face_value.positive("input.faceValue").gql()?;
+        idempotency::validate_key(&input.idempotency_key, "input.idempotencyKey").gql()?;
+        let view = cards::purchase(
+            services(ctx)?,
+            &request(ctx)?.meta,
+            viewer,
+            product_id,
+            face_value,
+            &input.idempotency_key,
+        )
+        .await
+        .gql()?;
+        Ok(Card {
+            view,
+            secrets_visible: true,
+        })
+    }
+
+    async fn redeem_card(&self, ctx: &Context<'_>, input: RedeemCardInput) -> Result<Redemption> {
+        let viewer = require_viewer(ctx)?;
+        let branch_id = ids::parse(&input.branch_id, "input.branchId").gql()?;
+        idempotency::validate_key(&input.idempotency_key, "input.idempotencyKey").gql()?;
+        let view = redeem::redeem(
+            services(ctx)?,
+            &request(ctx)?.meta,
+            viewer,
+            Redeem {
+                code: input.code,
+                pin: input.pin,
+                branch_id,
+            },
+            &input.idempotency_key,
+        )
+        .await
+        .gql()?;
+        Ok(Redemption(view))
+    }
+}

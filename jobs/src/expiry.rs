@@ -1,0 +1,45 @@
+//! The card-expiry schedule: every period, expire ACTIVE cards past
+//! `expiresAt` and release their escrows to the funders.
+//!
+//! Runs in every worker process. Several workers, or a run repeated after
+//! a crash, are harmless: each card is expired in its own transaction under
+//! `FOR UPDATE SKIP LOCKED`, guarded by its status.
+
+use std::time::Duration;
+
+use giftdrop_domain::{Services, giftcard};
+use tokio_util::sync::CancellationToken;
+
+/// Cards expired per pass before the next batch is read.
+const BATCH: u32 = 200;
+
+/// Expires every due card now, batch by batch; returns how many.
+pub async fn expire_due_cards(services: &Services) -> anyhow::Result<u64> {
+    let mut total = 0;
+    loop {
+        let expired = giftcard::expire_due(services, BATCH)
+            .await
+            .map_err(|e| anyhow::anyhow!("card expiry failed: {e:?}"))?;
+        total += expired;
+        if expired < u64::from(BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs [`expire_due_cards`] every `period` until `shutdown`.
+pub async fn run(services: Services, period: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match expire_due_cards(&services).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired cards released to their funders"),
+            Err(err) => tracing::error!(error = format!("{err:#}"), "card expiry failed"),
+        }
+    }
+}
