@@ -13,6 +13,7 @@ mod health;
 mod http;
 mod identity;
 mod ledger;
+mod marketplace;
 mod outbox;
 mod provider;
 mod schema;

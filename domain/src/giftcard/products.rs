@@ -87,7 +87,7 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     row.as_ref().map(view).transpose()
 }
 
-/// The product `id` if `reach` may see it: on sale by an ACTIVE merchant,
+/// The product `id` if `reach` may see it: on sale by a visible merchant,
 /// or the viewer manages the merchant.
 pub async fn find_visible<C: ConnectionTrait>(
     conn: &C,
@@ -100,11 +100,13 @@ pub async fn find_visible<C: ConnectionTrait>(
     if reach.manages(product.merchant_id) {
         return Ok(Some(product));
     }
-    let on_sale = product.active
+    // A SUSPENDED merchant's products stay visible (buying them is
+    // `Forbidden`); a PENDING merchant's are not.
+    let shown = product.active
         && merchants::find(conn, product.merchant_id)
             .await?
-            .is_some_and(|m| m.status == MerchantStatus::Active);
-    Ok(on_sale.then_some(product))
+            .is_some_and(|m| m.visible_to(reach));
+    Ok(shown.then_some(product))
 }
 
 /// A page of `merchant_id`'s products, oldest first, after `after`;

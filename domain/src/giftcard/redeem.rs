@@ -60,7 +60,7 @@ fn view(row: &QueryResult) -> DomainResult<RedemptionView> {
 }
 
 /// What the till sends.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Redeem {
     /// The card code, as typed.
     pub code: String,
@@ -134,7 +134,10 @@ pub async fn redeem(
     let mut posted: Option<Posted> = None;
     let slot = &mut posted;
     let input = &input;
-    let id = idempotency::run(&s.db, scope, input, || async move {
+    // The key's input is what the till meant: the code in its stored form.
+    let code = &code;
+    let hashed = (code, &input.pin, input.branch_id);
+    let id = idempotency::run(&s.db, scope, &hashed, || async move {
         let branch = merchants::find_branch(&s.db, input.branch_id)
             .await?
             .ok_or(DomainError::NotFound)?;
@@ -146,7 +149,7 @@ pub async fn redeem(
             return Err(DomainError::Forbidden);
         }
         let txn = s.db.begin().await?;
-        let card = cards::one(&txn, "code = $1 FOR UPDATE", code.into())
+        let card = cards::one(&txn, "code = $1 FOR UPDATE", code.as_str().into())
             .await?
             .filter(|c| c.merchant_id == merchant.id)
             .ok_or(DomainError::NotFound)?;

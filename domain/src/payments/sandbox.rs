@@ -31,6 +31,7 @@ use crate::money::Amount;
 pub struct SandboxKnobs {
     latency_ms: AtomicU64,
     failure_percent: AtomicU32,
+    transfer_calls: AtomicU64,
     transfers: Mutex<HashMap<String, (Amount, u32)>>,
 }
 
@@ -72,6 +73,11 @@ impl SandboxKnobs {
     /// transfer was asked for (a repeat is the same transfer).
     pub fn transferred(&self, reference: &str) -> Option<(Amount, u32)> {
         self.ledger().get(reference).copied()
+    }
+
+    /// Transfer calls received so far, failed ones included.
+    pub fn transfer_calls(&self) -> u64 {
+        self.transfer_calls.load(Ordering::Relaxed)
     }
 
     /// Distinct transfers made so far.
@@ -136,6 +142,7 @@ impl PaymentProvider for SandboxProvider {
         &self,
         request: &TransferRequest<'_>,
     ) -> Result<TransferOutcome, ProviderError> {
+        self.knobs.transfer_calls.fetch_add(1, Ordering::Relaxed);
         self.knobs.behave().await?;
         if request.destination.trim().is_empty() {
             return Ok(TransferOutcome::Declined("no destination account".into()));
