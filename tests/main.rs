@@ -10,6 +10,7 @@
 mod support;
 
 mod health;
+mod escrow_race;
 mod http;
 mod identity;
 mod ledger;

@@ -20,8 +20,13 @@ use crate::identity::Role;
 use crate::sql::{statement, text_input};
 use escrow::{EscrowView, Transition};
 
-/// Releases escrow `id` to its funder and voids its ACTIVE card (if one was
+/// Releases escrow `id` to its funder and moves its ACTIVE card (if one was
 /// issued) to `card_status`, inside the caller's transaction.
+///
+/// Lock order, shared by every path that touches both: the card row
+/// first, then the escrow row (a redemption locks the card it looked up by
+/// code, then settles its escrow). The opposite order deadlocks against a
+/// concurrent redemption.
 async fn release_with_card(
     txn: &DatabaseTransaction,
     meta: &RequestMeta,
@@ -29,6 +34,11 @@ async fn release_with_card(
     reason: &str,
     card_status: &str,
 ) -> DomainResult<Transition> {
+    txn.execute_raw(statement(
+        "SELECT 1 FROM giftcard.cards WHERE escrow_id = $1 FOR UPDATE",
+        vec![id.into()],
+    ))
+    .await?;
     let released = escrow::release(txn, meta, id, reason).await?;
     txn.execute_raw(statement(
         "UPDATE giftcard.cards SET status = $2 WHERE escrow_id = $1 AND status = 'ACTIVE'",
