@@ -16,6 +16,7 @@ mod identity;
 mod ledger;
 mod marketplace;
 mod outbox;
+mod payout;
 mod provider;
 mod schema;
 mod wallet;
