@@ -22,20 +22,34 @@ async fn a_thousand_escrows_hit_by_a_concurrent_settle_and_release_each_end_exac
         .config(|c| c.rate_limits = "purchase=100000/3600".into())
         .spawn()
         .await;
-    let shop = app.open_shop("shop@example.com", "Race", &[FACE_VALUE]).await;
+    let shop = app
+        .open_shop("shop@example.com", "Race", &[FACE_VALUE])
+        .await;
     let (buyer, buyer_id) = app.register("buyer@example.com", "Gbenga O").await;
-    app.fund(&buyer, FACE_VALUE * i64::try_from(ESCROWS).expect("fits")).await;
+    app.fund(&buyer, FACE_VALUE * i64::try_from(ESCROWS).expect("fits"))
+        .await;
     let services = &app.running().services;
     let id = |text: &str| Uuid::parse_str(text).expect("uuid");
-    let buyer = identity::load_viewer(&services.db, id(&buyer_id)).await.expect("buyer");
-    let staff = identity::load_viewer(&services.db, id(&shop.staff_id)).await.expect("staff");
+    let buyer = identity::load_viewer(&services.db, id(&buyer_id))
+        .await
+        .expect("buyer");
+    let staff = identity::load_viewer(&services.db, id(&shop.staff_id))
+        .await
+        .expect("staff");
     let admin_id: Uuid = {
         let me = app
-            .ok(Some(&app.admin_token().await), "{ me { id } }", serde_json::json!({}), "me")
+            .ok(
+                Some(&app.admin_token().await),
+                "{ me { id } }",
+                serde_json::json!({}),
+                "me",
+            )
             .await;
         id(me["id"].as_str().expect("admin id"))
     };
-    let admin = identity::load_viewer(&services.db, admin_id).await.expect("admin");
+    let admin = identity::load_viewer(&services.db, admin_id)
+        .await
+        .expect("admin");
     let meta = RequestMeta::system();
     let product = id(&shop.product_id);
     let branch = id(&shop.branch_id);
@@ -45,16 +59,26 @@ async fn a_thousand_escrows_hit_by_a_concurrent_settle_and_release_each_end_exac
         .map(|i| {
             let (meta, buyer) = (&meta, &buyer);
             async move {
-                cards::purchase(services, meta, buyer, product, face_value, &format!("buy-{i}"))
-                    .await
-                    .expect("purchase")
+                cards::purchase(
+                    services,
+                    meta,
+                    buyer,
+                    product,
+                    face_value,
+                    &format!("buy-{i}"),
+                )
+                .await
+                .expect("purchase")
             }
         })
         .buffer_unordered(16)
         .collect()
         .await;
     assert_eq!(bought.len(), ESCROWS);
-    assert_eq!(app.my_balance(&app.login("buyer@example.com").await).await, 0);
+    assert_eq!(
+        app.my_balance(&app.login("buyer@example.com").await).await,
+        0
+    );
 
     let outcomes: Vec<(bool, bool)> = stream::iter(bought.iter().enumerate())
         .map(|(i, card)| {
@@ -73,9 +97,13 @@ async fn a_thousand_escrows_hit_by_a_concurrent_settle_and_release_each_end_exac
                     },
                     &key,
                 );
-                let release = giftcard::release_as_admin(services, meta, admin, card.escrow_id, "race");
+                let release =
+                    giftcard::release_as_admin(services, meta, admin, card.escrow_id, "race");
                 let (settled, released) = tokio::join!(settle, release);
-                for refused in [settled.as_ref().err(), released.as_ref().err()].into_iter().flatten() {
+                for refused in [settled.as_ref().err(), released.as_ref().err()]
+                    .into_iter()
+                    .flatten()
+                {
                     assert!(
                         matches!(refused, DomainError::Conflict(_)),
                         "the loser gets CONFLICT, not {refused:?}"
@@ -90,21 +118,41 @@ async fn a_thousand_escrows_hit_by_a_concurrent_settle_and_release_each_end_exac
 
     let settled = outcomes.iter().filter(|(s, r)| *s && !*r).count();
     let released = outcomes.iter().filter(|(s, r)| !*s && *r).count();
-    assert_eq!(settled + released, ESCROWS, "exactly one transition wins per escrow");
+    assert_eq!(
+        settled + released,
+        ESCROWS,
+        "exactly one transition wins per escrow"
+    );
     let count = |sql: &'static str| scalar(&app.db, sql);
     let as_i64 = |n: usize| i64::try_from(n).expect("fits");
-    assert_eq!(count("SELECT count(*) FROM giftcard.escrows WHERE status = 'SETTLED'").await, as_i64(settled));
-    assert_eq!(count("SELECT count(*) FROM giftcard.escrows WHERE status = 'RELEASED'").await, as_i64(released));
-    assert_eq!(count("SELECT count(*) FROM giftcard.cards WHERE status = 'REDEEMED'").await, as_i64(settled));
-    assert_eq!(count("SELECT count(*) FROM giftcard.cards WHERE status = 'VOID'").await, as_i64(released));
-    assert_eq!(count("SELECT count(*) FROM giftcard.redemptions").await, as_i64(settled));
+    assert_eq!(
+        count("SELECT count(*) FROM giftcard.escrows WHERE status = 'SETTLED'").await,
+        as_i64(settled)
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM giftcard.escrows WHERE status = 'RELEASED'").await,
+        as_i64(released)
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM giftcard.cards WHERE status = 'REDEEMED'").await,
+        as_i64(settled)
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM giftcard.cards WHERE status = 'VOID'").await,
+        as_i64(released)
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM giftcard.redemptions").await,
+        as_i64(settled)
+    );
     assert_eq!(
         count("SELECT count(DISTINCT reference) FROM ledger.transfers WHERE kind IN ('SETTLEMENT', 'CARD_REFUND')").await,
         as_i64(ESCROWS),
         "one final transfer per escrow"
     );
     assert_eq!(
-        count("SELECT count(*) FROM ledger.transfers WHERE kind IN ('SETTLEMENT', 'CARD_REFUND')").await,
+        count("SELECT count(*) FROM ledger.transfers WHERE kind IN ('SETTLEMENT', 'CARD_REFUND')")
+            .await,
         as_i64(ESCROWS),
         "and never a second"
     );

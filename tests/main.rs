@@ -9,11 +9,12 @@
 
 mod support;
 
-mod health;
 mod escrow_race;
+mod health;
 mod http;
 mod identity;
 mod ledger;
+mod market_auth;
 mod marketplace;
 mod outbox;
 mod payout;

@@ -31,15 +31,25 @@ async fn purchase_rows(app: &TestApp) -> [i64; 4] {
     [
         app.count("giftcard.escrows").await,
         app.count("giftcard.cards").await,
-        scalar(&app.db, "SELECT count(*) FROM ledger.transfers WHERE kind = 'CARD_PURCHASE'").await,
-        scalar(&app.db, "SELECT count(*) FROM ops.audit_log WHERE action = 'card.purchase'").await,
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM ledger.transfers WHERE kind = 'CARD_PURCHASE'",
+        )
+        .await,
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM ops.audit_log WHERE action = 'card.purchase'",
+        )
+        .await,
     ]
 }
 
 #[tokio::test]
 async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts() {
     let app = spawn_app().await;
-    let shop = app.open_shop("shop@example.com", "Shoprite", &[500_000, 10_000]).await;
+    let shop = app
+        .open_shop("shop@example.com", "Shoprite", &[500_000, 10_000])
+        .await;
     let (buyer, buyer_id) = app.register("buyer@example.com", "Bola Ade").await;
     app.fund(&buyer, 600_000).await;
 
@@ -50,11 +60,24 @@ async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts(
     let code = card["code"].as_str().expect("the owner sees the code");
     let pin = card["pin"].as_str().expect("the owner sees the pin");
     assert_eq!(code.len(), 14, "XXXX-XXXX-XXXX: {code}");
-    assert!(pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()), "{pin}");
+    assert!(
+        pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()),
+        "{pin}"
+    );
     let escrow = &card["escrow"];
     assert_eq!(
-        (&escrow["status"], &escrow["source"], &escrow["amount"], &escrow["serviceRateBps"]),
-        (&json!("RESERVED"), &json!("CARD_PURCHASE"), &json!("500000"), &json!(500))
+        (
+            &escrow["status"],
+            &escrow["source"],
+            &escrow["amount"],
+            &escrow["serviceRateBps"]
+        ),
+        (
+            &json!("RESERVED"),
+            &json!("CARD_PURCHASE"),
+            &json!("500000"),
+            &json!(500)
+        )
     );
     assert_eq!(escrow["depositFee"], Value::Null);
     assert_eq!(app.my_balance(&buyer).await, 100_000);
@@ -74,50 +97,104 @@ async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts(
     assert_eq!(code_of(&reused), "IDEMPOTENCY_KEY_REUSED");
 
     let fees_before = platform_balance(&app, "PROVIDER_FEES").await;
-    let redeemed = app.redeem(&shop.staff_token, &code.to_lowercase(), pin, &shop.branch_id, "till-1").await;
+    let redeemed = app
+        .redeem(
+            &shop.staff_token,
+            &code.to_lowercase(),
+            pin,
+            &shop.branch_id,
+            "till-1",
+        )
+        .await;
     let redemption = &redeemed["data"]["redeemCard"];
     assert!(redemption.is_object(), "redeemCard failed: {redeemed}");
     assert_eq!(redemption["branch"]["id"], shop.branch_id.as_str());
     assert_eq!(redemption["card"]["status"], "REDEEMED");
-    assert_eq!(redemption["card"]["code"], Value::Null, "staff do not see the code");
-    assert_eq!(redemption["card"]["pin"], Value::Null, "staff do not see the pin");
+    assert_eq!(
+        redemption["card"]["code"],
+        Value::Null,
+        "staff do not see the code"
+    );
+    assert_eq!(
+        redemption["card"]["pin"],
+        Value::Null,
+        "staff do not see the pin"
+    );
     assert_eq!(
         redemption["escrow"],
         json!({ "id": escrow["id"], "status": "SETTLED", "depositFee": "7500", "serviceFee": "24625", "merchantPayout": "467875" })
     );
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 467_875);
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        467_875
+    );
     assert_eq!(platform_balance(&app, "PLATFORM_FEES").await, 24_625);
-    assert_eq!(platform_balance(&app, "PROVIDER_FEES").await - fees_before, 7_500);
+    assert_eq!(
+        platform_balance(&app, "PROVIDER_FEES").await - fees_before,
+        7_500
+    );
     assert_eq!(platform_balance(&app, "ESCROW_HOLDING").await, 0);
     assert_ledger_sound(&app).await;
 
-    let replay = app.redeem(&shop.staff_token, code, pin, &shop.branch_id, "till-1").await;
-    assert_eq!(replay["data"]["redeemCard"]["id"], redemption["id"], "{replay}");
-    let twice = app.redeem(&shop.staff_token, code, pin, &shop.branch_id, "till-2").await;
+    let replay = app
+        .redeem(&shop.staff_token, code, pin, &shop.branch_id, "till-1")
+        .await;
+    assert_eq!(
+        replay["data"]["redeemCard"]["id"], redemption["id"],
+        "{replay}"
+    );
+    let twice = app
+        .redeem(&shop.staff_token, code, pin, &shop.branch_id, "till-2")
+        .await;
     assert_eq!(code_of(&twice), "CONFLICT");
     assert_eq!(app.count("giftcard.redemptions").await, 1);
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 467_875);
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        467_875
+    );
 
     // Payout: provider first, then the debit; a replay pays nothing twice.
-    let knobs = app.running().services.payments.sandbox.clone().expect("sandbox");
+    let knobs = app
+        .running()
+        .services
+        .payments
+        .sandbox
+        .clone()
+        .expect("sandbox");
     let paid = payout(&app, &shop.staff_token, &shop.merchant_id, 400_000, "po-1").await;
     let paid = &paid["data"]["requestPayout"];
     assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
     let reference = paid["reference"].as_str().expect("reference");
     let payout_id = paid["id"].as_str().expect("id");
     assert_eq!(reference, format!("po_{}", payout_id.replace('-', "")));
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 67_875);
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        67_875
+    );
     let replayed = payout(&app, &shop.staff_token, &shop.merchant_id, 400_000, "po-1").await;
     assert_eq!(replayed["data"]["requestPayout"]["id"], payout_id);
-    assert_eq!(knobs.transfer_calls(), 1, "a replay never calls the provider");
     assert_eq!(
-        knobs.transferred(reference).map(|(amount, asked)| (amount.minor(), asked)),
+        knobs.transfer_calls(),
+        1,
+        "a replay never calls the provider"
+    );
+    assert_eq!(
+        knobs
+            .transferred(reference)
+            .map(|(amount, asked)| (amount.minor(), asked)),
         Some((400_000, 1))
     );
     let too_much = payout(&app, &shop.staff_token, &shop.merchant_id, 67_876, "po-2").await;
     assert_eq!(code_of(&too_much), "INSUFFICIENT_FUNDS");
     assert_eq!(too_much["errors"][0]["extensions"]["available"], "67875");
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 67_875);
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        67_875
+    );
     assert_ledger_sound(&app).await;
 
     let entries = app
@@ -156,17 +233,24 @@ async fn an_expired_card_is_refunded_to_its_buyer_by_the_schedule_once() {
         .await
         .expect("backdate");
 
-    let query = "query($id: ID!) { card(id: $id) { status escrow { status releaseReason releasedAt } } }";
+    let query =
+        "query($id: ID!) { card(id: $id) { status escrow { status releaseReason releasedAt } } }";
     eventually("the card to expire", || async {
         let body = app.gql(Some(&buyer), query, json!({ "id": id })).await;
         body["data"]["card"]["status"] == "EXPIRED"
     })
     .await;
-    let seen = app.ok(Some(&buyer), query, json!({ "id": id }), "card").await;
+    let seen = app
+        .ok(Some(&buyer), query, json!({ "id": id }), "card")
+        .await;
     assert_eq!(seen["escrow"]["status"], "RELEASED");
     assert_eq!(seen["escrow"]["releaseReason"], "card expired");
     assert_eq!(app.my_balance(&buyer).await, 20_000);
-    let refunds = scalar(&app.db, "SELECT count(*) FROM ledger.transfers WHERE kind = 'CARD_REFUND'").await;
+    let refunds = scalar(
+        &app.db,
+        "SELECT count(*) FROM ledger.transfers WHERE kind = 'CARD_REFUND'",
+    )
+    .await;
     assert_eq!(refunds, 1);
 
     // Running the job again (a re-delivery, a second worker) changes nothing.
@@ -176,7 +260,13 @@ async fn an_expired_card_is_refunded_to_its_buyer_by_the_schedule_once() {
     assert_eq!(again, 0);
     assert_eq!(app.my_balance(&buyer).await, 20_000);
     let redeem = app
-        .redeem(&shop.staff_token, card["code"].as_str().expect("code"), card["pin"].as_str().expect("pin"), &shop.branch_id, "t")
+        .redeem(
+            &shop.staff_token,
+            card["code"].as_str().expect("code"),
+            card["pin"].as_str().expect("pin"),
+            &shop.branch_id,
+            "t",
+        )
         .await;
     assert_eq!(code_of(&redeem), "CONFLICT");
     assert_ledger_sound(&app).await;
@@ -190,23 +280,50 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
     let (buyer, _) = app.register("buyer@example.com", "Dayo K").await;
     app.fund(&buyer, 5_000).await;
     let card = card_of(&app.buy(&buyer, &shop.product_id, 5_000, "k").await);
-    let (code, pin) = (card["code"].as_str().expect("code"), card["pin"].as_str().expect("pin"));
+    let (code, pin) = (
+        card["code"].as_str().expect("code"),
+        card["pin"].as_str().expect("pin"),
+    );
     let wrong = if pin == "000000" { "111111" } else { "000000" };
 
-    let foreign = app.redeem(&rival.staff_token, code, pin, &rival.branch_id, "r").await;
+    let foreign = app
+        .redeem(&rival.staff_token, code, pin, &rival.branch_id, "r")
+        .await;
     assert_eq!(code_of(&foreign), "NOT_FOUND", "{foreign}");
-    let not_my_branch = app.redeem(&rival.staff_token, code, pin, &shop.branch_id, "r2").await;
+    let not_my_branch = app
+        .redeem(&rival.staff_token, code, pin, &shop.branch_id, "r2")
+        .await;
     assert_eq!(code_of(&not_my_branch), "FORBIDDEN", "{not_my_branch}");
-    let malformed = app.redeem(&shop.staff_token, code, "12", &shop.branch_id, "m").await;
+    let malformed = app
+        .redeem(&shop.staff_token, code, "12", &shop.branch_id, "m")
+        .await;
     assert_eq!(malformed["errors"][0]["extensions"]["field"], "input.pin");
 
     for attempt in 1..=5 {
-        let body = app.redeem(&shop.staff_token, code, wrong, &shop.branch_id, &format!("w{attempt}")).await;
-        assert_eq!(code_of(&body), "BAD_USER_INPUT", "attempt {attempt}: {body}");
+        let body = app
+            .redeem(
+                &shop.staff_token,
+                code,
+                wrong,
+                &shop.branch_id,
+                &format!("w{attempt}"),
+            )
+            .await;
+        assert_eq!(
+            code_of(&body),
+            "BAD_USER_INPUT",
+            "attempt {attempt}: {body}"
+        );
         assert_eq!(body["errors"][0]["extensions"]["field"], "input.pin");
     }
-    let locked = app.redeem(&shop.staff_token, code, pin, &shop.branch_id, "right").await;
-    assert_eq!(code_of(&locked), "FORBIDDEN", "locked even with the right pin: {locked}");
+    let locked = app
+        .redeem(&shop.staff_token, code, pin, &shop.branch_id, "right")
+        .await;
+    assert_eq!(
+        code_of(&locked),
+        "FORBIDDEN",
+        "locked even with the right pin: {locked}"
+    );
     assert_eq!(app.count("giftcard.pin_failures").await, 5);
     assert_eq!(app.count("giftcard.redemptions").await, 0);
     assert_eq!(platform_balance(&app, "ESCROW_HOLDING").await, 5_000);
@@ -217,8 +334,13 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
         .execute_unprepared("UPDATE giftcard.cards SET locked_until = now() - interval '1 second'; UPDATE giftcard.pin_failures SET failed_at = now() - interval '16 minutes'")
         .await
         .expect("let the lock run out");
-    let redeemed = app.redeem(&shop.staff_token, code, pin, &shop.branch_id, "w1").await;
-    assert_eq!(redeemed["data"]["redeemCard"]["card"]["status"], "REDEEMED", "{redeemed}");
+    let redeemed = app
+        .redeem(&shop.staff_token, code, pin, &shop.branch_id, "w1")
+        .await;
+    assert_eq!(
+        redeemed["data"]["redeemCard"]["card"]["status"], "REDEEMED",
+        "{redeemed}"
+    );
     assert_ledger_sound(&app).await;
 }
 
@@ -239,12 +361,23 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     assert_eq!(code_of(&odd), "BAD_USER_INPUT");
     assert_eq!(odd["errors"][0]["extensions"]["field"], "input.faceValue");
     let zero = app.buy(&buyer, &shop.product_id, 0, "c").await;
-    assert_eq!(odd["errors"][0]["extensions"]["field"], zero["errors"][0]["extensions"]["field"]);
-    let unknown = app.buy(&buyer, &uuid::Uuid::new_v4().to_string(), 50_000, "d").await;
+    assert_eq!(
+        odd["errors"][0]["extensions"]["field"],
+        zero["errors"][0]["extensions"]["field"]
+    );
+    let unknown = app
+        .buy(&buyer, &uuid::Uuid::new_v4().to_string(), 50_000, "d")
+        .await;
     assert_eq!(code_of(&unknown), "NOT_FOUND");
 
     let admin = app.admin_token().await;
-    app.ok(Some(&admin), "mutation($id: ID!) { suspendMerchant(id: $id, reason: \"fraud review\") { status } }", json!({ "id": shop.merchant_id }), "suspendMerchant").await;
+    app.ok(
+        Some(&admin),
+        "mutation($id: ID!) { suspendMerchant(id: $id, reason: \"fraud review\") { status } }",
+        json!({ "id": shop.merchant_id }),
+        "suspendMerchant",
+    )
+    .await;
     app.fund(&buyer, 40_000).await;
     let suspended = app.buy(&buyer, &shop.product_id, 50_000, "e").await;
     assert_eq!(code_of(&suspended), "FORBIDDEN", "{suspended}");
@@ -252,7 +385,11 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     assert_eq!(purchase_rows(&app).await, before);
     // Only the second top-up's wallet announcement reached the outbox (and
     // was relayed); nothing of the failed purchases.
-    let purchase_messages = scalar(&app.db, "SELECT count(*) FROM ops.outbox WHERE payload::text LIKE '%CARD_PURCHASE%'").await;
+    let purchase_messages = scalar(
+        &app.db,
+        "SELECT count(*) FROM ops.outbox WHERE payload::text LIKE '%CARD_PURCHASE%'",
+    )
+    .await;
     assert_eq!(purchase_messages, 0);
     assert!(app.count("ops.outbox").await <= outbox_before + 1);
     assert_eq!(app.my_balance(&buyer).await, 50_000);
@@ -278,12 +415,18 @@ async fn the_database_refuses_to_change_a_final_escrow() {
     assert_eq!(released["card"]["status"], "VOID");
     assert_eq!(app.my_balance(&buyer).await, 5_000);
     let again = app
-        .gql(Some(&admin), "mutation($id: ID!) { releaseEscrow(id: $id, reason: \"again\") { status } }", json!({ "id": escrow }))
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { releaseEscrow(id: $id, reason: \"again\") { status } }",
+            json!({ "id": escrow }),
+        )
         .await;
     assert_eq!(code_of(&again), "CONFLICT");
 
     for sql in [
-        format!("UPDATE giftcard.escrows SET status = 'SETTLED', settled_at = now(), deposit_fee = 0, service_fee = 0, merchant_payout = 5000, released_at = NULL, release_reason = NULL WHERE id = '{escrow}'"),
+        format!(
+            "UPDATE giftcard.escrows SET status = 'SETTLED', settled_at = now(), deposit_fee = 0, service_fee = 0, merchant_payout = 5000, released_at = NULL, release_reason = NULL WHERE id = '{escrow}'"
+        ),
         format!("UPDATE giftcard.escrows SET release_reason = 'edited' WHERE id = '{escrow}'"),
         format!("DELETE FROM giftcard.escrows WHERE id = '{escrow}'"),
     ] {
@@ -294,10 +437,16 @@ async fn the_database_refuses_to_change_a_final_escrow() {
     let fresh_escrow = fresh["escrow"]["id"].as_str().expect("escrow id");
     let unbalanced = app
         .db
-        .execute_unprepared(&format!("UPDATE giftcard.escrows SET amount = 1 WHERE id = '{fresh_escrow}'"))
+        .execute_unprepared(&format!(
+            "UPDATE giftcard.escrows SET amount = 1 WHERE id = '{fresh_escrow}'"
+        ))
         .await;
     assert!(unbalanced.is_err(), "the amount is fixed at reservation");
-    let audit = scalar(&app.db, "SELECT count(*) FROM ops.audit_log WHERE action = 'escrow.release'").await;
+    let audit = scalar(
+        &app.db,
+        "SELECT count(*) FROM ops.audit_log WHERE action = 'escrow.release'",
+    )
+    .await;
     assert_eq!(audit, 1);
     assert_ledger_sound(&app).await;
 }

@@ -23,25 +23,43 @@ async fn payout(app: &TestApp, shop: &Shop, minor: i64, key: &str) -> Value {
 /// A shop whose wallet holds the payout of one redeemed 100,000 card:
 /// 100,000 - 1,500 deposit fee - 4,925 service fee = 93,575.
 async fn shop_with_earnings(app: &TestApp) -> Shop {
-    let shop = app.open_shop("shop@example.com", "Earner", &[100_000]).await;
+    let shop = app
+        .open_shop("shop@example.com", "Earner", &[100_000])
+        .await;
     let (buyer, _) = app.register("buyer@example.com", "Ike N").await;
     app.fund(&buyer, 100_000).await;
     let body = app.buy(&buyer, &shop.product_id, 100_000, "k").await;
     let card = &body["data"]["purchaseCard"];
     let redeemed = app
-        .redeem(&shop.staff_token, card["code"].as_str().expect("code"), card["pin"].as_str().expect("pin"), &shop.branch_id, "t")
+        .redeem(
+            &shop.staff_token,
+            card["code"].as_str().expect("code"),
+            card["pin"].as_str().expect("pin"),
+            &shop.branch_id,
+            "t",
+        )
         .await;
     assert!(redeemed["errors"].is_null(), "{redeemed}");
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 93_575);
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        93_575
+    );
     shop
 }
 
 fn knobs(app: &TestApp) -> Arc<SandboxKnobs> {
-    app.running().services.payments.sandbox.clone().expect("sandbox provider")
+    app.running()
+        .services
+        .payments
+        .sandbox
+        .clone()
+        .expect("sandbox provider")
 }
 
 #[tokio::test]
-async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_breaker_until_a_trial_succeeds() {
+async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_breaker_until_a_trial_succeeds()
+ {
     let app = AppOptions::new()
         .await
         .config(|c| c.payment_breaker_cooldown_ms = 300)
@@ -49,19 +67,31 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
         .await;
     let shop = shop_with_earnings(&app).await;
     let knobs = knobs(&app);
-    knobs.set(KnobSettings { latency_ms: 0, failure_percent: 100 });
+    knobs.set(KnobSettings {
+        latency_ms: 0,
+        failure_percent: 100,
+    });
 
     let mut failed = Vec::new();
     for i in 0..5 {
         let body = payout(&app, &shop, 50_000, &format!("fail-{i}")).await;
         let payout = &body["data"]["requestPayout"];
         assert_eq!(payout["status"], "FAILED", "{body}");
-        assert!(payout["failureReason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(
+            payout["failureReason"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty())
+        );
         assert!(payout["completedAt"].is_string());
         failed.push(payout["id"].clone());
     }
     assert_eq!(knobs.transfer_calls(), 5);
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 93_575, "no debit");
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        93_575,
+        "no debit"
+    );
 
     // The stored outcome is replayed; the provider is not asked again.
     let replay = payout(&app, &shop, 50_000, "fail-0").await;
@@ -73,14 +103,21 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
     let open = payout(&app, &shop, 50_000, "while-open").await;
     assert_eq!(code(&open), "PAYMENT_PROVIDER_UNAVAILABLE", "{open}");
     let topup = app
-        .gql(Some(&shop.staff_token), "mutation($i: TopupInput!) { initiateTopup(input: $i) { id } }", json!({ "i": { "amount": "100", "idempotencyKey": "t" } }))
+        .gql(
+            Some(&shop.staff_token),
+            "mutation($i: TopupInput!) { initiateTopup(input: $i) { id } }",
+            json!({ "i": { "amount": "100", "idempotencyKey": "t" } }),
+        )
         .await;
     assert_eq!(code(&topup), "PAYMENT_PROVIDER_UNAVAILABLE");
     assert_eq!(app.count("ledger.payouts").await, 5);
     assert_eq!(knobs.transfer_calls(), 5);
 
     // The provider recovers; after the cooldown one trial goes through.
-    knobs.set(KnobSettings { latency_ms: 0, failure_percent: 0 });
+    knobs.set(KnobSettings {
+        latency_ms: 0,
+        failure_percent: 0,
+    });
     let attempt = std::cell::Cell::new(0);
     let succeeded = std::cell::RefCell::new(Value::Null);
     eventually("the breaker to let a trial through", || {
@@ -100,8 +137,16 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
     let succeeded = succeeded.into_inner();
     assert_eq!(succeeded["status"], "SUCCEEDED", "{succeeded}");
     assert_eq!(knobs.transfer_calls(), 6);
-    assert_eq!(app.count("ledger.payouts").await, 6, "fast failures wrote no payout");
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 43_575);
+    assert_eq!(
+        app.count("ledger.payouts").await,
+        6,
+        "fast failures wrote no payout"
+    );
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        43_575
+    );
     assert_ledger_sound(&app).await;
 }
 
@@ -114,24 +159,49 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
         .await;
     let shop = shop_with_earnings(&app).await;
     let knobs = knobs(&app);
-    knobs.set(KnobSettings { latency_ms: 5_000, failure_percent: 0 });
+    knobs.set(KnobSettings {
+        latency_ms: 5_000,
+        failure_percent: 0,
+    });
 
     let slow = payout(&app, &shop, 90_000, "slow").await;
     let slow = &slow["data"]["requestPayout"];
     assert_eq!(slow["status"], "FAILED", "{slow}");
     let reference = slow["reference"].as_str().expect("reference");
-    assert_eq!(knobs.transferred(reference), None, "the provider never completed it");
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 93_575);
+    assert_eq!(
+        knobs.transferred(reference),
+        None,
+        "the provider never completed it"
+    );
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        93_575
+    );
 
-    knobs.set(KnobSettings { latency_ms: 0, failure_percent: 0 });
+    knobs.set(KnobSettings {
+        latency_ms: 0,
+        failure_percent: 0,
+    });
     let retry = payout(&app, &shop, 90_000, "slow").await;
     assert_eq!(retry["data"]["requestPayout"]["id"], slow["id"]);
     assert_eq!(retry["data"]["requestPayout"]["status"], "FAILED");
-    assert_eq!(knobs.transfer_calls(), 1, "the retry returned the stored outcome");
+    assert_eq!(
+        knobs.transfer_calls(),
+        1,
+        "the retry returned the stored outcome"
+    );
 
     let fresh = payout(&app, &shop, 90_000, "fresh").await;
-    assert_eq!(fresh["data"]["requestPayout"]["status"], "SUCCEEDED", "{fresh}");
-    assert_eq!(app.merchant_balance(&shop.staff_token, &shop.merchant_id).await, 3_575);
+    assert_eq!(
+        fresh["data"]["requestPayout"]["status"], "SUCCEEDED",
+        "{fresh}"
+    );
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        3_575
+    );
     // The wallet cannot promise the same money twice.
     let over = payout(&app, &shop, 3_576, "over").await;
     assert_eq!(code(&over), "INSUFFICIENT_FUNDS");
