@@ -67,10 +67,22 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
         .await;
     let shop = shop_with_earnings(&app).await;
     let knobs = knobs(&app);
-    knobs.set(KnobSettings {
-        latency_ms: 0,
-        failure_percent: 100,
-    });
+    // The knobs as a front end or load test turns them, over HTTP.
+    let turned = app
+        .client
+        .post(app.url("/sandbox/settings"))
+        .json(&json!({ "latencyMs": 0, "failurePercent": 100 }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(turned.status(), 200);
+    assert_eq!(
+        knobs.get(),
+        KnobSettings {
+            latency_ms: 0,
+            failure_percent: 100
+        }
+    );
 
     let mut failed = Vec::new();
     for i in 0..5 {

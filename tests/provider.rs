@@ -358,6 +358,14 @@ async fn sandbox_routes_do_not_exist_outside_sandbox_mode() {
             assert_eq!(response.status(), 404, "POST {target}/{action}");
         }
     }
+    let knobs = http
+        .client
+        .post(http.url("/sandbox/settings"))
+        .json(&json!({ "latencyMs": 0, "failurePercent": 100 }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(knobs.status(), 404, "no sandbox knobs on a real provider");
     assert_eq!(
         topup(&http, &token, &id).await,
         json!({ "status": "PENDING", "fee": null }),

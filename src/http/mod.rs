@@ -102,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sandbox/checkout/{reference}/pay", post(payments::pay))
         .route("/sandbox/checkout/{reference}/fail", post(payments::fail))
+        .route(
+            "/sandbox/settings",
+            get(payments::settings).post(payments::change_settings),
+        )
     } else {
         api
     };

@@ -1,7 +1,7 @@
 //! The payment provider's side of HTTP: the signed webhook
 //! (`POST /webhooks/payments`) and, with `PAYMENT_PROVIDER=sandbox` only,
 //! the sandbox checkout (`/sandbox/checkout/{reference}`, `.../pay`,
-//! `.../fail`).
+//! `.../fail`) and its knobs (`/sandbox/settings`).
 
 use axum::Extension;
 use axum::Json;
@@ -170,4 +170,30 @@ pub async fn fail(
     headers: HeaderMap,
 ) -> Response {
     complete(&state, correlation, &headers, &reference, Outcome::Fail).await
+}
+
+/// `GET /sandbox/settings`: the sandbox's latency and failure knobs.
+pub async fn settings(State(state): State<AppState>) -> Response {
+    match &state.services.payments.sandbox {
+        Some(knobs) => Json(knobs.get()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `POST /sandbox/settings` (JSON `{"latencyMs": 0, "failurePercent": 0}`):
+/// changes the knobs of this process's sandbox, so a front end or a load
+/// test can see slow and failing payments. Sandbox only, like every
+/// `/sandbox` route.
+pub async fn change_settings(
+    State(state): State<AppState>,
+    Json(settings): Json<sandbox::KnobSettings>,
+) -> Response {
+    match &state.services.payments.sandbox {
+        Some(knobs) => {
+            knobs.set(settings);
+            tracing::warn!(?settings, "sandbox provider knobs changed");
+            Json(knobs.get()).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
