@@ -100,6 +100,29 @@ async fn checkouts(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) ->
     }
 }
 
+/// `POST /transfers`: accepted, or declined for the account `closed`.
+async fn transfers(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let declined = body["destination"] == "closed";
+    fake.seen.lock().expect("fake requests").push(Seen {
+        authorization: header(&headers, "authorization"),
+        idempotency_key: header(&headers, "idempotency-key"),
+        body,
+    });
+    let answer = *fake.answer.lock().expect("fake mode");
+    match answer {
+        Answer::Ok if declined => {
+            axum::Json(json!({ "status": "declined", "reason": "account closed" })).into_response()
+        }
+        Answer::Ok => axum::Json(json!({ "status": "accepted" })).into_response(),
+        Answer::ServerError => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Answer::Garbage => {
+            (StatusCode::OK, [("content-type", "application/json")], "{}").into_response()
+        }
+        Answer::Hang => std::future::pending::<Response>().await,
+    }
+}
+
 fn checkout_url(reference: &str) -> String {
     format!("https://pay.fake/c/{reference}")
 }
@@ -112,6 +135,7 @@ async fn fake_provider(answer: Answer) -> (Fake, String) {
     };
     let router = Router::new()
         .route("/v1/checkouts", post(checkouts))
+        .route("/v1/transfers", post(transfers))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -510,4 +534,68 @@ async fn a_repeat_while_the_first_is_in_flight_is_in_use_and_never_a_second_effe
         "the repeats never reached the provider"
     );
     assert_eq!(app.count("ledger.topups").await, 0);
+}
+
+#[tokio::test]
+async fn the_http_provider_sends_payout_transfers_under_their_reference_and_reads_the_answer() {
+    use giftdrop_domain::money::Amount;
+    use giftdrop_domain::payments::http::{HttpProvider, HttpProviderConfig};
+    use giftdrop_domain::payments::{
+        PaymentProvider, ProviderError, TransferOutcome, TransferRequest,
+    };
+
+    giftdrop::install_crypto_provider();
+    let (fake, url) = fake_provider(Answer::Ok).await;
+    let provider = HttpProvider::new(HttpProviderConfig {
+        base_url: url,
+        secret: SecretString::from(PROVIDER_SECRET),
+        connect_timeout: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+    })
+    .expect("client");
+    let request = |destination| TransferRequest {
+        reference: "po_0123",
+        amount: Amount::positive(100_000).expect("amount"),
+        currency: "NGN",
+        destination,
+    };
+    assert_eq!(
+        provider
+            .transfer(&request("0123456789"))
+            .await
+            .expect("answered"),
+        TransferOutcome::Accepted
+    );
+    let seen = fake.seen();
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(&*format!("Bearer {PROVIDER_SECRET}"))
+    );
+    assert_eq!(seen[0].idempotency_key.as_deref(), Some("po_0123"));
+    assert_eq!(
+        seen[0].body,
+        json!({ "reference": "po_0123", "amount": "100000", "currency": "NGN", "destination": "0123456789" })
+    );
+    assert_eq!(
+        provider
+            .transfer(&request("closed"))
+            .await
+            .expect("answered"),
+        TransferOutcome::Declined("account closed".into())
+    );
+    for (answer, expected) in [
+        (Answer::ServerError, "unreachable"),
+        (Answer::Garbage, "refused"),
+        (Answer::Hang, "in time"),
+    ] {
+        fake.set(answer);
+        let failed: ProviderError = provider
+            .transfer(&request("0123456789"))
+            .await
+            .expect_err("fails");
+        assert!(
+            failed.to_string().contains(expected),
+            "{answer:?}: {failed}"
+        );
+    }
 }
