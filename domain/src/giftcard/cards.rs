@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::escrow::{self, EscrowSource, Funding, NewEscrow};
-use super::merchants::{self, MerchantStatus};
+use super::merchants::MerchantStatus;
 use super::pin::{self, CardSecrets};
 use super::products::{self, ProductView};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
-use crate::error::{DomainError, DomainResult, is_unique_violation};
+use crate::error::{DomainError, DomainResult};
 use crate::idempotency::{self, Scope};
 use crate::identity::staff::Reach;
 use crate::ledger::{
@@ -189,18 +189,16 @@ pub async fn issue(
 ) -> DomainResult<CardView> {
     let id = Uuid::now_v7();
     let pin = pin::new_pin();
-    // A code collision (about 2^-60 per pair) is retried with a new code;
-    // a savepoint keeps the caller's transaction usable after it.
+    // A code collision (about 2^-60 per pair) inserts nothing and is
+    // retried with a new code; the transaction stays usable.
     for _ in 0..3 {
-        let code = pin::new_code();
-        let attempt = sea_orm::TransactionTrait::begin(txn).await?;
-        let inserted = attempt
+        let inserted = txn
             .query_one_raw(statement(
                 &format!(
                     "INSERT INTO giftcard.cards (id, product_id, merchant_id, owner_id, escrow_id, face_value, code, \
                      pin_hash, pin_sealed, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(days => $10)) \
-                     RETURNING {COLUMNS}"
+                     ON CONFLICT (code) DO NOTHING RETURNING {COLUMNS}"
                 ),
                 vec![
                     id.into(),
@@ -209,20 +207,15 @@ pub async fn issue(
                     card.owner_id.into(),
                     card.escrow_id.into(),
                     card.face_value.minor().into(),
-                    code.into(),
+                    pin::new_code().into(),
                     secrets.hash(id, &pin).into(),
                     secrets.seal(id, &pin).into(),
                     card.product.validity_days.into(),
                 ],
             ))
-            .await;
-        match inserted {
-            Ok(row) => {
-                attempt.commit().await?;
-                return view(&row.ok_or_else(|| bug("INSERT RETURNING gave no row"))?);
-            }
-            Err(err) if is_unique_violation(&err, "cards_code_key") => attempt.rollback().await?,
-            Err(err) => return Err(err.into()),
+            .await?;
+        if let Some(row) = inserted {
+            return view(&row);
         }
     }
     Err(bug("three card code collisions in a row"))
@@ -246,32 +239,33 @@ pub async fn purchase(
     };
     let mut posted: Option<Posted> = None;
     let slot = &mut posted;
+    let mut issued: Option<CardView> = None;
+    let issued_slot = &mut issued;
     let card_id = idempotency::run(&s.db, scope, &(product_id, face_value), || async move {
         s.limiter
             .check(RATE_LIMIT, &viewer.user_id.to_string())
             .await?;
-        let reach = Reach::of(&s.db, Some(viewer)).await?;
-        let product = products::find_visible(&s.db, &reach, product_id)
+        let txn = sea_orm::TransactionTrait::begin(&s.db).await?;
+        let (product, merchant) = products::find_with_merchant(&txn, product_id)
             .await?
             .ok_or(DomainError::NotFound)?;
+        // Only a product the simple rule hides needs the viewer's staff
+        // memberships (staff see their own products off sale).
+        if !products::visible(&product, &merchant, &Reach::default()) {
+            let reach = Reach::of(&txn, Some(viewer)).await?;
+            if !products::visible(&product, &merchant, &reach) {
+                return Err(DomainError::NotFound);
+            }
+        }
         if !product.denominations.contains(&face_value) {
             return Err(DomainError::bad_input(
                 "input.faceValue",
                 "is not one of the product's denominations",
             ));
         }
-        let txn = sea_orm::TransactionTrait::begin(&s.db).await?;
-        // Read in the transaction: an admin suspending the merchant or
-        // staff taking the product off sale concurrently is seen here.
-        let merchant = merchants::find(&txn, product.merchant_id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
         if merchant.status != MerchantStatus::Active {
             return Err(DomainError::Forbidden);
         }
-        let product = products::find(&txn, product_id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
         if !product.active {
             return Err(DomainError::Conflict("this product is not on sale".into()));
         }
@@ -335,13 +329,19 @@ pub async fn purchase(
         .await?;
         *slot = Some(funded);
         metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
-        Ok((txn, card.id))
+        let id = card.id;
+        *issued_slot = Some(card);
+        Ok((txn, id))
     })
     .await?;
     if let Some(posted) = posted {
         posted.committed(s).await;
     }
-    find(&s.db, card_id)
-        .await?
-        .ok_or_else(|| bug("a purchased card vanished"))
+    match issued {
+        Some(card) => Ok(card),
+        // A replay: the card as it is now.
+        None => find(&s.db, card_id)
+            .await?
+            .ok_or_else(|| bug("a purchased card vanished")),
+    }
 }

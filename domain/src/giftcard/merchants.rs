@@ -68,13 +68,20 @@ pub struct BranchView {
 const COLUMNS: &str = "id, name, status, service_rate_bps, payout_account, created_at";
 
 fn view(row: &QueryResult) -> DomainResult<MerchantView> {
+    view_prefixed(row, "")
+}
+
+/// A merchant row whose columns are named `{prefix}id`, `{prefix}name`, …
+/// (e.g. joined beside another table's columns).
+pub(super) fn view_prefixed(row: &QueryResult, prefix: &str) -> DomainResult<MerchantView> {
+    let column = |name: &str| format!("{prefix}{name}");
     Ok(MerchantView {
-        id: row.try_get("", "id")?,
-        name: row.try_get("", "name")?,
-        status: enum_col(row, "status")?,
-        service_rate_bps: bps(row, "service_rate_bps")?,
-        payout_account: row.try_get("", "payout_account")?,
-        created_at: row.try_get("", "created_at")?,
+        id: row.try_get("", &column("id"))?,
+        name: row.try_get("", &column("name"))?,
+        status: enum_col(row, &column("status"))?,
+        service_rate_bps: bps(row, &column("service_rate_bps"))?,
+        payout_account: row.try_get("", &column("payout_account"))?,
+        created_at: row.try_get("", &column("created_at"))?,
     })
 }
 

@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::merchants::{self, MerchantStatus};
+use super::merchants::{self, MerchantStatus, MerchantView};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -87,6 +87,34 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     row.as_ref().map(view).transpose()
 }
 
+/// The product `id` with its merchant, in one query.
+pub async fn find_with_merchant<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+) -> DomainResult<Option<(ProductView, MerchantView)>> {
+    let row = conn
+        .query_one_raw(statement(
+            "SELECT p.id, p.merchant_id, p.name, p.description, p.denominations, p.validity_days, p.active, \
+               p.created_at, m.id AS m_id, m.name AS m_name, m.status AS m_status, \
+               m.service_rate_bps AS m_service_rate_bps, m.payout_account AS m_payout_account, \
+               m.created_at AS m_created_at \
+             FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id WHERE p.id = $1",
+            vec![id.into()],
+        ))
+        .await?;
+    row.as_ref()
+        .map(|row| Ok((view(row)?, merchants::view_prefixed(row, "m_")?)))
+        .transpose()
+}
+
+/// True when `reach` may see `product` of `merchant`: on sale by a visible
+/// merchant, or the viewer manages the merchant. A SUSPENDED merchant's
+/// products stay visible (buying them is `Forbidden`); a PENDING
+/// merchant's are not.
+pub fn visible(product: &ProductView, merchant: &MerchantView, reach: &Reach) -> bool {
+    reach.manages(product.merchant_id) || (product.active && merchant.visible_to(reach))
+}
+
 /// The product `id` if `reach` may see it: on sale by a visible merchant,
 /// or the viewer manages the merchant.
 pub async fn find_visible<C: ConnectionTrait>(
@@ -94,19 +122,10 @@ pub async fn find_visible<C: ConnectionTrait>(
     reach: &Reach,
     id: Uuid,
 ) -> DomainResult<Option<ProductView>> {
-    let Some(product) = find(conn, id).await? else {
-        return Ok(None);
-    };
-    if reach.manages(product.merchant_id) {
-        return Ok(Some(product));
-    }
-    // A SUSPENDED merchant's products stay visible (buying them is
-    // `Forbidden`); a PENDING merchant's are not.
-    let shown = product.active
-        && merchants::find(conn, product.merchant_id)
-            .await?
-            .is_some_and(|m| m.visible_to(reach));
-    Ok(shown.then_some(product))
+    Ok(find_with_merchant(conn, id)
+        .await?
+        .filter(|(product, merchant)| visible(product, merchant, reach))
+        .map(|(product, _)| product))
 }
 
 /// A page of `merchant_id`'s products, oldest first, after `after`;
