@@ -288,6 +288,35 @@ where
     result
 }
 
+/// [`run`] for work that posts to the ledger: `work` also returns its
+/// posting, which is announced (caches invalidated, relay woken) once the
+/// transaction has committed. A replay posted nothing and announces nothing.
+pub async fn run_posting<I, T, F, Fut>(
+    services: &crate::Services,
+    scope: Scope<'_>,
+    input: &I,
+    work: F,
+) -> DomainResult<T>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = DomainResult<(DatabaseTransaction, T, Option<crate::ledger::Posted>)>>,
+{
+    let mut posted = None;
+    let slot = &mut posted;
+    let value = run(&services.db, scope, input, || async move {
+        let (txn, value, posting) = work().await?;
+        *slot = posting;
+        Ok((txn, value))
+    })
+    .await?;
+    if let Some(posted) = posted {
+        posted.committed(services).await;
+    }
+    Ok(value)
+}
+
 /// Deletes expired keys, at most `batch` of them; returns how many.
 pub async fn sweep(db: &DatabaseConnection, batch: u32) -> DomainResult<u64> {
     let deleted = db

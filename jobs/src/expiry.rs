@@ -29,17 +29,12 @@ pub async fn expire_due_cards(services: &Services) -> anyhow::Result<u64> {
 
 /// Runs [`expire_due_cards`] every `period` until `shutdown`.
 pub async fn run(services: Services, period: Duration, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
+    crate::schedule::every(period, shutdown, || async {
         match expire_due_cards(&services).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired cards released to their funders"),
             Err(err) => tracing::error!(error = format!("{err:#}"), "card expiry failed"),
         }
-    }
+    })
+    .await;
 }

@@ -9,6 +9,7 @@ pub mod expiry;
 pub mod mail;
 pub mod queues;
 pub mod relay;
+pub mod schedule;
 pub mod sweep;
 pub mod worker;
 

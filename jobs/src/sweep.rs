@@ -28,13 +28,7 @@ pub async fn sweep_idempotency_keys(db: &DatabaseConnection) -> anyhow::Result<u
 
 /// Sweeps every `period` until `shutdown`.
 pub async fn run(db: DatabaseConnection, period: Duration, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
+    crate::schedule::every(period, shutdown, || async {
         match sweep_idempotency_keys(&db).await {
             Ok(0) => {}
             Ok(deleted) => {
@@ -43,5 +37,6 @@ pub async fn run(db: DatabaseConnection, period: Duration, shutdown: Cancellatio
             }
             Err(err) => tracing::error!(error = format!("{err:#}"), "idempotency sweep failed"),
         }
-    }
+    })
+    .await;
 }

@@ -16,9 +16,7 @@ use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::idempotency::{self, Scope};
 use crate::identity::staff::Reach;
-use crate::ledger::{
-    self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
-};
+use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
 use crate::money::Amount;
 use crate::sql::{amount, bug, enum_col, statement};
 
@@ -237,11 +235,9 @@ pub async fn purchase(
         operation: OPERATION,
         key,
     };
-    let mut posted: Option<Posted> = None;
-    let slot = &mut posted;
     let mut issued: Option<CardView> = None;
     let issued_slot = &mut issued;
-    let card_id = idempotency::run(&s.db, scope, &(product_id, face_value), || async move {
+    let card_id = idempotency::run_posting(s, scope, &(product_id, face_value), || async move {
         s.limiter
             .check(RATE_LIMIT, &viewer.user_id.to_string())
             .await?;
@@ -327,16 +323,12 @@ pub async fn purchase(
             },
         )
         .await?;
-        *slot = Some(funded);
         metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
         let id = card.id;
         *issued_slot = Some(card);
-        Ok((txn, id))
+        Ok((txn, id, Some(funded)))
     })
     .await?;
-    if let Some(posted) = posted {
-        posted.committed(s).await;
-    }
     match issued {
         Some(card) => Ok(card),
         // A replay: the card as it is now.

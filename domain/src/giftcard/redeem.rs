@@ -23,7 +23,6 @@ use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::idempotency::{self, Scope};
 use crate::identity::staff::Reach;
-use crate::ledger::Posted;
 use crate::sql::{bug, statement};
 
 /// Wrong pins within [`WINDOW`] that lock a card.
@@ -131,13 +130,11 @@ pub async fn redeem(
         operation: OPERATION,
         key,
     };
-    let mut posted: Option<Posted> = None;
-    let slot = &mut posted;
     let input = &input;
     // The key's input is what the till meant: the code in its stored form.
     let code = &code;
     let hashed = (code, &input.pin, input.branch_id);
-    let id = idempotency::run(&s.db, scope, &hashed, || async move {
+    let id = idempotency::run_posting(s, scope, &hashed, || async move {
         let branch = merchants::find_branch(&s.db, input.branch_id)
             .await?
             .ok_or(DomainError::NotFound)?;
@@ -204,13 +201,9 @@ pub async fn redeem(
             },
         )
         .await?;
-        *slot = Some(settled.posted);
-        Ok((txn, redemption.id))
+        Ok((txn, redemption.id, Some(settled.posted)))
     })
     .await?;
-    if let Some(posted) = posted {
-        posted.committed(s).await;
-    }
     find(&s.db, id)
         .await?
         .ok_or_else(|| bug("a redemption vanished"))

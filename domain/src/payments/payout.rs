@@ -29,9 +29,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::giftcard::merchants::{self, MerchantStatus};
 use crate::idempotency::{self, Scope};
 use crate::identity::staff::Reach;
-use crate::ledger::{
-    self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
-};
+use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
 use crate::money::Amount;
 use crate::sql::{amount, bug, enum_col, statement};
 
@@ -178,9 +176,7 @@ pub async fn request(
         operation: OPERATION,
         key,
     };
-    let mut posted: Option<Posted> = None;
-    let slot = &mut posted;
-    let id = idempotency::run(&s.db, scope, &(merchant_id, amount), || async move {
+    let id = idempotency::run_posting(s, scope, &(merchant_id, amount), || async move {
         s.limiter
             .check(RATE_LIMIT, &viewer.user_id.to_string())
             .await?;
@@ -202,6 +198,7 @@ pub async fn request(
             }))
             .await;
         let txn = s.db.begin().await?;
+        let mut posted = None;
         let failure = match outcome {
             Ok(TransferOutcome::Accepted) => None,
             Ok(TransferOutcome::Declined(reason)) => Some(reason),
@@ -236,7 +233,7 @@ pub async fn request(
                     vec![id.into(), paid.transfer_id.into()],
                 ))
                 .await?;
-                *slot = Some(paid);
+                posted = Some(paid);
             }
             Some(reason) => {
                 txn.execute_raw(statement(
@@ -258,12 +255,9 @@ pub async fn request(
             },
         )
         .await?;
-        Ok((txn, id))
+        Ok((txn, id, posted))
     })
     .await?;
-    if let Some(posted) = posted {
-        posted.committed(s).await;
-    }
     find(&s.db, id)
         .await?
         .ok_or_else(|| bug("a requested payout vanished"))
