@@ -10,6 +10,12 @@
 # `me { wallet { balance } }` against `me { id }` with the balance cache,
 # then stops that Redis and measures again.
 #
+#   bench/run.sh market --buyers 32 --tills 16 --seconds 20
+#
+# `market` raises the server's rate limits (purchaseCard is 100 per user per
+# hour by default) and measures purchaseCard and redeemCard through the API
+# against pgbench; it needs pgbench too.
+#
 # The ledger scenario needs only Postgres (and pgbench), not the server:
 #
 #   ./target/release/giftdrop-bench ledger --clients 32 --seconds 20 --wallets 1000
@@ -24,6 +30,9 @@ redis_url=redis://127.0.0.1:6379
 if [ "$1" = wallet ]; then
   redis-server --port 6391 --bind 127.0.0.1 --daemonize yes --save "" --appendonly no >/dev/null
   redis_url=redis://127.0.0.1:6391
+fi
+if [ "$1" = market ]; then
+  export RATE_LIMITS=topup=100000/3600,payout=100000/3600,purchase=1000000/3600,attempt=100000/60,join=100000/60,login=100000/300
 fi
 REDIS_URL=$redis_url DATABASE_URL=postgres://postgres@127.0.0.1:5432/giftdrop_bench HTTP_ADDR=127.0.0.1:8100 \
   REDIS_NAMESPACE=bench: JWT_SECRET=bench-secret-0123456789abcdef \

@@ -336,6 +336,15 @@ pub async fn start(
                 Ok(())
             }
         });
+        tasks.spawn({
+            let services = services.clone();
+            let period = Duration::from_secs(config.payout_reconcile_secs.max(1));
+            let token = shutdown.child_token();
+            async move {
+                giftdrop_jobs::payouts::run(services, period, token).await;
+                Ok(())
+            }
+        });
         tasks.spawn(giftdrop_jobs::worker::run(
             queues.clone(),
             email,

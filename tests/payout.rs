@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::support::market::{Shop, assert_ledger_sound};
-use crate::support::{AppOptions, TestApp, code, eventually};
+use crate::support::{AppOptions, TestApp, code, eventually, scalar, spawn_app};
 
 const PAYOUT: &str = "mutation($i: PayoutInput!) { requestPayout(input: $i) { id status amount reference failureReason completedAt } }";
 
@@ -217,5 +217,82 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
     // The wallet cannot promise the same money twice.
     let over = payout(&app, &shop, 3_576, "over").await;
     assert_eq!(code(&over), "INSUFFICIENT_FUNDS");
+    assert_ledger_sound(&app).await;
+}
+
+#[tokio::test]
+async fn payouts_left_pending_by_a_crash_are_settled_from_what_the_provider_says() {
+    use giftdrop_domain::money::Amount;
+    use giftdrop_domain::payments::payout::reconcile_stale;
+    use giftdrop_domain::payments::{TransferOutcome, TransferRequest};
+    use sea_orm::ConnectionTrait;
+
+    let app = spawn_app().await;
+    let shop = shop_with_earnings(&app).await;
+    let services = &app.running().services;
+    // Two payouts committed PENDING by a process that then died: the first
+    // reached the provider, the second never did.
+    let mut references = Vec::new();
+    for amount in [30_000, 40_000] {
+        let id = uuid::Uuid::now_v7();
+        let reference = format!("po_{}", id.simple());
+        app.db
+            .execute_unprepared(&format!(
+                "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id, created_at) \
+                 SELECT '{id}', '{m}', a.id, {amount}, '{reference}', '0123456789', '{u}', 'crashed', now() - interval '10 minutes' \
+                 FROM ledger.accounts a WHERE a.kind = 'MERCHANT' AND a.owner_id = '{m}'",
+                m = shop.merchant_id,
+                u = shop.staff_id,
+            ))
+            .await
+            .expect("a stale payout");
+        references.push(reference);
+    }
+    let reached = services
+        .payments
+        .provider
+        .transfer(&TransferRequest {
+            reference: &references[0],
+            amount: Amount::positive(30_000).expect("amount"),
+            currency: "NGN",
+            destination: "0123456789",
+        })
+        .await
+        .expect("the first attempt reached the provider");
+    assert_eq!(reached, TransferOutcome::Accepted);
+
+    let settled = reconcile_stale(services, std::time::Duration::from_secs(60), 10)
+        .await
+        .expect("reconciles");
+    assert_eq!(settled, 2);
+    let status = |reference: &str| {
+        format!(
+            "SELECT CASE status WHEN 'SUCCEEDED' THEN 1 WHEN 'FAILED' THEN 2 ELSE 0 END::bigint FROM ledger.payouts WHERE reference = '{reference}'"
+        )
+    };
+    assert_eq!(
+        scalar(&app.db, &status(&references[0])).await,
+        1,
+        "accepted at the provider: SUCCEEDED"
+    );
+    assert_eq!(
+        scalar(&app.db, &status(&references[1])).await,
+        2,
+        "never received: FAILED"
+    );
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        93_575 - 30_000
+    );
+    assert_eq!(
+        knobs(&app).transferred(&references[1]),
+        None,
+        "reconciling never transfers"
+    );
+    let again = reconcile_stale(services, std::time::Duration::from_secs(60), 10)
+        .await
+        .expect("reconciles");
+    assert_eq!(again, 0);
     assert_ledger_sound(&app).await;
 }

@@ -123,6 +123,21 @@ async fn transfers(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) ->
     }
 }
 
+/// `GET /transfers/{reference}`: accepted if a transfer with it was sent.
+async fn transfer_status(
+    State(fake): State<Fake>,
+    axum::extract::Path(reference): axum::extract::Path<String>,
+) -> Response {
+    let sent = fake.seen().iter().any(|seen| {
+        seen.body["reference"] == reference.as_str() && seen.body["destination"].is_string()
+    });
+    if sent {
+        axum::Json(json!({ "status": "accepted" })).into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
 fn checkout_url(reference: &str) -> String {
     format!("https://pay.fake/c/{reference}")
 }
@@ -136,6 +151,10 @@ async fn fake_provider(answer: Answer) -> (Fake, String) {
     let router = Router::new()
         .route("/v1/checkouts", post(checkouts))
         .route("/v1/transfers", post(transfers))
+        .route(
+            "/v1/transfers/{reference}",
+            axum::routing::get(transfer_status),
+        )
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

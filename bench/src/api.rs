@@ -18,6 +18,8 @@ pub struct Api {
 
 /// A signed-in user.
 pub struct Session {
+    /// The email it signed up with.
+    pub email: String,
     /// Bearer token.
     pub token: String,
     /// The user's GraphQL id.
@@ -97,6 +99,7 @@ impl Api {
             .await
             .context("register")?;
         Ok(Session {
+            email,
             token: string_at(&data, "/register/token")?,
             user_id: string_at(&data, "/register/user/id")?,
         })

@@ -36,7 +36,7 @@ use crate::stats::{percentile, sorted};
 /// The database the ledger runs in (dropped and re-created).
 const LEDGER_DB: &str = "giftdrop_bench_ledger";
 /// The database pgbench runs in (dropped and re-created).
-const PGBENCH_DB: &str = "giftdrop_bench_pgbench";
+pub(crate) const PGBENCH_DB: &str = "giftdrop_bench_pgbench";
 /// What each wallet is funded with, in minor units: no posting ever fails
 /// for funds.
 const FUNDING: i64 = 1_000_000_000;
@@ -72,13 +72,13 @@ enum Mode {
 }
 
 /// One measured run.
-struct Figures {
-    label: String,
-    transactions: u64,
-    tps: f64,
-    p50_ms: Option<f64>,
-    p99_ms: Option<f64>,
-    client_cpu_s: f64,
+pub(crate) struct Figures {
+    pub(crate) label: String,
+    pub(crate) transactions: u64,
+    pub(crate) tps: f64,
+    pub(crate) p50_ms: Option<f64>,
+    pub(crate) p99_ms: Option<f64>,
+    pub(crate) client_cpu_s: f64,
 }
 
 impl Figures {
@@ -170,7 +170,7 @@ async fn scenario(admin: &DatabaseConnection, args: &Args) -> Result<()> {
 }
 
 /// A pool of `max` connections on `url`.
-async fn connect(url: &str, max: u32) -> Result<DatabaseConnection> {
+pub(crate) async fn connect(url: &str, max: u32) -> Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max)
@@ -184,7 +184,7 @@ async fn connect(url: &str, max: u32) -> Result<DatabaseConnection> {
 }
 
 /// `url` with its database name replaced by `name` (query string kept).
-fn database_url(url: &str, name: &str) -> Result<String> {
+pub(crate) fn database_url(url: &str, name: &str) -> Result<String> {
     let scheme = url.find("://").context("--database-url is not a URL")?;
     let (server, rest) = url[scheme + 3..]
         .split_once('/')
@@ -206,7 +206,7 @@ fn without_password(url: &str) -> String {
     }
 }
 
-async fn drop_database(admin: &DatabaseConnection, name: &str) -> Result<()> {
+pub(crate) async fn drop_database(admin: &DatabaseConnection, name: &str) -> Result<()> {
     admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await
@@ -280,7 +280,11 @@ fn pool_size(clients: usize) -> u32 {
     u32::try_from(clients).unwrap_or(u32::MAX).saturating_add(4)
 }
 
-async fn setup_pgbench(admin: &DatabaseConnection, url: &str, scale: usize) -> Result<()> {
+pub(crate) async fn setup_pgbench(
+    admin: &DatabaseConnection,
+    url: &str,
+    scale: usize,
+) -> Result<()> {
     recreate_database(admin, PGBENCH_DB).await?;
     let output = tokio::process::Command::new("pgbench")
         .args(["-i", "-q", "-s", &scale.to_string(), url])
@@ -298,7 +302,12 @@ async fn setup_pgbench(admin: &DatabaseConnection, url: &str, scale: usize) -> R
 }
 
 /// One `pgbench -b tpcb-like` run, latencies from its per-transaction log.
-async fn pgbench(url: &str, clients: usize, seconds: u64, label: &str) -> Result<Figures> {
+pub(crate) async fn pgbench(
+    url: &str,
+    clients: usize,
+    seconds: u64,
+    label: &str,
+) -> Result<Figures> {
     let logs = std::env::temp_dir().join(format!(
         "giftdrop-bench-pgbench-{}-{}",
         std::process::id(),

@@ -1,5 +1,6 @@
 //! Load generator for the giftdrop server: HTTP throughput, memory per idle
-//! subscription, subscription fan-out latency, and ledger posting throughput
+//! subscription, subscription fan-out latency, ledger posting throughput
+//! against pgbench, and gift card purchases and redemptions through the API
 //! against pgbench. Every response is checked; a run with any error exits
 //! non-zero.
 
@@ -8,6 +9,7 @@ mod fanout;
 mod http;
 mod idle;
 mod ledger;
+mod market;
 mod rss;
 mod stats;
 mod ws;
@@ -36,6 +38,9 @@ enum Scenario {
     /// Postings per second of `ledger::post` against `pgbench -b tpcb-like`
     /// (Postgres only, no server; ignores `--url`).
     Ledger(ledger::Args),
+    /// `purchaseCard` transactions per second against `pgbench -b
+    /// tpcb-like`, then `redeemCard` latency, through the API.
+    Market(market::Args),
 }
 
 #[tokio::main]
@@ -48,5 +53,6 @@ async fn main() -> Result<()> {
         Scenario::WsIdle(args) => idle::run(&cli.url, args).await,
         Scenario::Fanout(args) => fanout::run(&cli.url, args).await,
         Scenario::Ledger(args) => ledger::run(args).await,
+        Scenario::Market(args) => market::run(&cli.url, args).await,
     }
 }

@@ -7,6 +7,7 @@
 pub mod email;
 pub mod expiry;
 pub mod mail;
+pub mod payouts;
 pub mod queues;
 pub mod relay;
 pub mod schedule;

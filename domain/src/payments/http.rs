@@ -18,6 +18,11 @@
 //! {"reference":"po_…","amount":"100000","currency":"NGN","destination":"0123456789"}
 //!
 //! 200/201 {"status":"accepted"}   or   {"status":"declined","reason":"…"}
+//!
+//! GET {base}/transfers/{reference}
+//! Authorization: Bearer {secret}
+//!
+//! 200 as above, or 404 if the provider never received it
 //! ```
 //!
 //! Anything else (a timeout, a refused connection, a non-2xx status, a body
@@ -98,6 +103,38 @@ enum TransferReply {
     Declined { reason: Option<String> },
 }
 
+impl TransferReply {
+    fn outcome(self) -> TransferOutcome {
+        match self {
+            Self::Accepted => TransferOutcome::Accepted,
+            Self::Declined { reason } => TransferOutcome::Declined(
+                reason.unwrap_or_else(|| "declined by the provider".into()),
+            ),
+        }
+    }
+}
+
+/// A 2xx JSON reply of `what`, or the provider error it amounts to.
+async fn read<R: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<R, ProviderError> {
+    let status = response.status();
+    if status.is_server_error() {
+        return Err(ProviderError::Unavailable(format!("HTTP {status}")));
+    }
+    if !status.is_success() {
+        return Err(ProviderError::Rejected(format!("HTTP {status}")));
+    }
+    response.json().await.map_err(|e| {
+        if e.is_timeout() {
+            ProviderError::Timeout
+        } else {
+            ProviderError::Rejected(format!("unreadable {what} reply: {e}"))
+        }
+    })
+}
+
 impl HttpProvider {
     /// POSTs `body` to `{base}/{path}` with the secret and `reference` as the
     /// idempotency key, and reads a 2xx JSON reply.
@@ -116,20 +153,7 @@ impl HttpProvider {
             .send()
             .await
             .map_err(|e| failure(&e))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(ProviderError::Unavailable(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            return Err(ProviderError::Rejected(format!("HTTP {status}")));
-        }
-        response.json().await.map_err(|e| {
-            if e.is_timeout() {
-                ProviderError::Timeout
-            } else {
-                ProviderError::Rejected(format!("unreadable {path} reply: {e}"))
-            }
-        })
+        read(response, path).await
     }
 }
 
@@ -180,11 +204,24 @@ impl PaymentProvider for HttpProvider {
                 },
             )
             .await?;
-        Ok(match reply {
-            TransferReply::Accepted => TransferOutcome::Accepted,
-            TransferReply::Declined { reason } => TransferOutcome::Declined(
-                reason.unwrap_or_else(|| "declined by the provider".into()),
-            ),
-        })
+        Ok(reply.outcome())
+    }
+
+    async fn transfer_status(
+        &self,
+        reference: &str,
+    ) -> Result<Option<TransferOutcome>, ProviderError> {
+        let response = self
+            .client
+            .get(format!("{}/transfers/{reference}", self.base_url))
+            .bearer_auth(self.secret.expose_secret())
+            .send()
+            .await
+            .map_err(|e| failure(&e))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let reply: TransferReply = read(response, "transfer status").await?;
+        Ok(Some(reply.outcome()))
     }
 }

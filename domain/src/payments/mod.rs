@@ -104,6 +104,13 @@ pub trait PaymentProvider: Send + Sync + 'static {
         &self,
         request: &TransferRequest<'_>,
     ) -> Result<TransferOutcome, ProviderError>;
+
+    /// What became of the transfer with `reference`: its outcome, or
+    /// `None` if the provider never received it. Never causes a transfer.
+    async fn transfer_status(
+        &self,
+        reference: &str,
+    ) -> Result<Option<TransferOutcome>, ProviderError>;
 }
 
 /// The configured provider and the webhook secret it signs with.

@@ -14,10 +14,12 @@
 //!    the key returns it and never calls the provider again.
 //!
 //! While the provider's breaker is open the request fails fast with
-//! `PAYMENT_PROVIDER_UNAVAILABLE` before anything is written.
+//! `PAYMENT_PROVIDER_UNAVAILABLE` before anything is written. A payout left
+//! PENDING by a process that died mid-way is finished by
+//! [`reconcile_stale`], which asks the provider what became of it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,7 +31,9 @@ use crate::error::{DomainError, DomainResult};
 use crate::giftcard::merchants::{self, MerchantStatus};
 use crate::idempotency::{self, Scope};
 use crate::identity::staff::Reach;
-use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
+use crate::ledger::{
+    self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
+};
 use crate::money::Amount;
 use crate::sql::{amount, bug, enum_col, statement};
 
@@ -162,6 +166,165 @@ async fn reserve(
     Ok((id, wallet.id))
 }
 
+/// A PENDING payout, as much as sending it needs.
+struct Pending {
+    id: Uuid,
+    wallet_id: Uuid,
+    amount: Amount,
+    destination: String,
+}
+
+/// Step 2: asks the provider to transfer, under the payout's reference.
+async fn send(s: &Services, payout: &Pending) -> Result<TransferOutcome, ProviderError> {
+    let reference = reference_of(payout.id);
+    let result = s
+        .payments
+        .call(s.payments.provider.transfer(&TransferRequest {
+            reference: &reference,
+            amount: payout.amount,
+            currency: &s.settings.currency,
+            destination: &payout.destination,
+        }))
+        .await;
+    if let Err(err) = &result {
+        tracing::error!(error = %err, payout = %payout.id, "payout transfer failed at the provider");
+        metrics::counter!("giftdrop_payment_provider_failures_total").increment(1);
+    }
+    result
+}
+
+/// Step 3: records the provider's answer on the payout, in a transaction
+/// returned open: accepted posts the PAYOUT debit and makes it SUCCEEDED,
+/// declined makes it FAILED. A payout that is no longer PENDING (finished
+/// meanwhile by the other path) is left as it is.
+async fn record(
+    s: &Services,
+    meta: &RequestMeta,
+    payout: &Pending,
+    answer: TransferOutcome,
+) -> DomainResult<(DatabaseTransaction, Option<Posted>)> {
+    let txn = s.db.begin().await?;
+    let still_pending = txn
+        .query_one_raw(statement(
+            "SELECT 1 AS one FROM ledger.payouts WHERE id = $1 AND status = 'PENDING' FOR UPDATE",
+            vec![payout.id.into()],
+        ))
+        .await?
+        .is_some();
+    if !still_pending {
+        return Ok((txn, None));
+    }
+    match answer {
+        TransferOutcome::Accepted => {
+            let paid = ledger::post(
+                &txn,
+                meta,
+                Transfer {
+                    kind: EntryKind::Payout,
+                    reference: &payout.id.to_string(),
+                    legs: vec![
+                        Leg::debit(Account::Wallet(payout.wallet_id), payout.amount),
+                        Leg::credit(
+                            Account::Platform(PlatformAccount::ProviderClearing),
+                            payout.amount,
+                        ),
+                    ],
+                },
+            )
+            .await?;
+            txn.execute_raw(statement(
+                "UPDATE ledger.payouts SET status = 'SUCCEEDED', transfer_id = $2, completed_at = now() WHERE id = $1",
+                vec![payout.id.into(), paid.transfer_id.into()],
+            ))
+            .await?;
+            metrics::counter!("giftdrop_payouts_total", "status" => "SUCCEEDED").increment(1);
+            Ok((txn, Some(paid)))
+        }
+        TransferOutcome::Declined(reason) => {
+            txn.execute_raw(statement(
+                "UPDATE ledger.payouts SET status = 'FAILED', failure_reason = $2, completed_at = now() WHERE id = $1",
+                vec![payout.id.into(), reason.into()],
+            ))
+            .await?;
+            metrics::counter!("giftdrop_payouts_total", "status" => "FAILED").increment(1);
+            Ok((txn, None))
+        }
+    }
+}
+
+/// Settles payouts left PENDING for longer than `age` (the process that
+/// made them died between committing the payout and recording the
+/// provider's answer), at most `batch` of them; returns how many. The
+/// provider is asked what became of each reference: accepted is posted,
+/// declined or unknown to it is FAILED, no answer waits for the next pass.
+pub async fn reconcile_stale(
+    s: &Services,
+    age: std::time::Duration,
+    batch: u32,
+) -> DomainResult<u64> {
+    let rows =
+        s.db.query_all_raw(statement(
+            "SELECT id, account_id, amount, destination FROM ledger.payouts \
+             WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1) \
+             ORDER BY created_at LIMIT $2",
+            vec![age.as_secs_f64().into(), i64::from(batch).into()],
+        ))
+        .await?;
+    let mut settled = 0;
+    for row in &rows {
+        let payout = Pending {
+            id: row.try_get("", "id")?,
+            wallet_id: row.try_get("", "account_id")?,
+            amount: amount(row, "amount")?,
+            destination: row.try_get("", "destination")?,
+        };
+        if s.payments.ready().is_err() {
+            break;
+        }
+        let reference = reference_of(payout.id);
+        let status = s
+            .payments
+            .call(s.payments.provider.transfer_status(&reference))
+            .await;
+        let answer = match status {
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                TransferOutcome::Declined("the provider never received the transfer".into())
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, payout = %payout.id, "cannot reconcile a stale payout yet");
+                continue;
+            }
+        };
+        let meta = RequestMeta::system();
+        let (txn, posted) = record(s, &meta, &payout, answer).await?;
+        audit::record(
+            &txn,
+            &meta,
+            AuditRecord {
+                actor: None,
+                action: "payout.reconcile",
+                subject: format!("payout:{}", payout.id),
+                detail: Some(
+                    if posted.is_some() {
+                        "accepted by the provider"
+                    } else {
+                        "failed"
+                    }
+                    .to_owned(),
+                ),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        if let Some(posted) = posted {
+            posted.committed(s).await;
+        }
+        settled += 1;
+    }
+    Ok(settled)
+}
+
 /// `requestPayout` (staff of an ACTIVE merchant), once per idempotency key.
 pub async fn request(
     s: &Services,
@@ -187,63 +350,17 @@ pub async fn request(
         }
         s.payments.ready()?;
         let (id, wallet_id) = reserve(s, meta, viewer, &merchant, amount).await?;
-        let reference = reference_of(id);
-        let outcome = s
-            .payments
-            .call(s.payments.provider.transfer(&TransferRequest {
-                reference: &reference,
-                amount,
-                currency: &s.settings.currency,
-                destination: &merchant.payout_account,
-            }))
-            .await;
-        let txn = s.db.begin().await?;
-        let mut posted = None;
-        let failure = match outcome {
-            Ok(TransferOutcome::Accepted) => None,
-            Ok(TransferOutcome::Declined(reason)) => Some(reason),
-            Err(err) => {
-                let err: ProviderError = err;
-                tracing::error!(error = %err, payout = %id, "payout transfer failed at the provider");
-                metrics::counter!("giftdrop_payment_provider_failures_total").increment(1);
-                Some(err.to_string())
-            }
+        let pending = Pending {
+            id,
+            wallet_id,
+            amount,
+            destination: merchant.payout_account.clone(),
         };
-        match failure {
-            None => {
-                let paid = ledger::post(
-                    &txn,
-                    meta,
-                    Transfer {
-                        kind: EntryKind::Payout,
-                        reference: &id.to_string(),
-                        legs: vec![
-                            Leg::debit(Account::Wallet(wallet_id), amount),
-                            Leg::credit(
-                                Account::Platform(PlatformAccount::ProviderClearing),
-                                amount,
-                            ),
-                        ],
-                    },
-                )
-                .await?;
-                txn.execute_raw(statement(
-                    "UPDATE ledger.payouts SET status = 'SUCCEEDED', transfer_id = $2, completed_at = now() \
-                     WHERE id = $1 AND status = 'PENDING'",
-                    vec![id.into(), paid.transfer_id.into()],
-                ))
-                .await?;
-                posted = Some(paid);
-            }
-            Some(reason) => {
-                txn.execute_raw(statement(
-                    "UPDATE ledger.payouts SET status = 'FAILED', failure_reason = $2, completed_at = now() \
-                     WHERE id = $1 AND status = 'PENDING'",
-                    vec![id.into(), reason.into()],
-                ))
-                .await?;
-            }
-        }
+        let answer = match send(s, &pending).await {
+            Ok(outcome) => outcome,
+            Err(err) => TransferOutcome::Declined(err.to_string()),
+        };
+        let (txn, posted) = record(s, meta, &pending, answer).await?;
         audit::record(
             &txn,
             meta,

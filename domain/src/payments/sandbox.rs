@@ -155,6 +155,17 @@ impl PaymentProvider for SandboxProvider {
         asked.1 += 1;
         Ok(TransferOutcome::Accepted)
     }
+
+    async fn transfer_status(
+        &self,
+        reference: &str,
+    ) -> Result<Option<TransferOutcome>, ProviderError> {
+        self.knobs.behave().await?;
+        Ok(self
+            .knobs
+            .transferred(reference)
+            .map(|_| TransferOutcome::Accepted))
+    }
 }
 
 /// How the payer leaves the sandbox checkout page.
