@@ -450,3 +450,66 @@ async fn the_database_refuses_to_change_a_final_escrow() {
     assert_eq!(audit, 1);
     assert_ledger_sound(&app).await;
 }
+
+#[tokio::test]
+async fn concurrent_duplicates_of_a_purchase_and_a_redemption_have_one_effect() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Twice", &[10_000]).await;
+    let (buyer, _) = app.register("buyer@example.com", "Gozie A").await;
+    app.fund(&buyer, 50_000).await;
+
+    let bodies = futures_util::future::join_all(
+        (0..20).map(|_| app.buy(&buyer, &shop.product_id, 10_000, "same-key")),
+    )
+    .await;
+    let mut ids: Vec<&Value> = bodies
+        .iter()
+        .filter_map(|b| {
+            b["data"]["purchaseCard"]["id"]
+                .as_str()
+                .map(|_| &b["data"]["purchaseCard"]["id"])
+        })
+        .collect();
+    for body in &bodies {
+        assert!(
+            body["data"]["purchaseCard"].is_object() || code_of(body) == "IDEMPOTENCY_KEY_IN_USE",
+            "{body}"
+        );
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one card for every answer");
+    assert_eq!(app.count("giftcard.cards").await, 1);
+    assert_eq!(app.my_balance(&buyer).await, 40_000, "debited once");
+
+    let card = &bodies
+        .iter()
+        .find(|b| b["data"]["purchaseCard"].is_object())
+        .expect("a card")["data"]["purchaseCard"];
+    let (code, pin) = (
+        card["code"].as_str().expect("code"),
+        card["pin"].as_str().expect("pin"),
+    );
+    let redemptions = futures_util::future::join_all(
+        (0..20).map(|_| app.redeem(&shop.staff_token, code, pin, &shop.branch_id, "till-key")),
+    )
+    .await;
+    let mut redeemed: Vec<&Value> = Vec::new();
+    for body in &redemptions {
+        match body["data"]["redeemCard"]["id"].as_str() {
+            Some(_) => redeemed.push(&body["data"]["redeemCard"]["id"]),
+            None => assert_eq!(code_of(body), "IDEMPOTENCY_KEY_IN_USE", "{body}"),
+        }
+    }
+    redeemed.dedup();
+    assert_eq!(redeemed.len(), 1, "the same redemption for every answer");
+    assert_eq!(app.count("giftcard.redemptions").await, 1);
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM ledger.transfers WHERE kind = 'SETTLEMENT'"
+        )
+        .await,
+        1
+    );
+    assert_ledger_sound(&app).await;
+}

@@ -9,6 +9,13 @@
 //! commit together or not at all, and a request whose lease was taken over
 //! (it stalled past the lease) cannot commit a second effect.
 //!
+//! Work that is all database ([`Hold::Transaction`]) needs no separate
+//! claim: the key row is written, as DONE with the outcome, by the work's
+//! own transaction just before it commits. A concurrent duplicate does the
+//! same; its insert waits for the first transaction, finds the key taken,
+//! and rolls its own work back, returning the first one's outcome. One
+//! commit per request instead of two, and still never two effects.
+//!
 //! A repeat with the same input gets the stored outcome; with a different
 //! input `IDEMPOTENCY_KEY_REUSED`; while the first is in flight it waits a
 //! moment for the outcome, then gets `IDEMPOTENCY_KEY_IN_USE`. Validation
@@ -288,11 +295,160 @@ where
     result
 }
 
-/// [`run`] for work that posts to the ledger: `work` also returns its
-/// posting, which is announced (caches invalidated, relay woken) once the
-/// transaction has committed. A replay posted nothing and announces nothing.
+/// The stored outcome of a live key with this input: `Ok(None)` if there is
+/// none (or it expired), `IDEMPOTENCY_KEY_REUSED` for another input, and a
+/// moment's wait, then `IDEMPOTENCY_KEY_IN_USE`, for a claim in flight.
+async fn stored(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    hash: &[u8],
+) -> DomainResult<Option<Outcome>> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let row = db
+            .query_one_raw(statement(
+                "SELECT request_hash, state, outcome FROM ledger.idempotency_keys \
+                 WHERE caller_id = $1 AND operation = $2 AND key = $3 AND expires_at >= now()",
+                vec![
+                    scope.caller.into(),
+                    scope.operation.into(),
+                    scope.key.into(),
+                ],
+            ))
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored_hash: Vec<u8> = row.try_get("", "request_hash")?;
+        if stored_hash != hash {
+            return Err(DomainError::IdempotencyKeyReused);
+        }
+        let state: String = row.try_get("", "state")?;
+        if state == "DONE" {
+            let outcome: serde_json::Value = row.try_get("", "outcome")?;
+            return Ok(Some(
+                serde_json::from_value(outcome).context("unreadable stored outcome")?,
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DomainError::IdempotencyKeyInUse);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Writes the key as DONE with `outcome` unless a live key exists; true if
+/// written. Waits for a concurrent transaction writing the same key.
+async fn insert_done<C: ConnectionTrait>(
+    conn: &C,
+    scope: &Scope<'_>,
+    hash: &[u8],
+    outcome: &Outcome,
+) -> DomainResult<bool> {
+    let json = serde_json::to_value(outcome).context("unstorable outcome")?;
+    let written = conn
+        .query_one_raw(statement(
+            "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
+             VALUES ($1, $2, $3, $4, 'DONE', $5, now() + make_interval(secs => $6)) \
+             ON CONFLICT (caller_id, operation, key) DO UPDATE \
+               SET request_hash = EXCLUDED.request_hash, state = 'DONE', claim = NULL, outcome = EXCLUDED.outcome, \
+                   locked_until = NULL, created_at = now(), expires_at = EXCLUDED.expires_at \
+             WHERE idempotency_keys.expires_at < now() \
+             RETURNING 1 AS written",
+            vec![
+                scope.caller.into(),
+                scope.operation.into(),
+                scope.key.into(),
+                hash.to_vec().into(),
+                json.into(),
+                RETENTION.as_secs_f64().into(),
+            ],
+        ))
+        .await?;
+    Ok(written.is_some())
+}
+
+/// [`run`] for work that is all database: the outcome is written with the
+/// effect in the work's one transaction (see the module docs). Also says
+/// whether this call's work is the one that committed (false: a replay, or
+/// a concurrent duplicate won and this call's work was rolled back).
+async fn run_in_transaction<I, T, F, Fut>(
+    db: &DatabaseConnection,
+    scope: Scope<'_>,
+    input: &I,
+    work: F,
+) -> DomainResult<(T, bool)>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = DomainResult<(DatabaseTransaction, T)>>,
+{
+    let hash = hash_of(input)?;
+    if let Some(outcome) = stored(db, &scope, &hash).await? {
+        return Ok((outcome.into_result()?, false));
+    }
+    let result = async {
+        let (txn, value) = work().await?;
+        let json = serde_json::to_value(&value).context("unstorable outcome")?;
+        if insert_done(&txn, &scope, &hash, &Outcome::Ok { value: json }).await? {
+            txn.commit().await?;
+            Ok(Some(value))
+        } else {
+            // A concurrent duplicate committed first: drop (roll back) ours.
+            Ok(None)
+        }
+    }
+    .await;
+    match result {
+        Ok(Some(value)) => Ok((value, true)),
+        Ok(None) => Ok((replay(db, &scope, &hash).await?, false)),
+        Err(err) => {
+            // The work may have failed only because a duplicate won (the
+            // card it would redeem is redeemed): the winner's outcome is
+            // the answer.
+            if let Some(outcome) = stored(db, &scope, &hash).await? {
+                return Ok((outcome.into_result()?, false));
+            }
+            if let Some(error) = StoredError::of(&err) {
+                if !insert_done(db, &scope, &hash, &Outcome::Err { error }).await? {
+                    return Ok((replay(db, &scope, &hash).await?, false));
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The outcome a concurrent duplicate just stored.
+async fn replay<T: DeserializeOwned>(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    hash: &[u8],
+) -> DomainResult<T> {
+    stored(db, scope, hash)
+        .await?
+        .ok_or(DomainError::IdempotencyKeyInUse)?
+        .into_result()
+}
+
+/// How a key is held while its work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Claimed in its own committed transaction first ([`run`]): for work
+    /// that calls another party (the payment provider) before its
+    /// transaction, so a duplicate sees the claim meanwhile.
+    Claim,
+    /// Written by the work's own transaction: for work that is all
+    /// database; one commit instead of two.
+    Transaction,
+}
+
+/// Runs `work` once per key and input, holding the key as `hold` says;
+/// `work` also returns its ledger posting, which is announced (caches
+/// invalidated, relay woken) once the transaction has committed. A replay
+/// posted nothing and announces nothing.
 pub async fn run_posting<I, T, F, Fut>(
     services: &crate::Services,
+    hold: Hold,
     scope: Scope<'_>,
     input: &I,
     work: F,
@@ -305,12 +461,23 @@ where
 {
     let mut posted = None;
     let slot = &mut posted;
-    let value = run(&services.db, scope, input, || async move {
+    let work = || async move {
         let (txn, value, posting) = work().await?;
         *slot = posting;
         Ok((txn, value))
-    })
-    .await?;
+    };
+    let value = match hold {
+        // A claimed run's work either committed or failed the whole call.
+        Hold::Claim => run(&services.db, scope, input, work).await?,
+        Hold::Transaction => {
+            let (value, ours) = run_in_transaction(&services.db, scope, input, work).await?;
+            if !ours {
+                // Rolled back in favour of a duplicate: nothing to announce.
+                posted = None;
+            }
+            value
+        }
+    };
     if let Some(posted) = posted {
         posted.committed(services).await;
     }

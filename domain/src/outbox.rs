@@ -57,25 +57,6 @@ pub async fn publish<C: ConnectionTrait, T: Serialize>(
     .await
 }
 
-/// Queues one pub/sub message per `(topic, payload)`, in one statement.
-pub async fn publish_all<C: ConnectionTrait, T: Serialize>(
-    conn: &C,
-    meta: &RequestMeta,
-    messages: &[(String, T)],
-) -> DomainResult<()> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let rows = messages
-        .iter()
-        .map(|(topic, payload)| row(meta, KIND_PUBLISH, topic, serde_json::to_value(payload)))
-        .collect::<DomainResult<Vec<_>>>()?;
-    outbox::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
 /// Queues a background job.
 pub async fn enqueue<C: ConnectionTrait, J: JobPayload>(
     conn: &C,

@@ -237,101 +237,107 @@ pub async fn purchase(
     };
     let mut issued: Option<CardView> = None;
     let issued_slot = &mut issued;
-    let card_id = idempotency::run_posting(s, scope, &(product_id, face_value), || async move {
-        s.limiter
-            .check(RATE_LIMIT, &viewer.user_id.to_string())
-            .await?;
-        let txn = sea_orm::TransactionTrait::begin(&s.db).await?;
-        let (product, merchant) = products::find_with_merchant(&txn, product_id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
-        // Only a product the simple rule hides needs the viewer's staff
-        // memberships (staff see their own products off sale).
-        if !products::visible(&product, &merchant, &Reach::default()) {
-            let reach = Reach::of(&txn, Some(viewer)).await?;
-            if !products::visible(&product, &merchant, &reach) {
-                return Err(DomainError::NotFound);
+    let card_id = idempotency::run_posting(
+        s,
+        idempotency::Hold::Transaction,
+        scope,
+        &(product_id, face_value),
+        || async move {
+            s.limiter
+                .check(RATE_LIMIT, &viewer.user_id.to_string())
+                .await?;
+            let txn = sea_orm::TransactionTrait::begin(&s.db).await?;
+            let (product, merchant) = products::find_with_merchant(&txn, product_id)
+                .await?
+                .ok_or(DomainError::NotFound)?;
+            // Only a product the simple rule hides needs the viewer's staff
+            // memberships (staff see their own products off sale).
+            if !products::visible(&product, &merchant, &Reach::default()) {
+                let reach = Reach::of(&txn, Some(viewer)).await?;
+                if !products::visible(&product, &merchant, &reach) {
+                    return Err(DomainError::NotFound);
+                }
             }
-        }
-        if !product.denominations.contains(&face_value) {
-            return Err(DomainError::bad_input(
-                "input.faceValue",
-                "is not one of the product's denominations",
-            ));
-        }
-        if merchant.status != MerchantStatus::Active {
-            return Err(DomainError::Forbidden);
-        }
-        if !product.active {
-            return Err(DomainError::Conflict("this product is not on sale".into()));
-        }
-        let wallet = ledger::wallet_of(&txn, WalletOwner::User(viewer.user_id)).await?;
-        let escrow_id = Uuid::now_v7();
-        let reference = escrow_id.to_string();
-        let funded = ledger::post(
-            &txn,
-            meta,
-            Transfer {
-                kind: EntryKind::CardPurchase,
-                reference: &reference,
-                legs: vec![
-                    Leg::debit(Account::Wallet(wallet.id), face_value),
-                    Leg::credit(
-                        Account::Platform(PlatformAccount::EscrowHolding),
-                        face_value,
-                    ),
-                ],
-            },
-        )
-        .await?;
-        escrow::reserve(
-            &txn,
-            Funding {
-                funder_id: viewer.user_id,
-                funder_account_id: wallet.id,
-                transfer_id: funded.transfer_id,
-            },
-            &[NewEscrow {
-                id: escrow_id,
-                source: EscrowSource::CardPurchase,
-                amount: face_value,
-                merchant_id: merchant.id,
-                service_rate_bps: merchant.service_rate_bps,
-                event_id: None,
-            }],
-        )
-        .await?;
-        let card = issue(
-            &txn,
-            &s.card_secrets,
-            IssueCard {
-                product: &product,
-                owner_id: viewer.user_id,
-                escrow_id,
-                face_value,
-            },
-        )
-        .await?;
-        audit::record(
-            &txn,
-            meta,
-            AuditRecord {
-                actor: Some(viewer.user_id),
-                action: "card.purchase",
-                subject: format!("card:{}", card.id),
-                detail: Some(format!("{face_value} into escrow {escrow_id}")),
-            },
-        )
-        .await?;
-        metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
-        let id = card.id;
-        *issued_slot = Some(card);
-        Ok((txn, id, Some(funded)))
-    })
+            if !product.denominations.contains(&face_value) {
+                return Err(DomainError::bad_input(
+                    "input.faceValue",
+                    "is not one of the product's denominations",
+                ));
+            }
+            if merchant.status != MerchantStatus::Active {
+                return Err(DomainError::Forbidden);
+            }
+            if !product.active {
+                return Err(DomainError::Conflict("this product is not on sale".into()));
+            }
+            let wallet = ledger::wallet_of(&txn, WalletOwner::User(viewer.user_id)).await?;
+            let escrow_id = Uuid::now_v7();
+            let reference = escrow_id.to_string();
+            let funded = ledger::post(
+                &txn,
+                meta,
+                Transfer {
+                    kind: EntryKind::CardPurchase,
+                    reference: &reference,
+                    legs: vec![
+                        Leg::debit(Account::Wallet(wallet.id), face_value),
+                        Leg::credit(
+                            Account::Platform(PlatformAccount::EscrowHolding),
+                            face_value,
+                        ),
+                    ],
+                },
+            )
+            .await?;
+            escrow::reserve(
+                &txn,
+                Funding {
+                    funder_id: viewer.user_id,
+                    funder_account_id: wallet.id,
+                    transfer_id: funded.transfer_id,
+                },
+                &[NewEscrow {
+                    id: escrow_id,
+                    source: EscrowSource::CardPurchase,
+                    amount: face_value,
+                    merchant_id: merchant.id,
+                    service_rate_bps: merchant.service_rate_bps,
+                    event_id: None,
+                }],
+            )
+            .await?;
+            let card = issue(
+                &txn,
+                &s.card_secrets,
+                IssueCard {
+                    product: &product,
+                    owner_id: viewer.user_id,
+                    escrow_id,
+                    face_value,
+                },
+            )
+            .await?;
+            audit::record(
+                &txn,
+                meta,
+                AuditRecord {
+                    actor: Some(viewer.user_id),
+                    action: "card.purchase",
+                    subject: format!("card:{}", card.id),
+                    detail: Some(format!("{face_value} into escrow {escrow_id}")),
+                },
+            )
+            .await?;
+            metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
+            let id = card.id;
+            *issued_slot = Some(card);
+            Ok((txn, id, Some(funded)))
+        },
+    )
     .await?;
-    match issued {
+    match issued.filter(|card| card.id == card_id) {
         Some(card) => Ok(card),
-        // A replay: the card as it is now.
+        // A replay, or a duplicate's card: as it is now.
         None => find(&s.db, card_id)
             .await?
             .ok_or_else(|| bug("a purchased card vanished")),

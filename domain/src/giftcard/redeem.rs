@@ -134,7 +134,7 @@ pub async fn redeem(
     // The key's input is what the till meant: the code in its stored form.
     let code = &code;
     let hashed = (code, &input.pin, input.branch_id);
-    let id = idempotency::run_posting(s, scope, &hashed, || async move {
+    let id = idempotency::run_posting(s, idempotency::Hold::Transaction, scope, &hashed, || async move {
         let branch = merchants::find_branch(&s.db, input.branch_id)
             .await?
             .ok_or(DomainError::NotFound)?;

@@ -366,19 +366,39 @@ pub async fn post(
         values.push(leg.amount.minor().into());
         values.push(balance_after.into());
     }
+    // The wallets' new states go to the outbox in the same statement
+    // (`walletUpdated`); the relay publishes them after the commit.
+    let mut announcements = Vec::with_capacity(wallets.len());
+    for wallet in &wallets {
+        let payload = serde_json::to_value(wallet).map_err(|e| {
+            DomainError::Internal(anyhow::Error::new(e).context("unencodable wallet"))
+        })?;
+        let n = values.len();
+        announcements.push(format!(
+            "('{}', ${}, ${}::jsonb, $4)",
+            outbox::KIND_PUBLISH,
+            n + 1,
+            n + 2
+        ));
+        values.push(wallet_topic(wallet.owner()).into());
+        values.push(payload.into());
+    }
+    let announce = if announcements.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", announce AS (INSERT INTO ops.outbox (kind, target, payload, correlation_id) VALUES {})",
+            announcements.join(", ")
+        )
+    };
     let sql = format!(
         "WITH transfer AS (INSERT INTO ledger.transfers (id, kind, reference, correlation_id) \
-         VALUES ($1, $2, $3, $4)) \
+         VALUES ($1, $2, $3, $4)){announce} \
          INSERT INTO ledger.entries (transfer_id, account_id, kind, direction, amount, balance_after, reference) \
          VALUES {}",
         rows.join(", ")
     );
     txn.execute_raw(statement(&sql, values)).await?;
-    let announcements: Vec<(String, &WalletView)> = wallets
-        .iter()
-        .map(|w| (wallet_topic(w.owner()), w))
-        .collect();
-    outbox::publish_all(txn, meta, &announcements).await?;
     for leg in legs {
         metrics::counter!("giftdrop_ledger_movements_total", "kind" => transfer.kind.as_str(), "direction" => leg.direction.as_str())
             .increment(1);

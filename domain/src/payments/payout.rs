@@ -339,41 +339,47 @@ pub async fn request(
         operation: OPERATION,
         key,
     };
-    let id = idempotency::run_posting(s, scope, &(merchant_id, amount), || async move {
-        s.limiter
-            .check(RATE_LIMIT, &viewer.user_id.to_string())
+    let id = idempotency::run_posting(
+        s,
+        idempotency::Hold::Claim,
+        scope,
+        &(merchant_id, amount),
+        || async move {
+            s.limiter
+                .check(RATE_LIMIT, &viewer.user_id.to_string())
+                .await?;
+            let reach = Reach::of(&s.db, Some(viewer)).await?;
+            let merchant = merchants::managed(&s.db, &reach, merchant_id).await?;
+            if !reach.staff_of(merchant_id) || merchant.status != MerchantStatus::Active {
+                return Err(DomainError::Forbidden);
+            }
+            s.payments.ready()?;
+            let (id, wallet_id) = reserve(s, meta, viewer, &merchant, amount).await?;
+            let pending = Pending {
+                id,
+                wallet_id,
+                amount,
+                destination: merchant.payout_account.clone(),
+            };
+            let answer = match send(s, &pending).await {
+                Ok(outcome) => outcome,
+                Err(err) => TransferOutcome::Declined(err.to_string()),
+            };
+            let (txn, posted) = record(s, meta, &pending, answer).await?;
+            audit::record(
+                &txn,
+                meta,
+                AuditRecord {
+                    actor: Some(viewer.user_id),
+                    action: "payout.request",
+                    subject: format!("payout:{id}"),
+                    detail: Some(format!("{amount} for merchant {merchant_id}")),
+                },
+            )
             .await?;
-        let reach = Reach::of(&s.db, Some(viewer)).await?;
-        let merchant = merchants::managed(&s.db, &reach, merchant_id).await?;
-        if !reach.staff_of(merchant_id) || merchant.status != MerchantStatus::Active {
-            return Err(DomainError::Forbidden);
-        }
-        s.payments.ready()?;
-        let (id, wallet_id) = reserve(s, meta, viewer, &merchant, amount).await?;
-        let pending = Pending {
-            id,
-            wallet_id,
-            amount,
-            destination: merchant.payout_account.clone(),
-        };
-        let answer = match send(s, &pending).await {
-            Ok(outcome) => outcome,
-            Err(err) => TransferOutcome::Declined(err.to_string()),
-        };
-        let (txn, posted) = record(s, meta, &pending, answer).await?;
-        audit::record(
-            &txn,
-            meta,
-            AuditRecord {
-                actor: Some(viewer.user_id),
-                action: "payout.request",
-                subject: format!("payout:{id}"),
-                detail: Some(format!("{amount} for merchant {merchant_id}")),
-            },
-        )
-        .await?;
-        Ok((txn, id, posted))
-    })
+            Ok((txn, id, posted))
+        },
+    )
     .await?;
     find(&s.db, id)
         .await?
