@@ -408,10 +408,10 @@ where
             if let Some(outcome) = stored(db, &scope, &hash).await? {
                 return Ok((outcome.into_result()?, false));
             }
-            if let Some(error) = StoredError::of(&err) {
-                if !insert_done(db, &scope, &hash, &Outcome::Err { error }).await? {
-                    return Ok((replay(db, &scope, &hash).await?, false));
-                }
+            if let Some(error) = StoredError::of(&err)
+                && !insert_done(db, &scope, &hash, &Outcome::Err { error }).await?
+            {
+                return Ok((replay(db, &scope, &hash).await?, false));
             }
             Err(err)
         }
