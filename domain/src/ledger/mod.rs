@@ -312,6 +312,9 @@ pub async fn post(
         })
         .collect();
     wallet_legs.sort_by_key(|(id, _)| *id);
+    if let [(wallet, leg)] = wallet_legs[..] {
+        return post_one_wallet(txn, meta, &transfer, wallet, leg).await;
+    }
 
     // Wallets first, in ascending id order: the lock order of every posting.
     let mut wallets = Vec::with_capacity(wallet_legs.len());
@@ -399,14 +402,82 @@ pub async fn post(
         rows.join(", ")
     );
     txn.execute_raw(statement(&sql, values)).await?;
-    for leg in legs {
-        metrics::counter!("giftdrop_ledger_movements_total", "kind" => transfer.kind.as_str(), "direction" => leg.direction.as_str())
-            .increment(1);
-    }
+    count_movements(&transfer);
     Ok(Posted {
         transfer_id,
         wallets,
     })
+}
+
+/// [`post`] of a transfer with exactly one wallet leg (every flow today
+/// but wallet-to-wallet transfers): the balance-checked wallet update, the
+/// transfer, its entries and the wallet's announcement in ONE statement,
+/// so a hot wallet's row lock is held for one round trip less per step of
+/// the caller. Nothing is written when the wallet lacks the funds.
+async fn post_one_wallet(
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    transfer: &Transfer<'_>,
+    wallet: Uuid,
+    wallet_leg: Leg,
+) -> DomainResult<Posted> {
+    let delta = i64::try_from(wallet_leg.delta()).map_err(|_| bug("delta out of range"))?;
+    let transfer_id = Uuid::now_v7();
+    let mut values: Vec<Value> = vec![
+        transfer_id.into(),
+        transfer.kind.as_str().into(),
+        transfer.reference.into(),
+        meta.correlation_id.as_str().into(),
+        delta.into(),
+        wallet.into(),
+    ];
+    let mut rows = Vec::with_capacity(transfer.legs.len());
+    for leg in &transfer.legs {
+        let n = values.len();
+        rows.push(format!("(${}::uuid, ${}::text, ${}::bigint)", n + 1, n + 2, n + 3));
+        values.push(leg.account.id().into());
+        values.push(leg.direction.as_str().into());
+        values.push(leg.amount.minor().into());
+    }
+    // The announcement is the WalletView's JSON, built by Postgres from the
+    // updated row; its topic is `wallet_topic` of the owner.
+    let sql = format!(
+        "WITH w AS (UPDATE ledger.accounts SET balance = balance + $5, version = version + 1 \
+           WHERE id = $6 AND kind IN ('USER', 'MERCHANT') AND balance + $5 >= 0 \
+           RETURNING id, kind, owner_id, balance, version), \
+         t AS (INSERT INTO ledger.transfers (id, kind, reference, correlation_id) SELECT $1, $2, $3, $4 FROM w), \
+         e AS (INSERT INTO ledger.entries (transfer_id, account_id, kind, direction, amount, balance_after, reference) \
+           SELECT $1, x.account, $2, x.direction, x.amount, CASE WHEN x.account = w.id THEN w.balance END, $3 \
+           FROM w CROSS JOIN (VALUES {}) AS x (account, direction, amount)), \
+         o AS (INSERT INTO ops.outbox (kind, target, payload, correlation_id) \
+           SELECT '{}', 'wallet:' || w.kind || ':' || w.owner_id, \
+             jsonb_build_object('id', w.id, 'kind', w.kind, 'owner_id', w.owner_id, 'balance', w.balance, 'version', w.version), $4 \
+           FROM w) \
+         SELECT id, kind, owner_id, balance, version FROM w",
+        rows.join(", "),
+        outbox::KIND_PUBLISH,
+    );
+    let Some(row) = txn.query_one_raw(statement(&sql, values)).await? else {
+        let available = wallet_balance(txn, wallet)
+            .await?
+            .ok_or_else(|| bug("posting to a wallet that does not exist"))?;
+        return Err(DomainError::InsufficientFunds {
+            required: wallet_leg.amount,
+            available,
+        });
+    };
+    count_movements(transfer);
+    Ok(Posted {
+        transfer_id,
+        wallets: vec![wallet_view(&row)?],
+    })
+}
+
+fn count_movements(transfer: &Transfer<'_>) {
+    for leg in &transfer.legs {
+        metrics::counter!("giftdrop_ledger_movements_total", "kind" => transfer.kind.as_str(), "direction" => leg.direction.as_str())
+            .increment(1);
+    }
 }
 
 /// A wallet's balance, `None` if the account is not a wallet.
