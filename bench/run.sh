@@ -31,15 +31,16 @@ if [ "$1" = wallet ]; then
   redis-server --port 6391 --bind 127.0.0.1 --daemonize yes --save "" --appendonly no >/dev/null
   redis_url=redis://127.0.0.1:6391
 fi
-# Postgres connection options of the server (and, for `market`, of pgbench).
-# `market` compares against pgbench on the same loopback connection: set
-# PG_OPTIONS='?sslmode=disable' for both to skip TLS, as in docker-compose,
-# whose Postgres has none; by default both negotiate TLS (sslmode=prefer).
+# Postgres connection options of the server (and, for `market`, of pgbench,
+# which is compared over the same kind of connection): by default TCP on
+# loopback with TLS negotiated (sslmode=prefer); PG_OPTIONS='?sslmode=disable'
+# skips TLS, as in docker-compose, whose Postgres has none.
+pg_server=postgres://postgres@127.0.0.1:5432
 pg_options=${PG_OPTIONS:-}
 if [ "$1" = market ]; then
   export RATE_LIMITS=topup=100000/3600,payout=100000/3600,purchase=1000000/3600,attempt=100000/60,join=100000/60,login=100000/300
 fi
-REDIS_URL=$redis_url DATABASE_URL=postgres://postgres@127.0.0.1:5432/giftdrop_bench$pg_options HTTP_ADDR=127.0.0.1:8100 \
+REDIS_URL=$redis_url DATABASE_URL=$pg_server/giftdrop_bench$pg_options HTTP_ADDR=127.0.0.1:8100 \
   REDIS_NAMESPACE=bench: JWT_SECRET=bench-secret-0123456789abcdef \
   ADMIN_EMAIL=admin@bench.local ADMIN_PASSWORD=admin-password-1 MAIL_DIR=/tmp/benchmail \
   RUST_LOG=warn ./target/release/giftdrop all >/tmp/giftdrop-bench-server.log 2>&1 &
@@ -60,6 +61,6 @@ case "$scenario" in
     echo "## with the server's Redis stopped"
     ./target/release/giftdrop-bench http --pair wallet "$@"
     ;;
-  market) ./target/release/giftdrop-bench market --database-url "postgres://postgres@127.0.0.1:5432/postgres$pg_options" "$@" --server-pid "$server" ;;
+  market) ./target/release/giftdrop-bench market --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
   *) ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
 esac

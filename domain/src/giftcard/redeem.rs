@@ -166,7 +166,9 @@ pub async fn redeem(
             }
             CardStatus::Void => return Err(DomainError::Conflict("this card is void".into())),
         }
-        let settled = escrow::settle(&txn, meta, card.escrow_id, s.settings.deposit_fee_bps).await?;
+        // The card's rows first and the settlement last: the settlement
+        // locks the merchant's wallet, which every till of the merchant
+        // needs, so it is held only until the commit right after.
         txn.execute_raw(statement(
             "UPDATE giftcard.cards SET status = 'REDEEMED', redeemed_at = now() WHERE id = $1 AND status = 'ACTIVE'",
             vec![card.id.into()],
@@ -201,6 +203,7 @@ pub async fn redeem(
             },
         )
         .await?;
+        let settled = escrow::settle(&txn, meta, card.escrow_id, s.settings.deposit_fee_bps).await?;
         Ok((txn, redemption.id, Some(settled.posted)))
     })
     .await?;

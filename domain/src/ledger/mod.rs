@@ -434,7 +434,12 @@ async fn post_one_wallet(
     let mut rows = Vec::with_capacity(transfer.legs.len());
     for leg in &transfer.legs {
         let n = values.len();
-        rows.push(format!("(${}::uuid, ${}::text, ${}::bigint)", n + 1, n + 2, n + 3));
+        rows.push(format!(
+            "(${}::uuid, ${}::text, ${}::bigint)",
+            n + 1,
+            n + 2,
+            n + 3
+        ));
         values.push(leg.account.id().into());
         values.push(leg.direction.as_str().into());
         values.push(leg.amount.minor().into());
