@@ -247,6 +247,35 @@ async fn cards_escrows_merchant_wallets_and_payouts_are_shown_only_to_who_may_se
     assert_eq!(count(&seen[3].1), 2, "the funder: both of their escrows");
     assert_eq!(count(&seen[4].1), 2, "staff: their merchant's");
     assert_eq!(count(&seen[5].1), 2, "admin: all");
+    // Filters narrow what the viewer may see; they never widen it.
+    let filtered = |filter: Value| {
+        let app = &app;
+        let token = w.viewers.token("staff").map(str::to_owned);
+        async move {
+            let body = app
+                .gql(
+                    token.as_deref(),
+                    "query($f: EscrowFilter) { escrows(filter: $f) { nodes { status } } }",
+                    json!({ "f": filter }),
+                )
+                .await;
+            body["data"]["escrows"]["nodes"].clone()
+        }
+    };
+    assert_eq!(
+        filtered(json!({ "status": "SETTLED" })).await,
+        json!([{ "status": "SETTLED" }])
+    );
+    assert_eq!(
+        filtered(json!({ "status": "RESERVED", "merchantId": w.shop.merchant_id })).await,
+        json!([{ "status": "RESERVED" }])
+    );
+    assert_eq!(
+        filtered(json!({ "merchantId": w.rival.merchant_id })).await,
+        json!([]),
+        "another tenant's filter shows nothing"
+    );
+    assert_eq!(filtered(json!({ "status": "RELEASED" })).await, json!([]));
     let seen = each_viewer(&app, &w, "{ myCards { id code } }", &json!({}), "myCards").await;
     assert_eq!(seen[0].1, DENIED());
     for (who, cards) in &seen[1..] {
