@@ -29,17 +29,8 @@ async fn shop_with_earnings(app: &TestApp) -> Shop {
     let (buyer, _) = app.register("buyer@example.com", "Ike N").await;
     app.fund(&buyer, 100_000).await;
     let body = app.buy(&buyer, &shop.product_id, 100_000, "k").await;
-    let card = &body["data"]["purchaseCard"];
-    let redeemed = app
-        .redeem(
-            &shop.staff_token,
-            card["code"].as_str().expect("code"),
-            card["pin"].as_str().expect("pin"),
-            &shop.branch_id,
-            "t",
-        )
+    app.redeem_card(&shop, &body["data"]["purchaseCard"], "t")
         .await;
-    assert!(redeemed["errors"].is_null(), "{redeemed}");
     assert_eq!(
         app.merchant_balance(&shop.staff_token, &shop.merchant_id)
             .await,

@@ -179,35 +179,58 @@ async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> Domai
         if claimed.is_some() {
             return Ok(Claimed::Fresh(token));
         }
-        let existing = db
-            .query_one_raw(statement(
-                "SELECT request_hash, state, outcome FROM ledger.idempotency_keys \
-                 WHERE caller_id = $1 AND operation = $2 AND key = $3",
-                vec![
-                    scope.caller.into(),
-                    scope.operation.into(),
-                    scope.key.into(),
-                ],
-            ))
-            .await?;
-        // Gone between the two statements (released by a failed first
-        // request): claim again.
-        let Some(existing) = existing else { continue };
-        let stored_hash: Vec<u8> = existing.try_get("", "request_hash")?;
-        if stored_hash != hash {
-            return Err(DomainError::IdempotencyKeyReused);
+        match existing(db, scope, hash).await? {
+            Some(Existing::Done(outcome)) => return Ok(Claimed::Done(outcome)),
+            Some(Existing::InFlight) if tokio::time::Instant::now() >= deadline => {
+                return Err(DomainError::IdempotencyKeyInUse);
+            }
+            Some(Existing::InFlight) => tokio::time::sleep(POLL).await,
+            // Gone between the two statements (released by a failed first
+            // request, or expired): claim again.
+            None => {}
         }
-        let state: String = existing.try_get("", "state")?;
-        if state == "DONE" {
-            let outcome: serde_json::Value = existing.try_get("", "outcome")?;
-            let outcome = serde_json::from_value(outcome).context("unreadable stored outcome")?;
-            return Ok(Claimed::Done(outcome));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(DomainError::IdempotencyKeyInUse);
-        }
-        tokio::time::sleep(POLL).await;
     }
+}
+
+/// A live key with the same input.
+enum Existing {
+    /// Its outcome is stored.
+    Done(Outcome),
+    /// Claimed, outcome not stored yet.
+    InFlight,
+}
+
+/// The live key of `scope`, if any; `IDEMPOTENCY_KEY_REUSED` if it was
+/// used with another input.
+async fn existing(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    hash: &[u8],
+) -> DomainResult<Option<Existing>> {
+    let row = db
+        .query_one_raw(statement(
+            "SELECT request_hash, state, outcome FROM ledger.idempotency_keys \
+             WHERE caller_id = $1 AND operation = $2 AND key = $3 AND expires_at >= now()",
+            vec![
+                scope.caller.into(),
+                scope.operation.into(),
+                scope.key.into(),
+            ],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored_hash: Vec<u8> = row.try_get("", "request_hash")?;
+    if stored_hash != hash {
+        return Err(DomainError::IdempotencyKeyReused);
+    }
+    let state: String = row.try_get("", "state")?;
+    if state != "DONE" {
+        return Ok(Some(Existing::InFlight));
+    }
+    let outcome: serde_json::Value = row.try_get("", "outcome")?;
+    Ok(Some(Existing::Done(
+        serde_json::from_value(outcome).context("unreadable stored outcome")?,
+    )))
 }
 
 async fn store<C: ConnectionTrait>(
@@ -305,33 +328,14 @@ async fn stored(
 ) -> DomainResult<Option<Outcome>> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let row = db
-            .query_one_raw(statement(
-                "SELECT request_hash, state, outcome FROM ledger.idempotency_keys \
-                 WHERE caller_id = $1 AND operation = $2 AND key = $3 AND expires_at >= now()",
-                vec![
-                    scope.caller.into(),
-                    scope.operation.into(),
-                    scope.key.into(),
-                ],
-            ))
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let stored_hash: Vec<u8> = row.try_get("", "request_hash")?;
-        if stored_hash != hash {
-            return Err(DomainError::IdempotencyKeyReused);
+        match existing(db, scope, hash).await? {
+            None => return Ok(None),
+            Some(Existing::Done(outcome)) => return Ok(Some(outcome)),
+            Some(Existing::InFlight) if tokio::time::Instant::now() >= deadline => {
+                return Err(DomainError::IdempotencyKeyInUse);
+            }
+            Some(Existing::InFlight) => tokio::time::sleep(POLL).await,
         }
-        let state: String = row.try_get("", "state")?;
-        if state == "DONE" {
-            let outcome: serde_json::Value = row.try_get("", "outcome")?;
-            return Ok(Some(
-                serde_json::from_value(outcome).context("unreadable stored outcome")?,
-            ));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(DomainError::IdempotencyKeyInUse);
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 

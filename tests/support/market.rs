@@ -132,6 +132,22 @@ impl TestApp {
         .await
     }
 
+    /// Redeems `card` (as its owner saw it: code and pin) at `shop`'s branch,
+    /// panicking if it fails; the redemption.
+    pub async fn redeem_card(&self, shop: &Shop, card: &Value, key: &str) -> Value {
+        let body = self
+            .redeem(
+                &shop.staff_token,
+                card["code"].as_str().expect("the owner's card has a code"),
+                card["pin"].as_str().expect("the owner's card has a pin"),
+                &shop.branch_id,
+                key,
+            )
+            .await;
+        assert!(body["errors"].is_null(), "redeemCard failed: {body}");
+        body["data"]["redeemCard"].clone()
+    }
+
     /// The balance of a wallet as its owner sees it through `query`
     /// (e.g. `me { wallet { balance } }`), as an integer.
     pub async fn my_balance(&self, token: &str) -> i64 {
