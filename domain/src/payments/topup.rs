@@ -3,10 +3,7 @@
 //! webhook ([`super::webhook`]) completes it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement, TransactionTrait,
-    Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,6 +15,7 @@ use crate::idempotency::{self, Scope};
 use crate::identity;
 use crate::ledger::{self, WalletOwner};
 use crate::money::Amount;
+use crate::sql::statement;
 
 /// The rate limit (`RATE_LIMITS`) `initiateTopup` counts against.
 pub const RATE_LIMIT: &str = "topup";
@@ -59,10 +57,6 @@ pub struct TopupView {
     pub created_at: DateTime<Utc>,
     /// When it succeeded or failed.
     pub completed_at: Option<DateTime<Utc>>,
-}
-
-fn statement(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 fn amount(minor: i64) -> DomainResult<Amount> {
