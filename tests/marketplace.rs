@@ -513,3 +513,117 @@ async fn concurrent_duplicates_of_a_purchase_and_a_redemption_have_one_effect() 
     );
     assert_ledger_sound(&app).await;
 }
+
+#[tokio::test]
+async fn an_escrow_keeps_the_service_rate_of_its_reservation_and_admin_transitions_are_checked() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Rates", &[500_000]).await;
+    let (buyer, _) = app.register("buyer@example.com", "Hauwa B").await;
+    app.fund(&buyer, 1_500_000).await;
+    let admin = app.admin_token().await;
+    let set_rate = "mutation($id: ID!, $bps: Int!) { setMerchantServiceRate(id: $id, bps: $bps) { serviceRateBps } }";
+
+    let before = card_of(&app.buy(&buyer, &shop.product_id, 500_000, "before").await);
+    let changed = app
+        .ok(
+            Some(&admin),
+            set_rate,
+            json!({ "id": shop.merchant_id, "bps": 1000 }),
+            "setMerchantServiceRate",
+        )
+        .await;
+    assert_eq!(changed["serviceRateBps"], 1000);
+    let after = card_of(&app.buy(&buyer, &shop.product_id, 500_000, "after").await);
+    assert_eq!(
+        before["escrow"]["serviceRateBps"], 500,
+        "snapshotted at reservation"
+    );
+    assert_eq!(after["escrow"]["serviceRateBps"], 1000);
+
+    let first = app.redeem_card(&shop, &before, "r1").await;
+    let second = app.redeem_card(&shop, &after, "r2").await;
+    // 500,000 - 7,500 = 492,500; x 5% = 24,625 and x 10% = 49,250.
+    assert_eq!(first["escrow"]["serviceFee"], "24625");
+    assert_eq!(second["escrow"]["serviceFee"], "49250");
+    assert_eq!(second["escrow"]["merchantPayout"], "443250");
+
+    for bad in [-1, 10_001] {
+        let body = app
+            .gql(
+                Some(&admin),
+                set_rate,
+                json!({ "id": shop.merchant_id, "bps": bad }),
+            )
+            .await;
+        assert_eq!(code_of(&body), "BAD_USER_INPUT");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "bps");
+    }
+    let approve = "mutation($id: ID!) { approveMerchant(id: $id) { status } }";
+    let again = app
+        .gql(Some(&admin), approve, json!({ "id": shop.merchant_id }))
+        .await;
+    assert_eq!(code_of(&again), "CONFLICT", "already ACTIVE");
+
+    // A suspended merchant's tills cannot redeem; its escrows stay as they are.
+    let third = card_of(&app.buy(&buyer, &shop.product_id, 500_000, "third").await);
+    let suspend =
+        "mutation($id: ID!) { suspendMerchant(id: $id, reason: \"chargebacks\") { status } }";
+    app.ok(
+        Some(&admin),
+        suspend,
+        json!({ "id": shop.merchant_id }),
+        "suspendMerchant",
+    )
+    .await;
+    let twice = app
+        .gql(Some(&admin), suspend, json!({ "id": shop.merchant_id }))
+        .await;
+    assert_eq!(code_of(&twice), "CONFLICT");
+    let refused = app
+        .redeem(
+            &shop.staff_token,
+            third["code"].as_str().expect("code"),
+            third["pin"].as_str().expect("pin"),
+            &shop.branch_id,
+            "r3",
+        )
+        .await;
+    assert_eq!(code_of(&refused), "FORBIDDEN");
+    let escrow = app
+        .ok(
+            Some(&buyer),
+            "query($id: ID!) { escrow(id: $id) { status } }",
+            json!({ "id": third["escrow"]["id"] }),
+            "escrow",
+        )
+        .await;
+    assert_eq!(escrow["status"], "RESERVED");
+    // Re-approved, it redeems again: under a new key, since the refusal is
+    // the stored outcome of the old one.
+    app.ok(
+        Some(&admin),
+        approve,
+        json!({ "id": shop.merchant_id }),
+        "approveMerchant",
+    )
+    .await;
+    let replayed = app
+        .redeem(
+            &shop.staff_token,
+            third["code"].as_str().expect("code"),
+            third["pin"].as_str().expect("pin"),
+            &shop.branch_id,
+            "r3",
+        )
+        .await;
+    assert_eq!(code_of(&replayed), "FORBIDDEN");
+    let redeemed = app.redeem_card(&shop, &third, "r4").await;
+    assert_eq!(redeemed["escrow"]["status"], "SETTLED");
+    let audited = scalar(
+        &app.db,
+        "SELECT count(*) FROM ops.audit_log WHERE action IN ('merchant.service_rate', 'merchant.suspend', 'merchant.approve')",
+    )
+    .await;
+    assert_eq!(audited, 4, "rate change, suspension and two approvals");
+    assert_ledger_sound(&app).await;
+}
