@@ -3,8 +3,8 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use giftdrop_domain::giftcard::cards::{self, CardView};
+use giftdrop_domain::giftcard::merchants;
 use giftdrop_domain::giftcard::redeem::{self, Redeem, RedemptionView};
-use giftdrop_domain::giftcard::{escrow, merchants, products};
 use giftdrop_domain::{DomainError, idempotency, identity};
 use uuid::Uuid;
 
@@ -13,6 +13,7 @@ use crate::error::Gql;
 use crate::escrow::Escrow;
 use crate::identity::User;
 use crate::ids;
+use crate::loaders::{EscrowKey, ProductKey, referenced};
 use crate::merchant::{Branch, CardProduct};
 use crate::money::Money;
 
@@ -77,11 +78,9 @@ impl Card {
     }
 
     async fn product(&self, ctx: &Context<'_>) -> Result<CardProduct> {
-        products::find(&services(ctx)?.db, self.view.product_id)
-            .await
-            .gql()?
-            .map(CardProduct)
-            .ok_or_else(|| missing("product", self.view.product_id))
+        Ok(CardProduct(
+            referenced(ctx, ProductKey(self.view.product_id)).await?,
+        ))
     }
 
     async fn face_value(&self) -> Money {
@@ -115,11 +114,9 @@ impl Card {
     }
 
     async fn escrow(&self, ctx: &Context<'_>) -> Result<Escrow> {
-        escrow::find(&services(ctx)?.db, self.view.escrow_id)
-            .await
-            .gql()?
-            .map(Escrow)
-            .ok_or_else(|| missing("escrow", self.view.escrow_id))
+        Ok(Escrow(
+            referenced(ctx, EscrowKey(self.view.escrow_id)).await?,
+        ))
     }
 
     async fn issued_at(&self) -> DateTime<Utc> {
@@ -155,11 +152,7 @@ impl Redemption {
     }
 
     async fn escrow(&self, ctx: &Context<'_>) -> Result<Escrow> {
-        escrow::find(&services(ctx)?.db, self.0.escrow_id)
-            .await
-            .gql()?
-            .map(Escrow)
-            .ok_or_else(|| missing("escrow", self.0.escrow_id))
+        Ok(Escrow(referenced(ctx, EscrowKey(self.0.escrow_id)).await?))
     }
 
     async fn branch(&self, ctx: &Context<'_>) -> Result<Branch> {

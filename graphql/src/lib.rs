@@ -11,6 +11,7 @@ pub mod extensions;
 pub mod identity;
 pub mod ids;
 pub mod live;
+pub mod loaders;
 pub mod merchant;
 pub mod money;
 pub mod operation;
@@ -89,6 +90,7 @@ pub fn build_schema(services: Services, options: SchemaOptions) -> AppSchema {
         Mutation::default(),
         Subscription::default(),
     )
+    .data(loaders::loader(services.clone()))
     .data(services)
     .limit_depth(options.max_depth)
     .limit_complexity(options.max_complexity)

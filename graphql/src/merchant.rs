@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::auth::{reach, request, require_role, require_viewer, services};
 use crate::error::Gql;
 use crate::ids;
+use crate::loaders::{MerchantKey, referenced};
 use crate::money::Money;
 use crate::page::{cursor, page_size};
 use crate::wallet::Wallet;
@@ -36,11 +37,7 @@ pub struct Merchant(pub MerchantView);
 
 /// The merchant `id`, which a visible row refers to (so it exists).
 pub async fn by_id(ctx: &Context<'_>, id: Uuid) -> Result<Merchant> {
-    let found = merchants::find(&services(ctx)?.db, id).await.gql()?;
-    found
-        .map(Merchant)
-        .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("merchant {id} is missing")))
-        .gql()
+    Ok(Merchant(referenced(ctx, MerchantKey(id)).await?))
 }
 
 #[Object]

@@ -220,6 +220,20 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     row.as_ref().map(view).transpose()
 }
 
+/// The escrows with these ids (unknown ids are skipped), in one query.
+pub async fn find_many<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> DomainResult<Vec<EscrowView>> {
+    let rows = conn
+        .query_all_raw(statement(
+            &format!("SELECT {COLUMNS} FROM giftcard.escrows WHERE id = ANY($1)"),
+            vec![ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter().map(view).collect()
+}
+
 /// Filters of `escrows`.
 #[derive(Clone, Debug, Default)]
 pub struct EscrowFilter {

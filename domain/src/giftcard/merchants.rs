@@ -105,6 +105,20 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     row.as_ref().map(view).transpose()
 }
 
+/// The merchants with these ids (unknown ids are skipped), in one query.
+pub async fn find_many<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> DomainResult<Vec<MerchantView>> {
+    let rows = conn
+        .query_all_raw(statement(
+            &format!("SELECT {COLUMNS} FROM giftcard.merchants WHERE id = ANY($1)"),
+            vec![ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter().map(view).collect()
+}
+
 /// The merchant `id`, locked until the transaction ends.
 async fn lock<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<MerchantView> {
     let row = conn

@@ -87,6 +87,20 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     row.as_ref().map(view).transpose()
 }
 
+/// The products with these ids (unknown ids are skipped), in one query.
+pub async fn find_many<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> DomainResult<Vec<ProductView>> {
+    let rows = conn
+        .query_all_raw(statement(
+            &format!("SELECT {COLUMNS} FROM giftcard.card_products WHERE id = ANY($1)"),
+            vec![ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter().map(view).collect()
+}
+
 /// The product `id` with its merchant, in one query.
 pub async fn find_with_merchant<C: ConnectionTrait>(
     conn: &C,

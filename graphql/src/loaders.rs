@@ -1,0 +1,123 @@
+//! Batched lookups of the rows nested fields point at (a card's product and
+//! escrow, a product's or escrow's merchant), so a list costs one query per
+//! kind of row, not one per item.
+//!
+//! One loader per process, without a cache: it only batches the keys asked
+//! for at the same moment (by one request's list, or by concurrent
+//! requests), so nothing it returns can be stale.
+
+use std::collections::HashMap;
+
+use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, Loader};
+use giftdrop_domain::giftcard::escrow::{self, EscrowView};
+use giftdrop_domain::giftcard::merchants::{self, MerchantView};
+use giftdrop_domain::giftcard::products::{self, ProductView};
+use giftdrop_domain::{DomainError, DomainResult, Services};
+use uuid::Uuid;
+
+use crate::error::{Gql, to_graphql};
+
+/// A merchant id to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MerchantKey(pub Uuid);
+
+/// A card product id to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProductKey(pub Uuid);
+
+/// An escrow id to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EscrowKey(pub Uuid);
+
+/// Loads rows by id in batches.
+pub struct Records {
+    services: Services,
+}
+
+/// The process's batching loader.
+pub type RecordLoader = DataLoader<Records>;
+
+/// A loader over the services' database.
+pub fn loader(services: Services) -> RecordLoader {
+    DataLoader::new(Records { services }, tokio::spawn)
+}
+
+fn by_id<K, V>(
+    found: DomainResult<Vec<V>>,
+    key: impl Fn(Uuid) -> K,
+    id: impl Fn(&V) -> Uuid,
+) -> async_graphql::Result<HashMap<K, V>>
+where
+    K: std::hash::Hash + Eq,
+{
+    Ok(found
+        .map_err(to_graphql)?
+        .into_iter()
+        .map(|v| (key(id(&v)), v))
+        .collect())
+}
+
+fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> Uuid) -> Vec<Uuid> {
+    keys.iter().map(|k| id(*k)).collect()
+}
+
+impl Loader<MerchantKey> for Records {
+    type Value = MerchantView;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[MerchantKey],
+    ) -> Result<HashMap<MerchantKey, MerchantView>, Self::Error> {
+        let found = merchants::find_many(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, MerchantKey, |m| m.id)
+    }
+}
+
+impl Loader<ProductKey> for Records {
+    type Value = ProductView;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ProductKey],
+    ) -> Result<HashMap<ProductKey, ProductView>, Self::Error> {
+        let found = products::find_many(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, ProductKey, |p| p.id)
+    }
+}
+
+impl Loader<EscrowKey> for Records {
+    type Value = EscrowView;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[EscrowKey],
+    ) -> Result<HashMap<EscrowKey, EscrowView>, Self::Error> {
+        let found = escrow::find_many(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, EscrowKey, |e| e.id)
+    }
+}
+
+/// The row behind `key`, which a visible row refers to (so a missing one
+/// is a bug: `INTERNAL`).
+pub async fn referenced<K>(
+    ctx: &Context<'_>,
+    key: K,
+) -> async_graphql::Result<<Records as Loader<K>>::Value>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + std::fmt::Debug + 'static,
+    Records: Loader<K, Error = async_graphql::Error>,
+{
+    let loader = ctx
+        .data::<RecordLoader>()
+        .map_err(|_| DomainError::Internal(anyhow::anyhow!("the record loader is missing")))
+        .gql()?;
+    loader
+        .load_one(key.clone())
+        .await?
+        .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("{key:?} is missing")))
+        .gql()
+}
