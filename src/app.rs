@@ -75,6 +75,8 @@ pub struct Running {
     pub queues: JobQueues,
     /// Snapshot subscriptions running for all their sockets (when serving).
     pub shared: SharedSubscriptions,
+    /// Statements run on this process's pool.
+    pub db_statements: crate::db::StatementCount,
     tasks: JoinSet<anyhow::Result<()>>,
 }
 
@@ -248,7 +250,7 @@ pub async fn start(
     if mode.migrate {
         crate::db::ensure_database(&config.database_url).await?;
     }
-    let db = crate::db::connect(&config.database_url).await?;
+    let (db, db_statements) = crate::db::connect_counted(&config.database_url).await?;
     if mode.migrate {
         crate::db::migrate(&db).await?;
     }
@@ -390,6 +392,7 @@ pub async fn start(
         services,
         queues,
         shared,
+        db_statements,
         tasks,
     })
 }

@@ -1,11 +1,41 @@
 //! Postgres connection, creation of a missing database, and migrations.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use giftdrop_migration::Migrator;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
+
+/// How many SQL statements a pool has run (transaction control aside):
+/// exported as `giftdrop_db_statements_total`, and read by tests that check
+/// what a request costs (a list must not cost a statement per item).
+#[derive(Clone, Debug, Default)]
+pub struct StatementCount(Arc<AtomicU64>);
+
+impl StatementCount {
+    /// Statements so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A pool on `url`, with its statement count.
+pub async fn connect_counted(url: &str) -> anyhow::Result<(DatabaseConnection, StatementCount)> {
+    let mut db = connect(url).await?;
+    let count = StatementCount::default();
+    let counter = count.clone();
+    db.set_metric_callback(move |info| {
+        counter.0.fetch_add(1, Ordering::Relaxed);
+        let outcome = if info.failed { "error" } else { "ok" };
+        metrics::counter!("giftdrop_db_statements_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("giftdrop_db_statement_duration_seconds")
+            .record(info.elapsed.as_secs_f64());
+    });
+    Ok((db, count))
+}
 
 /// A pool on `url`.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {

@@ -20,5 +20,6 @@ mod outbox;
 mod payout;
 mod provider;
 mod schema;
+mod statements;
 mod wallet;
 mod ws;
