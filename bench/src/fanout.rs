@@ -5,7 +5,6 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use serde_json::Value;
 
 use crate::api::{Api, RoleChange};
 use crate::rss::{cpu_ms, mib, rss_kib};
@@ -183,19 +182,19 @@ async fn collect(
                 )
             })?
             .context("every socket is gone")?;
-        let (subscriber, at, user) = match event {
+        let (subscriber, at, roles) = match event {
             Event::Next {
                 subscriber,
                 at,
-                user,
-            } => (subscriber, at, user),
+                roles,
+            } => (subscriber, at, roles),
             Event::Failed { subscriber, reason } => {
                 bail!("subscriber {subscriber} failed: {reason}")
             }
         };
         ensure!(
-            shows(&user, change),
-            "subscriber {subscriber} got {user}, not the {change:?} of {ROLE}"
+            shows(&roles, change),
+            "subscriber {subscriber} got roles {roles:?}, not the {change:?} of {ROLE}"
         );
         ensure!(
             !received[subscriber],
@@ -207,12 +206,9 @@ async fn collect(
     Ok(latencies)
 }
 
-/// Whether a `meUpdated` user reflects `change` of [`ROLE`].
-fn shows(user: &Value, change: RoleChange) -> bool {
-    let has_role = user["roles"]
-        .as_array()
-        .is_some_and(|roles| roles.iter().any(|role| role == ROLE));
-    has_role == matches!(change, RoleChange::Grant)
+/// Whether a `meUpdated` user's roles reflect `change` of [`ROLE`].
+fn shows(roles: &[String], change: RoleChange) -> bool {
+    roles.iter().any(|role| role == ROLE) == matches!(change, RoleChange::Grant)
 }
 
 fn millis(duration: Duration) -> f64 {
