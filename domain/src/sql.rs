@@ -1,6 +1,6 @@
 //! Small helpers for the hand-written SQL of the domain layer.
 
-use sea_orm::{DbBackend, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 
 use crate::error::{DomainError, DomainResult};
 use crate::money::Amount;
@@ -8,6 +8,53 @@ use crate::money::Amount;
 /// A Postgres statement with positional (`$n`) values.
 pub fn statement(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// The row `sql` selects, if any, read by `view`.
+pub async fn fetch_one<C: ConnectionTrait, T>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+    view: fn(&QueryResult) -> DomainResult<T>,
+) -> DomainResult<Option<T>> {
+    let row = conn.query_one_raw(statement(sql, values)).await?;
+    row.as_ref().map(view).transpose()
+}
+
+/// Every row `sql` selects, read by `view`.
+pub async fn fetch_all<C: ConnectionTrait, T>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+    view: fn(&QueryResult) -> DomainResult<T>,
+) -> DomainResult<Vec<T>> {
+    let rows = conn.query_all_raw(statement(sql, values)).await?;
+    rows.iter().map(view).collect()
+}
+
+/// The row of `table` (`columns` of it) with primary key `id`.
+pub async fn by_id<C: ConnectionTrait, T>(
+    conn: &C,
+    table: &str,
+    columns: &str,
+    id: uuid::Uuid,
+    view: fn(&QueryResult) -> DomainResult<T>,
+) -> DomainResult<Option<T>> {
+    let sql = format!("SELECT {columns} FROM {table} WHERE id = $1");
+    fetch_one(conn, &sql, vec![id.into()], view).await
+}
+
+/// The rows of `table` with these primary keys (unknown ones are skipped),
+/// in one query.
+pub async fn by_ids<C: ConnectionTrait, T>(
+    conn: &C,
+    table: &str,
+    columns: &str,
+    ids: &[uuid::Uuid],
+    view: fn(&QueryResult) -> DomainResult<T>,
+) -> DomainResult<Vec<T>> {
+    let sql = format!("SELECT {columns} FROM {table} WHERE id = ANY($1)");
+    fetch_all(conn, &sql, vec![ids.to_vec().into()], view).await
 }
 
 /// An `Internal` error for a state the database should make impossible.

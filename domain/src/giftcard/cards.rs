@@ -18,7 +18,7 @@ use crate::idempotency::{self, Scope};
 use crate::identity::staff::Reach;
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
 use crate::money::Amount;
-use crate::sql::{amount, bug, enum_col, statement};
+use crate::sql::{amount, bug, enum_col, fetch_all, fetch_one, statement};
 
 /// The rate limit (`RATE_LIMITS`) `purchaseCard` counts against.
 pub const RATE_LIMIT: &str = "purchase";
@@ -130,13 +130,13 @@ pub(super) async fn one<C: ConnectionTrait>(
     condition: &str,
     value: sea_orm::Value,
 ) -> DomainResult<Option<CardView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.cards WHERE {condition}"),
-            vec![value],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+    fetch_one(
+        conn,
+        &format!("SELECT {COLUMNS} FROM giftcard.cards WHERE {condition}"),
+        vec![value],
+        view,
+    )
+    .await
 }
 
 /// The card `id`, whoever asks.
@@ -154,15 +154,15 @@ pub async fn find_by_escrow<C: ConnectionTrait>(
 
 /// The cards `owner_id` holds, newest first.
 pub async fn owned_by<C: ConnectionTrait>(conn: &C, owner_id: Uuid) -> DomainResult<Vec<CardView>> {
-    let rows = conn
-        .query_all_raw(statement(
+    fetch_all(
+        conn,
             &format!(
                 "SELECT {COLUMNS} FROM giftcard.cards WHERE owner_id = $1 ORDER BY issued_at DESC, id DESC"
             ),
             vec![owner_id.into()],
-        ))
-        .await?;
-    rows.iter().map(view).collect()
+        view,
+    )
+    .await
 }
 
 /// A card to issue.

@@ -19,7 +19,9 @@ use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer};
 use crate::money::{Amount, Settlement};
-use crate::sql::{amount, amount_opt, bps, bug, db_name, enum_col, statement};
+use crate::sql::{
+    amount, amount_opt, bps, bug, by_id, by_ids, db_name, enum_col, fetch_all, statement,
+};
 
 /// `EscrowStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,13 +213,7 @@ pub async fn reserve(
 
 /// The escrow `id`, whoever asks.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<EscrowView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.escrows WHERE id = $1"),
-            vec![id.into()],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+    by_id(conn, "giftcard.escrows", COLUMNS, id, view).await
 }
 
 /// The escrows with these ids (unknown ids are skipped), in one query.
@@ -225,13 +221,7 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<EscrowView>> {
-    let rows = conn
-        .query_all_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.escrows WHERE id = ANY($1)"),
-            vec![ids.to_vec().into()],
-        ))
-        .await?;
-    rows.iter().map(view).collect()
+    by_ids(conn, "giftcard.escrows", COLUMNS, ids, view).await
 }
 
 /// Filters of `escrows`.
@@ -253,8 +243,8 @@ pub async fn list<C: ConnectionTrait>(
     before: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<EscrowView>> {
-    let rows = conn
-        .query_all_raw(statement(
+    fetch_all(
+        conn,
             &format!(
                 "SELECT {COLUMNS} FROM giftcard.escrows \
                  WHERE ($1 OR merchant_id = ANY($2) OR funder_id = $3) \
@@ -272,9 +262,9 @@ pub async fn list<C: ConnectionTrait>(
                 before.into(),
                 i64::try_from(limit).unwrap_or(i64::MAX).into(),
             ],
-        ))
-        .await?;
-    rows.iter().map(view).collect()
+        view,
+    )
+    .await
 }
 
 /// Locks the escrow and checks it is still RESERVED.

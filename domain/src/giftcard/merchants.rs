@@ -14,7 +14,9 @@ use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::{self, Email, Role, staff::Reach};
-use crate::sql::{bps, db_name, enum_col, statement, text_input};
+use crate::sql::{
+    bps, by_id, by_ids, db_name, enum_col, fetch_all, fetch_one, statement, text_input,
+};
 
 /// `MerchantStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,13 +98,7 @@ fn branch_view(row: &QueryResult) -> DomainResult<BranchView> {
 
 /// The merchant `id`, whoever asks (authorization is the caller's).
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<MerchantView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.merchants WHERE id = $1"),
-            vec![id.into()],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+    by_id(conn, "giftcard.merchants", COLUMNS, id, view).await
 }
 
 /// The merchants with these ids (unknown ids are skipped), in one query.
@@ -110,13 +106,7 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<MerchantView>> {
-    let rows = conn
-        .query_all_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.merchants WHERE id = ANY($1)"),
-            vec![ids.to_vec().into()],
-        ))
-        .await?;
-    rows.iter().map(view).collect()
+    by_ids(conn, "giftcard.merchants", COLUMNS, ids, view).await
 }
 
 /// The merchant `id`, locked until the transaction ends.
@@ -166,24 +156,24 @@ pub async fn list<C: ConnectionTrait>(
     before: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<MerchantView>> {
-    let rows = conn
-        .query_all_raw(statement(
-            &format!(
-                "SELECT {COLUMNS} FROM giftcard.merchants \
+    fetch_all(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM giftcard.merchants \
                  WHERE ($1 OR status <> 'PENDING' OR id = ANY($2)) \
                    AND ($3::text IS NULL OR status = $3) AND ($4::uuid IS NULL OR id < $4) \
                  ORDER BY id DESC LIMIT $5"
-            ),
-            vec![
-                reach.admin.into(),
-                reach.merchants.clone().into(),
-                status.map(|s| db_name(&s)).into(),
-                before.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
-        ))
-        .await?;
-    rows.iter().map(view).collect()
+        ),
+        vec![
+            reach.admin.into(),
+            reach.merchants.clone().into(),
+            status.map(|s| db_name(&s)).into(),
+            before.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+        view,
+    )
+    .await
 }
 
 /// `registerMerchant`: a PENDING merchant at the platform's default service
@@ -283,13 +273,13 @@ pub async fn branches<C: ConnectionTrait>(
     conn: &C,
     merchant_id: Uuid,
 ) -> DomainResult<Vec<BranchView>> {
-    let rows = conn
-        .query_all_raw(statement(
+    fetch_all(
+        conn,
             "SELECT id, merchant_id, name, address FROM giftcard.branches WHERE merchant_id = $1 ORDER BY id",
             vec![merchant_id.into()],
-        ))
-        .await?;
-    rows.iter().map(branch_view).collect()
+        branch_view,
+    )
+    .await
 }
 
 /// The branch `id`, if any.
@@ -297,13 +287,13 @@ pub async fn find_branch<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,
 ) -> DomainResult<Option<BranchView>> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT id, merchant_id, name, address FROM giftcard.branches WHERE id = $1",
-            vec![id.into()],
-        ))
-        .await?;
-    row.as_ref().map(branch_view).transpose()
+    fetch_one(
+        conn,
+        "SELECT id, merchant_id, name, address FROM giftcard.branches WHERE id = $1",
+        vec![id.into()],
+        branch_view,
+    )
+    .await
 }
 
 /// `addMerchantStaff`: staff of the merchant or an admin adds an existing

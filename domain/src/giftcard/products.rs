@@ -13,7 +13,7 @@ use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::money::Amount;
-use crate::sql::{bug, statement, text_input};
+use crate::sql::{bug, by_id, by_ids, fetch_all, statement, text_input};
 
 /// Most denominations a product may offer.
 pub const MAX_DENOMINATIONS: usize = 20;
@@ -78,13 +78,7 @@ fn view(row: &QueryResult) -> DomainResult<ProductView> {
 
 /// The product `id`, whoever asks.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<ProductView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.card_products WHERE id = $1"),
-            vec![id.into()],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+    by_id(conn, "giftcard.card_products", COLUMNS, id, view).await
 }
 
 /// The products with these ids (unknown ids are skipped), in one query.
@@ -92,13 +86,7 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<ProductView>> {
-    let rows = conn
-        .query_all_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.card_products WHERE id = ANY($1)"),
-            vec![ids.to_vec().into()],
-        ))
-        .await?;
-    rows.iter().map(view).collect()
+    by_ids(conn, "giftcard.card_products", COLUMNS, ids, view).await
 }
 
 /// The product `id` with its merchant, in one query.
@@ -151,22 +139,22 @@ pub async fn of_merchant<C: ConnectionTrait>(
     after: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<ProductView>> {
-    let rows = conn
-        .query_all_raw(statement(
-            &format!(
-                "SELECT {COLUMNS} FROM giftcard.card_products \
+    fetch_all(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM giftcard.card_products \
                  WHERE merchant_id = $1 AND ($2 OR active) AND ($3::uuid IS NULL OR id > $3) \
                  ORDER BY id LIMIT $4"
-            ),
-            vec![
-                merchant_id.into(),
-                include_inactive.into(),
-                after.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
-        ))
-        .await?;
-    rows.iter().map(view).collect()
+        ),
+        vec![
+            merchant_id.into(),
+            include_inactive.into(),
+            after.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+        view,
+    )
+    .await
 }
 
 /// `Forbidden` unless `reach` is staff of `merchant_id` and it is ACTIVE.

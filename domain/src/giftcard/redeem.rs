@@ -23,7 +23,7 @@ use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::idempotency::{self, Scope};
 use crate::identity::staff::Reach;
-use crate::sql::{bug, statement};
+use crate::sql::{bug, fetch_one, statement};
 
 /// Wrong pins within [`WINDOW`] that lock a card.
 pub const MAX_WRONG_PINS: i64 = 5;
@@ -214,11 +214,11 @@ pub async fn redeem(
 
 /// The redemption `id`.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<RedemptionView>> {
-    let row = conn
-        .query_one_raw(statement(
+    fetch_one(
+        conn,
             "SELECT id, card_id, escrow_id, branch_id, redeemed_at FROM giftcard.redemptions WHERE id = $1",
             vec![id.into()],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+        view,
+    )
+    .await
 }

@@ -31,21 +31,6 @@ pub async fn add<C: ConnectionTrait>(
     Ok(added)
 }
 
-/// True when `user_id` is staff of `merchant_id`.
-pub async fn is_staff<C: ConnectionTrait>(
-    conn: &C,
-    merchant_id: Uuid,
-    user_id: Uuid,
-) -> DomainResult<bool> {
-    Ok(conn
-        .query_one_raw(statement(
-            "SELECT 1 AS one FROM identity.merchant_staff WHERE merchant_id = $1 AND user_id = $2",
-            vec![merchant_id.into(), user_id.into()],
-        ))
-        .await?
-        .is_some())
-}
-
 /// The merchants `user_id` is staff of.
 pub async fn merchants_of<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainResult<Vec<Uuid>> {
     let rows = conn

@@ -35,7 +35,7 @@ use crate::ledger::{
     self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
 };
 use crate::money::Amount;
-use crate::sql::{amount, bug, enum_col, statement};
+use crate::sql::{amount, bug, by_id, enum_col, statement};
 
 /// The rate limit (`RATE_LIMITS`) `requestPayout` counts against.
 pub const RATE_LIMIT: &str = "payout";
@@ -92,13 +92,7 @@ fn view(row: &QueryResult) -> DomainResult<PayoutView> {
 
 /// The payout `id`, whoever asks.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<PayoutView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM ledger.payouts WHERE id = $1"),
-            vec![id.into()],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+    by_id(conn, "ledger.payouts", COLUMNS, id, view).await
 }
 
 /// The payout `id` if `reach` manages its merchant (staff or admin).

@@ -80,11 +80,6 @@ impl SandboxKnobs {
         self.transfer_calls.load(Ordering::Relaxed)
     }
 
-    /// Distinct transfers made so far.
-    pub fn transfer_count(&self) -> usize {
-        self.ledger().len()
-    }
-
     fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Amount, u32)>> {
         self.transfers
             .lock()

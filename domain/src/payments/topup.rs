@@ -15,7 +15,7 @@ use crate::idempotency::{self, Scope};
 use crate::identity;
 use crate::ledger::{self, WalletOwner};
 use crate::money::Amount;
-use crate::sql::statement;
+use crate::sql::{fetch_one, statement};
 
 /// The rate limit (`RATE_LIMITS`) `initiateTopup` counts against.
 pub const RATE_LIMIT: &str = "topup";
@@ -149,13 +149,13 @@ async fn one<C: ConnectionTrait>(
     condition: &str,
     value: Value,
 ) -> DomainResult<Option<TopupView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM ledger.topups WHERE {condition}"),
-            vec![value],
-        ))
-        .await?;
-    row.as_ref().map(view).transpose()
+    fetch_one(
+        conn,
+        &format!("SELECT {COLUMNS} FROM ledger.topups WHERE {condition}"),
+        vec![value],
+        view,
+    )
+    .await
 }
 
 /// The topup `id`, whoever owns it (authorization is the caller's).
