@@ -287,3 +287,69 @@ async fn payouts_left_pending_by_a_crash_are_settled_from_what_the_provider_says
     assert_eq!(again, 0);
     assert_ledger_sound(&app).await;
 }
+
+#[tokio::test]
+async fn a_retry_of_a_payout_whose_outcome_was_lost_resumes_it_and_never_pays_twice() {
+    use giftdrop_domain::money::Amount;
+    use giftdrop_domain::payments::TransferRequest;
+    use giftdrop_domain::payments::payout::payout_id;
+    use sea_orm::ConnectionTrait;
+
+    let app = spawn_app().await;
+    let shop = shop_with_earnings(&app).await;
+    let staff = uuid::Uuid::parse_str(&shop.staff_id).expect("staff id");
+    // The first attempt with key "lost" committed its PENDING payout and
+    // reached the provider, then failed before storing its outcome (the
+    // database blinked), which released the key.
+    let id = payout_id(staff, "lost");
+    let reference = format!("po_{}", id.simple());
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id) \
+             SELECT '{id}', '{m}', a.id, 30000, '{reference}', '0123456789', '{staff}', 'lost' \
+             FROM ledger.accounts a WHERE a.kind = 'MERCHANT' AND a.owner_id = '{m}'",
+            m = shop.merchant_id,
+        ))
+        .await
+        .expect("the first attempt's payout");
+    app.running()
+        .services
+        .payments
+        .provider
+        .transfer(&TransferRequest {
+            reference: &reference,
+            amount: Amount::positive(30_000).expect("amount"),
+            currency: "NGN",
+            destination: "0123456789",
+        })
+        .await
+        .expect("the first attempt reached the provider");
+
+    let retried = payout(&app, &shop, 30_000, "lost").await;
+    let retried = &retried["data"]["requestPayout"];
+    assert_eq!(retried["id"], id.to_string(), "{retried}");
+    assert_eq!(retried["status"], "SUCCEEDED");
+    assert_eq!(retried["reference"], reference.as_str());
+    assert_eq!(
+        knobs(&app)
+            .transferred(&reference)
+            .map(|(amount, asked)| (amount.minor(), asked)),
+        Some((30_000, 2)),
+        "asked again under the same reference: one transfer"
+    );
+    assert_eq!(app.count("ledger.payouts").await, 1, "no second payout");
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        93_575 - 30_000
+    );
+    // And the request, now stored, replays without asking again.
+    let replay = payout(&app, &shop, 30_000, "lost").await;
+    assert_eq!(replay["data"]["requestPayout"]["id"], id.to_string());
+    assert_eq!(
+        knobs(&app).transfer_calls(),
+        2,
+        "the first attempt's and the retry's; the replay asked nothing"
+    );
+    assert_ledger_sound(&app).await;
+}

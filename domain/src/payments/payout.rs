@@ -68,14 +68,15 @@ pub struct PayoutView {
     pub reference: String,
     /// Why it failed.
     pub failure_reason: Option<String>,
+    /// The account it is paid to (the merchant's, when it was requested).
+    pub destination: String,
     /// When it was requested.
     pub created_at: DateTime<Utc>,
     /// When the provider answered.
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str =
-    "id, merchant_id, amount, status, reference, failure_reason, created_at, completed_at";
+const COLUMNS: &str = "id, merchant_id, amount, status, reference, failure_reason, destination, created_at, completed_at";
 
 fn view(row: &QueryResult) -> DomainResult<PayoutView> {
     Ok(PayoutView {
@@ -85,6 +86,7 @@ fn view(row: &QueryResult) -> DomainResult<PayoutView> {
         status: enum_col(row, "status")?,
         reference: row.try_get("", "reference")?,
         failure_reason: row.try_get("", "failure_reason")?,
+        destination: row.try_get("", "destination")?,
         created_at: row.try_get("", "created_at")?,
         completed_at: row.try_get("", "completed_at")?,
     })
@@ -112,15 +114,34 @@ fn reference_of(id: Uuid) -> String {
     format!("po_{}", id.simple())
 }
 
-/// Step 1: checks the amount against the balance less PENDING payouts
-/// under the wallet lock, and commits a PENDING payout.
+/// The id of the payout that `caller`'s key `key` asks for: derived from
+/// the two alone, so a retry of a request that failed mid-way (after its
+/// payout was committed, before its outcome was stored) finds that same
+/// payout, and its provider reference, instead of paying a second one.
+pub fn payout_id(caller: Uuid, key: &str) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"giftdrop payout\0")
+        .chain_update(caller.as_bytes())
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Step 1: the payout `id` of this request. A PENDING one left by an
+/// earlier attempt is resumed as it is; a finished one is `None` (its
+/// outcome stands). Otherwise, under the wallet lock, the amount is checked
+/// against the balance less PENDING payouts and a PENDING payout committed.
 async fn reserve(
     s: &Services,
     meta: &RequestMeta,
     viewer: &Viewer,
     merchant: &merchants::MerchantView,
     amount: Amount,
-) -> DomainResult<(Uuid, Uuid)> {
+    id: Uuid,
+) -> DomainResult<Option<Pending>> {
     let txn = s.db.begin().await?;
     let wallet = ledger::wallet_of(&txn, WalletOwner::Merchant(merchant.id)).await?;
     let row = txn
@@ -132,6 +153,25 @@ async fn reserve(
         ))
         .await?
         .ok_or_else(|| bug("a merchant wallet vanished"))?;
+    // Under the wallet lock, so two attempts cannot both make it.
+    let mut id = id;
+    if let Some(earlier) = find(&txn, id).await? {
+        let retention = chrono::Duration::from_std(idempotency::RETENTION)
+            .map_err(|e| bug(format_args!("retention out of range: {e}")))?;
+        if earlier.status == PayoutStatus::Pending {
+            return Ok(Some(Pending {
+                id,
+                wallet_id: wallet.id,
+                amount: earlier.amount,
+                destination: earlier.destination,
+            }));
+        }
+        if earlier.created_at > Utc::now() - retention {
+            return Ok(None);
+        }
+        // The key was used again after its outcome expired: a new payout.
+        id = Uuid::now_v7();
+    }
     let available: i64 = row.try_get("", "available")?;
     let available = Amount::new(available.max(0)).unwrap_or(Amount::ZERO);
     if available < amount {
@@ -140,7 +180,6 @@ async fn reserve(
             available,
         });
     }
-    let id = Uuid::now_v7();
     txn.execute_raw(statement(
         "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -157,7 +196,12 @@ async fn reserve(
     ))
     .await?;
     txn.commit().await?;
-    Ok((id, wallet.id))
+    Ok(Some(Pending {
+        id,
+        wallet_id: wallet.id,
+        amount,
+        destination: merchant.payout_account.clone(),
+    }))
 }
 
 /// A PENDING payout, as much as sending it needs.
@@ -348,18 +392,18 @@ pub async fn request(
                 return Err(DomainError::Forbidden);
             }
             s.payments.ready()?;
-            let (id, wallet_id) = reserve(s, meta, viewer, &merchant, amount).await?;
-            let pending = Pending {
-                id,
-                wallet_id,
-                amount,
-                destination: merchant.payout_account.clone(),
+            let id = payout_id(viewer.user_id, key);
+            let Some(pending) = reserve(s, meta, viewer, &merchant, amount, id).await? else {
+                // Finished by an earlier attempt whose outcome was lost:
+                // that payout is this request's answer.
+                return Ok((s.db.begin().await?, id, None));
             };
             let answer = match send(s, &pending).await {
                 Ok(outcome) => outcome,
                 Err(err) => TransferOutcome::Declined(err.to_string()),
             };
             let (txn, posted) = record(s, meta, &pending, answer).await?;
+            let id = pending.id;
             audit::record(
                 &txn,
                 meta,
