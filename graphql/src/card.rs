@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use giftdrop_domain::giftcard::cards::{self, CardView};
 use giftdrop_domain::giftcard::merchants;
 use giftdrop_domain::giftcard::redeem::{self, Redeem, RedemptionView};
-use giftdrop_domain::{DomainError, idempotency, identity};
+use giftdrop_domain::{DomainError, idempotency};
 use uuid::Uuid;
 
 use crate::auth::{reach, request, require_viewer, services};
@@ -13,7 +13,7 @@ use crate::error::Gql;
 use crate::escrow::Escrow;
 use crate::identity::User;
 use crate::ids;
-use crate::loaders::{EscrowKey, ProductKey, referenced};
+use crate::loaders::{CardOfEscrowKey, EscrowKey, ProductKey, UserKey, loaded, referenced};
 use crate::merchant::{Branch, CardProduct};
 use crate::money::Money;
 
@@ -53,10 +53,7 @@ impl Card {
 
     /// The card backing escrow `escrow_id`, if issued and visible.
     pub async fn of_escrow(ctx: &Context<'_>, escrow_id: Uuid) -> Result<Option<Self>> {
-        match cards::find_by_escrow(&services(ctx)?.db, escrow_id)
-            .await
-            .gql()?
-        {
+        match loaded(ctx, CardOfEscrowKey(escrow_id)).await? {
             Some(view) => Self::seen(ctx, view).await,
             None => Ok(None),
         }
@@ -107,9 +104,7 @@ impl Card {
         if !self.secrets_visible {
             return Ok(None);
         }
-        let found = identity::find_user(&services(ctx)?.db, self.view.owner_id)
-            .await
-            .gql()?;
+        let found = loaded(ctx, UserKey(self.view.owner_id)).await?;
         Ok(found.map(User::with_private_fields))
     }
 

@@ -1,6 +1,7 @@
-//! Batched lookups of the rows nested fields point at (a card's product and
-//! escrow, a product's or escrow's merchant), so a list costs one query per
-//! kind of row, not one per item.
+//! Batched lookups of the rows nested fields point at (a card's product,
+//! escrow and owner, an escrow's card, a product's or escrow's merchant, a
+//! merchant's branches), so a list costs one query per kind of row, not one
+//! per item.
 //!
 //! One loader per process, without a cache: it only batches the keys asked
 //! for at the same moment (by one request's list, or by concurrent
@@ -10,9 +11,11 @@ use std::collections::HashMap;
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, Loader};
+use giftdrop_domain::giftcard::cards::{self, CardView};
 use giftdrop_domain::giftcard::escrow::{self, EscrowView};
-use giftdrop_domain::giftcard::merchants::{self, MerchantView};
+use giftdrop_domain::giftcard::merchants::{self, BranchView, MerchantView};
 use giftdrop_domain::giftcard::products::{self, ProductView};
+use giftdrop_domain::identity::{self, UserView};
 use giftdrop_domain::{DomainError, DomainResult, Services};
 use uuid::Uuid;
 
@@ -29,6 +32,18 @@ pub struct ProductKey(pub Uuid);
 /// An escrow id to load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EscrowKey(pub Uuid);
+
+/// A user id to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UserKey(pub Uuid);
+
+/// The card backed by an escrow, by the escrow's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CardOfEscrowKey(pub Uuid);
+
+/// The branches of a merchant, by the merchant's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BranchesKey(pub Uuid);
 
 /// Loads rows by id in batches.
 pub struct Records {
@@ -101,6 +116,69 @@ impl Loader<EscrowKey> for Records {
     }
 }
 
+impl Loader<UserKey> for Records {
+    type Value = UserView;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, UserView>, Self::Error> {
+        let found = identity::find_users(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, UserKey, |u| u.id)
+    }
+}
+
+impl Loader<CardOfEscrowKey> for Records {
+    type Value = CardView;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[CardOfEscrowKey],
+    ) -> Result<HashMap<CardOfEscrowKey, CardView>, Self::Error> {
+        let found = cards::find_by_escrows(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, CardOfEscrowKey, |c| c.escrow_id)
+    }
+}
+
+impl Loader<BranchesKey> for Records {
+    type Value = Vec<BranchView>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[BranchesKey],
+    ) -> Result<HashMap<BranchesKey, Vec<BranchView>>, Self::Error> {
+        let found = merchants::branches(&self.services.db, &ids(keys, |k| k.0))
+            .await
+            .map_err(to_graphql)?;
+        // Every merchant asked for has a list, empty when it has no branch.
+        let mut lists: HashMap<BranchesKey, Vec<BranchView>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for branch in found {
+            lists
+                .entry(BranchesKey(branch.merchant_id))
+                .or_default()
+                .push(branch);
+        }
+        Ok(lists)
+    }
+}
+
+/// The value behind `key`, if there is one.
+pub async fn loaded<K>(
+    ctx: &Context<'_>,
+    key: K,
+) -> async_graphql::Result<Option<<Records as Loader<K>>::Value>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Records: Loader<K, Error = async_graphql::Error>,
+{
+    let loader = ctx
+        .data::<RecordLoader>()
+        .map_err(|_| DomainError::Internal(anyhow::anyhow!("the record loader is missing")))
+        .gql()?;
+    loader.load_one(key).await
+}
+
 /// The row behind `key`, which a visible row refers to (so a missing one
 /// is a bug: `INTERNAL`).
 pub async fn referenced<K>(
@@ -111,12 +189,7 @@ where
     K: Send + Sync + std::hash::Hash + Eq + Clone + std::fmt::Debug + 'static,
     Records: Loader<K, Error = async_graphql::Error>,
 {
-    let loader = ctx
-        .data::<RecordLoader>()
-        .map_err(|_| DomainError::Internal(anyhow::anyhow!("the record loader is missing")))
-        .gql()?;
-    loader
-        .load_one(key.clone())
+    loaded(ctx, key.clone())
         .await?
         .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("{key:?} is missing")))
         .gql()

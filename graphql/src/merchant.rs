@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::{reach, request, require_role, require_viewer, services};
 use crate::error::Gql;
 use crate::ids;
-use crate::loaders::{MerchantKey, referenced};
+use crate::loaders::{BranchesKey, MerchantKey, loaded, referenced};
 use crate::money::Money;
 use crate::page::{cursor, page_size};
 use crate::wallet::Wallet;
@@ -60,10 +60,8 @@ impl Merchant {
     }
 
     async fn branches(&self, ctx: &Context<'_>) -> Result<Vec<Branch>> {
-        let found = merchants::branches(&services(ctx)?.db, self.0.id)
-            .await
-            .gql()?;
-        Ok(found.into_iter().map(Branch).collect())
+        let found = loaded(ctx, BranchesKey(self.0.id)).await?;
+        Ok(found.unwrap_or_default().into_iter().map(Branch).collect())
     }
 
     /// Oldest first; products off sale only for staff and admins.

@@ -144,12 +144,19 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     one(conn, "id = $1", id.into()).await
 }
 
-/// The card backed by escrow `escrow_id`, if one was issued.
-pub async fn find_by_escrow<C: ConnectionTrait>(
+/// The cards backed by these escrows (escrows without a card are skipped),
+/// in one query.
+pub async fn find_by_escrows<C: ConnectionTrait>(
     conn: &C,
-    escrow_id: Uuid,
-) -> DomainResult<Option<CardView>> {
-    one(conn, "escrow_id = $1", escrow_id.into()).await
+    escrow_ids: &[Uuid],
+) -> DomainResult<Vec<CardView>> {
+    fetch_all(
+        conn,
+        &format!("SELECT {COLUMNS} FROM giftcard.cards WHERE escrow_id = ANY($1)"),
+        vec![escrow_ids.to_vec().into()],
+        view,
+    )
+    .await
 }
 
 /// The cards `owner_id` holds, newest first.

@@ -268,15 +268,15 @@ pub async fn add_branch(
     Ok(branch)
 }
 
-/// The branches of `merchant_id`, oldest first.
+/// The branches of these merchants, oldest first, in one query.
 pub async fn branches<C: ConnectionTrait>(
     conn: &C,
-    merchant_id: Uuid,
+    merchant_ids: &[Uuid],
 ) -> DomainResult<Vec<BranchView>> {
     fetch_all(
         conn,
-            "SELECT id, merchant_id, name, address FROM giftcard.branches WHERE merchant_id = $1 ORDER BY id",
-            vec![merchant_id.into()],
+        "SELECT id, merchant_id, name, address FROM giftcard.branches WHERE merchant_id = ANY($1) ORDER BY id",
+        vec![merchant_ids.to_vec().into()],
         branch_view,
     )
     .await
