@@ -7,7 +7,9 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::support::market::{assert_ledger_sound, platform_balance};
-use crate::support::{AppOptions, TestApp, code, eventually, scalar, spawn_app};
+// Imported under another name: the tests' cards have a `code` too.
+use crate::support::code as error_code;
+use crate::support::{AppOptions, TestApp, eventually, scalar, spawn_app};
 
 const PAYOUT: &str = "mutation($i: PayoutInput!) { requestPayout(input: $i) { id status amount reference failureReason completedAt merchant { id } } }";
 
@@ -94,7 +96,7 @@ async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts(
     assert_eq!(again["id"], card["id"]);
     assert_eq!(app.my_balance(&buyer).await, 100_000);
     let reused = app.buy(&buyer, &shop.product_id, 10_000, "buy-1").await;
-    assert_eq!(code_of(&reused), "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(error_code(&reused), "IDEMPOTENCY_KEY_REUSED");
 
     let fees_before = platform_balance(&app, "PROVIDER_FEES").await;
     let redeemed = app
@@ -147,7 +149,7 @@ async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts(
     let twice = app
         .redeem(&shop.staff_token, code, pin, &shop.branch_id, "till-2")
         .await;
-    assert_eq!(code_of(&twice), "CONFLICT");
+    assert_eq!(error_code(&twice), "CONFLICT");
     assert_eq!(app.count("giftcard.redemptions").await, 1);
     assert_eq!(
         app.merchant_balance(&shop.staff_token, &shop.merchant_id)
@@ -188,7 +190,7 @@ async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts(
         Some((400_000, 1))
     );
     let too_much = payout(&app, &shop.staff_token, &shop.merchant_id, 67_876, "po-2").await;
-    assert_eq!(code_of(&too_much), "INSUFFICIENT_FUNDS");
+    assert_eq!(error_code(&too_much), "INSUFFICIENT_FUNDS");
     assert_eq!(too_much["errors"][0]["extensions"]["available"], "67875");
     assert_eq!(
         app.merchant_balance(&shop.staff_token, &shop.merchant_id)
@@ -207,10 +209,6 @@ async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts(
             { "kind": "SETTLEMENT", "direction": "CREDIT", "amount": "467875", "balanceAfter": "467875" },
         ])
     );
-}
-
-fn code_of(body: &Value) -> &str {
-    code(body)
 }
 
 #[tokio::test]
@@ -259,16 +257,8 @@ async fn an_expired_card_is_refunded_to_its_buyer_by_the_schedule_once() {
         .expect("expiry runs");
     assert_eq!(again, 0);
     assert_eq!(app.my_balance(&buyer).await, 20_000);
-    let redeem = app
-        .redeem(
-            &shop.staff_token,
-            card["code"].as_str().expect("code"),
-            card["pin"].as_str().expect("pin"),
-            &shop.branch_id,
-            "t",
-        )
-        .await;
-    assert_eq!(code_of(&redeem), "CONFLICT");
+    let redeem = app.redeem_at(&shop, &card, "t").await;
+    assert_eq!(error_code(&redeem), "CONFLICT");
     assert_ledger_sound(&app).await;
 }
 
@@ -289,11 +279,11 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
     let foreign = app
         .redeem(&rival.staff_token, code, pin, &rival.branch_id, "r")
         .await;
-    assert_eq!(code_of(&foreign), "NOT_FOUND", "{foreign}");
+    assert_eq!(error_code(&foreign), "NOT_FOUND", "{foreign}");
     let not_my_branch = app
         .redeem(&rival.staff_token, code, pin, &shop.branch_id, "r2")
         .await;
-    assert_eq!(code_of(&not_my_branch), "FORBIDDEN", "{not_my_branch}");
+    assert_eq!(error_code(&not_my_branch), "FORBIDDEN", "{not_my_branch}");
     let malformed = app
         .redeem(&shop.staff_token, code, "12", &shop.branch_id, "m")
         .await;
@@ -310,7 +300,7 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
             )
             .await;
         assert_eq!(
-            code_of(&body),
+            error_code(&body),
             "BAD_USER_INPUT",
             "attempt {attempt}: {body}"
         );
@@ -320,7 +310,7 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
         .redeem(&shop.staff_token, code, pin, &shop.branch_id, "right")
         .await;
     assert_eq!(
-        code_of(&locked),
+        error_code(&locked),
         "FORBIDDEN",
         "locked even with the right pin: {locked}"
     );
@@ -354,11 +344,11 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     let outbox_before = app.count("ops.outbox").await;
 
     let poor = app.buy(&buyer, &shop.product_id, 50_000, "a").await;
-    assert_eq!(code_of(&poor), "INSUFFICIENT_FUNDS");
+    assert_eq!(error_code(&poor), "INSUFFICIENT_FUNDS");
     assert_eq!(poor["errors"][0]["extensions"]["required"], "50000");
     assert_eq!(poor["errors"][0]["extensions"]["available"], "10000");
     let odd = app.buy(&buyer, &shop.product_id, 7_000, "b").await;
-    assert_eq!(code_of(&odd), "BAD_USER_INPUT");
+    assert_eq!(error_code(&odd), "BAD_USER_INPUT");
     assert_eq!(odd["errors"][0]["extensions"]["field"], "input.faceValue");
     let zero = app.buy(&buyer, &shop.product_id, 0, "c").await;
     assert_eq!(
@@ -368,7 +358,7 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     let unknown = app
         .buy(&buyer, &uuid::Uuid::new_v4().to_string(), 50_000, "d")
         .await;
-    assert_eq!(code_of(&unknown), "NOT_FOUND");
+    assert_eq!(error_code(&unknown), "NOT_FOUND");
 
     let admin = app.admin_token().await;
     app.ok(
@@ -380,7 +370,7 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     .await;
     app.fund(&buyer, 40_000).await;
     let suspended = app.buy(&buyer, &shop.product_id, 50_000, "e").await;
-    assert_eq!(code_of(&suspended), "FORBIDDEN", "{suspended}");
+    assert_eq!(error_code(&suspended), "FORBIDDEN", "{suspended}");
 
     assert_eq!(purchase_rows(&app).await, before);
     // Only the second top-up's wallet announcement reached the outbox (and
@@ -395,7 +385,7 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     assert_eq!(app.my_balance(&buyer).await, 50_000);
     // The replay of a stored INSUFFICIENT_FUNDS answer stays the same.
     let replay = app.buy(&buyer, &shop.product_id, 50_000, "a").await;
-    assert_eq!(code_of(&replay), "INSUFFICIENT_FUNDS");
+    assert_eq!(error_code(&replay), "INSUFFICIENT_FUNDS");
     assert_ledger_sound(&app).await;
 }
 
@@ -421,7 +411,7 @@ async fn the_database_refuses_to_change_a_final_escrow() {
             json!({ "id": escrow }),
         )
         .await;
-    assert_eq!(code_of(&again), "CONFLICT");
+    assert_eq!(error_code(&again), "CONFLICT");
 
     for sql in [
         format!(
@@ -472,7 +462,8 @@ async fn concurrent_duplicates_of_a_purchase_and_a_redemption_have_one_effect() 
         .collect();
     for body in &bodies {
         assert!(
-            body["data"]["purchaseCard"].is_object() || code_of(body) == "IDEMPOTENCY_KEY_IN_USE",
+            body["data"]["purchaseCard"].is_object()
+                || error_code(body) == "IDEMPOTENCY_KEY_IN_USE",
             "{body}"
         );
     }
@@ -497,7 +488,7 @@ async fn concurrent_duplicates_of_a_purchase_and_a_redemption_have_one_effect() 
     for body in &redemptions {
         match body["data"]["redeemCard"]["id"].as_str() {
             Some(_) => redeemed.push(&body["data"]["redeemCard"]["id"]),
-            None => assert_eq!(code_of(body), "IDEMPOTENCY_KEY_IN_USE", "{body}"),
+            None => assert_eq!(error_code(body), "IDEMPOTENCY_KEY_IN_USE", "{body}"),
         }
     }
     redeemed.dedup();
@@ -555,14 +546,14 @@ async fn an_escrow_keeps_the_service_rate_of_its_reservation_and_admin_transitio
                 json!({ "id": shop.merchant_id, "bps": bad }),
             )
             .await;
-        assert_eq!(code_of(&body), "BAD_USER_INPUT");
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
         assert_eq!(body["errors"][0]["extensions"]["field"], "bps");
     }
     let approve = "mutation($id: ID!) { approveMerchant(id: $id) { status } }";
     let again = app
         .gql(Some(&admin), approve, json!({ "id": shop.merchant_id }))
         .await;
-    assert_eq!(code_of(&again), "CONFLICT", "already ACTIVE");
+    assert_eq!(error_code(&again), "CONFLICT", "already ACTIVE");
 
     // A suspended merchant's tills cannot redeem; its escrows stay as they are.
     let third = card_of(&app.buy(&buyer, &shop.product_id, 500_000, "third").await);
@@ -578,17 +569,9 @@ async fn an_escrow_keeps_the_service_rate_of_its_reservation_and_admin_transitio
     let twice = app
         .gql(Some(&admin), suspend, json!({ "id": shop.merchant_id }))
         .await;
-    assert_eq!(code_of(&twice), "CONFLICT");
-    let refused = app
-        .redeem(
-            &shop.staff_token,
-            third["code"].as_str().expect("code"),
-            third["pin"].as_str().expect("pin"),
-            &shop.branch_id,
-            "r3",
-        )
-        .await;
-    assert_eq!(code_of(&refused), "FORBIDDEN");
+    assert_eq!(error_code(&twice), "CONFLICT");
+    let refused = app.redeem_at(&shop, &third, "r3").await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
     let escrow = app
         .ok(
             Some(&buyer),
@@ -607,16 +590,8 @@ async fn an_escrow_keeps_the_service_rate_of_its_reservation_and_admin_transitio
         "approveMerchant",
     )
     .await;
-    let replayed = app
-        .redeem(
-            &shop.staff_token,
-            third["code"].as_str().expect("code"),
-            third["pin"].as_str().expect("pin"),
-            &shop.branch_id,
-            "r3",
-        )
-        .await;
-    assert_eq!(code_of(&replayed), "FORBIDDEN");
+    let replayed = app.redeem_at(&shop, &third, "r3").await;
+    assert_eq!(error_code(&replayed), "FORBIDDEN");
     let redeemed = app.redeem_card(&shop, &third, "r4").await;
     assert_eq!(redeemed["escrow"]["status"], "SETTLED");
     let audited = scalar(
@@ -626,4 +601,46 @@ async fn an_escrow_keeps_the_service_rate_of_its_reservation_and_admin_transitio
     .await;
     assert_eq!(audited, 4, "rate change, suspension and two approvals");
     assert_ledger_sound(&app).await;
+}
+
+#[tokio::test]
+async fn wrong_pins_older_than_fifteen_minutes_do_not_count_toward_the_lock() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Window", &[5_000]).await;
+    let (buyer, _) = app.register("buyer@example.com", "Jide W").await;
+    app.fund(&buyer, 5_000).await;
+    let card = card_of(&app.buy(&buyer, &shop.product_id, 5_000, "k").await);
+    let right = card["pin"].as_str().expect("pin");
+    let mut wrong_card = card.clone();
+    wrong_card["pin"] = json!(if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    });
+
+    for attempt in 1..=4 {
+        let body = app
+            .redeem_at(&shop, &wrong_card, &format!("old{attempt}"))
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    app.db
+        .execute_unprepared(
+            "UPDATE giftcard.pin_failures SET failed_at = now() - interval '16 minutes'",
+        )
+        .await
+        .expect("age the first four");
+    // Four more: eight in all, but never five within 15 minutes.
+    for attempt in 1..=4 {
+        let body = app
+            .redeem_at(&shop, &wrong_card, &format!("new{attempt}"))
+            .await;
+        assert_eq!(
+            error_code(&body),
+            "BAD_USER_INPUT",
+            "attempt {attempt}: {body}"
+        );
+    }
+    let redeemed = app.redeem_card(&shop, &card, "right").await;
+    assert_eq!(redeemed["card"]["status"], "REDEEMED");
 }

@@ -70,12 +70,7 @@ async fn a_failed_mutation_emits_nothing() {
 
 #[tokio::test]
 async fn a_commit_made_while_the_relay_was_down_is_delivered_by_the_sweep() {
-    let down = AppOptions::new()
-        .await
-        .config(|c| c.outbox_relay = false)
-        .mode(true, false)
-        .spawn()
-        .await;
+    let down = AppOptions::new().await.quiet().spawn().await;
     let (_, id) = down.register("ada@example.com", "Ada").await;
     assert_eq!(
         down.count("ops.outbox").await,
@@ -164,12 +159,7 @@ async fn a_redelivered_email_job_sends_nothing_twice() {
 
 #[tokio::test]
 async fn a_job_carries_the_correlation_id_of_the_request_that_caused_it() {
-    let app = AppOptions::new()
-        .await
-        .config(|c| c.outbox_relay = false)
-        .mode(true, false)
-        .spawn()
-        .await;
+    let app = AppOptions::new().await.quiet().spawn().await;
     let body: serde_json::Value = app
         .client
         .post(app.url("/graphql"))

@@ -22,12 +22,7 @@ async fn cost(app: &TestApp, token: &str, query: &str, field: &str) -> (u64, usi
 #[tokio::test]
 async fn lists_of_cards_and_escrows_cost_the_same_statements_however_long_they_are() {
     // Serving only, no relay: nothing else runs statements meanwhile.
-    let app = AppOptions::new()
-        .await
-        .config(|c| c.outbox_relay = false)
-        .mode(true, false)
-        .spawn()
-        .await;
+    let app = AppOptions::new().await.quiet().spawn().await;
     let shop = app.open_shop("shop@example.com", "Batch", &[1_000]).await;
     let (buyer, _) = app.register("buyer@example.com", "Ike O").await;
     app.fund(&buyer, 10_000).await;

@@ -6,6 +6,7 @@ use futures_util::future::join_all;
 use giftdrop_domain::payments::webhook;
 use serde_json::{Value, json};
 
+use crate::support::market::platform_balance;
 use crate::support::proxy::RedisProxy;
 use crate::support::ws::WsClient;
 use crate::support::{AppOptions, TestApp, code, scalar, spawn_app};
@@ -76,17 +77,6 @@ async fn wallet(app: &TestApp, token: &str) -> Value {
     let wallet = body["data"]["me"]["wallet"].clone();
     assert!(wallet.is_object(), "no wallet: {body}");
     wallet
-}
-
-/// The balance of a platform account (sum of its entries).
-async fn platform_balance(app: &TestApp, kind: &str) -> i64 {
-    scalar(&app.db,
-        &format!(
-            "SELECT coalesce(sum(CASE direction WHEN 'CREDIT' THEN amount ELSE -amount END), 0)::bigint \
-             FROM ledger.entries e JOIN ledger.accounts a ON a.id = e.account_id WHERE a.kind = '{kind}'"
-        ),
-    )
-    .await
 }
 
 async fn ledger_total(app: &TestApp) -> i128 {

@@ -132,18 +132,22 @@ impl TestApp {
         .await
     }
 
-    /// Redeems `card` (as its owner saw it: code and pin) at `shop`'s branch,
-    /// panicking if it fails; the redemption.
+    /// `redeemCard` of `card` (as its owner saw it: code and pin) at
+    /// `shop`'s branch by its staff; the whole body.
+    pub async fn redeem_at(&self, shop: &Shop, card: &Value, key: &str) -> Value {
+        self.redeem(
+            &shop.staff_token,
+            card["code"].as_str().expect("the owner's card has a code"),
+            card["pin"].as_str().expect("the owner's card has a pin"),
+            &shop.branch_id,
+            key,
+        )
+        .await
+    }
+
+    /// [`Self::redeem_at`], panicking if it fails; the redemption.
     pub async fn redeem_card(&self, shop: &Shop, card: &Value, key: &str) -> Value {
-        let body = self
-            .redeem(
-                &shop.staff_token,
-                card["code"].as_str().expect("the owner's card has a code"),
-                card["pin"].as_str().expect("the owner's card has a pin"),
-                &shop.branch_id,
-                key,
-            )
-            .await;
+        let body = self.redeem_at(shop, card, key).await;
         assert!(body["errors"].is_null(), "redeemCard failed: {body}");
         body["data"]["redeemCard"].clone()
     }

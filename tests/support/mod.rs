@@ -173,6 +173,12 @@ impl AppOptions {
         self
     }
 
+    /// Serving only, without the outbox relay: nothing runs statements or
+    /// delivers messages but the requests a test makes.
+    pub fn quiet(self) -> Self {
+        self.config(|c| c.outbox_relay = false).mode(true, false)
+    }
+
     /// Runs only these parts.
     pub fn mode(mut self, serve: bool, worker: bool) -> Self {
         self.mode = Mode {
