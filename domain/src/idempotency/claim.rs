@@ -39,15 +39,12 @@ async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> Domai
                     OR (idempotency_keys.state = 'IN_PROGRESS' AND idempotency_keys.locked_until < now() \
                         AND idempotency_keys.request_hash = EXCLUDED.request_hash) \
                  RETURNING claim",
-                vec![
-                    scope.caller.into(),
-                    scope.operation.into(),
-                    scope.key.into(),
+                scope.values([
                     hash.to_vec().into(),
                     token.into(),
                     LEASE.as_secs_f64().into(),
                     RETENTION.as_secs_f64().into(),
-                ],
+                ]),
             ))
             .await?;
         if claimed.is_some() {
@@ -77,13 +74,10 @@ async fn store<C: ConnectionTrait>(
         .execute_raw(statement(
             "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = $5, claim = NULL, locked_until = NULL \
              WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4",
-            vec![
-                scope.caller.into(),
-                scope.operation.into(),
-                scope.key.into(),
+            scope.values([
                 token.into(),
                 json.into(),
-            ],
+            ]),
         ))
         .await?;
     Ok(done.rows_affected() == 1)
@@ -92,7 +86,7 @@ async fn store<C: ConnectionTrait>(
 async fn release(db: &DatabaseConnection, scope: &Scope<'_>, token: Uuid) -> DomainResult<()> {
     db.execute_raw(statement(
         "DELETE FROM ledger.idempotency_keys WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4",
-        vec![scope.caller.into(), scope.operation.into(), scope.key.into(), token.into()],
+        scope.values([token.into()]),
     ))
     .await?;
     Ok(())

@@ -61,6 +61,17 @@ pub struct Scope<'a> {
     pub key: &'a str,
 }
 
+impl Scope<'_> {
+    /// The key row's primary key, as statement values `$1, $2, $3`, followed
+    /// by `more`.
+    fn values(&self, more: impl IntoIterator<Item = sea_orm::Value>) -> Vec<sea_orm::Value> {
+        let mut values: Vec<sea_orm::Value> =
+            vec![self.caller.into(), self.operation.into(), self.key.into()];
+        values.extend(more);
+        values
+    }
+}
+
 /// Checks a client key: 1-255 printable characters.
 pub fn validate_key(key: &str, field: &str) -> DomainResult<()> {
     let length = key.chars().count();
@@ -162,11 +173,7 @@ async fn existing(
         .query_one_raw(statement(
             "SELECT request_hash, state, outcome FROM ledger.idempotency_keys \
              WHERE caller_id = $1 AND operation = $2 AND key = $3 AND expires_at >= now()",
-            vec![
-                scope.caller.into(),
-                scope.operation.into(),
-                scope.key.into(),
-            ],
+            scope.values([]),
         ))
         .await?;
     let Some(row) = row else { return Ok(None) };

@@ -51,14 +51,11 @@ async fn insert_done<C: ConnectionTrait>(
                    locked_until = NULL, created_at = now(), expires_at = EXCLUDED.expires_at \
              WHERE idempotency_keys.expires_at < now() \
              RETURNING 1 AS written",
-            vec![
-                scope.caller.into(),
-                scope.operation.into(),
-                scope.key.into(),
+            scope.values([
                 hash.to_vec().into(),
                 json.into(),
                 RETENTION.as_secs_f64().into(),
-            ],
+            ]),
         ))
         .await?;
     Ok(written.is_some())
