@@ -372,6 +372,36 @@ async fn only_staff_act_for_their_merchant_and_only_admins_run_the_platform() {
         .ok(Some(&pending_staff), "mutation { registerMerchant(input: { name: \"Soon\", payoutAccount: \"1\" }) { id status } }", json!({}), "registerMerchant")
         .await;
     assert_eq!(pending["status"], "PENDING");
+    // Staff add an existing account: it becomes MERCHANT and staff at once.
+    let added = "mutation($m: ID!) { addMerchantStaff(merchantId: $m, email: \"other@example.com\") { id } }";
+    app.ok(
+        v.token("staff"),
+        added,
+        json!({ "m": w.shop.merchant_id }),
+        "addMerchantStaff",
+    )
+    .await;
+    let other = app
+        .ok(
+            v.token("other user"),
+            "query($id: ID!) { me { roles } merchant(id: $id) { wallet { kind } } }",
+            json!({ "id": w.shop.merchant_id }),
+            "merchant",
+        )
+        .await;
+    assert_eq!(
+        other["wallet"]["kind"], "MERCHANT",
+        "the new staff member sees the wallet"
+    );
+    let again = app
+        .gql(v.token("staff"), added, json!({ "m": w.shop.merchant_id }))
+        .await;
+    assert_eq!(code(&again), "CONFLICT", "already staff");
+    // Registering made the caller MERCHANT, in effect on the next request.
+    let roles = app
+        .ok(Some(&pending_staff), "{ me { roles } }", json!({}), "me")
+        .await;
+    assert_eq!(roles["roles"], json!(["PARTICIPANT", "MERCHANT"]));
     let id = json!({ "id": pending["id"] });
     let query = "query($id: ID!) { merchant(id: $id) { status } }";
     for who in ["anonymous", "other user", "staff"] {

@@ -359,6 +359,33 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
         .buy(&buyer, &uuid::Uuid::new_v4().to_string(), 50_000, "d")
         .await;
     assert_eq!(error_code(&unknown), "NOT_FOUND");
+    // Keys are 1-255 printable characters, for every money mutation.
+    for key in ["", "line\nbreak"] {
+        let bought = app.buy(&buyer, &shop.product_id, 50_000, key).await;
+        let redeemed = app
+            .redeem(
+                &shop.staff_token,
+                "0000-0000-0000",
+                "123456",
+                &shop.branch_id,
+                key,
+            )
+            .await;
+        let paid = app
+            .gql(
+                Some(&shop.staff_token),
+                "mutation($i: PayoutInput!) { requestPayout(input: $i) { id } }",
+                json!({ "i": { "merchantId": shop.merchant_id, "amount": "1", "idempotencyKey": key } }),
+            )
+            .await;
+        for body in [bought, redeemed, paid] {
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+            assert_eq!(
+                body["errors"][0]["extensions"]["field"],
+                "input.idempotencyKey"
+            );
+        }
+    }
 
     let admin = app.admin_token().await;
     app.ok(

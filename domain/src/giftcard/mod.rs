@@ -17,7 +17,8 @@ use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Role;
-use crate::sql::{statement, text_input};
+use crate::sql::{db_name, statement, text_input};
+use cards::CardStatus;
 use escrow::{EscrowView, Transition};
 
 /// Releases escrow `id` to its funder and moves its ACTIVE card (if one was
@@ -32,7 +33,7 @@ async fn release_with_card(
     meta: &RequestMeta,
     id: Uuid,
     reason: &str,
-    card_status: &str,
+    card_status: CardStatus,
 ) -> DomainResult<Transition> {
     txn.execute_raw(statement(
         "SELECT 1 FROM giftcard.cards WHERE escrow_id = $1 FOR UPDATE",
@@ -42,7 +43,7 @@ async fn release_with_card(
     let released = escrow::release(txn, meta, id, reason).await?;
     txn.execute_raw(statement(
         "UPDATE giftcard.cards SET status = $2 WHERE escrow_id = $1 AND status = 'ACTIVE'",
-        vec![id.into(), card_status.into()],
+        vec![id.into(), db_name(&card_status).into()],
     ))
     .await?;
     Ok(released)
@@ -60,7 +61,7 @@ pub async fn release_as_admin(
     admin.require(Role::Admin)?;
     let reason = text_input(reason, "reason", 1, 500)?;
     let txn = s.db.begin().await?;
-    let released = release_with_card(&txn, meta, id, &reason, "VOID").await?;
+    let released = release_with_card(&txn, meta, id, &reason, CardStatus::Void).await?;
     audit::record(
         &txn,
         meta,
@@ -103,8 +104,14 @@ pub async fn expire_due(s: &Services, batch: u32) -> DomainResult<u64> {
             .await?;
         let Some(locked) = locked else { continue };
         let escrow_id: Uuid = locked.try_get("", "escrow_id")?;
-        let released = match release_with_card(&txn, &meta, escrow_id, "card expired", "EXPIRED")
-            .await
+        let released = match release_with_card(
+            &txn,
+            &meta,
+            escrow_id,
+            "card expired",
+            CardStatus::Expired,
+        )
+        .await
         {
             Ok(released) => released,
             Err(DomainError::Conflict(_)) => {
