@@ -273,6 +273,7 @@ pub async fn start(
         cache: Cache::new(redis.clone(), ns.clone()),
         payments,
         card_secrets,
+        wallet_ids: giftdrop_domain::ledger::WalletIds::default(),
         settings: Settings {
             currency: config.platform_currency.clone(),
             service_rate_bps: config.service_rate_bps,

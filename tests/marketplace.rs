@@ -410,9 +410,14 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     assert_eq!(purchase_messages, 0);
     assert!(app.count("ops.outbox").await <= outbox_before + 1);
     assert_eq!(app.my_balance(&buyer).await, 50_000);
-    // The replay of a stored INSUFFICIENT_FUNDS answer stays the same.
+    // The replay of a stored INSUFFICIENT_FUNDS answer stays the same,
+    // although the purchase would succeed now: its work runs (a purchase
+    // does not look for a stored answer first), finds the key taken, and is
+    // rolled back.
     let replay = app.buy(&buyer, &shop.product_id, 50_000, "a").await;
     assert_eq!(error_code(&replay), "INSUFFICIENT_FUNDS");
+    assert_eq!(app.my_balance(&buyer).await, 50_000);
+    assert_eq!(purchase_rows(&app).await, before);
     assert_ledger_sound(&app).await;
 }
 

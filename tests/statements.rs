@@ -63,3 +63,32 @@ async fn lists_of_cards_and_escrows_cost_the_same_statements_however_long_they_a
         "8 escrows cost {eight_escrows}, 2 cost {two_escrows}"
     );
 }
+
+#[tokio::test]
+async fn a_purchase_is_four_statements_and_its_repeat_changes_nothing() {
+    let app = AppOptions::new().await.quiet().spawn().await;
+    let shop = app.open_shop("shop@example.com", "Lean", &[1_000]).await;
+    let (buyer, _) = app.register("buyer@example.com", "Ike O").await;
+    app.fund(&buyer, 10_000).await;
+    let buy = |key: &'static str| {
+        app.ok(
+            Some(&buyer),
+            "mutation($i: PurchaseCardInput!) { purchaseCard(input: $i) { id } }",
+            json!({ "i": { "productId": shop.product_id, "faceValue": "1000", "idempotencyKey": key } }),
+            "purchaseCard",
+        )
+    };
+    // The first purchase also learns the buyer's wallet id.
+    buy("first").await;
+    let before = app.running().db_statements.get();
+    let card = buy("second").await;
+    let cost = app.running().db_statements.get() - before;
+    // The viewer's roles, the product with its merchant, the posting, and
+    // one batch of escrow, card, audit entry and key (BEGIN and COMMIT are
+    // not counted).
+    assert_eq!(cost, 4, "a purchase ran {cost} statements");
+    let balance = app.my_balance(&buyer).await;
+    let again = buy("second").await;
+    assert_eq!(again["id"], card["id"]);
+    assert_eq!(app.my_balance(&buyer).await, balance);
+}

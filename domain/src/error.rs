@@ -68,6 +68,16 @@ impl DomainError {
         }
     }
 
+    /// True when this is a database unique violation of `constraint`.
+    pub fn is_unique_violation(&self, constraint: &str) -> bool {
+        match self {
+            Self::Internal(err) => err
+                .downcast_ref::<DbErr>()
+                .is_some_and(|db| is_unique_violation(db, constraint)),
+            _ => false,
+        }
+    }
+
     /// Prefixes the input path of a `BadInput` (e.g. `email` -> `input.email`).
     #[must_use]
     pub fn under(self, parent: &str) -> Self {

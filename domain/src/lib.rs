@@ -64,6 +64,8 @@ pub struct Services {
     pub payments: payments::Payments,
     /// Keys that protect card pins.
     pub card_secrets: giftcard::pin::CardSecrets,
+    /// Wallet ids this process has seen.
+    pub wallet_ids: ledger::WalletIds,
     /// Platform settings.
     pub settings: Settings,
 }

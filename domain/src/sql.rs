@@ -117,3 +117,113 @@ pub fn text_input(raw: &str, field: &str, min: usize, max: usize) -> DomainResul
     }
     Ok(text.to_owned())
 }
+
+/// Data-modifying statements sent as ONE statement: each added statement
+/// becomes a `WITH` part and the last one the main statement, so the lot
+/// costs one round trip and is all or nothing. The parts run on one
+/// snapshot and cannot see each other's rows, but constraints (foreign
+/// keys included) are checked at the end of the whole statement, so a row
+/// may reference another row of the same batch. Each statement numbers its
+/// own values from `$1`; no statement may itself start with `WITH`.
+#[derive(Debug, Default)]
+pub struct Batch {
+    parts: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `statement` as the next part.
+    pub fn push(&mut self, statement: Statement) {
+        let offset = self.values.len();
+        self.parts.push(renumbered(&statement.sql, offset));
+        if let Some(values) = statement.values {
+            self.values.extend(values.0);
+        }
+    }
+
+    /// Runs the batch with `last` as its main statement; the row `last`
+    /// returns, if any.
+    pub async fn fetch_one<C: ConnectionTrait>(
+        mut self,
+        conn: &C,
+        last: Statement,
+    ) -> DomainResult<Option<QueryResult>> {
+        self.push(last);
+        let main = self.parts.pop().unwrap_or_default();
+        let sql = if self.parts.is_empty() {
+            main
+        } else {
+            let parts: Vec<String> = self
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, part)| format!("p{i} AS ({part})"))
+                .collect();
+            format!("WITH {} {main}", parts.join(", "))
+        };
+        Ok(conn.query_one_raw(statement(&sql, self.values)).await?)
+    }
+}
+
+/// `sql` with every placeholder `$n` shifted to `$(n + offset)`. Our
+/// statements carry values only as placeholders, never `$` in literals.
+fn renumbered(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut n = 0usize;
+        let mut digits = false;
+        while let Some(&(_, d)) = chars.peek() {
+            let Some(digit) = d.to_digit(10) else { break };
+            n = n * 10 + digit as usize;
+            digits = true;
+            chars.next();
+        }
+        if digits {
+            out.push_str(&(n + offset).to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_shift_by_the_values_before_them() {
+        assert_eq!(renumbered("VALUES ($1, $2)", 0), "VALUES ($1, $2)");
+        assert_eq!(
+            renumbered("VALUES ($1, $12::uuid, now() + $3)", 4),
+            "VALUES ($5, $16::uuid, now() + $7)"
+        );
+        assert_eq!(renumbered("a $ b", 3), "a $ b");
+    }
+
+    #[test]
+    fn a_batch_is_one_statement_with_the_last_part_as_main() {
+        let mut batch = Batch::new();
+        batch.push(statement("INSERT INTO a VALUES ($1)", vec![1i64.into()]));
+        batch.push(statement(
+            "INSERT INTO b VALUES ($1, $2)",
+            vec![2i64.into(), 3i64.into()],
+        ));
+        batch.push(statement("INSERT INTO c VALUES ($1)", vec![4i64.into()]));
+        let main = batch.parts.pop().expect("a part");
+        assert_eq!(batch.parts[1], "INSERT INTO b VALUES ($2, $3)");
+        assert_eq!(main, "INSERT INTO c VALUES ($4)");
+        assert_eq!(batch.values.len(), 4);
+    }
+}

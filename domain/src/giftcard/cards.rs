@@ -2,7 +2,7 @@
 //! `purchaseCard` (FLOWS.md §4).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -14,11 +14,11 @@ use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
-use crate::idempotency::{self, Scope};
+use crate::idempotency::{self, Scope, Work};
 use crate::identity::staff::Reach;
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
 use crate::money::Amount;
-use crate::sql::{amount, bug, enum_col, fetch_all, fetch_one, statement};
+use crate::sql::{Batch, amount, bug, enum_col, fetch_all, fetch_one, statement};
 
 /// The rate limit (`RATE_LIMITS`) `purchaseCard` counts against.
 pub const RATE_LIMIT: &str = "purchase";
@@ -185,51 +185,104 @@ pub struct IssueCard<'a> {
     pub face_value: Amount,
 }
 
-/// Issues an ACTIVE card with a fresh code and pin, expiring
-/// `validityDays` from now, inside the caller's transaction.
+/// An ACTIVE card with a fresh code and pin, expiring `validityDays` from
+/// now, and the statement that inserts it. The code is unique by chance
+/// (60 random bits): the statement fails on `cards_code_key` in the
+/// unlikely event of a collision.
+pub fn new_card(secrets: &CardSecrets, card: IssueCard<'_>) -> (Statement, CardView) {
+    let id = Uuid::now_v7();
+    let pin = pin::new_pin();
+    let issued_at = Utc::now();
+    let view = CardView {
+        id,
+        product_id: card.product.id,
+        merchant_id: card.product.merchant_id,
+        owner_id: card.owner_id,
+        escrow_id: card.escrow_id,
+        face_value: card.face_value,
+        code: pin::new_code(),
+        status: CardStatus::Active,
+        locked_until: None,
+        issued_at,
+        expires_at: issued_at + chrono::Duration::days(i64::from(card.product.validity_days)),
+        redeemed_at: None,
+        pin_hash: secrets.hash(id, &pin),
+        pin_sealed: secrets.seal(id, &pin),
+    };
+    let insert = statement(
+        "INSERT INTO giftcard.cards (id, product_id, merchant_id, owner_id, escrow_id, face_value, code, \
+         pin_hash, pin_sealed, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        vec![
+            view.id.into(),
+            view.product_id.into(),
+            view.merchant_id.into(),
+            view.owner_id.into(),
+            view.escrow_id.into(),
+            view.face_value.minor().into(),
+            view.code.as_str().into(),
+            view.pin_hash.clone().into(),
+            view.pin_sealed.clone().into(),
+            view.issued_at.into(),
+            view.expires_at.into(),
+        ],
+    );
+    (insert, view)
+}
+
+/// True when `err` is the collision of a new card's code with another's:
+/// the work that issued it can simply be run again (with a new code).
+pub fn is_code_collision(err: &DomainError) -> bool {
+    err.is_unique_violation("cards_code_key")
+}
+
+/// Issues an ACTIVE card ([`new_card`]) inside the caller's transaction.
+/// A code collision inserts nothing and is retried with a new code; the
+/// transaction stays usable.
 pub async fn issue(
     txn: &DatabaseTransaction,
     secrets: &CardSecrets,
     card: IssueCard<'_>,
 ) -> DomainResult<CardView> {
-    let id = Uuid::now_v7();
-    let pin = pin::new_pin();
-    // A code collision (about 2^-60 per pair) inserts nothing and is
-    // retried with a new code; the transaction stays usable.
     for _ in 0..3 {
-        let inserted = txn
-            .query_one_raw(statement(
-                &format!(
-                    "INSERT INTO giftcard.cards (id, product_id, merchant_id, owner_id, escrow_id, face_value, code, \
-                     pin_hash, pin_sealed, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(days => $10)) \
-                     ON CONFLICT (code) DO NOTHING RETURNING {COLUMNS}"
-                ),
-                vec![
-                    id.into(),
-                    card.product.id.into(),
-                    card.product.merchant_id.into(),
-                    card.owner_id.into(),
-                    card.escrow_id.into(),
-                    card.face_value.minor().into(),
-                    pin::new_code().into(),
-                    secrets.hash(id, &pin).into(),
-                    secrets.seal(id, &pin).into(),
-                    card.product.validity_days.into(),
-                ],
-            ))
-            .await?;
-        if let Some(row) = inserted {
-            return view(&row);
+        let (mut insert, view) = new_card(secrets, card);
+        insert
+            .sql
+            .push_str(" ON CONFLICT (code) DO NOTHING RETURNING id");
+        if txn.query_one_raw(insert).await?.is_some() {
+            return Ok(view);
         }
     }
     Err(bug("three card code collisions in a row"))
 }
 
+/// How often a purchase is run again after its new card's code collided.
+const COLLISION_RETRIES: usize = 3;
+
 /// `purchaseCard`: debits `face_value` from the buyer's wallet into escrow
 /// (CARD_PURCHASE), reserves the escrow at the merchant's current service
 /// rate and issues an ACTIVE card, in one transaction, once per key.
+///
+/// Round trips of a first request: BEGIN, the product with its merchant,
+/// the posting (wallet id remembered by the process), one batch with the
+/// escrow, the card, the audit entry and the key, COMMIT.
 pub async fn purchase(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    product_id: Uuid,
+    face_value: Amount,
+    key: &str,
+) -> DomainResult<CardView> {
+    let mut attempt = 0;
+    loop {
+        match purchase_once(s, meta, viewer, product_id, face_value, key).await {
+            Err(err) if is_code_collision(&err) && attempt < COLLISION_RETRIES => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+async fn purchase_once(
     s: &Services,
     meta: &RequestMeta,
     viewer: &Viewer,
@@ -246,7 +299,7 @@ pub async fn purchase(
     let issued_slot = &mut issued;
     let card_id = idempotency::run_posting(
         s,
-        idempotency::Hold::Transaction,
+        idempotency::Hold::Optimistic,
         scope,
         &(product_id, face_value),
         || async move {
@@ -277,7 +330,10 @@ pub async fn purchase(
             if !product.active {
                 return Err(DomainError::Conflict("this product is not on sale".into()));
             }
-            let wallet = ledger::wallet_of(&txn, WalletOwner::User(viewer.user_id)).await?;
+            let wallet = s
+                .wallet_ids
+                .of(&txn, WalletOwner::User(viewer.user_id))
+                .await?;
             let escrow_id = Uuid::now_v7();
             let reference = escrow_id.to_string();
             let funded = ledger::post(
@@ -287,7 +343,7 @@ pub async fn purchase(
                     kind: EntryKind::CardPurchase,
                     reference: &reference,
                     legs: vec![
-                        Leg::debit(Account::Wallet(wallet.id), face_value),
+                        Leg::debit(Account::Wallet(wallet), face_value),
                         Leg::credit(
                             Account::Platform(PlatformAccount::EscrowHolding),
                             face_value,
@@ -296,11 +352,20 @@ pub async fn purchase(
                 },
             )
             .await?;
-            escrow::reserve(
-                &txn,
+            let (card_insert, card) = new_card(
+                &s.card_secrets,
+                IssueCard {
+                    product: &product,
+                    owner_id: viewer.user_id,
+                    escrow_id,
+                    face_value,
+                },
+            );
+            let mut closing = Batch::new();
+            closing.push(escrow::reserve_statement(
                 Funding {
                     funder_id: viewer.user_id,
-                    funder_account_id: wallet.id,
+                    funder_account_id: wallet,
                     transfer_id: funded.transfer_id,
                 },
                 &[NewEscrow {
@@ -311,21 +376,9 @@ pub async fn purchase(
                     service_rate_bps: merchant.service_rate_bps,
                     event_id: None,
                 }],
-            )
-            .await?;
-            let card = issue(
-                &txn,
-                &s.card_secrets,
-                IssueCard {
-                    product: &product,
-                    owner_id: viewer.user_id,
-                    escrow_id,
-                    face_value,
-                },
-            )
-            .await?;
-            audit::record(
-                &txn,
+            ));
+            closing.push(card_insert);
+            closing.push(audit::statement(
                 meta,
                 AuditRecord {
                     actor: Some(viewer.user_id),
@@ -333,17 +386,24 @@ pub async fn purchase(
                     subject: format!("card:{}", card.id),
                     detail: Some(format!("{face_value} into escrow {escrow_id}")),
                 },
-            )
-            .await?;
-            metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
+            ));
             let id = card.id;
             *issued_slot = Some(card);
-            Ok((txn, id, Some(funded)))
+            Ok(Work {
+                txn,
+                value: id,
+                posted: Some(funded),
+                closing,
+            })
         },
     )
     .await?;
     match issued.filter(|card| card.id == card_id) {
-        Some(card) => Ok(card),
+        Some(card) => {
+            escrow::count_reserved(1);
+            metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
+            Ok(card)
+        }
         // A replay, or a duplicate's card: as it is now.
         None => find(&s.db, card_id)
             .await?

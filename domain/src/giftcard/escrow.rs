@@ -10,7 +10,7 @@
 //! no other writer can break the rule either.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -169,6 +169,14 @@ pub async fn reserve(
     if escrows.is_empty() {
         return Ok(());
     }
+    txn.execute_raw(reserve_statement(funding, escrows)).await?;
+    count_reserved(escrows.len());
+    Ok(())
+}
+
+/// The statement of [`reserve`] (`escrows` must not be empty), for a
+/// [`crate::sql::Batch`]; call [`count_reserved`] once it has committed.
+pub fn reserve_statement(funding: Funding, escrows: &[NewEscrow]) -> Statement {
     let mut values: Vec<sea_orm::Value> = vec![
         funding.funder_id.into(),
         funding.funder_account_id.into(),
@@ -197,18 +205,19 @@ pub async fn reserve(
                 .into(),
         );
     }
-    txn.execute_raw(statement(
+    statement(
         &format!(
             "INSERT INTO giftcard.escrows (id, source, amount, merchant_id, funder_id, funder_account_id, \
              event_id, service_rate_bps, reserve_transfer_id) VALUES {}",
             rows.join(", ")
         ),
         values,
-    ))
-    .await?;
-    metrics::counter!("giftdrop_escrow_transitions_total", "to" => "RESERVED")
-        .increment(escrows.len() as u64);
-    Ok(())
+    )
+}
+
+/// Counts `n` escrows reserved (the transition metric).
+pub fn count_reserved(n: usize) {
+    metrics::counter!("giftdrop_escrow_transitions_total", "to" => "RESERVED").increment(n as u64);
 }
 
 /// The escrow `id`, whoever asks.

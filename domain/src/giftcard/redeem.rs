@@ -21,9 +21,9 @@ use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
-use crate::idempotency::{self, Scope};
+use crate::idempotency::{self, Scope, Work};
 use crate::identity::staff::Reach;
-use crate::sql::{bug, fetch_one, statement};
+use crate::sql::{Batch, bug, fetch_one, statement};
 
 /// Wrong pins within [`WINDOW`] that lock a card.
 pub const MAX_WRONG_PINS: i64 = 5;
@@ -166,31 +166,17 @@ pub async fn redeem(
             }
             CardStatus::Void => return Err(DomainError::Conflict("this card is void".into())),
         }
-        // The card's rows first and the settlement last: the settlement
-        // locks the merchant's wallet, which every till of the merchant
-        // needs, so it is held only until the commit right after.
-        txn.execute_raw(statement(
+        // The card's rows first (one statement) and the settlement last:
+        // the settlement locks the merchant's wallet, which every till of
+        // the merchant needs, so it is held only until the commit right
+        // after.
+        let id = Uuid::now_v7();
+        let mut rows = Batch::new();
+        rows.push(statement(
             "UPDATE giftcard.cards SET status = 'REDEEMED', redeemed_at = now() WHERE id = $1 AND status = 'ACTIVE'",
             vec![card.id.into()],
-        ))
-        .await?;
-        let row = txn
-            .query_one_raw(statement(
-                "INSERT INTO giftcard.redemptions (id, card_id, escrow_id, branch_id, staff_id) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id, card_id, escrow_id, branch_id, redeemed_at",
-                vec![
-                    Uuid::now_v7().into(),
-                    card.id.into(),
-                    card.escrow_id.into(),
-                    branch.id.into(),
-                    viewer.user_id.into(),
-                ],
-            ))
-            .await?
-            .ok_or_else(|| bug("INSERT RETURNING gave no row"))?;
-        let redemption = view(&row)?;
-        audit::record(
-            &txn,
+        ));
+        rows.push(audit::statement(
             meta,
             AuditRecord {
                 actor: Some(viewer.user_id),
@@ -201,10 +187,24 @@ pub async fn redeem(
                     card.escrow_id, branch.id
                 )),
             },
+        ));
+        rows.fetch_one(
+            &txn,
+            statement(
+                "INSERT INTO giftcard.redemptions (id, card_id, escrow_id, branch_id, staff_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                vec![
+                    id.into(),
+                    card.id.into(),
+                    card.escrow_id.into(),
+                    branch.id.into(),
+                    viewer.user_id.into(),
+                ],
+            ),
         )
         .await?;
         let settled = escrow::settle(&txn, meta, card.escrow_id, s.settings.deposit_fee_bps).await?;
-        Ok((txn, redemption.id, Some(settled.posted)))
+        Ok(Work::new(txn, id, Some(settled.posted)))
     })
     .await?;
     find(&s.db, id)

@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use super::{
     Existing, LEASE, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, existing, hash_of,
+    write_key,
 };
 use crate::error::{DomainError, DomainResult};
-use crate::sql::statement;
+use crate::sql::{Batch, statement};
 
 enum Claimed {
     Fresh(Uuid),
@@ -63,24 +64,19 @@ async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> Domai
     }
 }
 
-async fn store<C: ConnectionTrait>(
-    conn: &C,
+/// The statement storing `outcome` in the key, guarded by our claim token;
+/// it returns a row if it stored.
+fn store_statement(
     scope: &Scope<'_>,
     token: Uuid,
     outcome: &Outcome,
-) -> DomainResult<bool> {
+) -> DomainResult<sea_orm::Statement> {
     let json = serde_json::to_value(outcome).context("unstorable outcome")?;
-    let done = conn
-        .execute_raw(statement(
-            "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = $5, claim = NULL, locked_until = NULL \
-             WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4",
-            scope.values([
-                token.into(),
-                json.into(),
-            ]),
-        ))
-        .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(statement(
+        "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = $5, claim = NULL, locked_until = NULL \
+         WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4 RETURNING 1 AS written",
+        scope.values([token.into(), json.into()]),
+    ))
 }
 
 async fn release(db: &DatabaseConnection, scope: &Scope<'_>, token: Uuid) -> DomainResult<()> {
@@ -108,15 +104,37 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = DomainResult<(DatabaseTransaction, T)>>,
 {
+    run_closing(db, scope, input, || async {
+        let (txn, value) = work().await?;
+        Ok((txn, value, Batch::new()))
+    })
+    .await
+}
+
+/// [`run`] whose work also hands back closing statements, written with the
+/// outcome in one round trip.
+pub(super) async fn run_closing<I, T, F, Fut>(
+    db: &DatabaseConnection,
+    scope: Scope<'_>,
+    input: &I,
+    work: F,
+) -> DomainResult<T>
+where
+    I: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = DomainResult<(DatabaseTransaction, T, Batch)>>,
+{
     let hash = hash_of(input)?;
     let token = match claim(db, &scope, &hash).await? {
         Claimed::Done(outcome) => return outcome.into_result(),
         Claimed::Fresh(token) => token,
     };
     let result = async {
-        let (txn, value) = work().await?;
+        let (txn, value, closing) = work().await?;
         let json = serde_json::to_value(&value).context("unstorable outcome")?;
-        if !store(&txn, &scope, token, &Outcome::Ok { value: json }).await? {
+        let key = store_statement(&scope, token, &Outcome::Ok { value: json })?;
+        if !write_key(&txn, closing, key).await? {
             // Our lease ran out and another request took the key over:
             // roll back rather than commit a second effect.
             return Err(DomainError::IdempotencyKeyInUse);
@@ -127,9 +145,10 @@ where
     .await;
     if let Err(err) = &result {
         let recorded = match StoredError::of(err) {
-            Some(error) => store(db, &scope, token, &Outcome::Err { error })
-                .await
-                .map(drop),
+            Some(error) => match store_statement(&scope, token, &Outcome::Err { error }) {
+                Ok(key) => write_key(db, Batch::new(), key).await.map(drop),
+                Err(e) => Err(e),
+            },
             None => release(db, &scope, token).await,
         };
         // The caller learns the real failure; the claim then simply expires

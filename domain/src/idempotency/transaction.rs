@@ -1,16 +1,19 @@
 //! Holding a key inside the work's own transaction
-//! ([`super::Hold::Transaction`]), for work that is all database.
+//! ([`super::Hold::Transaction`], [`super::Hold::Optimistic`]), for work
+//! that is all database.
 
 use std::future::Future;
 
 use anyhow::Context as _;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Existing, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, existing, hash_of};
+use super::{
+    Existing, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, existing, hash_of, write_key,
+};
 use crate::error::{DomainError, DomainResult};
-use crate::sql::statement;
+use crate::sql::{Batch, statement};
 
 /// The stored outcome of a live key with this input: `Ok(None)` if there is
 /// none (or it expired), `IDEMPOTENCY_KEY_REUSED` for another input, and a
@@ -33,62 +36,65 @@ async fn stored(
     }
 }
 
-/// Writes the key as DONE with `outcome` unless a live key exists; true if
-/// written. Waits for a concurrent transaction writing the same key.
-async fn insert_done<C: ConnectionTrait>(
-    conn: &C,
+/// The statement writing the key as DONE with `outcome` unless a live key
+/// exists; it returns a row if it wrote. Run, it waits for a concurrent
+/// transaction writing the same key.
+fn done_statement(
     scope: &Scope<'_>,
     hash: &[u8],
     outcome: &Outcome,
-) -> DomainResult<bool> {
+) -> DomainResult<sea_orm::Statement> {
     let json = serde_json::to_value(outcome).context("unstorable outcome")?;
-    let written = conn
-        .query_one_raw(statement(
-            "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
-             VALUES ($1, $2, $3, $4, 'DONE', $5, now() + make_interval(secs => $6)) \
-             ON CONFLICT (caller_id, operation, key) DO UPDATE \
-               SET request_hash = EXCLUDED.request_hash, state = 'DONE', claim = NULL, outcome = EXCLUDED.outcome, \
-                   locked_until = NULL, created_at = now(), expires_at = EXCLUDED.expires_at \
-             WHERE idempotency_keys.expires_at < now() \
-             RETURNING 1 AS written",
-            scope.values([
-                hash.to_vec().into(),
-                json.into(),
-                RETENTION.as_secs_f64().into(),
-            ]),
-        ))
-        .await?;
-    Ok(written.is_some())
+    Ok(statement(
+        "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
+         VALUES ($1, $2, $3, $4, 'DONE', $5, now() + make_interval(secs => $6)) \
+         ON CONFLICT (caller_id, operation, key) DO UPDATE \
+           SET request_hash = EXCLUDED.request_hash, state = 'DONE', claim = NULL, outcome = EXCLUDED.outcome, \
+               locked_until = NULL, created_at = now(), expires_at = EXCLUDED.expires_at \
+         WHERE idempotency_keys.expires_at < now() \
+         RETURNING 1 AS written",
+        scope.values([
+            hash.to_vec().into(),
+            json.into(),
+            RETENTION.as_secs_f64().into(),
+        ]),
+    ))
 }
 
-/// [`run`] for work that is all database: the outcome is written with the
-/// effect in the work's one transaction (see the module docs). Also says
-/// whether this call's work is the one that committed (false: a replay, or
-/// a concurrent duplicate won and this call's work was rolled back).
+/// [`super::run_posting`] for work that is all database: the outcome is
+/// written with the effect, and with the work's closing statements, in the
+/// work's one transaction (see the module docs). With `check_first`, a
+/// stored outcome is looked for before the work runs ([`super::Hold`]).
+/// Also says whether this call's work is the one that committed (false: a
+/// replay, or a concurrent duplicate won and this call's work was rolled
+/// back).
 pub(super) async fn run_in_transaction<I, T, F, Fut>(
     db: &DatabaseConnection,
     scope: Scope<'_>,
     input: &I,
+    check_first: bool,
     work: F,
 ) -> DomainResult<(T, bool)>
 where
     I: Serialize,
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = DomainResult<(DatabaseTransaction, T)>>,
+    Fut: Future<Output = DomainResult<(DatabaseTransaction, T, Batch)>>,
 {
     let hash = hash_of(input)?;
-    if let Some(outcome) = stored(db, &scope, &hash).await? {
+    if check_first && let Some(outcome) = stored(db, &scope, &hash).await? {
         return Ok((outcome.into_result()?, false));
     }
     let result = async {
-        let (txn, value) = work().await?;
+        let (txn, value, closing) = work().await?;
         let json = serde_json::to_value(&value).context("unstorable outcome")?;
-        if insert_done(&txn, &scope, &hash, &Outcome::Ok { value: json }).await? {
+        let key = done_statement(&scope, &hash, &Outcome::Ok { value: json })?;
+        if write_key(&txn, closing, key).await? {
             txn.commit().await?;
             Ok(Some(value))
         } else {
-            // A concurrent duplicate committed first: drop (roll back) ours.
+            // A live key was there first (a repeat, or a concurrent
+            // duplicate that committed first): drop (roll back) ours.
             Ok(None)
         }
     }
@@ -103,10 +109,11 @@ where
             if let Some(outcome) = stored(db, &scope, &hash).await? {
                 return Ok((outcome.into_result()?, false));
             }
-            if let Some(error) = StoredError::of(&err)
-                && !insert_done(db, &scope, &hash, &Outcome::Err { error }).await?
-            {
-                return Ok((replay(db, &scope, &hash).await?, false));
+            if let Some(error) = StoredError::of(&err) {
+                let key = done_statement(&scope, &hash, &Outcome::Err { error })?;
+                if !write_key(db, Batch::new(), key).await? {
+                    return Ok((replay(db, &scope, &hash).await?, false));
+                }
             }
             Err(err)
         }

@@ -342,28 +342,78 @@ pub async fn wallet_of<C: ConnectionTrait>(
     conn: &C,
     owner: WalletOwner,
 ) -> DomainResult<WalletView> {
-    let kind = owner.kind().as_str();
-    let select = || {
-        statement(
+    if let Some(wallet) = find_wallet(conn, owner).await? {
+        return Ok(wallet);
+    }
+    conn.execute_raw(statement(
+        "INSERT INTO ledger.accounts (id, kind, owner_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (kind, owner_id) WHERE owner_id IS NOT NULL DO NOTHING",
+        vec![
+            Uuid::now_v7().into(),
+            owner.kind().as_str().into(),
+            owner.id().into(),
+        ],
+    ))
+    .await?;
+    find_wallet(conn, owner)
+        .await?
+        .ok_or_else(|| bug("a wallet vanished after it was created"))
+}
+
+/// `owner`'s wallet, if it has one.
+async fn find_wallet<C: ConnectionTrait>(
+    conn: &C,
+    owner: WalletOwner,
+) -> DomainResult<Option<WalletView>> {
+    let row = conn
+        .query_one_raw(statement(
             "SELECT id, kind, owner_id, balance, version FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
-            vec![kind.into(), owner.id().into()],
-        )
-    };
-    let row = match conn.query_one_raw(select()).await? {
-        Some(row) => row,
-        None => {
-            conn.execute_raw(statement(
-                "INSERT INTO ledger.accounts (id, kind, owner_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (kind, owner_id) WHERE owner_id IS NOT NULL DO NOTHING",
-                vec![Uuid::now_v7().into(), kind.into(), owner.id().into()],
-            ))
-            .await?;
-            conn.query_one_raw(select())
-                .await?
-                .ok_or_else(|| bug("a wallet vanished after it was created"))?
+            vec![owner.kind().as_str().into(), owner.id().into()],
+        ))
+        .await?;
+    row.as_ref().map(wallet_view).transpose()
+}
+
+/// Wallet ids by owner, remembered by the process: a wallet's id never
+/// changes once its row is committed, so a posting need not look it up
+/// each time. Bounded: forgotten all at once when full.
+#[derive(Clone, Debug, Default)]
+pub struct WalletIds(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<WalletOwner, Uuid>>>,
+);
+
+impl WalletIds {
+    const CAPACITY: usize = 100_000;
+
+    /// The id of `owner`'s wallet, created (in `conn`'s transaction) if
+    /// it has none. Only a wallet found already committed is remembered:
+    /// one created here may yet be rolled back.
+    pub async fn of<C: ConnectionTrait>(&self, conn: &C, owner: WalletOwner) -> DomainResult<Uuid> {
+        if let Some(id) = self.known(owner) {
+            return Ok(id);
         }
-    };
-    wallet_view(&row)
+        let Some(wallet) = find_wallet(conn, owner).await? else {
+            return Ok(wallet_of(conn, owner).await?.id);
+        };
+        let id = wallet.id;
+        let mut known = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= Self::CAPACITY {
+            known.clear();
+        }
+        known.insert(owner, id);
+        Ok(id)
+    }
+
+    fn known(&self, owner: WalletOwner) -> Option<Uuid> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&owner)
+            .copied()
+    }
 }
 
 /// The signed sum over every account: wallets by their running balance,

@@ -29,7 +29,7 @@ use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::giftcard::merchants::{self, MerchantStatus};
-use crate::idempotency::{self, Scope};
+use crate::idempotency::{self, Scope, Work};
 use crate::identity::staff::Reach;
 use crate::ledger::{
     self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
@@ -396,7 +396,7 @@ pub async fn request(
             let Some(pending) = reserve(s, meta, viewer, &merchant, amount, id).await? else {
                 // Finished by an earlier attempt whose outcome was lost:
                 // that payout is this request's answer.
-                return Ok((s.db.begin().await?, id, None));
+                return Ok(Work::new(s.db.begin().await?, id, None));
             };
             let answer = match send(s, &pending).await {
                 Ok(outcome) => outcome,
@@ -404,8 +404,8 @@ pub async fn request(
             };
             let (txn, posted) = record(s, meta, &pending, answer).await?;
             let id = pending.id;
-            audit::record(
-                &txn,
+            let mut work = Work::new(txn, id, posted);
+            work.closing.push(audit::statement(
                 meta,
                 AuditRecord {
                     actor: Some(viewer.user_id),
@@ -413,9 +413,8 @@ pub async fn request(
                     subject: format!("payout:{id}"),
                     detail: Some(format!("{amount} for merchant {merchant_id}")),
                 },
-            )
-            .await?;
-            Ok((txn, id, posted))
+            ));
+            Ok(work)
         },
     )
     .await?;
