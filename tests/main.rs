@@ -9,6 +9,7 @@
 
 mod support;
 
+mod draw;
 mod escrow_race;
 mod health;
 mod http;

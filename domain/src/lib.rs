@@ -11,6 +11,7 @@ pub mod cache;
 pub mod context;
 pub mod error;
 pub mod giftcard;
+pub mod giveaway;
 pub mod idempotency;
 pub mod identity;
 pub mod jobs;

@@ -12,6 +12,7 @@ mod m20261121_000001_foundation;
 mod m20261123_000001_ledger;
 mod m20261123_000002_wallet_version;
 mod m20261201_000001_giftcard;
+mod m20261202_000001_giveaway;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_ledger::Migration),
             Box::new(m20261123_000002_wallet_version::Migration),
             Box::new(m20261201_000001_giftcard::Migration),
+            Box::new(m20261202_000001_giveaway::Migration),
         ]
     }
 }

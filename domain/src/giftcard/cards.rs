@@ -367,6 +367,7 @@ async fn purchase_once(
                     funder_id: viewer.user_id,
                     funder_account_id: wallet,
                     transfer_id: funded.transfer_id,
+                    event_id: None,
                 },
                 &[NewEscrow {
                     id: escrow_id,
@@ -374,7 +375,6 @@ async fn purchase_once(
                     amount: face_value,
                     merchant_id: merchant.id,
                     service_rate_bps: merchant.service_rate_bps,
-                    event_id: None,
                 }],
             ));
             closing.push(card_insert);

@@ -143,8 +143,6 @@ pub struct NewEscrow {
     pub merchant_id: Uuid,
     /// The merchant's service rate now (snapshotted).
     pub service_rate_bps: u32,
-    /// The event of a prize unit.
-    pub event_id: Option<Uuid>,
 }
 
 /// Who funds a set of escrows, and the transfer that moved the money into
@@ -157,6 +155,8 @@ pub struct Funding {
     pub funder_account_id: Uuid,
     /// The posted transfer (funder debit, escrow holding credit).
     pub transfer_id: Uuid,
+    /// The event whose prize units they back; `None` for a purchase.
+    pub event_id: Option<Uuid>,
 }
 
 /// Inserts RESERVED escrows funded by `funding`, in one statement, inside
@@ -174,44 +174,35 @@ pub async fn reserve(
     Ok(())
 }
 
-/// The statement of [`reserve`] (`escrows` must not be empty), for a
-/// [`crate::sql::Batch`]; call [`count_reserved`] once it has committed.
+/// The statement of [`reserve`], for a [`crate::sql::Batch`]; call
+/// [`count_reserved`] once it has committed. The escrows travel as arrays,
+/// so a publish of thousands of prize units is one statement of ten values.
 pub fn reserve_statement(funding: Funding, escrows: &[NewEscrow]) -> Statement {
-    let mut values: Vec<sea_orm::Value> = vec![
-        funding.funder_id.into(),
-        funding.funder_account_id.into(),
-        funding.transfer_id.into(),
-    ];
-    let mut rows = Vec::with_capacity(escrows.len());
-    for e in escrows {
-        let n = values.len();
-        rows.push(format!(
-            "(${}::uuid, ${}, ${}::bigint, ${}::uuid, $1, $2, ${}::uuid, ${}::integer, $3)",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6
-        ));
-        values.push(e.id.into());
-        values.push(db_name(&e.source).into());
-        values.push(e.amount.minor().into());
-        values.push(e.merchant_id.into());
-        values.push(e.event_id.into());
-        values.push(
-            i32::try_from(e.service_rate_bps.min(10_000))
-                .unwrap_or(0)
-                .into(),
-        );
-    }
+    let ids: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
+    let sources: Vec<String> = escrows.iter().map(|e| db_name(&e.source)).collect();
+    let amounts: Vec<i64> = escrows.iter().map(|e| e.amount.minor()).collect();
+    let merchants: Vec<Uuid> = escrows.iter().map(|e| e.merchant_id).collect();
+    let rates: Vec<i32> = escrows
+        .iter()
+        .map(|e| i32::try_from(e.service_rate_bps.min(10_000)).unwrap_or(0))
+        .collect();
     statement(
-        &format!(
-            "INSERT INTO giftcard.escrows (id, source, amount, merchant_id, funder_id, funder_account_id, \
-             event_id, service_rate_bps, reserve_transfer_id) VALUES {}",
-            rows.join(", ")
-        ),
-        values,
+        "INSERT INTO giftcard.escrows (id, source, amount, merchant_id, funder_id, funder_account_id, \
+         event_id, service_rate_bps, reserve_transfer_id) \
+         SELECT e.id, e.source, e.amount, e.merchant_id, $6, $7, $9, e.rate, $8 \
+         FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::uuid[], $5::integer[]) \
+           AS e (id, source, amount, merchant_id, rate)",
+        vec![
+            ids.into(),
+            sources.into(),
+            amounts.into(),
+            merchants.into(),
+            rates.into(),
+            funding.funder_id.into(),
+            funding.funder_account_id.into(),
+            funding.transfer_id.into(),
+            funding.event_id.into(),
+        ],
     )
 }
 
@@ -413,4 +404,65 @@ pub async fn release(
         escrow: view(&row)?,
         posted,
     })
+}
+
+/// RESERVED -> RELEASED for every escrow of `ids` still RESERVED (the
+/// others are left alone), refunding their one funder in ONE transfer with
+/// `reference`. `None` if none was RESERVED. Every escrow of `ids` must
+/// share one funder's wallet and one source (an event's prize units do).
+pub async fn release_all(
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    ids: &[Uuid],
+    reference: &str,
+    reason: &str,
+) -> DomainResult<Option<(Vec<Uuid>, Posted)>> {
+    let rows = txn
+        .query_all_raw(statement(
+            &format!(
+                "SELECT {COLUMNS} FROM giftcard.escrows WHERE id = ANY($1) AND status = 'RESERVED' \
+                 ORDER BY id FOR UPDATE"
+            ),
+            vec![ids.to_vec().into()],
+        ))
+        .await?;
+    let escrows = rows.iter().map(view).collect::<DomainResult<Vec<_>>>()?;
+    let Some(first) = escrows.first() else {
+        return Ok(None);
+    };
+    if escrows
+        .iter()
+        .any(|e| e.funder_account_id != first.funder_account_id || e.source != first.source)
+    {
+        return Err(bug("escrows of several funders released as one"));
+    }
+    let total = Amount::checked_sum(escrows.iter().map(|e| e.amount))
+        .ok_or_else(|| bug("released escrows overflow"))?;
+    let posted = ledger::post(
+        txn,
+        meta,
+        Transfer {
+            kind: first.source.refund_kind(),
+            reference,
+            legs: vec![
+                Leg::debit(Account::Platform(PlatformAccount::EscrowHolding), total),
+                Leg::credit(Account::Wallet(first.funder_account_id), total),
+            ],
+        },
+    )
+    .await?;
+    let released: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
+    txn.execute_raw(statement(
+        "UPDATE giftcard.escrows SET status = 'RELEASED', released_at = now(), release_reason = $2, \
+         final_transfer_id = $3 WHERE id = ANY($1) AND status = 'RESERVED'",
+        vec![
+            released.clone().into(),
+            reason.into(),
+            posted.transfer_id.into(),
+        ],
+    ))
+    .await?;
+    metrics::counter!("giftdrop_escrow_transitions_total", "to" => "RELEASED")
+        .increment(released.len() as u64);
+    Ok(Some((released, posted)))
 }

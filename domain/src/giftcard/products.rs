@@ -94,19 +94,38 @@ pub async fn find_with_merchant<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,
 ) -> DomainResult<Option<(ProductView, MerchantView)>> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT p.id, p.merchant_id, p.name, p.description, p.denominations, p.validity_days, p.active, \
-               p.created_at, m.id AS m_id, m.name AS m_name, m.status AS m_status, \
-               m.service_rate_bps AS m_service_rate_bps, m.payout_account AS m_payout_account, \
-               m.created_at AS m_created_at \
-             FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id WHERE p.id = $1",
-            vec![id.into()],
+    Ok(with_merchants(conn, "p.id = $1", id.into()).await?.pop())
+}
+
+/// The products with these ids, each with its merchant, in one query
+/// (unknown ids are skipped).
+pub async fn find_many_with_merchants<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> DomainResult<Vec<(ProductView, MerchantView)>> {
+    with_merchants(conn, "p.id = ANY($1)", ids.to_vec().into()).await
+}
+
+async fn with_merchants<C: ConnectionTrait>(
+    conn: &C,
+    condition: &str,
+    value: sea_orm::Value,
+) -> DomainResult<Vec<(ProductView, MerchantView)>> {
+    let rows = conn
+        .query_all_raw(statement(
+            &format!(
+                "SELECT p.id, p.merchant_id, p.name, p.description, p.denominations, p.validity_days, p.active, \
+                   p.created_at, m.id AS m_id, m.name AS m_name, m.status AS m_status, \
+                   m.service_rate_bps AS m_service_rate_bps, m.payout_account AS m_payout_account, \
+                   m.created_at AS m_created_at \
+                 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id WHERE {condition}"
+            ),
+            vec![value],
         ))
         .await?;
-    row.as_ref()
+    rows.iter()
         .map(|row| Ok((view(row)?, merchants::view_prefixed(row, "m_")?)))
-        .transpose()
+        .collect()
 }
 
 /// True when `reach` may see `product` of `merchant`: on sale by a visible

@@ -1,0 +1,6 @@
+//! Giveaway events (FLOWS.md §5): drafts, publishing with the prize pool
+//! in escrow, the lifecycle on time, cancelling.
+
+pub mod draw;
+pub mod events;
+pub mod publish;

@@ -1,0 +1,324 @@
+//! Publishing (the prize pool into escrow, in one transaction), the
+//! lifecycle on time (SCHEDULED -> LIVE -> ENDED), and cancelling.
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use uuid::Uuid;
+
+use super::events::{self, EventStatus, EventView, START_GRACE, WinnerSelection};
+use crate::Services;
+use crate::audit::{self, AuditRecord};
+use crate::context::{RequestMeta, Viewer};
+use crate::error::{DomainError, DomainResult};
+use crate::giftcard::escrow::{self, EscrowSource, Funding, NewEscrow};
+use crate::giftcard::merchants::MerchantStatus;
+use crate::giftcard::products;
+use crate::idempotency::{self, Scope, Work};
+use crate::ledger::{
+    self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
+};
+use crate::sql::{Batch, bug, db_name, statement, text_input};
+
+const PUBLISH: &str = "publishEvent";
+
+/// `publishEvent`: in ONE transaction, debits `totalCost` from the host's
+/// wallet (EVENT_FUNDING), reserves one escrow per prize unit (EVENT_PRIZE,
+/// each merchant's service rate snapshotted) and schedules the event; a
+/// DRAW event gets its secret seed and public commitment. Once per key.
+pub async fn publish(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    id: Uuid,
+    key: &str,
+) -> DomainResult<EventView> {
+    idempotency::validate_key(key, "idempotencyKey")?;
+    let scope = Scope {
+        caller: viewer.user_id,
+        operation: PUBLISH,
+        key,
+    };
+    let id = idempotency::run_posting(
+        s,
+        idempotency::Hold::Transaction,
+        scope,
+        &id,
+        || async move {
+            let txn = s.db.begin().await?;
+            let event = events::lock_own_draft(&txn, viewer, id).await?;
+            if event.starts_at < Utc::now() - START_GRACE {
+                return Err(DomainError::Conflict(
+                    "the event's start has passed: move startsAt before publishing".into(),
+                ));
+            }
+            let wallet = s
+                .wallet_ids
+                .of(&txn, WalletOwner::User(viewer.user_id))
+                .await?;
+            let reference = id.to_string();
+            let funded = ledger::post(
+                &txn,
+                meta,
+                Transfer {
+                    kind: EntryKind::EventFunding,
+                    reference: &reference,
+                    legs: vec![
+                        Leg::debit(Account::Wallet(wallet), event.total_cost),
+                        Leg::credit(
+                            Account::Platform(PlatformAccount::EscrowHolding),
+                            event.total_cost,
+                        ),
+                    ],
+                },
+            )
+            .await?;
+            let mut closing = prize_pool(&txn, &event, wallet, funded.transfer_id).await?;
+            let (seed, commitment) = match event.selection {
+                WinnerSelection::Draw => {
+                    let seed = super::draw::Seed::random();
+                    (Some(seed.as_bytes().to_vec()), Some(seed.commitment()))
+                }
+                WinnerSelection::Instant => (None, None),
+            };
+            closing.push(statement(
+                "UPDATE giveaway.events SET status = 'SCHEDULED', published_at = now(), \
+                 funding_transfer_id = $2, draw_seed = $3, draw_commitment = $4 \
+                 WHERE id = $1 AND status = 'DRAFT'",
+                vec![
+                    id.into(),
+                    funded.transfer_id.into(),
+                    seed.into(),
+                    commitment.into(),
+                ],
+            ));
+            closing.push(audit::statement(
+                meta,
+                AuditRecord {
+                    actor: Some(viewer.user_id),
+                    action: "event.publish",
+                    subject: format!("event:{id}"),
+                    detail: Some(format!(
+                        "{} into escrow for {} prize units",
+                        event.total_cost, event.prize_count
+                    )),
+                },
+            ));
+            Ok(Work {
+                txn,
+                value: id,
+                posted: Some(funded),
+                closing,
+            })
+        },
+    )
+    .await?;
+    events::find(&s.db, id)
+        .await?
+        .ok_or_else(|| bug("a published event vanished"))
+}
+
+/// The escrows and prize units of `event`'s prizes, as statements for the
+/// publishing transaction. Every prize must still be on sale by an ACTIVE
+/// merchant (else CONFLICT).
+async fn prize_pool(
+    txn: &DatabaseTransaction,
+    event: &EventView,
+    wallet: Uuid,
+    transfer_id: Uuid,
+) -> DomainResult<Batch> {
+    let prizes = events::prizes_of(txn, &[event.id]).await?;
+    let product_ids: Vec<Uuid> = prizes.iter().map(|p| p.card_product_id).collect();
+    let products = products::find_many_with_merchants(txn, &product_ids).await?;
+    let capacity = usize::try_from(event.prize_count).unwrap_or(0);
+    let mut escrows = Vec::with_capacity(capacity);
+    let (mut unit_ids, mut unit_prizes, mut unit_numbers) = (
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+    );
+    for prize in &prizes {
+        let Some((product, merchant)) =
+            products.iter().find(|(p, _)| p.id == prize.card_product_id)
+        else {
+            return Err(bug("a prize's product vanished"));
+        };
+        if !product.active || merchant.status != MerchantStatus::Active {
+            return Err(DomainError::Conflict(format!(
+                "the product of prize {} is no longer on sale by an active merchant",
+                prize.id
+            )));
+        }
+        for unit in 1..=prize.quantity {
+            escrows.push(NewEscrow {
+                id: Uuid::now_v7(),
+                source: EscrowSource::EventPrize,
+                amount: prize.face_value,
+                merchant_id: merchant.id,
+                service_rate_bps: merchant.service_rate_bps,
+            });
+            unit_ids.push(Uuid::now_v7());
+            unit_prizes.push(prize.id);
+            unit_numbers.push(unit);
+        }
+    }
+    let escrow_ids: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
+    let mut pool = Batch::new();
+    pool.push(escrow::reserve_statement(
+        Funding {
+            funder_id: event.host_id,
+            funder_account_id: wallet,
+            transfer_id,
+            event_id: Some(event.id),
+        },
+        &escrows,
+    ));
+    pool.push(statement(
+        "INSERT INTO giveaway.prize_units (id, event_id, prize_id, unit, escrow_id) \
+         SELECT u.id, $5, u.prize_id, u.unit, u.escrow_id \
+         FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::uuid[]) AS u (id, prize_id, unit, escrow_id)",
+        vec![
+            unit_ids.into(),
+            unit_prizes.into(),
+            unit_numbers.into(),
+            escrow_ids.into(),
+            event.id.into(),
+        ],
+    ));
+    Ok(pool)
+}
+
+/// Releases the escrows of `event`'s units without a standing winner and
+/// refunds the host (EVENT_REFUND) in one transfer; what it posted, if
+/// anything was left.
+async fn release_unawarded(
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    event: &EventView,
+    reason: &str,
+) -> DomainResult<Option<Posted>> {
+    let rows = txn
+        .query_all_raw(statement(
+            "SELECT escrow_id FROM giveaway.prize_units WHERE event_id = $1 AND winner_id IS NULL FOR UPDATE",
+            vec![event.id.into()],
+        ))
+        .await?;
+    let ids = rows
+        .iter()
+        .map(|r| Ok(r.try_get("", "escrow_id")?))
+        .collect::<DomainResult<Vec<Uuid>>>()?;
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let reference = event.id.to_string();
+    Ok(escrow::release_all(txn, meta, &ids, &reference, reason)
+        .await?
+        .map(|(_, posted)| posted))
+}
+
+/// `cancelEvent`: the host while DRAFT, SCHEDULED or LIVE, an admin any
+/// time before ENDED. Every unawarded prize unit's escrow is released and
+/// the host refunded, in one transaction; cards already won stay valid.
+pub async fn cancel(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    id: Uuid,
+    reason: &str,
+) -> DomainResult<EventView> {
+    let reason = text_input(reason, "reason", 1, 500)?;
+    let txn = s.db.begin().await?;
+    let event = events::lock(&txn, id)
+        .await?
+        .filter(|e| e.visible_to(Some(viewer)))
+        .ok_or(DomainError::NotFound)?;
+    if !event.managed_by(Some(viewer)) {
+        return Err(DomainError::Forbidden);
+    }
+    if matches!(event.status, EventStatus::Ended | EventStatus::Cancelled) {
+        return Err(DomainError::Conflict(format!(
+            "the event is {}",
+            db_name(&event.status)
+        )));
+    }
+    let posted = release_unawarded(&txn, meta, &event, "event cancelled").await?;
+    txn.execute_raw(statement(
+        "UPDATE giveaway.events SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = $2 WHERE id = $1",
+        vec![id.into(), reason.as_str().into()],
+    ))
+    .await?;
+    audit::record(
+        &txn,
+        meta,
+        AuditRecord {
+            actor: Some(viewer.user_id),
+            action: "event.cancel",
+            subject: format!("event:{id}"),
+            detail: Some(reason),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    if let Some(posted) = posted {
+        posted.committed(s).await;
+    }
+    events::find(&s.db, id)
+        .await?
+        .ok_or_else(|| bug("a cancelled event vanished"))
+}
+
+/// Moves every event whose time has come: SCHEDULED -> LIVE at `startsAt`,
+/// LIVE -> ENDED at `endsAt` (releasing the units nobody won). Each event
+/// in its own transaction, guarded by its status, so a run repeated or
+/// interrupted changes nothing twice. The events it moved.
+pub async fn advance(s: &Services) -> DomainResult<Vec<EventView>> {
+    let meta = RequestMeta::system();
+    let started = s
+        .db
+        .query_all_raw(statement(
+            "UPDATE giveaway.events SET status = 'LIVE' WHERE status = 'SCHEDULED' AND starts_at <= now() \
+             RETURNING id",
+            vec![],
+        ))
+        .await?;
+    let mut moved = Vec::new();
+    for row in started {
+        let id: Uuid = row.try_get("", "id")?;
+        moved.extend(events::find(&s.db, id).await?);
+    }
+    let due = s
+        .db
+        .query_all_raw(statement(
+            "SELECT id FROM giveaway.events WHERE status = 'LIVE' AND ends_at <= now() ORDER BY ends_at LIMIT 100",
+            vec![],
+        ))
+        .await?;
+    for row in due {
+        let id: Uuid = row.try_get("", "id")?;
+        if let Some(event) = end(s, &meta, id).await? {
+            moved.push(event);
+        }
+    }
+    Ok(moved)
+}
+
+/// LIVE -> ENDED for `id`, if it is still LIVE and due.
+async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<EventView>> {
+    let txn = s.db.begin().await?;
+    let Some(event) = events::lock(&txn, id).await? else {
+        return Ok(None);
+    };
+    if event.status != EventStatus::Live || event.ends_at > Utc::now() {
+        return Ok(None);
+    }
+    let posted = release_unawarded(&txn, meta, &event, "event ended").await?;
+    txn.execute_raw(statement(
+        "UPDATE giveaway.events SET status = 'ENDED' WHERE id = $1",
+        vec![id.into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    if let Some(posted) = posted {
+        posted.committed(s).await;
+    }
+    events::find(&s.db, id).await
+}
