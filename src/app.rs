@@ -341,6 +341,15 @@ pub async fn start(
         });
         tasks.spawn({
             let services = services.clone();
+            let period = Duration::from_millis(config.event_clock_ms.max(10));
+            let token = shutdown.child_token();
+            async move {
+                giftdrop_jobs::lifecycle::run(services, period, token).await;
+                Ok(())
+            }
+        });
+        tasks.spawn({
+            let services = services.clone();
             let period = Duration::from_secs(config.payout_reconcile_secs.max(1));
             let token = shutdown.child_token();
             async move {

@@ -81,6 +81,10 @@ pub struct Config {
     /// Period of the job that expires cards and releases their escrows, s.
     #[arg(long, env = "CARD_EXPIRY_SWEEP_SECS", default_value_t = 30)]
     pub card_expiry_sweep_secs: u64,
+    /// Period of the event clock: how often workers start and end events
+    /// whose time has come, ms.
+    #[arg(long, env = "EVENT_CLOCK_MS", default_value_t = 250)]
+    pub event_clock_ms: u64,
     /// Period of the job that settles payouts left PENDING by a crash, s.
     #[arg(long, env = "PAYOUT_RECONCILE_SECS", default_value_t = 60)]
     pub payout_reconcile_secs: u64,

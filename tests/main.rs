@@ -11,6 +11,7 @@ mod support;
 
 mod draw;
 mod escrow_race;
+mod events;
 mod health;
 mod http;
 mod identity;

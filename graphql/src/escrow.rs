@@ -93,6 +93,16 @@ impl Escrow {
         self.0.settlement.map(|s| s.merchant_payout.into())
     }
 
+    /// The event whose prize unit it backs.
+    async fn event(&self, ctx: &Context<'_>) -> Result<Option<crate::event::Event>> {
+        match self.0.event_id {
+            Some(id) => Ok(crate::loaders::loaded(ctx, crate::loaders::EventKey(id))
+                .await?
+                .map(crate::event::Event)),
+            None => Ok(None),
+        }
+    }
+
     /// The card it backs, if issued and the viewer may see it.
     async fn card(&self, ctx: &Context<'_>) -> Result<Option<Card>> {
         Card::of_escrow(ctx, self.0.id).await

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod card;
 pub mod error;
 pub mod escrow;
+pub mod event;
 pub mod extensions;
 pub mod identity;
 pub mod ids;
@@ -35,6 +36,7 @@ pub struct Query(
     card::CardQuery,
     escrow::EscrowQuery,
     payout::PayoutQuery,
+    event::EventQuery,
 );
 
 /// The mutation root.
@@ -46,6 +48,7 @@ pub struct Mutation(
     merchant::MerchantMutation,
     card::CardMutation,
     escrow::EscrowMutation,
+    event::EventMutation,
 );
 
 /// The subscription root.

@@ -1,6 +1,6 @@
 //! Batched lookups of the rows nested fields point at (a card's product,
 //! escrow and owner, an escrow's card, a product's or escrow's merchant, a
-//! merchant's branches), so a list costs one query per kind of row, not one
+//! merchant's branches, an event's prizes and winners), so a list costs one query per kind of row, not one
 //! per item.
 //!
 //! One loader per process, without a cache: it only batches the keys asked
@@ -15,6 +15,8 @@ use giftdrop_domain::giftcard::cards::{self, CardView};
 use giftdrop_domain::giftcard::escrow::{self, EscrowView};
 use giftdrop_domain::giftcard::merchants::{self, BranchView, MerchantView};
 use giftdrop_domain::giftcard::products::{self, ProductView};
+use giftdrop_domain::giveaway::events::{self, EventView, PrizeView};
+use giftdrop_domain::giveaway::participants::{self, ParticipantView, WinnerView};
 use giftdrop_domain::identity::{self, UserView};
 use giftdrop_domain::{DomainError, DomainResult, Services};
 use uuid::Uuid;
@@ -44,6 +46,26 @@ pub struct CardOfEscrowKey(pub Uuid);
 /// The branches of a merchant, by the merchant's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BranchesKey(pub Uuid);
+
+/// An event id to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventKey(pub Uuid);
+
+/// A prize id to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PrizeKey(pub Uuid);
+
+/// A participant id to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParticipantKey(pub Uuid);
+
+/// The prizes of an event, by the event's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PrizesKey(pub Uuid);
+
+/// The winners of an event, by the event's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WinnersKey(pub Uuid);
 
 /// Loads rows by id in batches.
 pub struct Records {
@@ -139,6 +161,23 @@ impl Loader<CardOfEscrowKey> for Records {
     }
 }
 
+/// Groups `found` rows into one list per key asked for (empty when a key
+/// has no rows), in the order found.
+fn grouped<K, V>(
+    keys: &[K],
+    found: DomainResult<Vec<V>>,
+    key_of: impl Fn(&V) -> K,
+) -> async_graphql::Result<HashMap<K, Vec<V>>>
+where
+    K: std::hash::Hash + Eq + Copy,
+{
+    let mut lists: HashMap<K, Vec<V>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    for row in found.map_err(to_graphql)? {
+        lists.entry(key_of(&row)).or_default().push(row);
+    }
+    Ok(lists)
+}
+
 impl Loader<BranchesKey> for Records {
     type Value = Vec<BranchView>;
     type Error = async_graphql::Error;
@@ -147,19 +186,67 @@ impl Loader<BranchesKey> for Records {
         &self,
         keys: &[BranchesKey],
     ) -> Result<HashMap<BranchesKey, Vec<BranchView>>, Self::Error> {
-        let found = merchants::branches(&self.services.db, &ids(keys, |k| k.0))
-            .await
-            .map_err(to_graphql)?;
-        // Every merchant asked for has a list, empty when it has no branch.
-        let mut lists: HashMap<BranchesKey, Vec<BranchView>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for branch in found {
-            lists
-                .entry(BranchesKey(branch.merchant_id))
-                .or_default()
-                .push(branch);
-        }
-        Ok(lists)
+        let found = merchants::branches(&self.services.db, &ids(keys, |k| k.0)).await;
+        grouped(keys, found, |b| BranchesKey(b.merchant_id))
+    }
+}
+
+impl Loader<EventKey> for Records {
+    type Value = EventView;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[EventKey]) -> Result<HashMap<EventKey, EventView>, Self::Error> {
+        let found = events::find_many(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, EventKey, |e| e.id)
+    }
+}
+
+impl Loader<PrizeKey> for Records {
+    type Value = PrizeView;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[PrizeKey]) -> Result<HashMap<PrizeKey, PrizeView>, Self::Error> {
+        let found = events::find_prizes(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, PrizeKey, |p| p.id)
+    }
+}
+
+impl Loader<ParticipantKey> for Records {
+    type Value = ParticipantView;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ParticipantKey],
+    ) -> Result<HashMap<ParticipantKey, ParticipantView>, Self::Error> {
+        let found = participants::find_many(&self.services.db, &ids(keys, |k| k.0)).await;
+        by_id(found, ParticipantKey, |p| p.id)
+    }
+}
+
+impl Loader<PrizesKey> for Records {
+    type Value = Vec<PrizeView>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[PrizesKey],
+    ) -> Result<HashMap<PrizesKey, Vec<PrizeView>>, Self::Error> {
+        let found = events::prizes_of(&self.services.db, &ids(keys, |k| k.0)).await;
+        grouped(keys, found, |p| PrizesKey(p.event_id))
+    }
+}
+
+impl Loader<WinnersKey> for Records {
+    type Value = Vec<WinnerView>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[WinnersKey],
+    ) -> Result<HashMap<WinnersKey, Vec<WinnerView>>, Self::Error> {
+        let found = participants::winners_of(&self.services.db, &ids(keys, |k| k.0)).await;
+        grouped(keys, found, |w| WinnersKey(w.event_id))
     }
 }
 

@@ -5,6 +5,7 @@
     reason = "each test module uses a different subset of the helpers"
 )]
 
+pub mod events;
 pub mod market;
 pub mod proxy;
 pub mod ws;

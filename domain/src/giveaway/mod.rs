@@ -3,4 +3,5 @@
 
 pub mod draw;
 pub mod events;
+pub mod participants;
 pub mod publish;

@@ -1,0 +1,28 @@
+//! The event clock: every period, start the SCHEDULED events whose
+//! `startsAt` has come and end the LIVE ones whose `endsAt` has.
+//!
+//! Nothing is scheduled per event, so nothing can be lost: a worker that
+//! restarts finds every due event on its first pass, and several workers,
+//! or a pass repeated, are harmless because each transition is guarded by
+//! the event's status.
+
+use std::time::Duration;
+
+use giftdrop_domain::Services;
+use giftdrop_domain::giveaway::publish;
+use tokio_util::sync::CancellationToken;
+
+/// Runs [`publish::advance`] every `period` until `shutdown`.
+pub async fn run(services: Services, period: Duration, shutdown: CancellationToken) {
+    crate::schedule::every(period, shutdown, || async {
+        match publish::advance(&services).await {
+            Ok(moved) => {
+                for event in moved {
+                    tracing::info!(event = %event.id, status = ?event.status, "event moved on");
+                }
+            }
+            Err(err) => tracing::error!(error = ?err, "the event clock failed"),
+        }
+    })
+    .await;
+}

@@ -1,0 +1,364 @@
+//! Giveaway events: drafts and their rules, publishing into escrow, cancel,
+//! and the lifecycle on time (FLOWS.md §5).
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::code as error_code;
+use crate::support::events::{EVENT_FIELDS, instant, later};
+use crate::support::market::{assert_ledger_sound, platform_balance};
+use crate::support::{TestApp, eventually, scalar, spawn_app};
+
+/// The event's escrows as (status, source, amount) counts.
+async fn escrows_of(app: &TestApp, event_id: &str, status: &str) -> i64 {
+    scalar(
+        &app.db,
+        &format!(
+            "SELECT count(*) FROM giftcard.escrows WHERE event_id = '{event_id}' AND status = '{status}' \
+             AND source = 'EVENT_PRIZE'"
+        ),
+    )
+    .await
+}
+
+fn id(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_owned()
+}
+
+#[tokio::test]
+async fn a_host_drafts_edits_and_publishes_an_event_into_escrow_once() {
+    let app = spawn_app().await;
+    let shop = app
+        .open_shop("shop@example.com", "Shoprite", &[1_000, 5_000])
+        .await;
+    let (host, host_id) = app.host("host@example.com", 100_000).await;
+    let (other, _) = app.register("fan@example.com", "Fola Fan").await;
+    let (starts, ends) = later();
+
+    let created = app
+        .create_event(&host, instant(&shop.product_id, 1_000, 3, starts, ends))
+        .await;
+    let event = created["data"]["createEvent"].clone();
+    assert_eq!(event["status"], "DRAFT", "{created}");
+    assert_eq!(event["prizeCount"], 3);
+    assert_eq!(event["totalCost"], "3000");
+    assert_eq!(event["slotCount"], 1);
+    assert_eq!(event["host"]["id"], host_id.as_str());
+    let event_id = id(&event);
+    // A draft is its host's alone.
+    assert!(app.event(Some(&other), &event_id).await.is_null());
+    assert!(app.event(None, &event_id).await.is_null());
+    let listed = app
+        .ok(
+            Some(&other),
+            "{ events { nodes { id } } }",
+            json!({}),
+            "events",
+        )
+        .await;
+    assert_eq!(listed["nodes"], json!([]));
+
+    let updated = app
+        .ok(
+            Some(&host),
+            &format!("mutation($id: ID!, $i: UpdateEventInput!) {{ updateEvent(id: $id, input: $i) {{ {EVENT_FIELDS} }} }}"),
+            json!({ "id": event_id, "i": {
+                "title": "Bigger giveaway",
+                "prizes": [
+                    { "cardProductId": shop.product_id, "faceValue": "5000", "quantity": 2 },
+                    { "cardProductId": shop.product_id, "faceValue": "1000", "quantity": 4 },
+                ],
+            } }),
+            "updateEvent",
+        )
+        .await;
+    assert_eq!(updated["title"], "Bigger giveaway");
+    assert_eq!(updated["prizeCount"], 6);
+    assert_eq!(updated["totalCost"], "14000");
+    assert_eq!(updated["prizes"].as_array().map(Vec::len), Some(2));
+    let holding_before = platform_balance(&app, "ESCROW_HOLDING").await;
+
+    let published = app.publish_event(&host, &event_id, "pub-1").await;
+    let event = published["data"]["publishEvent"].clone();
+    assert_eq!(event["status"], "SCHEDULED", "{published}");
+    assert!(event["publishedAt"].is_string());
+    assert!(event["drawCommitment"].is_null());
+    assert_eq!(app.my_balance(&host).await, 100_000 - 14_000);
+    assert_eq!(escrows_of(&app, &event_id, "RESERVED").await, 6);
+    assert_eq!(
+        platform_balance(&app, "ESCROW_HOLDING").await - holding_before,
+        14_000
+    );
+    let units = scalar(
+        &app.db,
+        &format!("SELECT count(DISTINCT escrow_id) FROM giveaway.prize_units WHERE event_id = '{event_id}'"),
+    )
+    .await;
+    assert_eq!(units, 6);
+    // Published: visible to everyone; no longer editable.
+    assert_eq!(app.event(None, &event_id).await["status"], "SCHEDULED");
+    let edit = app
+        .gql(
+            Some(&host),
+            "mutation($id: ID!) { updateEvent(id: $id, input: { title: \"Late\" }) { id } }",
+            json!({ "id": event_id }),
+        )
+        .await;
+    assert_eq!(error_code(&edit), "CONFLICT");
+
+    // The same key again: the same event, no second debit or escrow.
+    let again = app.publish_event(&host, &event_id, "pub-1").await;
+    assert_eq!(again["data"]["publishEvent"]["id"], event_id.as_str());
+    let other_key = app.publish_event(&host, &event_id, "pub-2").await;
+    assert_eq!(error_code(&other_key), "CONFLICT");
+    assert_eq!(app.my_balance(&host).await, 100_000 - 14_000);
+    assert_eq!(escrows_of(&app, &event_id, "RESERVED").await, 6);
+    // Escrows of an event name it, and the host sees them as their funder.
+    let escrows = app
+        .ok(
+            Some(&host),
+            "query($e: ID!) { escrows(filter: { eventId: $e }) { nodes { source amount event { id } } } }",
+            json!({ "e": event_id }),
+            "escrows",
+        )
+        .await;
+    let nodes = escrows["nodes"].as_array().expect("escrows");
+    assert_eq!(nodes.len(), 6);
+    assert!(nodes.iter().all(|e| e["event"]["id"] == event_id.as_str()));
+    assert_ledger_sound(&app).await;
+}
+
+#[tokio::test]
+async fn every_rule_of_a_draft_names_its_field_and_a_refused_draft_leaves_nothing() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Spar", &[1_000]).await;
+    let (host, _) = app.host("host@example.com", 0).await;
+    let (starts, ends) = later();
+    let valid = instant(&shop.product_id, 1_000, 2, starts, ends);
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut input = valid.clone();
+        change(&mut input);
+        input
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (with(&|i| i["title"] = json!("")), "input.title"),
+        (
+            with(&|i| i["endsAt"] = json!(starts.to_rfc3339())),
+            "input.endsAt",
+        ),
+        (
+            with(&|i| i["startsAt"] = json!((Utc::now() - Duration::minutes(1)).to_rfc3339())),
+            "input.startsAt",
+        ),
+        (
+            with(&|i| i["winChancePercent"] = Value::Null),
+            "input.winChancePercent",
+        ),
+        (
+            with(&|i| i["winChancePercent"] = json!(101)),
+            "input.winChancePercent",
+        ),
+        (
+            with(&|i| i["selection"] = json!("DRAW")),
+            "input.winChancePercent",
+        ),
+        (with(&|i| i["slotCount"] = json!(0)), "input.slotCount"),
+        (with(&|i| i["slotCount"] = json!(1441)), "input.slotCount"),
+        (with(&|i| i["prizes"] = json!([])), "input.prizes"),
+        (
+            with(&|i| i["prizes"][0]["quantity"] = json!(0)),
+            "input.prizes[0].quantity",
+        ),
+        (
+            with(&|i| i["prizes"][0]["quantity"] = json!(10_001)),
+            "input.prizes[0].quantity",
+        ),
+        (
+            with(&|i| i["prizes"][0]["faceValue"] = json!("2000")),
+            "input.prizes[0].faceValue",
+        ),
+        (
+            with(&|i| i["prizes"][0]["cardProductId"] = json!(uuid::Uuid::new_v4().to_string())),
+            "input.prizes[0].cardProductId",
+        ),
+        (
+            with(&|i| i["socialPostUrl"] = json!("not a url")),
+            "input.socialPostUrl",
+        ),
+    ];
+    for (input, field) in cases {
+        let body = app.create_event(&host, input).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{field}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    // A product taken off sale cannot be a prize.
+    app.ok(
+        Some(&shop.staff_token),
+        "mutation($id: ID!) { setCardProductActive(id: $id, active: false) { active } }",
+        json!({ "id": shop.product_id }),
+        "setCardProductActive",
+    )
+    .await;
+    let off_sale = app.create_event(&host, valid.clone()).await;
+    assert_eq!(
+        off_sale["errors"][0]["extensions"]["field"],
+        "input.prizes[0].cardProductId"
+    );
+    // Only hosts create events.
+    let (fan, _) = app.register("fan@example.com", "Fola Fan").await;
+    let refused = app.create_event(&fan, valid).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    assert_eq!(app.count("giveaway.events").await, 0);
+    assert_eq!(app.count("giveaway.prizes").await, 0);
+}
+
+#[tokio::test]
+async fn publishing_without_the_funds_reserves_nothing_and_a_draw_commits_to_its_seed() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Ebeano", &[5_000]).await;
+    let (host, _) = app.host("host@example.com", 12_000).await;
+    let (starts, ends) = later();
+    let event = app
+        .create_event(&host, instant(&shop.product_id, 5_000, 3, starts, ends))
+        .await;
+    let event_id = id(&event["data"]["createEvent"]);
+    let poor = app.publish_event(&host, &event_id, "k").await;
+    assert_eq!(error_code(&poor), "INSUFFICIENT_FUNDS", "{poor}");
+    assert_eq!(poor["errors"][0]["extensions"]["required"], "15000");
+    assert_eq!(app.event(Some(&host), &event_id).await["status"], "DRAFT");
+    assert_eq!(app.count("giftcard.escrows").await, 0);
+    assert_eq!(app.count("giveaway.prize_units").await, 0);
+    assert_eq!(app.my_balance(&host).await, 12_000);
+
+    let mut draw = instant(&shop.product_id, 5_000, 2, starts, ends);
+    draw["selection"] = json!("DRAW");
+    draw["winChancePercent"] = Value::Null;
+    let draw_id = id(&app.create_event(&host, draw).await["data"]["createEvent"]);
+    let published = app.publish_event(&host, &draw_id, "d").await;
+    let event = &published["data"]["publishEvent"];
+    assert_eq!(event["status"], "SCHEDULED", "{published}");
+    let commitment = event["drawCommitment"].as_str().expect("a commitment");
+    assert_eq!(commitment.len(), 64);
+    assert!(
+        commitment
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    // The seed stays secret until the draw, and matches its commitment.
+    assert!(event["drawSeed"].is_null());
+    let seed = scalar_bytes(&app, &draw_id).await;
+    assert_eq!(hex::encode(Sha256::digest(&seed)), commitment);
+    assert_eq!(app.my_balance(&host).await, 2_000);
+    assert_ledger_sound(&app).await;
+}
+
+async fn scalar_bytes(app: &TestApp, event_id: &str) -> Vec<u8> {
+    use sea_orm::ConnectionTrait;
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT draw_seed FROM giveaway.events WHERE id = '{event_id}'"),
+        ))
+        .await
+        .expect("query")
+        .expect("the event");
+    row.try_get("", "draw_seed").expect("a seed")
+}
+
+#[tokio::test]
+async fn cancelling_refunds_every_unawarded_prize_once_and_only_the_host_or_an_admin_may() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Game", &[2_000]).await;
+    let (host, _) = app.host("host@example.com", 50_000).await;
+    let (fan, _) = app.register("fan@example.com", "Fola Fan").await;
+    let (starts, ends) = later();
+    let event_id = id(&app
+        .create_event(&host, instant(&shop.product_id, 2_000, 5, starts, ends))
+        .await["data"]["createEvent"]);
+    app.publish_event(&host, &event_id, "p").await;
+    assert_eq!(app.my_balance(&host).await, 40_000);
+    let cancel = |token: String, reason: &'static str| {
+        let app = &app;
+        let event_id = event_id.clone();
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($id: ID!, $r: String!) { cancelEvent(id: $id, reason: $r) { status cancelReason cancelledAt } }",
+                json!({ "id": event_id, "r": reason }),
+            )
+            .await
+        }
+    };
+    assert_eq!(error_code(&cancel(fan, "mine now").await), "FORBIDDEN");
+    assert_eq!(
+        error_code(&cancel(host.clone(), "").await),
+        "BAD_USER_INPUT"
+    );
+    let cancelled = cancel(host.clone(), "venue closed").await;
+    assert_eq!(
+        cancelled["data"]["cancelEvent"]["status"], "CANCELLED",
+        "{cancelled}"
+    );
+    assert_eq!(
+        cancelled["data"]["cancelEvent"]["cancelReason"],
+        "venue closed"
+    );
+    assert_eq!(app.my_balance(&host).await, 50_000);
+    assert_eq!(escrows_of(&app, &event_id, "RELEASED").await, 5);
+    assert_eq!(escrows_of(&app, &event_id, "RESERVED").await, 0);
+    let refunds = scalar(
+        &app.db,
+        &format!("SELECT count(*) FROM ledger.transfers WHERE kind = 'EVENT_REFUND' AND reference = '{event_id}'"),
+    )
+    .await;
+    assert_eq!(refunds, 1);
+    let admin = app.admin_token().await;
+    assert_eq!(error_code(&cancel(admin, "again").await), "CONFLICT");
+    assert_eq!(app.my_balance(&host).await, 50_000);
+    assert_ledger_sound(&app).await;
+}
+
+#[tokio::test]
+async fn an_event_goes_live_and_ends_on_time_and_returns_what_nobody_won() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Park", &[1_000]).await;
+    let (host, _) = app.host("host@example.com", 10_000).await;
+    let starts = Utc::now() + Duration::seconds(2);
+    let ends = starts + Duration::seconds(3);
+    let event_id = id(&app
+        .create_event(&host, instant(&shop.product_id, 1_000, 4, starts, ends))
+        .await["data"]["createEvent"]);
+    let published = app.publish_event(&host, &event_id, "p").await;
+    assert_eq!(published["data"]["publishEvent"]["status"], "SCHEDULED");
+    assert_eq!(app.my_balance(&host).await, 6_000);
+
+    let status_at = |status: &'static str| {
+        let app = &app;
+        let event_id = event_id.clone();
+        async move {
+            eventually(status, || async {
+                app.event(None, &event_id).await["status"] == status
+            })
+            .await;
+            Utc::now()
+        }
+    };
+    let live = status_at("LIVE").await;
+    assert!(live >= starts, "live {live} before {starts}");
+    assert!(
+        live - starts < Duration::seconds(2),
+        "live {live}, due {starts}"
+    );
+    let ended = status_at("ENDED").await;
+    assert!(ended >= ends);
+    assert!(
+        ended - ends < Duration::seconds(2),
+        "ended {ended}, due {ends}"
+    );
+    // Nobody won: every unit's escrow went back to the host.
+    assert_eq!(escrows_of(&app, &event_id, "RELEASED").await, 4);
+    assert_eq!(app.my_balance(&host).await, 10_000);
+    assert_ledger_sound(&app).await;
+}
