@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use giftdrop_domain::cache::Cache;
 use giftdrop_domain::giftcard::pin::CardSecrets;
+use giftdrop_domain::giveaway::verify::SocialVerifier;
 use giftdrop_domain::identity::{self, TokenIssuer};
 use giftdrop_domain::keys::Namespace;
 use giftdrop_domain::outbox::OutboxSignal;
@@ -147,6 +148,21 @@ fn public_url(config: &Config, listening: Option<SocketAddr>) -> String {
     }
 }
 
+/// The social verifier `SOCIAL_VERIFIER_URL` names; without one, everyone
+/// is verified at once, which production refuses.
+fn social_verifier(config: &Config) -> anyhow::Result<SocialVerifier> {
+    match &config.social_verifier_url {
+        Some(url) => SocialVerifier::http(url.clone(), Duration::from_secs(10)),
+        None if config.is_production() => {
+            anyhow::bail!("SOCIAL_VERIFIER_URL must be set in production")
+        }
+        None => {
+            tracing::warn!("SOCIAL_VERIFIER_URL is not set: every participant is verified at once");
+            Ok(SocialVerifier::Instant)
+        }
+    }
+}
+
 /// The pin keys: `CARD_SECRET`, required in production. Elsewhere a fixed
 /// development key keeps cards redeemable across restarts.
 fn card_secrets(config: &Config) -> anyhow::Result<CardSecrets> {
@@ -274,6 +290,7 @@ pub async fn start(
         payments,
         card_secrets,
         wallet_ids: giftdrop_domain::ledger::WalletIds::default(),
+        verifier: social_verifier(&config)?,
         settings: Settings {
             currency: config.platform_currency.clone(),
             service_rate_bps: config.service_rate_bps,
@@ -357,9 +374,14 @@ pub async fn start(
                 Ok(())
             }
         });
+        let verify = giftdrop_jobs::verify::VerifyDeps {
+            services: services.clone(),
+            max_attempts: usize::try_from(config.job_max_attempts.max(1)).unwrap_or(1),
+        };
         tasks.spawn(giftdrop_jobs::worker::run(
             queues.clone(),
             email,
+            verify,
             options,
             shutdown.child_token(),
         ));

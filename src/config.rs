@@ -81,6 +81,11 @@ pub struct Config {
     /// Period of the job that expires cards and releases their escrows, s.
     #[arg(long, env = "CARD_EXPIRY_SWEEP_SECS", default_value_t = 30)]
     pub card_expiry_sweep_secs: u64,
+    /// Endpoint of the social verification service (`POST {"handle",
+    /// "postUrl"}` -> `{"verified": bool}`); unset: everyone is verified at
+    /// once (development only).
+    #[arg(long, env = "SOCIAL_VERIFIER_URL")]
+    pub social_verifier_url: Option<String>,
     /// Period of the event clock: how often workers start and end events
     /// whose time has come, ms.
     #[arg(long, env = "EVENT_CLOCK_MS", default_value_t = 250)]

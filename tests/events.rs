@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use crate::support::code as error_code;
 use crate::support::events::{EVENT_FIELDS, instant, later};
 use crate::support::market::{assert_ledger_sound, platform_balance};
-use crate::support::{TestApp, eventually, scalar, spawn_app};
+use crate::support::ws::WsClient;
+use crate::support::{AppOptions, TestApp, eventually, scalar, spawn_app};
 
 /// The event's escrows as (status, source, amount) counts.
 async fn escrows_of(app: &TestApp, event_id: &str, status: &str) -> i64 {
@@ -321,7 +322,7 @@ async fn cancelling_refunds_every_unawarded_prize_once_and_only_the_host_or_an_a
 }
 
 #[tokio::test]
-async fn an_event_goes_live_and_ends_on_time_and_returns_what_nobody_won() {
+async fn an_event_goes_live_and_ends_on_time_as_event_updated_shows_and_returns_what_nobody_won() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Park", &[1_000]).await;
     let (host, _) = app.host("host@example.com", 10_000).await;
@@ -334,31 +335,196 @@ async fn an_event_goes_live_and_ends_on_time_and_returns_what_nobody_won() {
     assert_eq!(published["data"]["publishEvent"]["status"], "SCHEDULED");
     assert_eq!(app.my_balance(&host).await, 6_000);
 
-    let status_at = |status: &'static str| {
-        let app = &app;
-        let event_id = event_id.clone();
-        async move {
-            eventually(status, || async {
-                app.event(None, &event_id).await["status"] == status
-            })
-            .await;
-            Utc::now()
+    // Anyone may watch a published event.
+    let mut ws = WsClient::ready(&app.ws_url(), None).await;
+    ws.subscribe(
+        "u",
+        &format!(
+            "subscription {{ eventUpdated(eventId: \"{event_id}\") {{ status prizesAwarded }} }}"
+        ),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("ENDED") {
+        let message = ws.next().await;
+        assert_eq!(message["type"], "next", "{message}");
+        let status = message["payload"]["data"]["eventUpdated"]["status"]
+            .as_str()
+            .expect("a status")
+            .to_owned();
+        let now = Utc::now();
+        match status.as_str() {
+            "LIVE" => {
+                assert!(now >= starts, "live at {now}, before {starts}");
+                assert!(
+                    now - starts < Duration::seconds(2),
+                    "live at {now}, due {starts}"
+                );
+            }
+            "ENDED" => {
+                assert!(now >= ends);
+                assert!(
+                    now - ends < Duration::seconds(2),
+                    "ended at {now}, due {ends}"
+                );
+            }
+            _ => {}
         }
-    };
-    let live = status_at("LIVE").await;
-    assert!(live >= starts, "live {live} before {starts}");
-    assert!(
-        live - starts < Duration::seconds(2),
-        "live {live}, due {starts}"
-    );
-    let ended = status_at("ENDED").await;
-    assert!(ended >= ends);
-    assert!(
-        ended - ends < Duration::seconds(2),
-        "ended {ended}, due {ends}"
-    );
+        seen.push(status);
+    }
+    assert_eq!(seen, ["SCHEDULED", "LIVE", "ENDED"]);
     // Nobody won: every unit's escrow went back to the host.
     assert_eq!(escrows_of(&app, &event_id, "RELEASED").await, 4);
     assert_eq!(app.my_balance(&host).await, 10_000);
     assert_ledger_sound(&app).await;
+}
+
+#[tokio::test]
+async fn participants_join_once_are_verified_by_the_job_and_only_the_host_lists_them() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Mall", &[1_000]).await;
+    let (host, _) = app.host("host@example.com", 10_000).await;
+    let (starts, ends) = later();
+    let event_id = id(&app
+        .create_event(&host, instant(&shop.product_id, 1_000, 2, starts, ends))
+        .await["data"]["createEvent"]);
+    let (ada, _) = app.register("ada@example.com", "Ada Lovelace").await;
+    let join = |token: String, handle: &'static str| {
+        let app = &app;
+        let event_id = event_id.clone();
+        async move {
+            app.gql(
+                Some(&token),
+                "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id status displayName socialHandle won } }",
+                json!({ "i": { "eventId": event_id, "socialHandle": handle } }),
+            )
+            .await
+        }
+    };
+    // A draft cannot be joined (nor seen).
+    assert_eq!(error_code(&join(ada.clone(), "@ada").await), "NOT_FOUND");
+    app.publish_event(&host, &event_id, "p").await;
+    assert_eq!(error_code(&join(host.clone(), "@host").await), "FORBIDDEN");
+    assert_eq!(error_code(&join(ada.clone(), "").await), "BAD_USER_INPUT");
+    let joined = join(ada.clone(), "@ada").await;
+    let me = &joined["data"]["joinEvent"];
+    assert_eq!(me["status"], "PENDING_VERIFICATION", "{joined}");
+    assert_eq!(me["displayName"], "Ada Lovelace");
+    assert_eq!(me["won"], false);
+    assert_eq!(error_code(&join(ada.clone(), "@ada2").await), "CONFLICT");
+    let (grace, _) = app.register("grace@example.com", "Grace Hopper").await;
+    join(grace.clone(), "@grace").await;
+
+    // The development verifier verifies at once, through the job.
+    let mine = "query($id: ID!) { event(id: $id) { participantCount myParticipation { status } } }";
+    eventually("ada verified", || async {
+        app.ok(Some(&ada), mine, json!({ "id": event_id }), "event")
+            .await["myParticipation"]["status"]
+            == "VERIFIED"
+    })
+    .await;
+    let event = app
+        .ok(Some(&ada), mine, json!({ "id": event_id }), "event")
+        .await;
+    assert_eq!(event["participantCount"], 2);
+
+    let list = "query($id: ID!) { event(id: $id) { participants(first: 1) { totalCount nodes { displayName socialHandle } pageInfo { hasNextPage } } } }";
+    let listed = app
+        .ok(Some(&host), list, json!({ "id": event_id }), "event")
+        .await;
+    assert_eq!(listed["participants"]["totalCount"], 2);
+    assert_eq!(
+        listed["participants"]["nodes"][0]["displayName"],
+        "Ada Lovelace"
+    );
+    assert_eq!(listed["participants"]["pageInfo"]["hasNextPage"], true);
+    let refused = app.gql(Some(&grace), list, json!({ "id": event_id })).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    // Others see a masked name.
+    let as_grace = app
+        .ok(
+            Some(&grace),
+            "query($id: ID!) { event(id: $id) { myParticipation { displayName } } }",
+            json!({ "id": event_id }),
+            "event",
+        )
+        .await;
+    assert_eq!(as_grace["myParticipation"]["displayName"], "Grace Hopper");
+}
+
+#[tokio::test]
+async fn the_http_verifier_asks_the_service_and_rejects_whom_it_rejects() {
+    // A stand-in for the social network's verification service.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let service = listener.local_addr().expect("addr");
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let log = asked.clone();
+    let router = axum::Router::new().route(
+        "/verify",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let log = log.clone();
+            async move {
+                let verified = body["handle"] != "@bot";
+                log.lock().expect("log").push(body);
+                axum::Json(json!({ "verified": verified }))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.social_verifier_url = Some(format!("http://{service}/verify")))
+        .spawn()
+        .await;
+    let shop = app.open_shop("shop@example.com", "Hub", &[1_000]).await;
+    let (host, _) = app.host("host@example.com", 10_000).await;
+    let (starts, ends) = later();
+    let event_id = id(&app
+        .create_event(&host, instant(&shop.product_id, 1_000, 1, starts, ends))
+        .await["data"]["createEvent"]);
+    app.publish_event(&host, &event_id, "p").await;
+    let mut tokens = Vec::new();
+    for (email, handle) in [("human@example.com", "@human"), ("bot@example.com", "@bot")] {
+        let (token, _) = app.register(email, "Some One").await;
+        app.ok(
+            Some(&token),
+            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
+            json!({ "i": { "eventId": event_id, "socialHandle": handle } }),
+            "joinEvent",
+        )
+        .await;
+        tokens.push(token);
+    }
+    let status_of = |token: String| {
+        let app = &app;
+        let event_id = event_id.clone();
+        async move {
+            app.ok(
+                Some(&token),
+                "query($id: ID!) { event(id: $id) { myParticipation { status } } }",
+                json!({ "id": event_id }),
+                "event",
+            )
+            .await["myParticipation"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    eventually("both checked", || async {
+        status_of(tokens[0].clone()).await != "PENDING_VERIFICATION"
+            && status_of(tokens[1].clone()).await != "PENDING_VERIFICATION"
+    })
+    .await;
+    assert_eq!(status_of(tokens[0].clone()).await, "VERIFIED");
+    assert_eq!(status_of(tokens[1].clone()).await, "REJECTED");
+    let asked = asked.lock().expect("log").clone();
+    assert_eq!(asked.len(), 2);
+    assert!(
+        asked
+            .iter()
+            .all(|a| a["postUrl"] == "https://social.example/p/1")
+    );
 }

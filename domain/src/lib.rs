@@ -65,6 +65,8 @@ pub struct Services {
     pub payments: payments::Payments,
     /// Keys that protect card pins.
     pub card_secrets: giftcard::pin::CardSecrets,
+    /// Checks participants' social handles.
+    pub verifier: giveaway::verify::SocialVerifier,
     /// Wallet ids this process has seen.
     pub wallet_ids: ledger::WalletIds,
     /// Platform settings.

@@ -8,9 +8,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use giftdrop_entities::ops::outbox;
-use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ConnectionTrait, Statement};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -47,14 +45,9 @@ pub async fn publish<C: ConnectionTrait, T: Serialize>(
     topic: &str,
     payload: &T,
 ) -> DomainResult<()> {
-    insert(
-        conn,
-        meta,
-        KIND_PUBLISH,
-        topic,
-        serde_json::to_value(payload),
-    )
-    .await
+    conn.execute_raw(publish_statement(meta, topic, payload)?)
+        .await?;
+    Ok(())
 }
 
 /// Queues a background job.
@@ -63,40 +56,39 @@ pub async fn enqueue<C: ConnectionTrait, J: JobPayload>(
     meta: &RequestMeta,
     job: &J,
 ) -> DomainResult<()> {
-    insert(conn, meta, KIND_JOB, J::KIND, serde_json::to_value(job)).await
-}
-
-async fn insert<C: ConnectionTrait>(
-    conn: &C,
-    meta: &RequestMeta,
-    kind: &str,
-    target: &str,
-    payload: serde_json::Result<serde_json::Value>,
-) -> DomainResult<()> {
-    outbox::Entity::insert(row(meta, kind, target, payload)?)
-        .exec_without_returning(conn)
-        .await?;
+    conn.execute_raw(job_statement(meta, job)?).await?;
     Ok(())
 }
 
-fn row(
+/// The statement of [`publish`], for a [`crate::sql::Batch`].
+pub fn publish_statement<T: Serialize>(
+    meta: &RequestMeta,
+    topic: &str,
+    payload: &T,
+) -> DomainResult<Statement> {
+    insert_statement(meta, KIND_PUBLISH, topic, serde_json::to_value(payload))
+}
+
+/// The statement of [`enqueue`], for a [`crate::sql::Batch`].
+pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<Statement> {
+    insert_statement(meta, KIND_JOB, J::KIND, serde_json::to_value(job))
+}
+
+fn insert_statement(
     meta: &RequestMeta,
     kind: &str,
     target: &str,
     payload: serde_json::Result<serde_json::Value>,
-) -> DomainResult<outbox::ActiveModel> {
+) -> DomainResult<Statement> {
     let payload =
         payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
-    let now = Utc::now();
-    Ok(outbox::ActiveModel {
-        id: NotSet,
-        kind: Set(kind.to_owned()),
-        target: Set(target.to_owned()),
-        payload: Set(payload),
-        correlation_id: Set(Some(meta.correlation_id.clone())),
-        attempts: Set(0),
-        last_error: Set(None),
-        available_at: Set(now),
-        created_at: Set(now),
-    })
+    Ok(crate::sql::statement(
+        "INSERT INTO ops.outbox (kind, target, payload, correlation_id) VALUES ($1, $2, $3, $4)",
+        vec![
+            kind.into(),
+            target.into(),
+            payload.into(),
+            meta.correlation_id.as_str().into(),
+        ],
+    ))
 }

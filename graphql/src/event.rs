@@ -28,7 +28,7 @@ use crate::money::Money;
 use crate::page::{cursor, page_size};
 
 /// `EventStatus`.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
 #[graphql(
     name = "EventStatus",
     remote = "giftdrop_domain::giveaway::events::EventStatus"
@@ -399,6 +399,13 @@ impl Winner {
     }
 }
 
+/// `joinEvent` input.
+#[derive(InputObject)]
+pub struct JoinEventInput {
+    event_id: ID,
+    social_handle: String,
+}
+
 /// `events` filter.
 #[derive(InputObject)]
 pub struct EventFilter {
@@ -591,6 +598,21 @@ impl EventMutation {
         .await
         .gql()?;
         Ok(Event(event))
+    }
+
+    async fn join_event(&self, ctx: &Context<'_>, input: JoinEventInput) -> Result<Participant> {
+        let viewer = require_viewer(ctx)?;
+        let event_id = ids::parse(&input.event_id, "input.eventId").gql()?;
+        let joined = participants::join(
+            services(ctx)?,
+            &request(ctx)?.meta,
+            viewer,
+            event_id,
+            &input.social_handle,
+        )
+        .await
+        .gql()?;
+        Ok(Participant(joined))
     }
 
     async fn cancel_event(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Event> {

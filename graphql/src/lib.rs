@@ -8,6 +8,7 @@ pub mod card;
 pub mod error;
 pub mod escrow;
 pub mod event;
+pub mod event_live;
 pub mod extensions;
 pub mod identity;
 pub mod ids;
@@ -53,7 +54,7 @@ pub struct Mutation(
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(live::LiveSubscription);
+pub struct Subscription(live::LiveSubscription, event_live::EventSubscription);
 
 /// The served schema type.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -99,7 +99,12 @@ async fn wallet_updates(
 /// same operation as the same viewer may share one execution of these.
 /// Event-log subscriptions (each message a new fact, replayed from a cursor)
 /// must never be listed here.
-pub const SNAPSHOT_SUBSCRIPTIONS: &[&str] = &["meUpdated", "walletUpdated"];
+pub const SNAPSHOT_SUBSCRIPTIONS: &[&str] = &[
+    "meUpdated",
+    "walletUpdated",
+    "eventUpdated",
+    "eventCountdown",
+];
 
 /// True when the operation `document` runs (with `operation_name`) is a
 /// subscription selecting only [`SNAPSHOT_SUBSCRIPTIONS`] fields at its

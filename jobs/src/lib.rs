@@ -13,6 +13,7 @@ pub mod queues;
 pub mod relay;
 pub mod schedule;
 pub mod sweep;
+pub mod verify;
 pub mod worker;
 
 pub use queues::{Envelope, JobQueues};

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use apalis::prelude::TaskSink;
 use apalis_redis::{Config, RedisStorage};
+use giftdrop_domain::giveaway::verify::VerifyParticipant;
 use giftdrop_domain::jobs::{JobPayload, SendEmail};
 use giftdrop_domain::keys::Namespace;
 use redis::AsyncCommands;
@@ -25,6 +26,8 @@ pub struct Envelope<J> {
 pub struct JobQueues {
     /// Outgoing email.
     pub send_email: RedisStorage<Envelope<SendEmail>>,
+    /// Social-handle checks of new participants.
+    pub verify_participant: RedisStorage<Envelope<VerifyParticipant>>,
     redis: ConnectionManager,
 }
 
@@ -47,6 +50,8 @@ impl JobQueues {
     pub fn new(redis: ConnectionManager, ns: &Namespace) -> Self {
         Self {
             send_email: RedisStorage::new(redis.clone()).with_config(config(ns, SendEmail::KIND)),
+            verify_participant: RedisStorage::new(redis.clone())
+                .with_config(config(ns, VerifyParticipant::KIND)),
             redis,
         }
     }
@@ -58,19 +63,24 @@ impl JobQueues {
         payload: serde_json::Value,
         correlation_id: Option<String>,
     ) -> anyhow::Result<()> {
-        match kind {
-            SendEmail::KIND => {
-                let job: SendEmail =
-                    serde_json::from_value(payload).context("malformed send_email payload")?;
-                self.send_email
+        // One arm per kind: the storages differ in type.
+        macro_rules! push {
+            ($storage:expr, $job:ty) => {{
+                let job: $job = serde_json::from_value(payload)
+                    .with_context(|| format!("malformed {} payload", <$job>::KIND))?;
+                $storage
                     .clone()
                     .push(Envelope {
                         correlation_id,
                         job,
                     })
                     .await
-                    .map_err(|e| anyhow::anyhow!("failed to push a send_email job: {e}"))
-            }
+                    .map_err(|e| anyhow::anyhow!("failed to push a {} job: {e}", <$job>::KIND))
+            }};
+        }
+        match kind {
+            SendEmail::KIND => push!(self.send_email, SendEmail),
+            VerifyParticipant::KIND => push!(self.verify_participant, VerifyParticipant),
             other => anyhow::bail!("unknown job kind {other:?}"),
         }
     }
@@ -78,6 +88,7 @@ impl JobQueues {
     fn config_of(&self, kind: &str) -> anyhow::Result<&Config> {
         match kind {
             SendEmail::KIND => Ok(self.send_email.get_config()),
+            VerifyParticipant::KIND => Ok(self.verify_participant.get_config()),
             other => anyhow::bail!("unknown job kind {other:?}"),
         }
     }

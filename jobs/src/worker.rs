@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::email::{EmailDeps, send_email};
 use crate::queues::JobQueues;
+use crate::verify::{VerifyDeps, verify_participant};
 
 /// Worker tuning.
 #[derive(Clone, Copy, Debug)]
@@ -22,19 +23,28 @@ pub struct WorkerOptions {
 pub async fn run(
     queues: JobQueues,
     email: EmailDeps,
+    verify: VerifyDeps,
     options: WorkerOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // Worker names must be unique per run: apalis-redis refuses a name whose
     // last heartbeat is recent.
     let instance = uuid::Uuid::new_v4().simple().to_string();
-    let storage = queues.send_email.clone();
+    let emails = queues.send_email.clone();
+    let checks = queues.verify_participant.clone();
+    let checker = instance.clone();
     Monitor::new()
         .register(move |restarts| {
             WorkerBuilder::new(format!("send_email-{instance}-{restarts}"))
-                .backend(storage.clone().poll_with_interval(options.poll))
+                .backend(emails.clone().poll_with_interval(options.poll))
                 .data(email.clone())
                 .build(send_email)
+        })
+        .register(move |restarts| {
+            WorkerBuilder::new(format!("verify_participant-{checker}-{restarts}"))
+                .backend(checks.clone().poll_with_interval(options.poll))
+                .data(verify.clone())
+                .build(verify_participant)
         })
         .shutdown_timeout(options.grace)
         .run_with_signal(async move {

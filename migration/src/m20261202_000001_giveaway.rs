@@ -34,6 +34,8 @@ CREATE TABLE giveaway.events (
     total_cost          bigint NOT NULL DEFAULT 0 CHECK (total_cost >= 0),
     participant_count   integer NOT NULL DEFAULT 0 CHECK (participant_count >= 0),
     last_sequence       integer NOT NULL DEFAULT 0 CHECK (last_sequence >= 0),
+    -- Raised by every change a subscriber sees, so a stale message is known.
+    version             integer NOT NULL DEFAULT 1 CHECK (version >= 1),
     draw_seed           bytea CHECK (octet_length(draw_seed) = 32),
     draw_commitment     text CHECK (draw_commitment ~ '^[0-9a-f]{64}$'),
     drawn_at            timestamptz,

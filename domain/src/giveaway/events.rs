@@ -100,6 +100,8 @@ pub struct EventView {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Why.
     pub cancel_reason: Option<String>,
+    /// Raised by every change: of two states, the higher version is newer.
+    pub version: i32,
 }
 
 impl EventView {
@@ -201,7 +203,7 @@ pub struct EventFilter {
 pub(super) const COLUMNS: &str = "id, host_id, title, description, social_post_url, status, selection, \
      win_chance_percent, slot_count, starts_at, ends_at, prize_count, prizes_awarded, total_cost, \
      participant_count, draw_commitment, CASE WHEN drawn_at IS NOT NULL THEN encode(draw_seed, 'hex') END AS draw_seed, \
-     created_at, published_at, cancelled_at, cancel_reason";
+     created_at, published_at, cancelled_at, cancel_reason, version";
 
 pub(super) fn view(row: &QueryResult) -> DomainResult<EventView> {
     Ok(EventView {
@@ -226,6 +228,7 @@ pub(super) fn view(row: &QueryResult) -> DomainResult<EventView> {
         published_at: row.try_get("", "published_at")?,
         cancelled_at: row.try_get("", "cancelled_at")?,
         cancel_reason: row.try_get("", "cancel_reason")?,
+        version: row.try_get("", "version")?,
     })
 }
 
@@ -245,6 +248,24 @@ fn prize_view(row: &QueryResult) -> DomainResult<PrizeView> {
 /// The event `id`, whoever asks.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<EventView>> {
     by_id(conn, "giveaway.events", COLUMNS, id, view).await
+}
+
+/// Runs `update` (an UPDATE of `giveaway.events` on `$1`, without a
+/// RETURNING clause) for event `id` and returns the event as it is after.
+/// The caller's SET must raise `version`.
+pub(super) async fn fetch_one_returning<C: ConnectionTrait>(
+    conn: &C,
+    update: &str,
+    id: Uuid,
+) -> DomainResult<EventView> {
+    crate::sql::fetch_one(
+        conn,
+        &format!("{update} RETURNING {COLUMNS}"),
+        vec![id.into()],
+        view,
+    )
+    .await?
+    .ok_or_else(|| bug("an updated event vanished"))
 }
 
 /// The event `id` locked for update, whoever asks.
@@ -641,7 +662,7 @@ pub async fn update(
     batch.push(statement(
         "UPDATE giveaway.events SET title = $2, description = $3, social_post_url = $4, \
          win_chance_percent = $5, slot_count = $6, starts_at = $7, ends_at = $8, prize_count = $9, \
-         total_cost = $10 WHERE id = $1",
+         total_cost = $10, version = version + 1 WHERE id = $1",
         vec![
             id.into(),
             checked.title.into(),

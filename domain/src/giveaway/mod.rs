@@ -3,5 +3,7 @@
 
 pub mod draw;
 pub mod events;
+pub mod live;
 pub mod participants;
 pub mod publish;
+pub mod verify;

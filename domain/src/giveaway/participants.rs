@@ -5,9 +5,15 @@ use sea_orm::{ConnectionTrait, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::context::Viewer;
-use crate::error::DomainResult;
-use crate::sql::{enum_col, fetch_all, fetch_one, statement};
+use sea_orm::TransactionTrait;
+
+use super::events::EventStatus;
+use super::verify::VerifyParticipant;
+use crate::Services;
+use crate::context::{RequestMeta, Viewer};
+use crate::error::{DomainError, DomainResult};
+use crate::outbox;
+use crate::sql::{Batch, db_name, enum_col, fetch_all, fetch_one, statement, text_input};
 
 /// `ParticipantStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +251,93 @@ pub async fn find_winner<C: ConnectionTrait>(
     Ok(winners_where(conn, "w.id = $1", vec![id.into()])
         .await?
         .pop())
+}
+
+/// `joinEvent`: the viewer joins a SCHEDULED or LIVE event they do not
+/// host, once (CONFLICT on a second time); a job then checks the handle.
+pub async fn join(
+    s: &Services,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    event_id: Uuid,
+    social_handle: &str,
+) -> DomainResult<ParticipantView> {
+    let handle = text_input(social_handle, "input.socialHandle", 1, 100)?;
+    if handle.chars().any(char::is_whitespace) {
+        return Err(DomainError::bad_input(
+            "input.socialHandle",
+            "must not contain spaces",
+        ));
+    }
+    let txn = s.db.begin().await?;
+    // A share lock: the event cannot end or be cancelled meanwhile, and
+    // joins of one event do not wait for each other.
+    let event = fetch_one(
+        &txn,
+        "SELECT host_id, status, published_at FROM giveaway.events WHERE id = $1 FOR SHARE",
+        vec![event_id.into()],
+        |row| {
+            Ok((
+                row.try_get::<Uuid>("", "host_id")?,
+                enum_col::<EventStatus>(row, "status")?,
+                row.try_get::<Option<chrono::DateTime<Utc>>>("", "published_at")?,
+            ))
+        },
+    )
+    .await?;
+    let Some((host_id, status, published_at)) = event else {
+        return Err(DomainError::NotFound);
+    };
+    if published_at.is_none() && host_id != viewer.user_id && !viewer.is_admin() {
+        return Err(DomainError::NotFound);
+    }
+    if host_id == viewer.user_id {
+        return Err(DomainError::Forbidden);
+    }
+    if !matches!(status, EventStatus::Scheduled | EventStatus::Live) {
+        return Err(DomainError::Conflict(format!(
+            "the event is {}: it cannot be joined",
+            db_name(&status)
+        )));
+    }
+    let id = Uuid::now_v7();
+    let inserted = txn
+        .query_one_raw(statement(
+            &format!(
+                "INSERT INTO giveaway.participants (id, event_id, user_id, social_handle, display_name)                  SELECT $1, $2, u.id, $4, u.display_name FROM identity.users u WHERE u.id = $3                  ON CONFLICT (event_id, user_id) DO NOTHING RETURNING {COLUMNS}"
+            ),
+            vec![
+                id.into(),
+                event_id.into(),
+                viewer.user_id.into(),
+                handle.into(),
+            ],
+        ))
+        .await?;
+    let Some(row) = inserted else {
+        return Err(DomainError::Conflict(
+            "you have already joined this event".into(),
+        ));
+    };
+    let participant = view(&row)?;
+    let event = super::events::fetch_one_returning(
+        &txn,
+        "UPDATE giveaway.events SET participant_count = participant_count + 1, version = version + 1 WHERE id = $1",
+        event_id,
+    )
+    .await?;
+    let mut rest = Batch::new();
+    rest.push(outbox::job_statement(
+        meta,
+        &VerifyParticipant {
+            participant_id: participant.id,
+        },
+    )?);
+    rest.fetch_one(&txn, super::live::changed(meta, &event)?)
+        .await?;
+    txn.commit().await?;
+    s.outbox.wake();
+    Ok(participant)
 }
 
 /// How many participants `event_id` has (its counter is the event's

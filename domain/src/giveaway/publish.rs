@@ -6,6 +6,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::events::{self, EventStatus, EventView, START_GRACE, WinnerSelection};
+use super::live;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -80,17 +81,25 @@ pub async fn publish(
                 }
                 WinnerSelection::Instant => (None, None),
             };
-            closing.push(statement(
-                "UPDATE giveaway.events SET status = 'SCHEDULED', published_at = now(), \
-                 funding_transfer_id = $2, draw_seed = $3, draw_commitment = $4 \
-                 WHERE id = $1 AND status = 'DRAFT'",
+            let scheduled = crate::sql::fetch_one(
+                &txn,
+                &format!(
+                    "UPDATE giveaway.events SET status = 'SCHEDULED', published_at = now(), version = version + 1, \
+                     funding_transfer_id = $2, draw_seed = $3, draw_commitment = $4 \
+                     WHERE id = $1 AND status = 'DRAFT' RETURNING {}",
+                    events::COLUMNS
+                ),
                 vec![
                     id.into(),
                     funded.transfer_id.into(),
                     seed.into(),
                     commitment.into(),
                 ],
-            ));
+                events::view,
+            )
+            .await?
+            .ok_or_else(|| bug("a locked draft changed"))?;
+            closing.push(live::changed(meta, &scheduled)?);
             closing.push(audit::statement(
                 meta,
                 AuditRecord {
@@ -241,11 +250,19 @@ pub async fn cancel(
         )));
     }
     let posted = release_unawarded(&txn, meta, &event, "event cancelled").await?;
-    txn.execute_raw(statement(
-        "UPDATE giveaway.events SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = $2 WHERE id = $1",
+    let cancelled = crate::sql::fetch_one(
+        &txn,
+        &format!(
+            "UPDATE giveaway.events SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = $2, version = version + 1 \
+             WHERE id = $1 RETURNING {}",
+            events::COLUMNS
+        ),
         vec![id.into(), reason.as_str().into()],
-    ))
-    .await?;
+        events::view,
+    )
+    .await?
+    .ok_or_else(|| bug("a locked event vanished"))?;
+    outbox_now(&txn, live::changed(meta, &cancelled)?).await?;
     audit::record(
         &txn,
         meta,
@@ -258,12 +275,17 @@ pub async fn cancel(
     )
     .await?;
     txn.commit().await?;
+    s.outbox.wake();
     if let Some(posted) = posted {
         posted.committed(s).await;
     }
-    events::find(&s.db, id)
-        .await?
-        .ok_or_else(|| bug("a cancelled event vanished"))
+    Ok(cancelled)
+}
+
+/// Runs one outbox statement in `txn`.
+async fn outbox_now(txn: &DatabaseTransaction, statement: sea_orm::Statement) -> DomainResult<()> {
+    txn.execute_raw(statement).await?;
+    Ok(())
 }
 
 /// Moves every event whose time has come: SCHEDULED -> LIVE at `startsAt`,
@@ -272,18 +294,24 @@ pub async fn cancel(
 /// interrupted changes nothing twice. The events it moved.
 pub async fn advance(s: &Services) -> DomainResult<Vec<EventView>> {
     let meta = RequestMeta::system();
-    let started = s
-        .db
-        .query_all_raw(statement(
-            "UPDATE giveaway.events SET status = 'LIVE' WHERE status = 'SCHEDULED' AND starts_at <= now() \
-             RETURNING id",
-            vec![],
-        ))
-        .await?;
-    let mut moved = Vec::new();
-    for row in started {
-        let id: Uuid = row.try_get("", "id")?;
-        moved.extend(events::find(&s.db, id).await?);
+    let txn = s.db.begin().await?;
+    let mut moved = crate::sql::fetch_all(
+        &txn,
+        &format!(
+            "UPDATE giveaway.events SET status = 'LIVE', version = version + 1 WHERE status = 'SCHEDULED' AND starts_at <= now() \
+             RETURNING {}",
+            events::COLUMNS
+        ),
+        vec![],
+        events::view,
+    )
+    .await?;
+    for event in &moved {
+        outbox_now(&txn, live::changed(&meta, event)?).await?;
+    }
+    txn.commit().await?;
+    if !moved.is_empty() {
+        s.outbox.wake();
     }
     let due = s
         .db
@@ -311,14 +339,17 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
         return Ok(None);
     }
     let posted = release_unawarded(&txn, meta, &event, "event ended").await?;
-    txn.execute_raw(statement(
-        "UPDATE giveaway.events SET status = 'ENDED' WHERE id = $1",
-        vec![id.into()],
-    ))
+    let ended = events::fetch_one_returning(
+        &txn,
+        "UPDATE giveaway.events SET status = 'ENDED', version = version + 1 WHERE id = $1",
+        id,
+    )
     .await?;
+    outbox_now(&txn, live::changed(meta, &ended)?).await?;
     txn.commit().await?;
+    s.outbox.wake();
     if let Some(posted) = posted {
         posted.committed(s).await;
     }
-    events::find(&s.db, id).await
+    Ok(Some(ended))
 }
