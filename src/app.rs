@@ -291,6 +291,7 @@ pub async fn start(
         card_secrets,
         wallet_ids: giftdrop_domain::ledger::WalletIds::default(),
         verifier: social_verifier(&config)?,
+        budget: giftdrop_domain::giveaway::attempt::Budget::default(),
         settings: Settings {
             currency: config.platform_currency.clone(),
             service_rate_bps: config.service_rate_bps,

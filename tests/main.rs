@@ -15,6 +15,7 @@ mod events;
 mod health;
 mod http;
 mod identity;
+mod instant;
 mod ledger;
 mod market_auth;
 mod marketplace;

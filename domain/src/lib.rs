@@ -65,6 +65,8 @@ pub struct Services {
     pub payments: payments::Payments,
     /// Keys that protect card pins.
     pub card_secrets: giftcard::pin::CardSecrets,
+    /// The INSTANT prize budgets in Redis.
+    pub budget: giveaway::attempt::Budget,
     /// Checks participants' social handles.
     pub verifier: giveaway::verify::SocialVerifier,
     /// Wallet ids this process has seen.

@@ -10,7 +10,7 @@ use giftdrop_domain::giveaway::events::{
 use giftdrop_domain::giveaway::participants::{
     self, ParticipantView, WinnerView, display_name_for, sees_in_full,
 };
-use giftdrop_domain::giveaway::publish;
+use giftdrop_domain::giveaway::{attempt, publish};
 use giftdrop_domain::money::Amount;
 use uuid::Uuid;
 
@@ -399,6 +399,33 @@ impl Winner {
     }
 }
 
+/// `AttemptOutcome`.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(
+    name = "AttemptOutcome",
+    remote = "giftdrop_domain::giveaway::attempt::AttemptOutcome"
+)]
+pub enum AttemptOutcomeGql {
+    /// Won a prize.
+    Won,
+    /// Within budget, but not this time.
+    NotThisTime,
+    /// The current slot's budget is spent.
+    SlotBudgetSpent,
+    /// Every prize is awarded.
+    NoPrizesLeft,
+    /// This participant already tried.
+    AlreadyAttempted,
+}
+
+/// What `attemptPrize` came to.
+#[derive(async_graphql::SimpleObject)]
+pub struct PrizeAttempt {
+    outcome: AttemptOutcomeGql,
+    /// Set when outcome is WON.
+    winner: Option<Winner>,
+}
+
 /// `joinEvent` input.
 #[derive(InputObject)]
 pub struct JoinEventInput {
@@ -613,6 +640,18 @@ impl EventMutation {
         .await
         .gql()?;
         Ok(Participant(joined))
+    }
+
+    async fn attempt_prize(&self, ctx: &Context<'_>, event_id: ID) -> Result<PrizeAttempt> {
+        let viewer = require_viewer(ctx)?;
+        let event_id = ids::parse(&event_id, "eventId").gql()?;
+        let attempt = attempt::attempt(services(ctx)?, &request(ctx)?.meta, viewer, event_id)
+            .await
+            .gql()?;
+        Ok(PrizeAttempt {
+            outcome: attempt.outcome.into(),
+            winner: attempt.winner.map(Winner),
+        })
     }
 
     async fn cancel_event(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Event> {

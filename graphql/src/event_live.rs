@@ -296,6 +296,7 @@ mod tests {
             cancelled_at: None,
             cancel_reason: None,
             version: 1,
+            last_sequence: 0,
         }
     }
 

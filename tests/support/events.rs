@@ -89,3 +89,51 @@ impl TestApp {
         .await
     }
 }
+
+impl TestApp {
+    /// `n` users who joined `event_id` and were verified, made straight in
+    /// the database (registering thousands through the API would spend the
+    /// test on password hashing); their tokens.
+    pub async fn verified_crowd(&self, event_id: &str, n: usize) -> Vec<String> {
+        use sea_orm::ConnectionTrait;
+        let sql = format!(
+            "WITH u AS (INSERT INTO identity.users (id, email, display_name, password_hash) \
+               SELECT gen_random_uuid(), 'fan' || i || '-' || substr(md5(random()::text), 1, 8) || '@crowd.test', \
+                 'Fan Number' || i, 'x' FROM generate_series(1, {n}) AS i RETURNING id, display_name), \
+             r AS (INSERT INTO identity.user_roles (user_id, role) SELECT id, 'PARTICIPANT' FROM u), \
+             p AS (INSERT INTO giveaway.participants (id, event_id, user_id, social_handle, display_name, status, verified_at) \
+               SELECT gen_random_uuid(), '{event_id}', id, '@' || replace(display_name, ' ', ''), display_name, 'VERIFIED', now() FROM u) \
+             SELECT id FROM u"
+        );
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .expect("crowd inserted");
+        let issuer = &self.running().services.tokens;
+        rows.iter()
+            .map(|row| {
+                let id: uuid::Uuid = row.try_get("", "id").expect("id");
+                issuer.issue(id).expect("token").0
+            })
+            .collect()
+    }
+
+    /// `attemptPrize` by `token`: the outcome, or the error code.
+    pub async fn attempt(&self, token: &str, event_id: &str) -> String {
+        let body = self
+            .gql(
+                Some(token),
+                "mutation($e: ID!) { attemptPrize(eventId: $e) { outcome winner { sequence } } }",
+                json!({ "e": event_id }),
+            )
+            .await;
+        match body["data"]["attemptPrize"]["outcome"].as_str() {
+            Some(outcome) => outcome.to_owned(),
+            None => super::code(&body).to_owned(),
+        }
+    }
+}

@@ -102,6 +102,8 @@ pub struct EventView {
     pub cancel_reason: Option<String>,
     /// Raised by every change: of two states, the higher version is newer.
     pub version: i32,
+    /// Sequence number of the latest winner (0: none yet).
+    pub last_sequence: i32,
 }
 
 impl EventView {
@@ -203,7 +205,7 @@ pub struct EventFilter {
 pub(super) const COLUMNS: &str = "id, host_id, title, description, social_post_url, status, selection, \
      win_chance_percent, slot_count, starts_at, ends_at, prize_count, prizes_awarded, total_cost, \
      participant_count, draw_commitment, CASE WHEN drawn_at IS NOT NULL THEN encode(draw_seed, 'hex') END AS draw_seed, \
-     created_at, published_at, cancelled_at, cancel_reason, version";
+     created_at, published_at, cancelled_at, cancel_reason, version, last_sequence";
 
 pub(super) fn view(row: &QueryResult) -> DomainResult<EventView> {
     Ok(EventView {
@@ -229,6 +231,7 @@ pub(super) fn view(row: &QueryResult) -> DomainResult<EventView> {
         cancelled_at: row.try_get("", "cancelled_at")?,
         cancel_reason: row.try_get("", "cancel_reason")?,
         version: row.try_get("", "version")?,
+        last_sequence: row.try_get("", "last_sequence")?,
     })
 }
 
@@ -266,6 +269,18 @@ pub(super) async fn fetch_one_returning<C: ConnectionTrait>(
     )
     .await?
     .ok_or_else(|| bug("an updated event vanished"))
+}
+
+/// The draw seed of event `id` in hex, secret or not (for the draw).
+pub(super) async fn seed_hex<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<String> {
+    crate::sql::fetch_one(
+        conn,
+        "SELECT encode(draw_seed, 'hex') AS seed FROM giveaway.events WHERE id = $1 AND draw_seed IS NOT NULL",
+        vec![id.into()],
+        |row| Ok(row.try_get::<String>("", "seed")?),
+    )
+    .await?
+    .ok_or_else(|| bug("the event has no draw seed"))
 }
 
 /// The event `id` locked for update, whoever asks.

@@ -146,6 +146,22 @@ pub async fn list<C: ConnectionTrait>(
     .await
 }
 
+/// The VERIFIED participants of `event_id`.
+pub async fn verified<C: ConnectionTrait>(
+    conn: &C,
+    event_id: Uuid,
+) -> DomainResult<Vec<ParticipantView>> {
+    fetch_all(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM giveaway.participants WHERE event_id = $1 AND status = 'VERIFIED' ORDER BY id"
+        ),
+        vec![event_id.into()],
+        view,
+    )
+    .await
+}
+
 /// `user_id`'s participation in `event_id`, if any.
 pub async fn of_user<C: ConnectionTrait>(
     conn: &C,

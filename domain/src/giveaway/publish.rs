@@ -5,8 +5,10 @@ use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
+use super::award;
 use super::events::{self, EventStatus, EventView, START_GRACE, WinnerSelection};
 use super::live;
+use super::participants;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -338,10 +340,14 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
     if event.status != EventStatus::Live || event.ends_at > Utc::now() {
         return Ok(None);
     }
+    if event.selection == WinnerSelection::Draw {
+        draw_winners(s, &txn, meta, &event).await?;
+    }
     let posted = release_unawarded(&txn, meta, &event, "event ended").await?;
     let ended = events::fetch_one_returning(
         &txn,
-        "UPDATE giveaway.events SET status = 'ENDED', version = version + 1 WHERE id = $1",
+        "UPDATE giveaway.events SET status = 'ENDED', version = version + 1, \
+         drawn_at = CASE WHEN selection = 'DRAW' THEN now() END WHERE id = $1",
         id,
     )
     .await?;
@@ -352,4 +358,42 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
         posted.committed(s).await;
     }
     Ok(Some(ended))
+}
+
+/// The DRAW of FLOWS.md §5 for `event`, in `txn`: its committed seed
+/// shuffles the VERIFIED participants, and the k-th unit (prizes by id as
+/// text, then unit number) goes to the k-th of them. Setting `drawn_at`
+/// afterwards reveals the seed.
+async fn draw_winners(
+    s: &Services,
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    event: &EventView,
+) -> DomainResult<()> {
+    let seed = super::draw::Seed::from_hex(&events::seed_hex(txn, event.id).await?)
+        .ok_or_else(|| bug("a DRAW event without a seed"))?;
+    let verified = participants::verified(txn, event.id).await?;
+    let ids: Vec<Uuid> = verified.iter().map(|p| p.id).collect();
+    let prizes: Vec<(Uuid, u32)> = events::prizes_of(txn, &[event.id])
+        .await?
+        .iter()
+        .map(|p| (p.id, u32::try_from(p.quantity).unwrap_or(0)))
+        .collect();
+    let pool = award::pool(txn, event.id).await?;
+    for assignment in super::draw::assign(&seed, &ids, &prizes) {
+        let unit = pool
+            .iter()
+            .find(|u| {
+                u.prize_id == assignment.prize_id
+                    && u32::try_from(u.unit).ok() == Some(assignment.unit)
+            })
+            .copied()
+            .ok_or_else(|| bug("a drawn unit is not in the pool"))?;
+        let participant = verified
+            .iter()
+            .find(|p| p.id == assignment.participant_id)
+            .ok_or_else(|| bug("a drawn participant vanished"))?;
+        award::award(s, txn, meta, participant, unit).await?;
+    }
+    Ok(())
 }

@@ -1,0 +1,196 @@
+//! Awarding a prize unit to a participant (INSTANT attempts and the DRAW
+//! alike): a gift card backed by the unit's RESERVED escrow, the event's
+//! next sequence number, the winner's email, and the announcements, all in
+//! the caller's transaction.
+
+use chrono::Utc;
+use sea_orm::{DatabaseTransaction, QueryResult};
+use uuid::Uuid;
+
+use super::events::{self, EventView};
+use super::live;
+use super::participants::{ParticipantView, WinnerView};
+use crate::Services;
+use crate::audit::{self, AuditRecord};
+use crate::context::RequestMeta;
+use crate::error::DomainResult;
+use crate::giftcard::cards::{self, IssueCard};
+use crate::giftcard::products;
+use crate::identity;
+use crate::jobs::SendEmail;
+use crate::outbox;
+use crate::sql::{Batch, bug, fetch_all, fetch_one, statement};
+
+/// A prize unit in the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// Unit id.
+    pub id: Uuid,
+    /// Its prize.
+    pub prize_id: Uuid,
+    /// Its number within the prize, from 1.
+    pub unit: i32,
+    /// The RESERVED escrow behind it.
+    pub escrow_id: Uuid,
+}
+
+fn unit_view(row: &QueryResult) -> DomainResult<Unit> {
+    Ok(Unit {
+        id: row.try_get("", "id")?,
+        prize_id: row.try_get("", "prize_id")?,
+        unit: row.try_get("", "unit")?,
+        escrow_id: row.try_get("", "escrow_id")?,
+    })
+}
+
+const UNIT_COLUMNS: &str = "u.id, u.prize_id, u.unit, u.escrow_id";
+
+/// One unit of `event_id`'s pool, locked; units another transaction is
+/// awarding are skipped, so concurrent winners never wait for each other.
+/// `None` when the pool is empty.
+pub(super) async fn take_unit(
+    txn: &DatabaseTransaction,
+    event_id: Uuid,
+) -> DomainResult<Option<Unit>> {
+    fetch_one(
+        txn,
+        &format!(
+            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
+             WHERE u.event_id = $1 AND u.winner_id IS NULL \
+             ORDER BY u.prize_id::text, u.unit LIMIT 1 FOR UPDATE SKIP LOCKED"
+        ),
+        vec![event_id.into()],
+        unit_view,
+    )
+    .await
+}
+
+/// Every unit of `event_id`'s pool in the DRAW order (prizes by id as
+/// text, then unit number), locked.
+pub(super) async fn pool(txn: &DatabaseTransaction, event_id: Uuid) -> DomainResult<Vec<Unit>> {
+    fetch_all(
+        txn,
+        &format!(
+            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
+             WHERE u.event_id = $1 AND u.winner_id IS NULL ORDER BY u.prize_id::text, u.unit FOR UPDATE"
+        ),
+        vec![event_id.into()],
+        unit_view,
+    )
+    .await
+}
+
+/// Awards `unit` to `participant` inside `txn`, which holds the unit's
+/// lock: issues the card, numbers the win, queues the winner's email and
+/// announces the winner and the event. The winner and the event after.
+pub(super) async fn award(
+    s: &Services,
+    txn: &DatabaseTransaction,
+    meta: &RequestMeta,
+    participant: &ParticipantView,
+    unit: Unit,
+) -> DomainResult<(WinnerView, EventView)> {
+    let prize = events::find_prizes(txn, &[unit.prize_id])
+        .await?
+        .pop()
+        .ok_or_else(|| bug("a unit's prize vanished"))?;
+    let product = products::find(txn, prize.card_product_id)
+        .await?
+        .ok_or_else(|| bug("a prize's product vanished"))?;
+    let card = cards::issue(
+        txn,
+        &s.card_secrets,
+        IssueCard {
+            product: &product,
+            owner_id: participant.user_id,
+            escrow_id: unit.escrow_id,
+            face_value: prize.face_value,
+        },
+    )
+    .await?;
+    let user = identity::find_users(txn, &[participant.user_id])
+        .await?
+        .pop()
+        .ok_or_else(|| bug("a participant's user vanished"))?;
+    // The event row last: every winner of the event takes its lock, held
+    // from here to the commit.
+    let event = events::fetch_one_returning(
+        txn,
+        "UPDATE giveaway.events SET last_sequence = last_sequence + 1, \
+         prizes_awarded = prizes_awarded + 1, version = version + 1 WHERE id = $1",
+        participant.event_id,
+    )
+    .await?;
+    let winner = WinnerView {
+        id: Uuid::now_v7(),
+        event_id: participant.event_id,
+        participant_id: participant.id,
+        user_id: participant.user_id,
+        display_name: participant.display_name.clone(),
+        prize_id: prize.id,
+        card_id: card.id,
+        sequence: event.last_sequence,
+        announced_at: Utc::now(),
+        disqualified_at: None,
+    };
+    let mut rest = Batch::new();
+    rest.push(statement(
+        "INSERT INTO giveaway.winners (id, event_id, participant_id, prize_id, unit_id, card_id, sequence, announced_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        vec![
+            winner.id.into(),
+            winner.event_id.into(),
+            winner.participant_id.into(),
+            winner.prize_id.into(),
+            unit.id.into(),
+            winner.card_id.into(),
+            winner.sequence.into(),
+            winner.announced_at.into(),
+        ],
+    ));
+    rest.push(statement(
+        "UPDATE giveaway.prize_units SET winner_id = $2 WHERE id = $1 AND winner_id IS NULL",
+        vec![unit.id.into(), participant.id.into()],
+    ));
+    rest.push(statement(
+        "UPDATE giveaway.prizes SET awarded = awarded + 1 WHERE id = $1",
+        vec![prize.id.into()],
+    ));
+    rest.push(statement(
+        "UPDATE giveaway.participants SET won = true WHERE id = $1",
+        vec![participant.id.into()],
+    ));
+    rest.push(live::announced(meta, &winner)?);
+    rest.push(live::changed(meta, &event)?);
+    rest.push(outbox::job_statement(
+        meta,
+        &SendEmail {
+            to: user.email,
+            subject: format!("You won a prize in \"{}\"", event.title),
+            body: format!(
+                "Congratulations, {}! You won a {} gift card in \"{}\". \
+                 Find its code and pin under My cards.",
+                participant.display_name, prize.face_value, event.title
+            ),
+            dedupe_key: format!("win:{}", winner.id),
+        },
+    )?);
+    rest.fetch_one(
+        txn,
+        audit::statement(
+            meta,
+            AuditRecord {
+                actor: None,
+                action: "prize.award",
+                subject: format!("winner:{}", winner.id),
+                detail: Some(format!(
+                    "unit {} of prize {} to participant {} (card {})",
+                    unit.unit, prize.id, participant.id, card.id
+                )),
+            },
+        ),
+    )
+    .await?;
+    metrics::counter!("giftdrop_cards_issued_total", "source" => "prize").increment(1);
+    Ok((winner, event))
+}

@@ -1,0 +1,191 @@
+//! INSTANT events: attempts under the Redis slot budget, with the database
+//! as the second guard (FLOWS.md §5).
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::support::events::instant;
+use crate::support::market::assert_ledger_sound;
+use crate::support::{TestApp, eventually, scalar, spawn_app};
+
+/// A LIVE INSTANT event of `units` units (winChancePercent 100) in
+/// `slots` slots over `seconds`; its id and its host's token.
+async fn live_event(app: &TestApp, units: i64, slots: i64, seconds: i64) -> (String, String) {
+    let shop = app.open_shop("shop@example.com", "Instant", &[500]).await;
+    let (host, _) = app.host("host@example.com", units * 500).await;
+    let starts = Utc::now() + Duration::seconds(1);
+    let mut input = instant(
+        &shop.product_id,
+        500,
+        units,
+        starts,
+        starts + Duration::seconds(seconds),
+    );
+    input["winChancePercent"] = json!(100);
+    input["slotCount"] = json!(slots);
+    let created = app.create_event(&host, input).await;
+    let event_id = created["data"]["createEvent"]["id"]
+        .as_str()
+        .expect("an event")
+        .to_owned();
+    let published = app.publish_event(&host, &event_id, "p").await;
+    assert!(published["errors"].is_null(), "{published}");
+    eventually("the event is live", || async {
+        app.event(None, &event_id).await["status"] == "LIVE"
+    })
+    .await;
+    (event_id, host)
+}
+
+/// Every token attempts once, all at the same time; outcomes counted.
+async fn storm(app: &TestApp, tokens: &[String], event_id: &str) -> BTreeMap<String, usize> {
+    let outcomes = join_all(tokens.iter().map(|t| app.attempt(t, event_id))).await;
+    let mut counted = BTreeMap::new();
+    for outcome in outcomes {
+        *counted.entry(outcome).or_default() += 1;
+    }
+    counted
+}
+
+async fn winners_are_sound(app: &TestApp, event_id: &str, expected: i64) {
+    let count = |sql: String| async move { scalar(&app.db, &sql).await };
+    assert_eq!(
+        count(format!(
+            "SELECT count(*) FROM giveaway.winners WHERE event_id = '{event_id}'"
+        ))
+        .await,
+        expected
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT count(DISTINCT sequence) FROM giveaway.winners WHERE event_id = '{event_id}' \
+             AND sequence BETWEEN 1 AND {expected}"
+        ))
+        .await,
+        expected
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT count(DISTINCT c.id) FROM giveaway.winners w JOIN giftcard.cards c ON c.id = w.card_id \
+             JOIN giveaway.prize_units u ON u.id = w.unit_id AND u.escrow_id = c.escrow_id \
+             WHERE w.event_id = '{event_id}' AND c.status = 'ACTIVE'"
+        ))
+        .await,
+        expected
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT count(*) FROM giveaway.prize_units WHERE event_id = '{event_id}' AND winner_id IS NOT NULL"
+        ))
+        .await,
+        expected
+    );
+    let event = app.event(None, event_id).await;
+    assert_eq!(event["prizesAwarded"], expected);
+    assert_ledger_sound(app).await;
+}
+
+#[tokio::test]
+async fn two_thousand_attempts_at_once_award_exactly_the_hundred_prizes() {
+    let app = spawn_app().await;
+    let (event_id, _) = live_event(&app, 100, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 2_000).await;
+    let outcomes = storm(&app, &crowd, &event_id).await;
+    assert_eq!(outcomes.get("WON"), Some(&100), "{outcomes:?}");
+    assert_eq!(outcomes.get("NO_PRIZES_LEFT"), Some(&1_900), "{outcomes:?}");
+    winners_are_sound(&app, &event_id, 100).await;
+    // One attempt each.
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "ALREADY_ATTEMPTED");
+}
+
+#[tokio::test]
+async fn each_slot_obeys_its_cumulative_cap() {
+    let app = spawn_app().await;
+    // 4 slots of 30 s: by the end of the first, at most 25 of 100.
+    let (event_id, _) = live_event(&app, 100, 4, 120).await;
+    let crowd = app.verified_crowd(&event_id, 300).await;
+    let outcomes = storm(&app, &crowd, &event_id).await;
+    assert_eq!(outcomes.get("WON"), Some(&25), "{outcomes:?}");
+    assert_eq!(
+        outcomes.get("SLOT_BUDGET_SPENT"),
+        Some(&275),
+        "{outcomes:?}"
+    );
+    winners_are_sound(&app, &event_id, 25).await;
+}
+
+#[tokio::test]
+async fn a_budget_lost_mid_run_is_rebuilt_and_never_awards_more_than_the_pool() {
+    let app = spawn_app().await;
+    let (event_id, _) = live_event(&app, 100, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 1_000).await;
+    let key = format!("{}budget:{event_id}", app.config.redis_namespace);
+    let redis = app.running().services.redis.clone();
+    let deleting = async {
+        for _ in 0..20 {
+            let _: Result<i64, _> = redis::cmd("DEL")
+                .arg(&key)
+                .query_async(&mut redis.clone())
+                .await;
+            tokio::task::yield_now().await;
+        }
+    };
+    let (outcomes, ()) = tokio::join!(storm(&app, &crowd, &event_id), deleting);
+    let won = outcomes.get("WON").copied().unwrap_or(0);
+    assert!(won <= 100, "{outcomes:?}");
+    assert_eq!(
+        won + outcomes.get("NO_PRIZES_LEFT").copied().unwrap_or(0),
+        1_000,
+        "{outcomes:?}"
+    );
+    winners_are_sound(&app, &event_id, i64::try_from(won).expect("small")).await;
+    // Whatever the budget went through, the rest of the pool can still be
+    // won, and no more.
+    let late = app.verified_crowd(&event_id, 150).await;
+    let outcomes = storm(&app, &late, &event_id).await;
+    let total = won + outcomes.get("WON").copied().unwrap_or(0);
+    assert_eq!(total, 100, "{outcomes:?}");
+    winners_are_sound(&app, &event_id, 100).await;
+}
+
+#[tokio::test]
+async fn attempts_while_redis_is_unreachable_fail_and_award_nothing() {
+    use crate::support::proxy::RedisProxy;
+    use giftdrop_domain::giveaway::attempt;
+
+    let app = spawn_app().await;
+    let (event_id, _) = live_event(&app, 10, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 1).await;
+    let user = app
+        .running()
+        .services
+        .tokens
+        .verify(&crowd[0])
+        .expect("token");
+    let viewer = giftdrop_domain::Viewer {
+        user_id: user,
+        roles: vec![giftdrop_domain::identity::Role::Participant],
+    };
+    let mut proxy = RedisProxy::start(None).await;
+    let mut services = app.running().services.clone();
+    services.redis = redis::Client::open(format!("redis://{}", proxy.addr))
+        .expect("url")
+        .get_connection_manager()
+        .await
+        .expect("connected through the proxy");
+    proxy.cut();
+    let id = uuid::Uuid::parse_str(&event_id).expect("uuid");
+    let meta = giftdrop_domain::RequestMeta::system();
+    let failed = attempt::attempt(&services, &meta, &viewer, id).await;
+    assert!(
+        matches!(failed, Err(giftdrop_domain::DomainError::Internal(_))),
+        "{failed:?}"
+    );
+    winners_are_sound(&app, &event_id, 0).await;
+    // The attempt was not spent: with Redis back, it wins.
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
+    winners_are_sound(&app, &event_id, 1).await;
+}
