@@ -140,7 +140,11 @@ async fn graphiql_is_served_to_browsers_in_development() {
 async fn production_turns_off_graphiql_introspection_and_suggestions() {
     let app = AppOptions::new()
         .await
-        .config(|c| c.app_env = giftdrop::config::AppEnv::Production)
+        .config(|c| {
+            c.app_env = giftdrop::config::AppEnv::Production;
+            // Production needs a real verification service.
+            c.social_verifier_url = Some("http://127.0.0.1:9/verify".into());
+        })
         .mode(true, false)
         .spawn()
         .await;

@@ -25,4 +25,5 @@ mod provider;
 mod schema;
 mod statements;
 mod wallet;
+mod winners;
 mod ws;

@@ -10,7 +10,7 @@ use giftdrop_domain::giveaway::events::{
 use giftdrop_domain::giveaway::participants::{
     self, ParticipantView, WinnerView, display_name_for, sees_in_full,
 };
-use giftdrop_domain::giveaway::{attempt, publish};
+use giftdrop_domain::giveaway::{attempt, disqualify, publish};
 use giftdrop_domain::money::Amount;
 use uuid::Uuid;
 
@@ -652,6 +652,27 @@ impl EventMutation {
             outcome: attempt.outcome.into(),
             winner: attempt.winner.map(Winner),
         })
+    }
+
+    /// Host or admin: voids the winner's card and returns the prize to the pool.
+    async fn disqualify_winner(
+        &self,
+        ctx: &Context<'_>,
+        winner_id: ID,
+        reason: String,
+    ) -> Result<Winner> {
+        let viewer = require_viewer(ctx)?;
+        let winner_id = ids::parse(&winner_id, "winnerId").gql()?;
+        let winner = disqualify::disqualify(
+            services(ctx)?,
+            &request(ctx)?.meta,
+            viewer,
+            winner_id,
+            &reason,
+        )
+        .await
+        .gql()?;
+        Ok(Winner(winner))
     }
 
     async fn cancel_event(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Event> {

@@ -151,7 +151,8 @@ where
     F: Fn(i32) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = giftdrop_domain::DomainResult<Vec<WinnerView>>> + Send,
 {
-    let last = replay.last().map_or(after, |w| w.sequence);
+    // `last` is the last one sent: the replay is queued, not sent yet.
+    let last = after;
     let queue: VecDeque<WinnerView> = replay.into();
     let missed_after = std::sync::Arc::new(missed_after);
     futures_util::stream::unfold(

@@ -1,6 +1,9 @@
 //! Giveaway events (`giveaway`): events, their prizes, one prize unit per
 //! escrow, participants and winners.
 //!
+//! A disqualified win's escrow backs the next card, so a card escrow is
+//! unique among cards that are not VOID (it was unique outright).
+//!
 //! The database is the second guard of every award: a prize unit has at
 //! most one standing winner, a participant at most one standing win per
 //! event, and an event's winners are numbered 1, 2, 3, ... without a
@@ -124,6 +127,12 @@ CREATE INDEX winners_participant_idx ON giveaway.winners (participant_id);
 CREATE INDEX winners_prize_idx ON giveaway.winners (prize_id);
 CREATE INDEX winners_unit_idx ON giveaway.winners (unit_id);
 
+-- A prize unit's escrow backs a new card when a win is disqualified (the
+-- old card VOID): one standing card per escrow, not one card.
+ALTER TABLE giftcard.cards DROP CONSTRAINT cards_escrow_key;
+CREATE UNIQUE INDEX cards_escrow_standing_key ON giftcard.cards (escrow_id) WHERE status <> 'VOID';
+CREATE INDEX cards_escrow_idx ON giftcard.cards (escrow_id);
+
 ALTER TABLE giveaway.prize_units
     ADD CONSTRAINT prize_units_winner_fk FOREIGN KEY (winner_id) REFERENCES giveaway.participants (id);
 ALTER TABLE giftcard.escrows
@@ -132,6 +141,9 @@ ALTER TABLE giftcard.escrows
 
 const DOWN: &str = r"
 ALTER TABLE giftcard.escrows DROP CONSTRAINT IF EXISTS escrows_event_fk;
+DROP INDEX IF EXISTS giftcard.cards_escrow_idx;
+DROP INDEX IF EXISTS giftcard.cards_escrow_standing_key;
+ALTER TABLE giftcard.cards ADD CONSTRAINT cards_escrow_key UNIQUE (escrow_id);
 DROP TABLE IF EXISTS giveaway.winners;
 DROP TABLE IF EXISTS giveaway.participants CASCADE;
 DROP TABLE IF EXISTS giveaway.prize_units;

@@ -152,7 +152,9 @@ pub async fn find_by_escrows<C: ConnectionTrait>(
 ) -> DomainResult<Vec<CardView>> {
     fetch_all(
         conn,
-        &format!("SELECT {COLUMNS} FROM giftcard.cards WHERE escrow_id = ANY($1)"),
+        &format!(
+            "SELECT {COLUMNS} FROM giftcard.cards WHERE escrow_id = ANY($1) ORDER BY issued_at, id"
+        ),
         vec![escrow_ids.to_vec().into()],
         view,
     )

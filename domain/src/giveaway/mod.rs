@@ -3,6 +3,7 @@
 
 pub mod attempt;
 mod award;
+pub mod disqualify;
 pub mod draw;
 pub mod events;
 pub mod live;

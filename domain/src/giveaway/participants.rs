@@ -162,6 +162,38 @@ pub async fn verified<C: ConnectionTrait>(
     .await
 }
 
+/// Everyone the DRAW of `event_id` shuffled: the participants VERIFIED
+/// when it was drawn (some since DISQUALIFIED).
+pub async fn drawn<C: ConnectionTrait>(
+    conn: &C,
+    event_id: Uuid,
+) -> DomainResult<Vec<ParticipantView>> {
+    fetch_all(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM giveaway.participants p WHERE event_id = $1 \
+             AND status IN ('VERIFIED', 'DISQUALIFIED') \
+             AND verified_at <= (SELECT drawn_at FROM giveaway.events WHERE id = $1) ORDER BY id"
+        ),
+        vec![event_id.into()],
+        view,
+    )
+    .await
+}
+
+/// The participants of `event_id` who ever held one of its prizes.
+pub async fn ever_won<C: ConnectionTrait>(conn: &C, event_id: Uuid) -> DomainResult<Vec<Uuid>> {
+    let rows = conn
+        .query_all_raw(statement(
+            "SELECT DISTINCT participant_id FROM giveaway.winners WHERE event_id = $1",
+            vec![event_id.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get("", "participant_id")?))
+        .collect()
+}
+
 /// `user_id`'s participation in `event_id`, if any.
 pub async fn of_user<C: ConnectionTrait>(
     conn: &C,

@@ -1,0 +1,356 @@
+//! Winners: the DRAW reproduced from its revealed seed, disqualification,
+//! who sees a winner's card, and the live feeds (`winnerAnnounced`,
+//! `eventCountdown`).
+
+use chrono::{Duration, Timelike, Utc};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::draw::{independent_assign, sha256_hex};
+use crate::support::code as error_code;
+use crate::support::events::instant;
+use crate::support::market::assert_ledger_sound;
+use crate::support::ws::WsClient;
+use crate::support::{TestApp, eventually, scalar, spawn_app};
+
+const WINNERS: &str = "query($id: ID!) { event(id: $id) { status drawSeed drawCommitment prizesAwarded \
+     prizes { id quantity } winners { id sequence displayName disqualifiedAt participant { id } prize { id } card { id status } } } }";
+
+/// A published event of `prizes` (face value 500 each) from `starts` for
+/// `seconds`; its id and the host's token.
+async fn event_of(
+    app: &TestApp,
+    selection: &str,
+    prizes: &[i64],
+    starts: chrono::DateTime<Utc>,
+    seconds: i64,
+) -> (String, String) {
+    let shop = app.open_shop("shop@example.com", "Winners", &[500]).await;
+    let total: i64 = prizes.iter().sum();
+    let (host, _) = app.host("host@example.com", total * 500).await;
+    let mut input = instant(
+        &shop.product_id,
+        500,
+        1,
+        starts,
+        starts + Duration::seconds(seconds),
+    );
+    input["selection"] = json!(selection);
+    input["winChancePercent"] = if selection == "DRAW" {
+        Value::Null
+    } else {
+        json!(100)
+    };
+    input["prizes"] = prizes
+        .iter()
+        .map(|q| json!({ "cardProductId": shop.product_id, "faceValue": "500", "quantity": q }))
+        .collect();
+    let created = app.create_event(&host, input).await;
+    let id = created["data"]["createEvent"]["id"]
+        .as_str()
+        .expect("an event")
+        .to_owned();
+    let published = app.publish_event(&host, &id, "p").await;
+    assert!(published["errors"].is_null(), "{published}");
+    (id, host)
+}
+
+async fn status_is(app: &TestApp, id: &str, status: &'static str) {
+    eventually(status, || async {
+        app.event(None, id).await["status"] == status
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_draw_is_reproduced_from_its_revealed_seed_and_a_disqualified_prize_goes_to_the_next_in_line()
+ {
+    let app = spawn_app().await;
+    let (event_id, host) =
+        event_of(&app, "DRAW", &[3, 2], Utc::now() + Duration::seconds(1), 2).await;
+    app.verified_crowd(&event_id, 12).await;
+    let participants: Vec<String> = {
+        use sea_orm::ConnectionTrait;
+        let rows = app
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT id::text AS id FROM giveaway.participants WHERE event_id = '{event_id}'"
+                ),
+            ))
+            .await
+            .expect("participants");
+        rows.iter()
+            .map(|r| r.try_get("", "id").expect("id"))
+            .collect()
+    };
+    let before = app.event(None, &event_id).await;
+    assert!(before["drawSeed"].is_null());
+    status_is(&app, &event_id, "ENDED").await;
+
+    let event = app
+        .ok(None, WINNERS, json!({ "id": event_id }), "event")
+        .await;
+    let seed_hex = event["drawSeed"].as_str().expect("the seed is revealed");
+    let seed: [u8; 32] = hex::decode(seed_hex)
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    assert_eq!(
+        sha256_hex(&seed),
+        event["drawCommitment"].as_str().expect("commitment")
+    );
+    let prizes: Vec<(String, u32)> = event["prizes"]
+        .as_array()
+        .expect("prizes")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id").to_owned(),
+                u32::try_from(p["quantity"].as_i64().expect("quantity")).expect("small"),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = independent_assign(seed, &participants, &prizes)
+        .into_iter()
+        .map(|(prize, _, participant)| (prize, participant))
+        .collect();
+    let winners = event["winners"].as_array().expect("winners");
+    let drawn: Vec<(String, String)> = winners
+        .iter()
+        .map(|w| {
+            (
+                w["prize"]["id"].as_str().expect("prize").to_owned(),
+                w["participant"]["id"]
+                    .as_str()
+                    .expect("participant")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(drawn, expected);
+    let sequences: Vec<i64> = winners
+        .iter()
+        .map(|w| w["sequence"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(sequences, [1, 2, 3, 4, 5]);
+    assert_eq!(event["prizesAwarded"], 5);
+    // Names are masked for the public, cards hidden.
+    assert!(
+        winners
+            .iter()
+            .all(|w| w["displayName"].as_str().is_some_and(|n| n.ends_with('.')))
+    );
+    assert!(winners.iter().all(|w| w["card"].is_null()));
+
+    // The host disqualifies the first winner: the prize goes to the sixth
+    // participant of the committed shuffle.
+    let line = independent_assign(seed, &participants, &[("p".to_owned(), 12)]);
+    let first = winners[0]["id"].as_str().expect("winner id");
+    let (fan, _) = app.register("fan@example.com", "Fola Fan").await;
+    let disqualify = "mutation($w: ID!, $r: String!) { disqualifyWinner(winnerId: $w, reason: $r) { id disqualifiedAt card { status } } }";
+    let refused = app
+        .gql(Some(&fan), disqualify, json!({ "w": first, "r": "bot" }))
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    let done = app
+        .ok(
+            Some(&host),
+            disqualify,
+            json!({ "w": first, "r": "bot" }),
+            "disqualifyWinner",
+        )
+        .await;
+    assert!(done["disqualifiedAt"].is_string());
+    let again = app
+        .gql(Some(&host), disqualify, json!({ "w": first, "r": "bot" }))
+        .await;
+    assert_eq!(error_code(&again), "CONFLICT");
+    let admin = app.admin_token().await;
+    let event = app
+        .ok(Some(&admin), WINNERS, json!({ "id": event_id }), "event")
+        .await;
+    let winners = event["winners"].as_array().expect("winners");
+    assert_eq!(winners.len(), 6);
+    assert_eq!(winners[0]["card"]["status"], "VOID");
+    assert_eq!(winners[5]["sequence"], 6);
+    assert_eq!(winners[5]["participant"]["id"], line[5].2.as_str());
+    assert_eq!(winners[5]["prize"]["id"], winners[0]["prize"]["id"]);
+    assert_eq!(event["prizesAwarded"], 5);
+    assert_ledger_sound(&app).await;
+}
+
+#[tokio::test]
+async fn winner_announced_replays_then_goes_live_without_a_gap_or_a_repeat() {
+    let app = spawn_app().await;
+    let (event_id, _) = event_of(
+        &app,
+        "INSTANT",
+        &[60],
+        Utc::now() + Duration::seconds(1),
+        120,
+    )
+    .await;
+    status_is(&app, &event_id, "LIVE").await;
+    let crowd = app.verified_crowd(&event_id, 60).await;
+    // Ten winners before anyone watches.
+    join_all(crowd[..10].iter().map(|t| app.attempt(t, &event_id))).await;
+    let subscription = |after: &str| {
+        format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\"{after}) {{ sequence }} }}")
+    };
+    let mut all = WsClient::ready(&app.ws_url(), None).await;
+    all.subscribe("all", &subscription("")).await;
+    let mut late = WsClient::ready(&app.ws_url(), None).await;
+    late.subscribe("late", &subscription(", after: 25")).await;
+    // The other fifty win while both watch.
+    let (outcomes, seen_all, seen_late) = tokio::join!(
+        join_all(crowd[10..].iter().map(|t| app.attempt(t, &event_id))),
+        collect(&mut all, 60),
+        collect(&mut late, 35),
+    );
+    assert!(outcomes.iter().all(|o| o == "WON"), "{outcomes:?}");
+    assert_eq!(seen_all, (1..=60).collect::<Vec<i64>>());
+    assert_eq!(seen_late, (26..=60).collect::<Vec<i64>>());
+}
+
+/// The sequences of the next `n` winners on `ws`.
+async fn collect(ws: &mut WsClient, n: usize) -> Vec<i64> {
+    let mut seen = Vec::with_capacity(n);
+    while seen.len() < n {
+        let message = ws.next().await;
+        assert_eq!(message["type"], "next", "{message}");
+        seen.push(
+            message["payload"]["data"]["winnerAnnounced"]["sequence"]
+                .as_i64()
+                .expect("a sequence"),
+        );
+    }
+    seen
+}
+
+#[tokio::test]
+async fn countdown_ticks_land_on_whole_seconds_and_finish() {
+    let app = spawn_app().await;
+    let (event_id, _) = event_of(&app, "INSTANT", &[1], Utc::now() + Duration::seconds(2), 2).await;
+    let mut ws = WsClient::ready(&app.ws_url(), None).await;
+    ws.subscribe(
+        "c",
+        &format!("subscription {{ eventCountdown(eventId: \"{event_id}\") {{ phase remainingSeconds serverTime status }} }}"),
+    )
+    .await;
+    let mut phases = Vec::new();
+    loop {
+        let message = ws.next().await;
+        if message["type"] == "complete" {
+            break;
+        }
+        let received = Utc::now();
+        let tick = &message["payload"]["data"]["eventCountdown"];
+        let server: chrono::DateTime<Utc> = tick["serverTime"]
+            .as_str()
+            .expect("serverTime")
+            .parse()
+            .expect("a time");
+        let off = |t: chrono::DateTime<Utc>| t.nanosecond() / 1_000_000;
+        assert!(off(server) < 50, "tick at {server}");
+        assert!(
+            received - server < Duration::milliseconds(50),
+            "received {received}, ticked {server}"
+        );
+        phases.push(tick["phase"].as_str().expect("phase").to_owned());
+    }
+    assert!(
+        phases.first().is_some_and(|p| p == "UNTIL_START"),
+        "{phases:?}"
+    );
+    assert!(phases.contains(&"UNTIL_END".to_owned()), "{phases:?}");
+    assert_eq!(phases.last().map(String::as_str), Some("FINISHED"));
+    assert_eq!(phases.iter().filter(|p| *p == "FINISHED").count(), 1);
+}
+
+#[tokio::test]
+async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_and_admins_see_its_card()
+ {
+    let app = spawn_app().await;
+    let (event_id, host) = event_of(
+        &app,
+        "INSTANT",
+        &[1],
+        Utc::now() + Duration::seconds(1),
+        120,
+    )
+    .await;
+    status_is(&app, &event_id, "LIVE").await;
+    let crowd = app.verified_crowd(&event_id, 3).await;
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
+    assert_eq!(app.attempt(&crowd[1], &event_id).await, "NO_PRIZES_LEFT");
+    let winner_card = "query($id: ID!) { event(id: $id) { winners { id card { id code pin } } } }";
+    let as_winner = app
+        .ok(
+            Some(&crowd[0]),
+            winner_card,
+            json!({ "id": event_id }),
+            "event",
+        )
+        .await;
+    let card = &as_winner["winners"][0]["card"];
+    assert!(
+        card["code"].is_string() && card["pin"].is_string(),
+        "{as_winner}"
+    );
+    let admin = app.admin_token().await;
+    let as_admin = app
+        .ok(
+            Some(&admin),
+            winner_card,
+            json!({ "id": event_id }),
+            "event",
+        )
+        .await;
+    assert_eq!(as_admin["winners"][0]["card"]["id"], card["id"]);
+    for token in [&crowd[1], &host] {
+        let seen = app
+            .ok(Some(token), winner_card, json!({ "id": event_id }), "event")
+            .await;
+        assert!(seen["winners"][0]["card"].is_null(), "{seen}");
+    }
+    let wins = app
+        .ok(
+            Some(&crowd[0]),
+            "{ myWins { sequence } }",
+            json!({}),
+            "myWins",
+        )
+        .await;
+    assert_eq!(wins, json!([{ "sequence": 1 }]));
+
+    let winner_id = as_winner["winners"][0]["id"].as_str().expect("id");
+    app.ok(
+        Some(&host),
+        "mutation($w: ID!) { disqualifyWinner(winnerId: $w, reason: \"two accounts\") { id } }",
+        json!({ "w": winner_id }),
+        "disqualifyWinner",
+    )
+    .await;
+    // Back in the pool: the next attempt wins it, with the next sequence.
+    let body = app
+        .gql(
+            Some(&crowd[2]),
+            "mutation($e: ID!) { attemptPrize(eventId: $e) { outcome winner { sequence } } }",
+            json!({ "e": event_id }),
+        )
+        .await;
+    assert_eq!(body["data"]["attemptPrize"]["outcome"], "WON", "{body}");
+    assert_eq!(body["data"]["attemptPrize"]["winner"]["sequence"], 2);
+    let cards = scalar(
+        &app.db,
+        &format!(
+            "SELECT count(*) FROM giftcard.cards c JOIN giveaway.prize_units u ON u.escrow_id = c.escrow_id \
+             WHERE u.event_id = '{event_id}' AND c.status = 'ACTIVE'"
+        ),
+    )
+    .await;
+    assert_eq!(cards, 1);
+    assert_ledger_sound(&app).await;
+}
