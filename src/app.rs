@@ -151,7 +151,11 @@ fn public_url(config: &Config, listening: Option<SocketAddr>) -> String {
 /// The social verifier `SOCIAL_VERIFIER_URL` names; without one, everyone
 /// is verified at once, which production refuses.
 fn social_verifier(config: &Config) -> anyhow::Result<SocialVerifier> {
-    match config.social_verifier_url.as_deref().filter(|u| !u.is_empty()) {
+    match config
+        .social_verifier_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
         Some(url) => SocialVerifier::http(url.to_owned(), Duration::from_secs(10)),
         None if config.is_production() => {
             anyhow::bail!("SOCIAL_VERIFIER_URL must be set in production")

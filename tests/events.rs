@@ -528,3 +528,50 @@ async fn the_http_verifier_asks_the_service_and_rejects_whom_it_rejects() {
             .all(|a| a["postUrl"] == "https://social.example/p/1")
     );
 }
+
+#[tokio::test]
+async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
+    use giftdrop_domain::giveaway::publish;
+    use sea_orm::ConnectionTrait;
+
+    // No worker: this test is the clock.
+    let app = AppOptions::new().await.mode(true, false).spawn().await;
+    let shop = app.open_shop("shop@example.com", "Clock", &[1_000]).await;
+    let (host, _) = app.host("host@example.com", 5_000).await;
+    let (starts, ends) = later();
+    let event_id = id(&app
+        .create_event(&host, instant(&shop.product_id, 1_000, 3, starts, ends))
+        .await["data"]["createEvent"]);
+    app.publish_event(&host, &event_id, "p").await;
+    // Its window is over.
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE giveaway.events SET starts_at = now() - interval '2 seconds', \
+             ends_at = now() - interval '1 second' WHERE id = '{event_id}'"
+        ))
+        .await
+        .expect("moved");
+    let s = &app.running().services;
+    // Two passes at once: the event is started once and ended once.
+    let (a, b) = tokio::join!(publish::advance(s), publish::advance(s));
+    let mut moves: Vec<String> = a
+        .expect("a pass")
+        .into_iter()
+        .chain(b.expect("a pass"))
+        .map(|e| format!("{:?}", e.status))
+        .collect();
+    moves.sort();
+    assert_eq!(moves, ["Ended", "Live"]);
+    let (a, b) = tokio::join!(publish::advance(s), publish::advance(s));
+    assert!(a.expect("a pass").is_empty() && b.expect("a pass").is_empty());
+    assert!(publish::advance(s).await.expect("a pass").is_empty());
+    assert_eq!(app.event(None, &event_id).await["status"], "ENDED");
+    let refunds = scalar(
+        &app.db,
+        &format!("SELECT count(*) FROM ledger.transfers WHERE kind = 'EVENT_REFUND' AND reference = '{event_id}'"),
+    )
+    .await;
+    assert_eq!(refunds, 1);
+    assert_eq!(app.my_balance(&host).await, 5_000);
+    assert_ledger_sound(&app).await;
+}

@@ -1,6 +1,7 @@
 //! What a request costs in SQL: nested rows of a list are loaded in
 //! batches, so a longer list does not run more statements.
 
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::support::{AppOptions, TestApp};
@@ -91,4 +92,73 @@ async fn a_purchase_is_four_statements_and_its_repeat_changes_nothing() {
     let again = buy("second").await;
     assert_eq!(again["id"], card["id"]);
     assert_eq!(app.my_balance(&buyer).await, balance);
+}
+
+#[tokio::test]
+async fn an_event_costs_the_same_statements_however_many_winners_it_has() {
+    use chrono::{Duration, Utc};
+
+    use crate::support::events::instant;
+
+    // Serving only, no relay or clock: nothing else runs statements
+    // meanwhile (the test starts the event itself).
+    let app = AppOptions::new().await.quiet().spawn().await;
+    let shop = app.open_shop("shop@example.com", "Winners", &[500]).await;
+    let (host, _) = app.host("host@example.com", 5_000).await;
+    let starts = Utc::now() + Duration::seconds(1);
+    let mut input = instant(
+        &shop.product_id,
+        500,
+        10,
+        starts,
+        starts + Duration::minutes(5),
+    );
+    input["winChancePercent"] = json!(100);
+    let event = app.create_event(&host, input).await;
+    let id = event["data"]["createEvent"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.publish_event(&host, &id, "p").await;
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE giveaway.events SET starts_at = now() - interval '1 second' WHERE id = '{id}'"
+        ))
+        .await
+        .expect("started");
+    giftdrop_domain::giveaway::publish::advance(&app.running().services)
+        .await
+        .expect("the clock");
+    assert_eq!(app.event(None, &id).await["status"], "LIVE");
+    let crowd = app.verified_crowd(&id, 8).await;
+    let query = format!(
+        "{{ event(id: \"{id}\") {{ host {{ id }} prizes {{ cardProduct {{ name }} }} \
+         winners {{ displayName participant {{ id }} prize {{ id faceValue }} }} }} }}"
+    );
+    let cost = || async {
+        let before = app.running().db_statements.get();
+        let event = app.ok(Some(&host), &query, json!({}), "event").await;
+        let after = app.running().db_statements.get();
+        (
+            after - before,
+            event["winners"].as_array().map_or(0, Vec::len),
+        )
+    };
+    for token in &crowd[..2] {
+        assert_eq!(app.attempt(token, &id).await, "WON");
+    }
+    let (two, listed) = cost().await;
+    assert_eq!(listed, 2);
+    for token in &crowd[2..] {
+        assert_eq!(app.attempt(token, &id).await, "WON");
+    }
+    let (eight, listed) = cost().await;
+    assert_eq!(listed, 8);
+    assert!(
+        two.abs_diff(eight) <= 2,
+        "8 winners cost {eight}, 2 cost {two}"
+    );
+    // The viewer, the event, then one batch per kind of nested row (host
+    // and roles, prizes, products, winners, participants, prizes by id).
+    assert!(two <= 10, "{two}");
 }

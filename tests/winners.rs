@@ -285,6 +285,16 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
     let crowd = app.verified_crowd(&event_id, 3).await;
     assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
     assert_eq!(app.attempt(&crowd[1], &event_id).await, "NO_PRIZES_LEFT");
+    let winner_id = scalar_text(
+        &app,
+        &format!("SELECT id::text FROM giveaway.winners WHERE event_id = '{event_id}'"),
+    )
+    .await;
+    // The winner is told by email, through the job queue.
+    let mail = app.mail_dir().join(format!("win_{winner_id}.eml"));
+    eventually("the winner's email", || async { mail.exists() }).await;
+    let email = std::fs::read_to_string(&mail).expect("readable");
+    assert!(email.contains("You won a prize"), "{email}");
     let winner_card = "query($id: ID!) { event(id: $id) { winners { id card { id code pin } } } }";
     let as_winner = app
         .ok(
@@ -325,11 +335,11 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
         .await;
     assert_eq!(wins, json!([{ "sequence": 1 }]));
 
-    let winner_id = as_winner["winners"][0]["id"].as_str().expect("id");
+    assert_eq!(as_winner["winners"][0]["id"], winner_id.as_str());
     app.ok(
         Some(&host),
         "mutation($w: ID!) { disqualifyWinner(winnerId: $w, reason: \"two accounts\") { id } }",
-        json!({ "w": winner_id }),
+        json!({ "w": &winner_id }),
         "disqualifyWinner",
     )
     .await;
@@ -353,4 +363,18 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
     .await;
     assert_eq!(cards, 1);
     assert_ledger_sound(&app).await;
+}
+
+async fn scalar_text(app: &TestApp, sql: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    let row = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql.to_owned(),
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get_by_index(0).expect("text")
 }
