@@ -11,6 +11,7 @@
 # then stops that Redis and measures again.
 #
 #   bench/run.sh market --buyers 32 --tills 16 --seconds 20
+#   bench/run.sh giveaway --participants 2000 --prizes 100 --concurrency 64
 #
 # `market` raises the server's rate limits (purchaseCard is 100 per user per
 # hour by default) and measures purchaseCard and redeemCard through the API
@@ -37,7 +38,7 @@ fi
 # skips TLS, as in docker-compose, whose Postgres has none.
 pg_server=postgres://postgres@127.0.0.1:5432
 pg_options=${PG_OPTIONS:-}
-if [ "$1" = market ]; then
+if [ "$1" = market ] || [ "$1" = giveaway ]; then
   export RATE_LIMITS=topup=100000/3600,payout=100000/3600,purchase=1000000/3600,attempt=100000/60,join=100000/60,login=100000/300
 fi
 REDIS_URL=$redis_url DATABASE_URL=$pg_server/giftdrop_bench$pg_options HTTP_ADDR=127.0.0.1:8100 \
@@ -62,5 +63,6 @@ case "$scenario" in
     ./target/release/giftdrop-bench http --pair wallet "$@"
     ;;
   market) ./target/release/giftdrop-bench market --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
+  giveaway) ./target/release/giftdrop-bench giveaway --database-url "$pg_server/postgres$pg_options" "$@" ;;
   *) ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
 esac

@@ -6,6 +6,7 @@
 
 mod api;
 mod fanout;
+mod giveaway;
 mod http;
 mod idle;
 mod ledger;
@@ -41,6 +42,9 @@ enum Scenario {
     /// `purchaseCard` transactions per second against `pgbench -b
     /// tpcb-like`, then `redeemCard` latency, through the API.
     Market(market::Args),
+    /// The INSTANT attempt storm against `pgbench -b tpcb-like` at the same
+    /// concurrency, then `event(id)` against `/health/live`.
+    Giveaway(giveaway::Args),
 }
 
 #[tokio::main]
@@ -54,5 +58,6 @@ async fn main() -> Result<()> {
         Scenario::Fanout(args) => fanout::run(&cli.url, args).await,
         Scenario::Ledger(args) => ledger::run(args).await,
         Scenario::Market(args) => market::run(&cli.url, args).await,
+        Scenario::Giveaway(args) => giveaway::run(&cli.url, args).await,
     }
 }

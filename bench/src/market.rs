@@ -95,13 +95,13 @@ pub struct Args {
 }
 
 /// The merchant, branch and product every purchase and redemption uses.
-struct Market {
+pub(crate) struct Market {
     /// The staff user who registered the merchant.
     owner: Api,
     owner_token: String,
     merchant_id: String,
     branch_id: String,
-    product_id: String,
+    pub(crate) product_id: String,
     /// What the merchant is credited per redeemed card (FLOWS.md §3).
     payout: u64,
 }
@@ -175,7 +175,13 @@ async fn scenario(base_url: &str, admin: &DatabaseConnection, args: &Args) -> Re
     let pgbench_url = ledger::database_url(&args.database_url, PGBENCH_DB)?;
 
     let started = Instant::now();
-    let market = setup_market(base_url, args).await?;
+    let market = setup_market(
+        base_url,
+        &args.admin_email,
+        &args.admin_password,
+        args.face_value,
+    )
+    .await?;
     let tills = setup_tills(base_url, &market, args.tills.get()).await?;
     let buyers = setup_buyers(base_url, args.funding, clients).await?;
     println!(
@@ -322,10 +328,16 @@ fn row(figures: &Figures, errors: u64, server_cpu_ms: Option<f64>) -> String {
     )
 }
 
-/// The merchant (approved), its branch and product.
-async fn setup_market(base_url: &str, args: &Args) -> Result<Market> {
+/// The merchant (approved by the admin), its branch and a product of the
+/// one denomination `face_value`.
+pub(crate) async fn setup_market(
+    base_url: &str,
+    admin_email: &str,
+    admin_password: &str,
+    face_value: u64,
+) -> Result<Market> {
     let admin = Api::new(base_url)?;
-    let token = admin.login(&args.admin_email, &args.admin_password).await?;
+    let token = admin.login(admin_email, admin_password).await?;
     let admin = admin.signed_in(token);
     let owner = Api::new(base_url)?;
     let session = owner.register().await?;
@@ -357,7 +369,7 @@ async fn setup_market(base_url: &str, args: &Args) -> Result<Market> {
         .context("addBranch")?;
     let branch_id = string_at(&data, "/addBranch/id")?;
 
-    let face = args.face_value.to_string();
+    let face = face_value.to_string();
     let input = json!({
         "merchantId": merchant_id,
         "name": "Bench card",
@@ -390,7 +402,7 @@ async fn setup_market(base_url: &str, args: &Args) -> Result<Market> {
         merchant_id,
         branch_id,
         product_id,
-        payout: merchant_payout(args.face_value, deposit_fee, service_rate)?,
+        payout: merchant_payout(face_value, deposit_fee, service_rate)?,
     })
 }
 
@@ -457,7 +469,12 @@ async fn setup_buyers(base_url: &str, funding: u64, count: usize) -> Result<Vec<
 
 /// Tops the wallet up with `amount` through the sandbox checkout and checks
 /// the balance.
-async fn fund(api: &Api, checkout: &reqwest::Client, base_url: &str, amount: u64) -> Result<()> {
+pub(crate) async fn fund(
+    api: &Api,
+    checkout: &reqwest::Client,
+    base_url: &str,
+    amount: u64,
+) -> Result<()> {
     let amount = amount.to_string();
     let input = json!({ "amount": amount, "idempotencyKey": key() });
     let data = api
@@ -500,7 +517,7 @@ async fn balance(api: &Api) -> Result<String> {
 }
 
 /// A fresh idempotency key.
-fn key() -> String {
+pub(crate) fn key() -> String {
     format!("bench-{}", Uuid::new_v4().simple())
 }
 

@@ -1,0 +1,418 @@
+//! The `giveaway` scenario (issue 5): the attempt storm of an INSTANT event
+//! against `pgbench -b tpcb-like` at the same concurrency, then `event(id)`
+//! with its prizes, winners and host at `--connections` against
+//! `GET /health/live`, with the SQL statements each `event(id)` runs.
+//!
+//! Setup goes through the API: a merchant with one product, a host who
+//! becomes HOST and tops up, an INSTANT event of `--prizes` units
+//! (winChancePercent 100, one slot) published, and `--participants` users
+//! who register and join (the development verifier verifies them through
+//! the job queue). Once the event is LIVE, every participant attempts once,
+//! `--concurrency` at a time. Exactly `--prizes` must win, and every other
+//! attempt must answer NO_PRIZES_LEFT; any error fails the run.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::api::{Api, string_at};
+use crate::ledger::{self, Figures, PGBENCH_DB};
+use crate::market::{fund, key, setup_market};
+use crate::stats::{percentile, sorted};
+
+/// Setup requests in flight at once (registration hashes a password).
+const SETUP_CONCURRENCY: usize = 4;
+const FACE_VALUE: u64 = 500;
+
+/// `event(id)` as a front end shows it.
+const EVENT: &str = "query($id: ID!) { event(id: $id) { id title status prizeCount prizesAwarded host { id displayName } \
+     prizes { id faceValue quantity awarded cardProduct { id name } } \
+     winners { sequence displayName announcedAt participant { id } prize { id faceValue } } } }";
+
+/// Options of the `giveaway` scenario.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Participants, each attempting once.
+    #[arg(long, default_value_t = 2_000)]
+    participants: usize,
+    /// Prize units of the event.
+    #[arg(long, default_value_t = 100)]
+    prizes: u64,
+    /// Attempts in flight at once (and pgbench clients).
+    #[arg(long, default_value = "64")]
+    concurrency: NonZeroUsize,
+    /// Keep-alive connections reading `event(id)`.
+    #[arg(long, default_value = "64")]
+    connections: NonZeroUsize,
+    /// Length of the pgbench and `event(id)` runs, seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The bootstrap admin, who approves the merchant.
+    #[arg(long, default_value = "admin@bench.local")]
+    admin_email: String,
+    /// Password of the bootstrap admin.
+    #[arg(long, default_value = "admin-password-1")]
+    admin_password: String,
+    /// Any database on the Postgres server; pgbench runs in its own
+    /// database beside it, dropped at the end.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+}
+
+/// Runs the scenario and drops the pgbench database whatever happened.
+pub async fn run(base_url: &str, args: &Args) -> Result<()> {
+    ensure!(
+        args.prizes > 0 && args.participants > 0,
+        "nothing to attempt"
+    );
+    let admin = ledger::connect(&args.database_url, 2).await?;
+    let outcome = scenario(base_url, &admin, args).await;
+    let cleanup = ledger::drop_database(&admin, PGBENCH_DB).await;
+    admin
+        .close()
+        .await
+        .context("closing the admin connection")?;
+    outcome?;
+    cleanup
+}
+
+async fn scenario(base_url: &str, admin: &sea_orm::DatabaseConnection, args: &Args) -> Result<()> {
+    let started = Instant::now();
+    let (event_id, host) = setup_event(base_url, args).await?;
+    let participants = setup_participants(base_url, &event_id, args.participants).await?;
+    println!(
+        "giveaway: event {event_id} with {} units and {} verified participants, set up through the API in {:.1?}",
+        args.prizes,
+        participants.len(),
+        started.elapsed()
+    );
+    wait_for(
+        &host,
+        &event_id,
+        |e| e["status"] == "LIVE",
+        "the event to go LIVE",
+    )
+    .await?;
+
+    let clients = args.concurrency.get();
+    let pgbench_url = ledger::database_url(&args.database_url, PGBENCH_DB)?;
+    ledger::setup_pgbench(admin, &pgbench_url, clients).await?;
+    let pg1 = ledger::pgbench(&pgbench_url, clients, args.seconds, "pgbench #1").await?;
+    let storm = storm(participants, &event_id, clients).await?;
+    let pg2 = ledger::pgbench(&pgbench_url, clients, args.seconds, "pgbench #2").await?;
+
+    let event = host
+        .execute(EVENT, json!({ "id": event_id }))
+        .await
+        .context("event")?;
+    let awarded = event
+        .pointer("/event/prizesAwarded")
+        .and_then(Value::as_u64)
+        .context("prizesAwarded")?;
+    ensure!(
+        storm.won == args.prizes && awarded == args.prizes,
+        "{} attempts won and the event shows {awarded} awarded, for {} prizes",
+        storm.won,
+        args.prizes
+    );
+
+    let reads = read_event(base_url, &event_id, args.connections.get(), args.seconds).await?;
+
+    println!("\n| run | transactions | tx/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|");
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    for f in [&pg1, &storm.figures, &pg2] {
+        println!(
+            "| {} | {} | {:.0} | {} | {} |",
+            f.label,
+            f.transactions,
+            f.tps,
+            ms(f.p50_ms),
+            ms(f.p99_ms)
+        );
+    }
+    let baseline = f64::midpoint(pg1.tps, pg2.tps);
+    println!(
+        "\noutcomes: {} WON, {} NO_PRIZES_LEFT; pgbench baseline {baseline:.0} tps (#1 {:.0}, #2 {:.0})",
+        storm.won, storm.none_left, pg1.tps, pg2.tps
+    );
+    println!(
+        "RATIO attemptPrize/pgbench = {:.3}",
+        storm.figures.tps / baseline
+    );
+    println!(
+        "\nevent(id) with {} prizes and {awarded} winners at {} connections: {:.0} req/s, p50 {} ms, p99 {} ms; \
+         /health/live {:.0} req/s",
+        event
+            .pointer("/event/prizes")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len),
+        args.connections,
+        reads.event.tps,
+        ms(reads.event.p50_ms),
+        ms(reads.event.p99_ms),
+        reads.live.tps
+    );
+    println!(
+        "RATIO event(id)/live = {:.3}",
+        reads.event.tps / reads.live.tps
+    );
+    println!(
+        "SQL statements per event(id) = {:.2}",
+        reads.statements_per_request
+    );
+    println!("errors=0");
+    Ok(())
+}
+
+/// The host, its funded wallet, and the published event.
+async fn setup_event(base_url: &str, args: &Args) -> Result<(String, Api)> {
+    let market = setup_market(
+        base_url,
+        &args.admin_email,
+        &args.admin_password,
+        FACE_VALUE,
+    )
+    .await?;
+    let host = Api::new(base_url)?;
+    let session = host.register().await?;
+    let host = host.signed_in(session.token);
+    host.execute("mutation { becomeHost { id } }", json!({}))
+        .await
+        .context("becomeHost")?;
+    let checkout = reqwest::Client::new();
+    fund(&host, &checkout, base_url, args.prizes * FACE_VALUE).await?;
+    // Late enough for every participant to join first.
+    let setup = Duration::from_millis(40 * u64::try_from(args.participants).unwrap_or(u64::MAX));
+    let starts =
+        chrono::Utc::now() + chrono::Duration::from_std(setup.max(Duration::from_secs(10)))?;
+    let input = json!({
+        "title": "Bench giveaway",
+        "description": "Attempted by giftdrop-bench",
+        "selection": "INSTANT",
+        "winChancePercent": 100,
+        "startsAt": starts.to_rfc3339(),
+        "endsAt": (starts + chrono::Duration::hours(1)).to_rfc3339(),
+        "prizes": [{ "cardProductId": market.product_id, "faceValue": FACE_VALUE.to_string(), "quantity": args.prizes }],
+    });
+    let data = host
+        .execute(
+            "mutation($i: CreateEventInput!) { createEvent(input: $i) { id } }",
+            json!({ "i": input }),
+        )
+        .await
+        .context("createEvent")?;
+    let event_id = string_at(&data, "/createEvent/id")?;
+    let data = host
+        .execute(
+            "mutation($id: ID!, $k: String!) { publishEvent(id: $id, idempotencyKey: $k) { status } }",
+            json!({ "id": event_id, "k": key() }),
+        )
+        .await
+        .context("publishEvent")?;
+    ensure!(
+        string_at(&data, "/publishEvent/status")? == "SCHEDULED",
+        "publishEvent gave {data}"
+    );
+    Ok((event_id, host))
+}
+
+/// `count` users who registered and joined, once all are VERIFIED.
+async fn setup_participants(base_url: &str, event_id: &str, count: usize) -> Result<Vec<Api>> {
+    let joined: Vec<Api> = stream::iter(0..count)
+        .map(|n| async move {
+            let api = Api::new(base_url)?;
+            let session = api.register().await?;
+            let api = api.signed_in(session.token);
+            api.execute(
+                "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
+                json!({ "i": { "eventId": event_id, "socialHandle": format!("@fan{n}") } }),
+            )
+            .await
+            .context("joinEvent")?;
+            Ok::<_, anyhow::Error>(api)
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
+    for api in &joined {
+        wait_for(
+            api,
+            event_id,
+            |e| e["myParticipation"]["status"] == "VERIFIED",
+            "a participant to be verified",
+        )
+        .await?;
+    }
+    Ok(joined)
+}
+
+/// Polls the event as `api` sees it until `done` holds (a minute at most).
+async fn wait_for(
+    api: &Api,
+    event_id: &str,
+    done: impl Fn(&Value) -> bool,
+    what: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let data = api
+            .execute(
+                "query($id: ID!) { event(id: $id) { status myParticipation { status } } }",
+                json!({ "id": event_id }),
+            )
+            .await?;
+        if done(&data["event"]) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}: {data}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Storm {
+    figures: Figures,
+    won: u64,
+    none_left: u64,
+}
+
+/// Every participant attempts once, `concurrency` at a time.
+async fn storm(participants: Vec<Api>, event_id: &str, concurrency: usize) -> Result<Storm> {
+    let cpu = crate::rss::children_cpu_s().unwrap_or(0.0);
+    let started = Instant::now();
+    let results: Vec<(f64, String)> = stream::iter(participants)
+        .map(|api| async move {
+            let sent = Instant::now();
+            let data = api
+                .execute(
+                    "mutation($e: ID!) { attemptPrize(eventId: $e) { outcome winner { sequence } } }",
+                    json!({ "e": event_id }),
+                )
+                .await
+                .context("attemptPrize")?;
+            let ms = sent.elapsed().as_secs_f64() * 1000.0;
+            Ok::<_, anyhow::Error>((ms, string_at(&data, "/attemptPrize/outcome")?))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut won = 0;
+    let mut none_left = 0;
+    for (_, outcome) in &results {
+        match outcome.as_str() {
+            "WON" => won += 1,
+            "NO_PRIZES_LEFT" => none_left += 1,
+            other => bail!("an attempt answered {other}"),
+        }
+    }
+    let latencies = sorted(results.iter().map(|(ms, _)| *ms).collect());
+    let transactions = u64::try_from(results.len()).unwrap_or(u64::MAX);
+    Ok(Storm {
+        figures: Figures {
+            label: format!("attemptPrize ({concurrency} at once)"),
+            transactions,
+            tps: results.len() as f64 / elapsed,
+            p50_ms: percentile(&latencies, 500),
+            p99_ms: percentile(&latencies, 990),
+            client_cpu_s: crate::rss::children_cpu_s().unwrap_or(0.0) - cpu,
+        },
+        won,
+        none_left,
+    })
+}
+
+struct Reads {
+    event: Figures,
+    live: Figures,
+    statements_per_request: f64,
+}
+
+/// `event(id)` then `/health/live`, `connections` keep-alive workers for
+/// `seconds` each; statements per `event(id)` from the server's counter.
+async fn read_event(
+    base_url: &str,
+    event_id: &str,
+    connections: usize,
+    seconds: u64,
+) -> Result<Reads> {
+    let statements_before = statements(base_url).await?;
+    let event = hammer(base_url, connections, seconds, "event(id)", Some(event_id)).await?;
+    let statements_after = statements(base_url).await?;
+    let live = hammer(base_url, connections, seconds, "/health/live", None).await?;
+    Ok(Reads {
+        statements_per_request: (statements_after - statements_before) / event.transactions as f64,
+        event,
+        live,
+    })
+}
+
+/// `giftdrop_db_statements_total` of the server (every outcome).
+async fn statements(base_url: &str) -> Result<f64> {
+    let text = reqwest::get(format!("{}/metrics", base_url.trim_end_matches('/')))
+        .await
+        .context("GET /metrics")?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("giftdrop_db_statements_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Requests per second of `event(id)` (or `/health/live` without an
+/// event) over `connections` workers for `seconds`.
+async fn hammer(
+    base_url: &str,
+    connections: usize,
+    seconds: u64,
+    label: &str,
+    event_id: Option<&str>,
+) -> Result<Figures> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let workers = (0..connections).map(|_| {
+        let latencies = Arc::clone(&latencies);
+        let event_id = event_id.map(str::to_owned);
+        let base_url = base_url.to_owned();
+        tokio::spawn(async move {
+            let api = Api::new(&base_url)?;
+            let mut mine = Vec::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                match &event_id {
+                    Some(id) => {
+                        let data = api.execute(EVENT, json!({ "id": id })).await?;
+                        ensure!(data["event"]["id"] == id.as_str(), "event(id) gave {data}");
+                    }
+                    None => api.live().await?,
+                }
+                mine.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies.lock().await.extend(mine);
+            Ok::<_, anyhow::Error>(())
+        })
+    });
+    for worker in futures_util::future::join_all(workers).await {
+        worker.context("a worker panicked")??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let latencies = sorted(std::mem::take(&mut *latencies.lock().await));
+    Ok(Figures {
+        label: label.to_owned(),
+        transactions: u64::try_from(latencies.len()).unwrap_or(u64::MAX),
+        tps: latencies.len() as f64 / elapsed,
+        p50_ms: percentile(&latencies, 500),
+        p99_ms: percentile(&latencies, 990),
+        client_cpu_s: 0.0,
+    })
+}
