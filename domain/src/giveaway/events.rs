@@ -261,14 +261,25 @@ pub(super) async fn fetch_one_returning<C: ConnectionTrait>(
     update: &str,
     id: Uuid,
 ) -> DomainResult<EventView> {
+    update_returning(conn, update, id)
+        .await?
+        .ok_or_else(|| bug("an updated event vanished"))
+}
+
+/// [`fetch_one_returning`] of an `update` whose condition may match no
+/// row: `None` then.
+pub(super) async fn update_returning<C: ConnectionTrait>(
+    conn: &C,
+    update: &str,
+    id: Uuid,
+) -> DomainResult<Option<EventView>> {
     crate::sql::fetch_one(
         conn,
         &format!("{update} RETURNING {COLUMNS}"),
         vec![id.into()],
         view,
     )
-    .await?
-    .ok_or_else(|| bug("an updated event vanished"))
+    .await
 }
 
 /// The draw seed of event `id` in hex, secret or not (for the draw).

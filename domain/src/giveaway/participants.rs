@@ -318,11 +318,12 @@ pub async fn join(
         ));
     }
     let txn = s.db.begin().await?;
-    // A share lock: the event cannot end or be cancelled meanwhile, and
-    // joins of one event do not wait for each other.
+    // Read without a lock; the counter's update below re-checks the status
+    // under the row lock (a share lock here would deadlock two joins, each
+    // waiting to upgrade it).
     let event = fetch_one(
         &txn,
-        "SELECT host_id, status, published_at FROM giveaway.events WHERE id = $1 FOR SHARE",
+        "SELECT host_id, status, published_at FROM giveaway.events WHERE id = $1",
         vec![event_id.into()],
         |row| {
             Ok((
@@ -368,12 +369,17 @@ pub async fn join(
         ));
     };
     let participant = view(&row)?;
-    let event = super::events::fetch_one_returning(
+    let Some(event) = super::events::update_returning(
         &txn,
-        "UPDATE giveaway.events SET participant_count = participant_count + 1, version = version + 1 WHERE id = $1",
+        "UPDATE giveaway.events SET participant_count = participant_count + 1, version = version + 1 \
+         WHERE id = $1 AND status IN ('SCHEDULED', 'LIVE')",
         event_id,
     )
-    .await?;
+    .await?
+    else {
+        // It ended or was cancelled meanwhile.
+        return Err(DomainError::Conflict("the event can no longer be joined".into()));
+    };
     let mut rest = Batch::new();
     rest.push(outbox::job_statement(
         meta,
