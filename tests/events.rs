@@ -575,3 +575,33 @@ async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
     assert_eq!(app.my_balance(&host).await, 5_000);
     assert_ledger_sound(&app).await;
 }
+
+#[tokio::test]
+async fn joins_at_the_same_moment_all_count() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Rush", &[1_000]).await;
+    let (host, _) = app.host("host@example.com", 1_000).await;
+    let (starts, ends) = later();
+    let event_id = id(&app
+        .create_event(&host, instant(&shop.product_id, 1_000, 1, starts, ends))
+        .await["data"]["createEvent"]);
+    app.publish_event(&host, &event_id, "p").await;
+    let mut fans = Vec::new();
+    for n in 0..12 {
+        fans.push(
+            app.register(&format!("fan{n}@example.com"), "Fan Person")
+                .await
+                .0,
+        );
+    }
+    let joins = futures_util::future::join_all(fans.iter().enumerate().map(|(n, token)| {
+        app.gql(
+            Some(token),
+            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
+            json!({ "i": { "eventId": event_id, "socialHandle": format!("@fan{n}") } }),
+        )
+    }))
+    .await;
+    assert!(joins.iter().all(|j| j["errors"].is_null()), "{joins:?}");
+    assert_eq!(app.event(None, &event_id).await["participantCount"], 12);
+}

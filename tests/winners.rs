@@ -382,7 +382,14 @@ async fn scalar_text(app: &TestApp, sql: &str) -> String {
 #[tokio::test]
 async fn cancelling_a_live_event_refunds_exactly_the_unawarded_prizes_and_won_cards_stay_valid() {
     let app = spawn_app().await;
-    let (event_id, host) = event_of(&app, "INSTANT", &[5], Utc::now() + Duration::seconds(1), 120).await;
+    let (event_id, host) = event_of(
+        &app,
+        "INSTANT",
+        &[5],
+        Utc::now() + Duration::seconds(1),
+        120,
+    )
+    .await;
     status_is(&app, &event_id, "LIVE").await;
     assert_eq!(app.my_balance(&host).await, 0);
     let crowd = app.verified_crowd(&event_id, 2).await;
@@ -415,7 +422,14 @@ async fn cancelling_a_live_event_refunds_exactly_the_unawarded_prizes_and_won_ca
     };
     assert_eq!(count("RELEASED").await, 3);
     assert_eq!(count("RESERVED").await, 2);
-    let wins = app.ok(Some(&crowd[0]), "{ myWins { card { status } } }", json!({}), "myWins").await;
+    let wins = app
+        .ok(
+            Some(&crowd[0]),
+            "{ myWins { card { status } } }",
+            json!({}),
+            "myWins",
+        )
+        .await;
     assert_eq!(wins[0]["card"]["status"], "ACTIVE");
     assert_ledger_sound(&app).await;
 }
@@ -426,8 +440,13 @@ async fn a_draft_can_be_followed_by_its_host_only() {
     let shop = app.open_shop("shop@example.com", "Draft", &[500]).await;
     let (host, _) = app.host("host@example.com", 0).await;
     let (starts, ends) = crate::support::events::later();
-    let created = app.create_event(&host, instant(&shop.product_id, 500, 1, starts, ends)).await;
-    let id = created["data"]["createEvent"]["id"].as_str().expect("id").to_owned();
+    let created = app
+        .create_event(&host, instant(&shop.product_id, 500, 1, starts, ends))
+        .await;
+    let id = created["data"]["createEvent"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let (fan, _) = app.register("fan@example.com", "Fola Fan").await;
     let query = format!("subscription {{ eventUpdated(eventId: \"{id}\") {{ status }} }}");
     let mut stranger = WsClient::ready(&app.ws_url(), Some(&fan)).await;
@@ -438,5 +457,8 @@ async fn a_draft_can_be_followed_by_its_host_only() {
     let mut owner = WsClient::ready(&app.ws_url(), Some(&host)).await;
     owner.subscribe("h", &query).await;
     let first = owner.next().await;
-    assert_eq!(first["payload"]["data"]["eventUpdated"]["status"], "DRAFT", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["eventUpdated"]["status"], "DRAFT",
+        "{first}"
+    );
 }

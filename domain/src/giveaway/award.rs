@@ -126,6 +126,7 @@ pub(super) async fn award(
         event_id: participant.event_id,
         participant_id: participant.id,
         user_id: participant.user_id,
+        host_id: participant.host_id,
         display_name: participant.display_name.clone(),
         prize_id: prize.id,
         card_id: card.id,

@@ -38,6 +38,8 @@ pub struct ParticipantView {
     pub event_id: Uuid,
     /// The person.
     pub user_id: Uuid,
+    /// The event's host (who sees names in full).
+    pub host_id: Uuid,
     /// Their handle on the event's social network.
     pub social_handle: String,
     /// Their display name when they joined, unmasked.
@@ -61,6 +63,8 @@ pub struct WinnerView {
     pub participant_id: Uuid,
     /// The winner's user.
     pub user_id: Uuid,
+    /// The event's host (who sees names in full).
+    pub host_id: Uuid,
     /// The participant's display name, unmasked.
     pub display_name: String,
     /// The prize won.
@@ -108,13 +112,15 @@ pub fn display_name_for(
     }
 }
 
-const COLUMNS: &str = "id, event_id, user_id, social_handle, display_name, status, joined_at, won";
+const COLUMNS: &str = "id, event_id, user_id, social_handle, display_name, status, joined_at, won, \
+     (SELECT host_id FROM giveaway.events e WHERE e.id = event_id) AS host_id";
 
 fn view(row: &QueryResult) -> DomainResult<ParticipantView> {
     Ok(ParticipantView {
         id: row.try_get("", "id")?,
         event_id: row.try_get("", "event_id")?,
         user_id: row.try_get("", "user_id")?,
+        host_id: row.try_get("", "host_id")?,
         social_handle: row.try_get("", "social_handle")?,
         display_name: row.try_get("", "display_name")?,
         status: enum_col(row, "status")?,
@@ -219,8 +225,8 @@ pub async fn find_many<C: ConnectionTrait>(
     crate::sql::by_ids(conn, "giveaway.participants", COLUMNS, ids, view).await
 }
 
-const WINNER_COLUMNS: &str = "w.id, w.event_id, w.participant_id, p.user_id, p.display_name, w.prize_id, \
-     w.card_id, w.sequence, w.announced_at, w.disqualified_at";
+const WINNER_COLUMNS: &str = "w.id, w.event_id, w.participant_id, p.user_id, e.host_id, p.display_name, \
+     w.prize_id, w.card_id, w.sequence, w.announced_at, w.disqualified_at";
 
 fn winner_view(row: &QueryResult) -> DomainResult<WinnerView> {
     Ok(WinnerView {
@@ -228,6 +234,7 @@ fn winner_view(row: &QueryResult) -> DomainResult<WinnerView> {
         event_id: row.try_get("", "event_id")?,
         participant_id: row.try_get("", "participant_id")?,
         user_id: row.try_get("", "user_id")?,
+        host_id: row.try_get("", "host_id")?,
         display_name: row.try_get("", "display_name")?,
         prize_id: row.try_get("", "prize_id")?,
         card_id: row.try_get("", "card_id")?,
@@ -246,7 +253,8 @@ async fn winners_where<C: ConnectionTrait>(
         conn,
         &format!(
             "SELECT {WINNER_COLUMNS} FROM giveaway.winners w \
-             JOIN giveaway.participants p ON p.id = w.participant_id WHERE {condition}"
+             JOIN giveaway.participants p ON p.id = w.participant_id \
+             JOIN giveaway.events e ON e.id = w.event_id WHERE {condition}"
         ),
         values,
         winner_view,
