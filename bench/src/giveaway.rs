@@ -46,6 +46,10 @@ pub struct Args {
     /// Attempts in flight at once (and pgbench clients).
     #[arg(long, default_value = "64")]
     concurrency: NonZeroUsize,
+    /// Sockets subscribed to `winnerAnnounced` of a second event while its
+    /// `--prizes` winners are announced (0 skips this part).
+    #[arg(long, default_value_t = 5_000)]
+    subscribers: usize,
     /// Keep-alive connections reading `event(id)`.
     #[arg(long, default_value = "64")]
     connections: NonZeroUsize,
@@ -83,7 +87,7 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
 
 async fn scenario(base_url: &str, admin: &sea_orm::DatabaseConnection, args: &Args) -> Result<()> {
     let started = Instant::now();
-    let (event_id, host) = setup_event(base_url, args).await?;
+    let (event_id, host) = setup_event(base_url, args, args.participants).await?;
     let participants = setup_participants(base_url, &event_id, args.participants).await?;
     println!(
         "giveaway: event {event_id} with {} units and {} verified participants, set up through the API in {:.1?}",
@@ -166,12 +170,29 @@ async fn scenario(base_url: &str, admin: &sea_orm::DatabaseConnection, args: &Ar
         "SQL statements per event(id) = {:.2}",
         reads.statements_per_request
     );
+    if args.subscribers > 0 {
+        let fanout = announce(base_url, args).await?;
+        println!(
+            "\nwinnerAnnounced: {} subscribers, {} winners ({ANNOUNCE_CONCURRENCY} attempts at once), {} deliveries. \
+             From a winner's announcedAt (set just before its commit) to receipt: p50 {} ms, p99 {} ms, max {} ms; \
+             until its last subscriber had it: p50 {} ms, p99 {} ms",
+            args.subscribers,
+            args.prizes,
+            fanout.deliveries,
+            ms(fanout.p50_ms),
+            ms(fanout.p99_ms),
+            ms(fanout.max_ms),
+            ms(fanout.last_p50_ms),
+            ms(fanout.last_p99_ms),
+        );
+    }
     println!("errors=0");
     Ok(())
 }
 
-/// The host, its funded wallet, and the published event.
-async fn setup_event(base_url: &str, args: &Args) -> Result<(String, Api)> {
+/// The host, its funded wallet, and the published event, starting once
+/// `participants` can have joined.
+async fn setup_event(base_url: &str, args: &Args, participants: usize) -> Result<(String, Api)> {
     let market = setup_market(
         base_url,
         &args.admin_email,
@@ -188,7 +209,7 @@ async fn setup_event(base_url: &str, args: &Args) -> Result<(String, Api)> {
     let checkout = reqwest::Client::new();
     fund(&host, &checkout, base_url, args.prizes * FACE_VALUE).await?;
     // Late enough for every participant to join first.
-    let setup = Duration::from_millis(40 * u64::try_from(args.participants).unwrap_or(u64::MAX));
+    let setup = Duration::from_millis(40 * u64::try_from(participants).unwrap_or(u64::MAX));
     let starts =
         chrono::Utc::now() + chrono::Duration::from_std(setup.max(Duration::from_secs(10)))?;
     let input = json!({
@@ -415,4 +436,159 @@ async fn hammer(
         p99_ms: percentile(&latencies, 990),
         client_cpu_s: 0.0,
     })
+}
+
+/// Winners announced at once while subscribers watch.
+const ANNOUNCE_CONCURRENCY: usize = 8;
+
+struct Fanout {
+    deliveries: usize,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    max_ms: Option<f64>,
+    /// Per winner, until its last subscriber had it.
+    last_p50_ms: Option<f64>,
+    last_p99_ms: Option<f64>,
+}
+
+/// A second event of `--prizes` units and as many verified participants;
+/// `--subscribers` anonymous sockets subscribe to its `winnerAnnounced`;
+/// every participant attempts (and wins) once it is LIVE. Every subscriber
+/// must receive every winner, in order.
+async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
+    let count = usize::try_from(args.prizes).context("--prizes")?;
+    let (event_id, host) = setup_event(base_url, args, count).await?;
+    let winners = setup_participants(base_url, &event_id, count).await?;
+    let ws_url = crate::ws::endpoint(base_url);
+    let query = format!(
+        "subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence announcedAt }} }}"
+    );
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let mut sockets = stream::iter(0..args.subscribers)
+        .map(|_| {
+            let ws_url = ws_url.clone();
+            let query = query.clone();
+            async move {
+                let mut socket = crate::ws::connect(&ws_url, None).await?;
+                crate::ws::send(
+                    &mut socket,
+                    &json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+                )
+                .await?;
+                Ok::<_, anyhow::Error>(socket)
+            }
+        })
+        .buffer_unordered(200);
+    let mut listeners = tokio::task::JoinSet::new();
+    while let Some(socket) = sockets.next().await {
+        listeners.spawn(listen(listeners.len(), socket?, sender.clone()));
+    }
+    drop(sender);
+    wait_for(
+        &host,
+        &event_id,
+        |e| e["status"] == "LIVE",
+        "the second event to go LIVE",
+    )
+    .await?;
+    stream::iter(winners)
+        .map(|api| {
+            let event_id = event_id.clone();
+            async move {
+                let data = api
+                    .execute(
+                        "mutation($e: ID!) { attemptPrize(eventId: $e) { outcome } }",
+                        json!({ "e": event_id }),
+                    )
+                    .await?;
+                ensure!(
+                    string_at(&data, "/attemptPrize/outcome")? == "WON",
+                    "an announced attempt gave {data}"
+                );
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(ANNOUNCE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let expected = args.subscribers * count;
+    let mut latencies = Vec::with_capacity(expected);
+    let mut last_by_winner = vec![0.0_f64; count];
+    let mut next_of = vec![1_u64; args.subscribers];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while latencies.len() < expected {
+        let (subscriber, sequence, latency_ms) = tokio::time::timeout_at(deadline, received.recv())
+            .await
+            .with_context(|| format!("{} of {expected} deliveries arrived", latencies.len()))?
+            .context("every subscriber is gone")??;
+        ensure!(
+            sequence == next_of[subscriber],
+            "subscriber {subscriber} got winner {sequence}, expected {}",
+            next_of[subscriber]
+        );
+        next_of[subscriber] += 1;
+        let slot = usize::try_from(sequence - 1).context("sequence")?;
+        let last = last_by_winner
+            .get_mut(slot)
+            .context("a sequence beyond the prizes")?;
+        *last = last.max(latency_ms);
+        latencies.push(latency_ms);
+    }
+    listeners.shutdown().await;
+    let latencies = sorted(latencies);
+    let lasts = sorted(last_by_winner);
+    Ok(Fanout {
+        deliveries: latencies.len(),
+        p50_ms: percentile(&latencies, 500),
+        p99_ms: percentile(&latencies, 990),
+        max_ms: latencies.last().copied(),
+        last_p50_ms: percentile(&lasts, 500),
+        last_p99_ms: percentile(&lasts, 990),
+    })
+}
+
+/// One delivery: subscriber, winner sequence, ms from `announcedAt`.
+type Delivery = Result<(usize, u64, f64)>;
+
+/// Reads one subscriber's socket, reporting each winner's sequence and its
+/// latency from `announcedAt` to the moment its frame was read.
+async fn listen(
+    subscriber: usize,
+    mut socket: crate::ws::Socket,
+    report: tokio::sync::mpsc::UnboundedSender<Delivery>,
+) {
+    while let Some(frame) = socket.next().await {
+        let now = chrono::Utc::now();
+        let outcome = match delivery(frame, now) {
+            Ok(None) => continue,
+            Ok(Some((sequence, ms))) => Ok((subscriber, sequence, ms)),
+            Err(err) => Err(err),
+        };
+        if report.send(outcome).is_err() {
+            return;
+        }
+    }
+}
+
+/// The winner in `frame` read at `now`: its sequence and latency (ms).
+fn delivery(
+    frame: Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(u64, f64)>> {
+    let tokio_tungstenite::tungstenite::Message::Text(text) = frame? else {
+        return Ok(None);
+    };
+    let message: Value = serde_json::from_str(text.as_str())?;
+    if message["type"] == "ping" {
+        return Ok(None);
+    }
+    ensure!(message["type"] == "next", "a subscriber got {message}");
+    let winner = &message["payload"]["data"]["winnerAnnounced"];
+    let sequence = winner["sequence"].as_u64().context("no sequence")?;
+    let at: chrono::DateTime<chrono::Utc> = winner["announcedAt"]
+        .as_str()
+        .context("no announcedAt")?
+        .parse()?;
+    let micros = (now - at).num_microseconds().unwrap_or(0);
+    Ok(Some((sequence, micros as f64 / 1000.0)))
 }

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Handshakes in flight at once while opening a fleet.
 const PARALLEL_HANDSHAKES: usize = 200;
@@ -97,9 +97,9 @@ pub fn endpoint(base_url: &str) -> String {
     )
 }
 
-/// Connects, signs in and subscribes to `meUpdated`, returning once the
-/// initial `next` (the current state) arrived.
-async fn subscribe_me(ws_url: &str, token: &str, name: Option<usize>) -> Result<Socket> {
+/// Connects and completes the graphql-transport-ws handshake, signed in
+/// with `token` (anonymous without), with small buffers.
+pub(crate) async fn connect(ws_url: &str, token: Option<&str>) -> Result<Socket> {
     let mut request = ws_url.into_client_request()?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
@@ -115,13 +115,27 @@ async fn subscribe_me(ws_url: &str, token: &str, name: Option<usize>) -> Result<
     ))
     .await?
     .context("WebSocket upgrade")?;
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
-    send(&mut socket, &init).await?;
+    let payload = token.map_or_else(
+        || json!({}),
+        |t| json!({ "authorization": format!("Bearer {t}") }),
+    );
+    send(
+        &mut socket,
+        &json!({ "type": "connection_init", "payload": payload }),
+    )
+    .await?;
     let ack = step(next_message(&mut socket)).await??;
     ensure!(
         ack["type"] == "connection_ack",
         "expected connection_ack, got {ack}"
     );
+    Ok(socket)
+}
+
+/// Connects, signs in and subscribes to `meUpdated`, returning once the
+/// initial `next` (the current state) arrived.
+async fn subscribe_me(ws_url: &str, token: &str, name: Option<usize>) -> Result<Socket> {
+    let mut socket = connect(ws_url, Some(token)).await?;
     let query = match name {
         Some(n) => format!("subscription S{n} {{ meUpdated {{ id roles }} }}"),
         None => "subscription { meUpdated { id roles } }".to_owned(),
@@ -134,13 +148,13 @@ async fn subscribe_me(ws_url: &str, token: &str, name: Option<usize>) -> Result<
     Ok(socket)
 }
 
-async fn step<F: Future>(future: F) -> Result<F::Output> {
+pub(crate) async fn step<F: Future>(future: F) -> Result<F::Output> {
     tokio::time::timeout(STEP_TIMEOUT, future)
         .await
         .with_context(|| format!("no answer within {STEP_TIMEOUT:?}"))
 }
 
-async fn send(socket: &mut Socket, message: &Value) -> Result<()> {
+pub(crate) async fn send(socket: &mut Socket, message: &Value) -> Result<()> {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
