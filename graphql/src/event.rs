@@ -293,6 +293,11 @@ impl Prize {
     }
 }
 
+/// `name` of `user_id` in an event of `host_id`, as the viewer may see it.
+fn shown_name(ctx: &Context<'_>, host_id: Uuid, user_id: Uuid, name: &str) -> Result<String> {
+    Ok(display_name_for(viewer(ctx)?, host_id, user_id, name))
+}
+
 #[Object]
 impl Participant {
     async fn id(&self) -> ID {
@@ -305,12 +310,7 @@ impl Participant {
 
     /// Masked for everyone but the participant, the host and admins: 'Ada L.'
     async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(display_name_for(
-            viewer(ctx)?,
-            self.0.host_id,
-            self.0.user_id,
-            &self.0.display_name,
-        ))
+        shown_name(ctx, self.0.host_id, self.0.user_id, &self.0.display_name)
     }
 
     /// In full for the participant, the host and admins; others see its
@@ -355,12 +355,7 @@ impl Winner {
 
     /// Masked like Participant.displayName.
     async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(display_name_for(
-            viewer(ctx)?,
-            self.0.host_id,
-            self.0.user_id,
-            &self.0.display_name,
-        ))
+        shown_name(ctx, self.0.host_id, self.0.user_id, &self.0.display_name)
     }
 
     async fn prize(&self, ctx: &Context<'_>) -> Result<Prize> {

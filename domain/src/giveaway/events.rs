@@ -594,6 +594,20 @@ pub async fn create(
         ],
     ));
     batch.push(insert_prizes(id, &checked.prizes));
+    commit_audited(s, txn, batch, meta, viewer, "event.create", id).await
+}
+
+/// Writes `batch` with the audit entry of `action` on event `id` in one
+/// statement, commits, and reads the event back.
+async fn commit_audited(
+    s: &Services,
+    txn: DatabaseTransaction,
+    batch: Batch,
+    meta: &RequestMeta,
+    viewer: &Viewer,
+    action: &str,
+    id: Uuid,
+) -> DomainResult<EventView> {
     batch
         .fetch_one(
             &txn,
@@ -601,7 +615,7 @@ pub async fn create(
                 meta,
                 AuditRecord {
                     actor: Some(viewer.user_id),
-                    action: "event.create",
+                    action,
                     subject: format!("event:{id}"),
                     detail: None,
                 },
@@ -611,7 +625,7 @@ pub async fn create(
     txn.commit().await?;
     find(&s.db, id)
         .await?
-        .ok_or_else(|| bug("a created event vanished"))
+        .ok_or_else(|| bug("a written event vanished"))
 }
 
 /// The event `id` locked, if the viewer is its host and it is a DRAFT:
@@ -711,22 +725,5 @@ pub async fn update(
         .await?;
         batch.push(insert_prizes(id, &checked.prizes));
     }
-    batch
-        .fetch_one(
-            &txn,
-            audit::statement(
-                meta,
-                AuditRecord {
-                    actor: Some(viewer.user_id),
-                    action: "event.update",
-                    subject: format!("event:{id}"),
-                    detail: None,
-                },
-            ),
-        )
-        .await?;
-    txn.commit().await?;
-    find(&s.db, id)
-        .await?
-        .ok_or_else(|| bug("an updated event vanished"))
+    commit_audited(s, txn, batch, meta, viewer, "event.update", id).await
 }

@@ -157,15 +157,7 @@ pub async fn verified<C: ConnectionTrait>(
     conn: &C,
     event_id: Uuid,
 ) -> DomainResult<Vec<ParticipantView>> {
-    fetch_all(
-        conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giveaway.participants WHERE event_id = $1 AND status = 'VERIFIED' ORDER BY id"
-        ),
-        vec![event_id.into()],
-        view,
-    )
-    .await
+    of_event_where(conn, event_id, "status = 'VERIFIED'").await
 }
 
 /// Everyone the DRAW of `event_id` shuffled: the participants VERIFIED
@@ -174,12 +166,25 @@ pub async fn drawn<C: ConnectionTrait>(
     conn: &C,
     event_id: Uuid,
 ) -> DomainResult<Vec<ParticipantView>> {
+    of_event_where(
+        conn,
+        event_id,
+        "status IN ('VERIFIED', 'DISQUALIFIED') \
+         AND verified_at <= (SELECT drawn_at FROM giveaway.events WHERE id = $1)",
+    )
+    .await
+}
+
+/// The participants of `event_id` (`$1`) matching `condition`, by id.
+async fn of_event_where<C: ConnectionTrait>(
+    conn: &C,
+    event_id: Uuid,
+    condition: &str,
+) -> DomainResult<Vec<ParticipantView>> {
     fetch_all(
         conn,
         &format!(
-            "SELECT {COLUMNS} FROM giveaway.participants p WHERE event_id = $1 \
-             AND status IN ('VERIFIED', 'DISQUALIFIED') \
-             AND verified_at <= (SELECT drawn_at FROM giveaway.events WHERE id = $1) ORDER BY id"
+            "SELECT {COLUMNS} FROM giveaway.participants WHERE event_id = $1 AND {condition} ORDER BY id"
         ),
         vec![event_id.into()],
         view,
