@@ -283,6 +283,16 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
     .await;
     status_is(&app, &event_id, "LIVE").await;
     let crowd = app.verified_crowd(&event_id, 3).await;
+    let admin = app.admin_token().await;
+    let stats = app
+        .ok(
+            Some(&admin),
+            "{ platformStats { liveEvents } }",
+            json!({}),
+            "platformStats",
+        )
+        .await;
+    assert_eq!(stats["liveEvents"], 1);
     assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
     assert_eq!(app.attempt(&crowd[1], &event_id).await, "NO_PRIZES_LEFT");
     let winner_id = scalar_text(
@@ -309,7 +319,6 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
         card["code"].is_string() && card["pin"].is_string(),
         "{as_winner}"
     );
-    let admin = app.admin_token().await;
     let as_admin = app
         .ok(
             Some(&admin),

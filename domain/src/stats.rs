@@ -34,11 +34,10 @@ pub struct PlatformStats {
 }
 
 async fn compute<C: ConnectionTrait>(conn: &C) -> DomainResult<PlatformStats> {
-    // Events arrive with the giveaway schema (issue 5); until then no
-    // event can be live.
     let row = conn
         .query_one_raw(statement(
             "SELECT (SELECT count(*) FROM identity.users) AS users, \
+               (SELECT count(*) FROM giveaway.events WHERE status = 'LIVE') AS live_events, \
                (SELECT coalesce(sum(amount), 0)::bigint FROM giftcard.escrows WHERE status = 'RESERVED') AS reserved, \
                (SELECT coalesce(sum(amount), 0)::bigint FROM giftcard.escrows WHERE status = 'SETTLED') AS settled, \
                (SELECT coalesce(sum(CASE direction WHEN 'CREDIT' THEN amount ELSE -amount END), 0)::bigint \
@@ -49,7 +48,7 @@ async fn compute<C: ConnectionTrait>(conn: &C) -> DomainResult<PlatformStats> {
         .ok_or_else(|| bug("no stats row"))?;
     Ok(PlatformStats {
         users: row.try_get("", "users")?,
-        live_events: 0,
+        live_events: row.try_get("", "live_events")?,
         escrow_reserved: amount(&row, "reserved")?,
         escrow_settled: amount(&row, "settled")?,
         fees_earned: amount(&row, "fees")?,
