@@ -13,7 +13,7 @@ use crate::support::market::assert_ledger_sound;
 use crate::support::ws::WsClient;
 use crate::support::{TestApp, eventually, scalar, spawn_app};
 
-const WINNERS: &str = "query($id: ID!) { event(id: $id) { status drawSeed drawCommitment prizesAwarded \
+const WINNERS: &str = "query($id: ID!) { event(id: $id) { status drawSeed drawCommitment drawParticipants prizesAwarded \
      prizes { id quantity } winners { id sequence displayName disqualifiedAt participant { id } prize { id } card { id status } } } }";
 
 /// A published event of `prizes` (face value 500 each) from `starts` for
@@ -85,14 +85,27 @@ async fn a_draw_is_reproduced_from_its_revealed_seed_and_a_disqualified_prize_go
             .map(|r| r.try_get("", "id").expect("id"))
             .collect()
     };
-    let before = app.event(None, &event_id).await;
+    let before = app
+        .ok(None, WINNERS, json!({ "id": event_id }), "event")
+        .await;
     assert!(before["drawSeed"].is_null());
+    assert!(before["drawParticipants"].is_null());
     status_is(&app, &event_id, "ENDED").await;
 
     let event = app
         .ok(None, WINNERS, json!({ "id": event_id }), "event")
         .await;
     let seed_hex = event["drawSeed"].as_str().expect("the seed is revealed");
+    // The public data of the draw names exactly the verified participants.
+    let public: Vec<String> = event["drawParticipants"]
+        .as_array()
+        .expect("the drawn participants are revealed")
+        .iter()
+        .map(|id| id.as_str().expect("an id").to_owned())
+        .collect();
+    let mut joined = participants.clone();
+    joined.sort();
+    assert_eq!(public, joined);
     let seed: [u8; 32] = hex::decode(seed_hex)
         .expect("hex")
         .try_into()
@@ -112,7 +125,7 @@ async fn a_draw_is_reproduced_from_its_revealed_seed_and_a_disqualified_prize_go
             )
         })
         .collect();
-    let expected: Vec<(String, String)> = independent_assign(seed, &participants, &prizes)
+    let expected: Vec<(String, String)> = independent_assign(seed, &public, &prizes)
         .into_iter()
         .map(|(prize, _, participant)| (prize, participant))
         .collect();

@@ -251,6 +251,21 @@ impl Event {
         self.0.draw_seed.as_deref()
     }
 
+    /// DRAW only, with `drawSeed`: the VERIFIED participants the draw
+    /// shuffled, ascending, so that anyone can repeat the draw (FLOWS.md §5)
+    /// with the seed and the prizes.
+    async fn draw_participants(&self, ctx: &Context<'_>) -> Result<Option<Vec<ID>>> {
+        if self.0.draw_seed.is_none() {
+            return Ok(None);
+        }
+        let drawn = participants::drawn(&services(ctx)?.db, self.0.id)
+            .await
+            .gql()?;
+        let mut ids: Vec<String> = drawn.iter().map(|p| p.id.to_string()).collect();
+        ids.sort();
+        Ok(Some(ids.into_iter().map(ID).collect()))
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
