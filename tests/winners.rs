@@ -484,3 +484,54 @@ async fn a_draft_can_be_followed_by_its_host_only() {
         "{first}"
     );
 }
+
+#[tokio::test]
+async fn winners_reach_subscribers_of_another_instance() {
+    use crate::support::AppOptions;
+
+    let app = spawn_app().await;
+    let other = AppOptions::beside(&app).spawn().await;
+    let (event_id, _) = event_of(
+        &app,
+        "INSTANT",
+        &[2],
+        Utc::now() + Duration::seconds(1),
+        120,
+    )
+    .await;
+    status_is(&app, &event_id, "LIVE").await;
+    let crowd = app.verified_crowd(&event_id, 2).await;
+    // Watching on the second instance; winning on the first.
+    let mut ws = WsClient::ready(&other.ws_url(), None).await;
+    ws.subscribe(
+        "w",
+        &format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence }} }}"),
+    )
+    .await;
+    let mut updates = WsClient::ready(&other.ws_url(), None).await;
+    updates
+        .subscribe(
+            "u",
+            &format!(
+                "subscription {{ eventUpdated(eventId: \"{event_id}\") {{ prizesAwarded }} }}"
+            ),
+        )
+        .await;
+    let first = updates.next().await;
+    assert_eq!(
+        first["payload"]["data"]["eventUpdated"]["prizesAwarded"], 0,
+        "{first}"
+    );
+    for token in &crowd {
+        assert_eq!(app.attempt(token, &event_id).await, "WON");
+    }
+    assert_eq!(collect(&mut ws, 2).await, [1, 2]);
+    let mut awarded = 0;
+    while awarded < 2 {
+        let message = updates.next().await;
+        awarded = message["payload"]["data"]["eventUpdated"]["prizesAwarded"]
+            .as_i64()
+            .expect("a count");
+    }
+    assert_eq!(awarded, 2);
+}
