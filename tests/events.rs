@@ -566,6 +566,16 @@ async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
     assert!(a.expect("a pass").is_empty() && b.expect("a pass").is_empty());
     assert!(publish::advance(s).await.expect("a pass").is_empty());
     assert_eq!(app.event(None, &event_id).await["status"], "ENDED");
+    // An ended event can no longer be joined (FLOWS.md §5: SCHEDULED or LIVE).
+    let (late, _) = app.register("late@example.com", "Late Comer").await;
+    let joined = app
+        .gql(
+            Some(&late),
+            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
+            json!({ "i": { "eventId": event_id, "socialHandle": "@late" } }),
+        )
+        .await;
+    assert_eq!(error_code(&joined), "CONFLICT");
     let refunds = scalar(
         &app.db,
         &format!("SELECT count(*) FROM ledger.transfers WHERE kind = 'EVENT_REFUND' AND reference = '{event_id}'"),

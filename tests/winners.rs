@@ -296,6 +296,8 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
     .await;
     status_is(&app, &event_id, "LIVE").await;
     let crowd = app.verified_crowd(&event_id, 3).await;
+    // Only a VERIFIED participant may attempt: not the host, who is none.
+    assert_eq!(app.attempt(&host, &event_id).await, "FORBIDDEN");
     let admin = app.admin_token().await;
     let stats = app
         .ok(

@@ -118,7 +118,7 @@ pub(super) async fn award(
         txn,
         "UPDATE giveaway.events SET last_sequence = last_sequence + 1, \
          prizes_awarded = prizes_awarded + 1, version = version + 1 WHERE id = $1",
-        participant.event_id,
+        vec![participant.event_id.into()],
     )
     .await?;
     let winner = WinnerView {

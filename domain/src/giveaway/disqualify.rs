@@ -118,7 +118,7 @@ pub async fn disqualify(
     let after = events::fetch_one_returning(
         &txn,
         "UPDATE giveaway.events SET prizes_awarded = prizes_awarded - 1, version = version + 1 WHERE id = $1",
-        event.id,
+        vec![event.id.into()],
     )
     .await?;
     txn.execute_raw(live::changed(meta, &after)?).await?;

@@ -253,15 +253,15 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     by_id(conn, "giveaway.events", COLUMNS, id, view).await
 }
 
-/// Runs `update` (an UPDATE of `giveaway.events` on `$1`, without a
-/// RETURNING clause) for event `id` and returns the event as it is after.
+/// Runs `update` (an UPDATE of one row of `giveaway.events`, without a
+/// RETURNING clause) with `values` and returns the event as it is after.
 /// The caller's SET must raise `version`.
 pub(super) async fn fetch_one_returning<C: ConnectionTrait>(
     conn: &C,
     update: &str,
-    id: Uuid,
+    values: Vec<sea_orm::Value>,
 ) -> DomainResult<EventView> {
-    update_returning(conn, update, id)
+    update_returning(conn, update, values)
         .await?
         .ok_or_else(|| bug("an updated event vanished"))
 }
@@ -271,15 +271,9 @@ pub(super) async fn fetch_one_returning<C: ConnectionTrait>(
 pub(super) async fn update_returning<C: ConnectionTrait>(
     conn: &C,
     update: &str,
-    id: Uuid,
+    values: Vec<sea_orm::Value>,
 ) -> DomainResult<Option<EventView>> {
-    crate::sql::fetch_one(
-        conn,
-        &format!("{update} RETURNING {COLUMNS}"),
-        vec![id.into()],
-        view,
-    )
-    .await
+    crate::sql::fetch_one(conn, &format!("{update} RETURNING {COLUMNS}"), values, view).await
 }
 
 /// The draw seed of event `id` in hex, secret or not (for the draw).

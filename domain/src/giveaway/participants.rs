@@ -386,7 +386,7 @@ pub async fn join(
         &txn,
         "UPDATE giveaway.events SET participant_count = participant_count + 1, version = version + 1 \
          WHERE id = $1 AND status IN ('SCHEDULED', 'LIVE')",
-        event_id,
+        vec![event_id.into()],
     )
     .await?
     else {

@@ -83,24 +83,19 @@ pub async fn publish(
                 }
                 WinnerSelection::Instant => (None, None),
             };
-            let scheduled = crate::sql::fetch_one(
+            let scheduled = events::fetch_one_returning(
                 &txn,
-                &format!(
-                    "UPDATE giveaway.events SET status = 'SCHEDULED', published_at = now(), version = version + 1, \
-                     funding_transfer_id = $2, draw_seed = $3, draw_commitment = $4 \
-                     WHERE id = $1 AND status = 'DRAFT' RETURNING {}",
-                    events::COLUMNS
-                ),
+                "UPDATE giveaway.events SET status = 'SCHEDULED', published_at = now(), version = version + 1, \
+                 funding_transfer_id = $2, draw_seed = $3, draw_commitment = $4 \
+                 WHERE id = $1 AND status = 'DRAFT'",
                 vec![
                     id.into(),
                     funded.transfer_id.into(),
                     seed.into(),
                     commitment.into(),
                 ],
-                events::view,
             )
-            .await?
-            .ok_or_else(|| bug("a locked draft changed"))?;
+            .await?;
             closing.push(live::changed(meta, &scheduled)?);
             closing.push(audit::statement(
                 meta,
@@ -252,18 +247,13 @@ pub async fn cancel(
         )));
     }
     let posted = release_unawarded(&txn, meta, &event, "event cancelled").await?;
-    let cancelled = crate::sql::fetch_one(
+    let cancelled = events::fetch_one_returning(
         &txn,
-        &format!(
-            "UPDATE giveaway.events SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = $2, version = version + 1 \
-             WHERE id = $1 RETURNING {}",
-            events::COLUMNS
-        ),
+        "UPDATE giveaway.events SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = $2, \
+         version = version + 1 WHERE id = $1",
         vec![id.into(), reason.as_str().into()],
-        events::view,
     )
-    .await?
-    .ok_or_else(|| bug("a locked event vanished"))?;
+    .await?;
     outbox_now(&txn, live::changed(meta, &cancelled)?).await?;
     audit::record(
         &txn,
@@ -348,7 +338,7 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
         &txn,
         "UPDATE giveaway.events SET status = 'ENDED', version = version + 1, \
          drawn_at = CASE WHEN selection = 'DRAW' THEN now() END WHERE id = $1",
-        id,
+        vec![id.into()],
     )
     .await?;
     outbox_now(&txn, live::changed(meta, &ended)?).await?;
@@ -379,19 +369,22 @@ async fn draw_winners(
         .iter()
         .map(|p| (p.id, u32::try_from(p.quantity).unwrap_or(0)))
         .collect();
-    let pool = award::pool(txn, event.id).await?;
+    // By key, not by search: a draw may hand out thousands of units.
+    let pool: std::collections::HashMap<(Uuid, i32), award::Unit> = award::pool(txn, event.id)
+        .await?
+        .into_iter()
+        .map(|u| ((u.prize_id, u.unit), u))
+        .collect();
+    let by_id: std::collections::HashMap<Uuid, &participants::ParticipantView> =
+        verified.iter().map(|p| (p.id, p)).collect();
     for assignment in super::draw::assign(&seed, &ids, &prizes) {
-        let unit = pool
-            .iter()
-            .find(|u| {
-                u.prize_id == assignment.prize_id
-                    && u32::try_from(u.unit).ok() == Some(assignment.unit)
-            })
-            .copied()
+        let number =
+            i32::try_from(assignment.unit).map_err(|_| bug("a unit number out of range"))?;
+        let unit = *pool
+            .get(&(assignment.prize_id, number))
             .ok_or_else(|| bug("a drawn unit is not in the pool"))?;
-        let participant = verified
-            .iter()
-            .find(|p| p.id == assignment.participant_id)
+        let participant = *by_id
+            .get(&assignment.participant_id)
             .ok_or_else(|| bug("a drawn participant vanished"))?;
         award::award(s, txn, meta, participant, unit).await?;
     }
