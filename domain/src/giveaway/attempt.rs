@@ -105,15 +105,23 @@ return 3
 #[derive(Clone, Debug)]
 pub struct Budget {
     script: std::sync::Arc<Script>,
+    give_back: std::sync::Arc<Script>,
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Self {
             script: std::sync::Arc::new(Script::new(BUDGET)),
+            give_back: std::sync::Arc::new(Script::new(GIVE_BACK)),
         }
     }
 }
+
+/// One award back to the budget `KEYS[1]`, only if the key exists.
+const GIVE_BACK: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return false
+";
 
 impl Budget {
     fn key(s: &Services, event_id: Uuid) -> String {
@@ -179,9 +187,12 @@ impl Budget {
     /// high only holds back one award, never allows an extra one.
     pub async fn give_back(&self, s: &Services, event_id: Uuid) {
         let mut redis = s.redis.clone();
-        let mut decr = redis::cmd("DECR");
-        decr.arg(Self::key(s, event_id));
-        let done = tokio::time::timeout(REDIS_TIMEOUT, decr.query_async::<i64>(&mut redis)).await;
+        // A missing key stays missing (the next attempt rebuilds it from
+        // Postgres): a DECR would create it at -1, a budget off by every
+        // award so far.
+        let decr = self.give_back.key(Self::key(s, event_id));
+        let done =
+            tokio::time::timeout(REDIS_TIMEOUT, decr.invoke_async::<Option<i64>>(&mut redis)).await;
         if let Err(err) = done
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
