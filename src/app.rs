@@ -393,7 +393,7 @@ pub async fn start(
     }
 
     let mut http_addr = None;
-    let shared = SharedSubscriptions::default();
+    let shared = SharedSubscriptions::new(config.ws_log_window);
     if let Some(listener) = listener {
         let schema = giftdrop_graphql::build_schema(
             services.clone(),

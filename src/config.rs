@@ -162,6 +162,10 @@ pub struct Config {
     /// Server ping period on WebSockets, ms.
     #[arg(long, env = "WS_PING_MS", default_value_t = 15_000)]
     pub ws_ping_ms: u64,
+    /// Frames of a shared `winnerAnnounced` kept in memory for subscribers
+    /// catching up; one further behind replays from the database.
+    #[arg(long, env = "WS_LOG_WINDOW", default_value_t = 256)]
+    pub ws_log_window: usize,
     /// How long shutdown waits for in-flight requests and jobs, seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,

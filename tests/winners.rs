@@ -11,7 +11,7 @@ use crate::support::code as error_code;
 use crate::support::events::instant;
 use crate::support::market::assert_ledger_sound;
 use crate::support::ws::WsClient;
-use crate::support::{TestApp, eventually, scalar, spawn_app};
+use crate::support::{AppOptions, TestApp, eventually, scalar, spawn_app};
 
 const WINNERS: &str = "query($id: ID!) { event(id: $id) { status drawSeed drawCommitment drawParticipants prizesAwarded \
      prizes { id quantity } winners { id sequence displayName disqualifiedAt participant { id } prize { id } card { id status } } } }";
@@ -196,7 +196,13 @@ async fn a_draw_is_reproduced_from_its_revealed_seed_and_a_disqualified_prize_go
 
 #[tokio::test]
 async fn winner_announced_replays_then_goes_live_without_a_gap_or_a_repeat() {
-    let app = spawn_app().await;
+    // A window of 4 shared frames: a socket that falls further behind, or
+    // joins while winners are being announced, replays from Postgres.
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.ws_log_window = 4)
+        .spawn()
+        .await;
     let (event_id, _) = event_of(
         &app,
         "INSTANT",
@@ -212,34 +218,67 @@ async fn winner_announced_replays_then_goes_live_without_a_gap_or_a_repeat() {
     let subscription = |after: &str| {
         format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\"{after}) {{ sequence }} }}")
     };
-    let mut all = WsClient::ready(&app.ws_url(), None).await;
-    all.subscribe("all", &subscription("")).await;
+    // Three sockets run the same operation, and share its live part.
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let mut ws = WsClient::ready(&app.ws_url(), None).await;
+        ws.subscribe("all", &subscription("")).await;
+        all.push(ws);
+    }
     let mut late = WsClient::ready(&app.ws_url(), None).await;
     late.subscribe("late", &subscription(", after: 25")).await;
-    // The other fifty win while both watch.
-    let (outcomes, seen_all, seen_late) = tokio::join!(
+    assert_eq!(
+        collect(&mut all[0], 10).await,
+        (1..=10).collect::<Vec<i64>>()
+    );
+    assert_eq!(app.running().shared.logs().running(), 2);
+    // The other fifty win while they watch; one socket joins once the
+    // first has seen winner 30.
+    let (first, rest) = all.split_first_mut().expect("sockets");
+    let (halfway, mut reached) = tokio::sync::watch::channel(0);
+    let (outcomes, seen_first, seen_rest, seen_late, joined) = tokio::join!(
         join_all(crowd[10..].iter().map(|t| app.attempt(t, &event_id))),
-        collect(&mut all, 60),
+        collect_with(first, 50, |sequence| halfway.send_replace(sequence)),
+        join_all(rest.iter_mut().map(|ws| collect(ws, 60))),
         collect(&mut late, 35),
+        async {
+            reached
+                .wait_for(|s| *s >= 30)
+                .await
+                .expect("the first socket");
+            let mut ws = WsClient::ready(&app.ws_url(), None).await;
+            ws.subscribe("joined", &subscription("")).await;
+            collect(&mut ws, 60).await
+        }
     );
     assert!(outcomes.iter().all(|o| o == "WON"), "{outcomes:?}");
-    assert_eq!(seen_all, (1..=60).collect::<Vec<i64>>());
+    assert_eq!(seen_first, (11..=60).collect::<Vec<i64>>());
+    for seen in &seen_rest {
+        assert_eq!(*seen, (1..=60).collect::<Vec<i64>>());
+    }
     assert_eq!(seen_late, (26..=60).collect::<Vec<i64>>());
+    assert_eq!(joined, (1..=60).collect::<Vec<i64>>());
+    assert_eq!(app.running().shared.logs().running(), 2);
 }
 
 /// The sequences of the next `n` winners on `ws`.
 async fn collect(ws: &mut WsClient, n: usize) -> Vec<i64> {
-    let mut seen = Vec::with_capacity(n);
-    while seen.len() < n {
+    collect_with(ws, n, |_| 0).await
+}
+
+/// [`collect`], telling `seen` each sequence as it arrives.
+async fn collect_with<T>(ws: &mut WsClient, n: usize, mut seen: impl FnMut(i64) -> T) -> Vec<i64> {
+    let mut sequences = Vec::with_capacity(n);
+    while sequences.len() < n {
         let message = ws.next().await;
         assert_eq!(message["type"], "next", "{message}");
-        seen.push(
-            message["payload"]["data"]["winnerAnnounced"]["sequence"]
-                .as_i64()
-                .expect("a sequence"),
-        );
+        let sequence = message["payload"]["data"]["winnerAnnounced"]["sequence"]
+            .as_i64()
+            .expect("a sequence");
+        seen(sequence);
+        sequences.push(sequence);
     }
-    seen
+    sequences
 }
 
 #[tokio::test]
@@ -489,8 +528,6 @@ async fn a_draft_can_be_followed_by_its_host_only() {
 
 #[tokio::test]
 async fn winners_reach_subscribers_of_another_instance() {
-    use crate::support::AppOptions;
-
     let app = spawn_app().await;
     let other = AppOptions::beside(&app).spawn().await;
     let (event_id, _) = event_of(

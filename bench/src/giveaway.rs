@@ -50,6 +50,9 @@ pub struct Args {
     /// `--prizes` winners are announced (0 skips this part).
     #[arg(long, default_value_t = 5_000)]
     subscribers: usize,
+    /// Run only the `winnerAnnounced` part (no storm, pgbench or reads).
+    #[arg(long)]
+    announce_only: bool,
     /// Keep-alive connections reading `event(id)`.
     #[arg(long, default_value = "64")]
     connections: NonZeroUsize,
@@ -86,6 +89,9 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
 }
 
 async fn scenario(base_url: &str, admin: &sea_orm::DatabaseConnection, args: &Args) -> Result<()> {
+    if args.announce_only {
+        return report_announce(base_url, args).await;
+    }
     let started = Instant::now();
     let (event_id, host) = setup_event(base_url, args, args.participants).await?;
     let participants = setup_participants(base_url, &event_id, args.participants).await?;
@@ -170,6 +176,12 @@ async fn scenario(base_url: &str, admin: &sea_orm::DatabaseConnection, args: &Ar
         "SQL statements per event(id) = {:.2}",
         reads.statements_per_request
     );
+    report_announce(base_url, args).await
+}
+
+/// Runs and prints the `winnerAnnounced` part, unless `--subscribers 0`.
+async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     if args.subscribers > 0 {
         let fanout = announce(base_url, args).await?;
         println!(

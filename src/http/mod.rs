@@ -3,6 +3,7 @@
 
 mod graphql;
 mod health;
+pub mod log;
 mod payments;
 pub mod shared;
 mod ws;

@@ -86,7 +86,7 @@ impl Frame {
 }
 
 /// `frames` up to and including the first final one.
-fn until_final(
+pub(super) fn until_final(
     frames: impl futures_util::Stream<Item = Frame> + Send + 'static,
 ) -> BoxStream<'static, Frame> {
     frames
@@ -120,7 +120,7 @@ fn viewer_key(auth: &Auth) -> String {
 struct Shared {
     state: Mutex<State>,
     /// The registry this execution is listed in, under `key`.
-    running: Running,
+    running: Running<Shared>,
     key: Arc<str>,
 }
 
@@ -160,9 +160,35 @@ enum Solo {
     Moved(broadcast::Receiver<Frame>),
 }
 
-type Running = Arc<Mutex<HashMap<Arc<str>, Weak<Shared>>>>;
+/// Executions by key, listed while they may be joined.
+pub(super) type Running<T> = Arc<Mutex<HashMap<Arc<str>, Weak<T>>>>;
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Unlists `me` from `running` under `key`, unless another execution has
+/// taken its place there.
+pub(super) fn forget<T>(running: &Running<T>, key: &str, me: &T) {
+    let mut running = lock(running);
+    if running
+        .get(key)
+        .is_some_and(|entry| std::ptr::eq(entry.as_ptr(), me))
+    {
+        running.remove(key);
+    }
+}
+
+/// The key two subscribers share an execution under: same viewer, same
+/// operation, same variables.
+pub(super) fn request_key(auth: &Auth, request: &async_graphql::Request) -> Arc<str> {
+    format!(
+        "{}\0{}\0{}\0{}",
+        viewer_key(auth),
+        request.operation_name.as_deref().unwrap_or(""),
+        serde_json::to_string(&request.variables).unwrap_or_default(),
+        request.query,
+    )
+    .into()
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here is an assignment, a lookup or one poll of
     // an execution whose result is stored after it returns: a panic cannot
     // leave the data half-changed.
@@ -170,12 +196,27 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The process's shared executions, keyed by viewer, operation and variables.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SharedSubscriptions {
-    running: Running,
+    running: Running<Shared>,
+    logs: super::log::SharedLogs,
 }
 
 impl SharedSubscriptions {
+    /// No execution running yet; shared log executions keep `log_window`
+    /// frames each.
+    pub fn new(log_window: usize) -> Self {
+        Self {
+            running: Running::default(),
+            logs: super::log::SharedLogs::new(log_window),
+        }
+    }
+
+    /// The shared live parts of log subscriptions.
+    pub fn logs(&self) -> &super::log::SharedLogs {
+        &self.logs
+    }
+
     /// Executions running now (for tests and metrics).
     pub fn running(&self) -> usize {
         lock(&self.running)
@@ -192,14 +233,7 @@ impl SharedSubscriptions {
         request: async_graphql::Request,
         data: RequestData,
     ) -> BoxStream<'static, Frame> {
-        let key: Arc<str> = format!(
-            "{}\0{}\0{}\0{}",
-            viewer_key(&data.auth),
-            request.operation_name.as_deref().unwrap_or(""),
-            serde_json::to_string(&request.variables).unwrap_or_default(),
-            request.query,
-        )
-        .into();
+        let key = request_key(&data.auth, &request);
         let mut running = lock(&self.running);
         if let Some(shared) = running.get(&key).and_then(Weak::upgrade) {
             // Never both locks at once here: a solo subscriber takes
@@ -229,13 +263,7 @@ impl SharedSubscriptions {
 impl Shared {
     /// Unlists this execution, so nobody joins it any more.
     fn forget(&self) {
-        let mut running = lock(&self.running);
-        if running
-            .get(&self.key)
-            .is_some_and(|entry| std::ptr::eq(entry.as_ptr(), self))
-        {
-            running.remove(&self.key);
-        }
+        forget(&self.running, &self.key, self);
     }
 
     /// The solo subscriber's poll: runs the execution itself.

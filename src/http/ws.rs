@@ -21,7 +21,7 @@ use futures_util::stream::{BoxStream, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::{Auth, RequestData};
-use giftdrop_graphql::live::is_snapshot_subscription;
+use giftdrop_graphql::live::{is_log_subscription, is_snapshot_subscription};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
@@ -354,12 +354,20 @@ impl Connection {
         let operation_name = request.operation_name.clone();
         // Parsed once (or taken from the cache) here; execution reuses it.
         self.state.documents.prepare_long_lived(&mut request);
-        let shareable = request
-            .parsed_query()
-            .is_ok_and(|document| is_snapshot_subscription(document, operation_name.as_deref()));
-        let responses = if shareable {
+        let (snapshot, log) = request.parsed_query().map_or((false, false), |document| {
+            (
+                is_snapshot_subscription(document, operation_name.as_deref()),
+                is_log_subscription(document, operation_name.as_deref()),
+            )
+        });
+        let responses = if snapshot {
             self.state
                 .shared
+                .subscribe(&self.state.schema, request, data)
+        } else if log {
+            self.state
+                .shared
+                .logs()
                 .subscribe(&self.state.schema, request, data)
         } else {
             Frame::stream(self.state.schema.execute_stream(request.data(data)))

@@ -1,0 +1,616 @@
+//! Shared live part of event-log subscriptions
+//! ([`giftdrop_graphql::live::LOG_SUBSCRIPTIONS`]).
+//!
+//! `winnerAnnounced` sends each winner once, in sequence order: a replay
+//! from the database after the client's cursor, then live. The thousands of
+//! browsers watching one event run the same operation; with an execution
+//! each, every winner was resolved and serialized once per socket. Here the
+//! live part runs ONCE per process for each (viewer, operation, variables):
+//! its frames, each tagged with its position (the winner's sequence) through
+//! a [`LogTap`], are kept in a short window. Each subscriber replays on its
+//! own (its cursor is its own, and a replay reads what the database holds
+//! now), then reads the shared frames after the last position it sent. One
+//! that finds the window moved past it (it fell behind, or it joined while
+//! winners were being announced) replays the gap from the database: it
+//! never skips a position and never repeats one.
+//!
+//! The live execution stops when its last subscriber goes away.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Weak};
+
+use async_graphql::parser::types::ExecutableDocument;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+use giftdrop_graphql::AppSchema;
+use giftdrop_graphql::auth::RequestData;
+use giftdrop_graphql::live::{LogMode, LogTap};
+use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::shared::{Frame, Running, forget, lock, request_key, until_final};
+
+/// The frame sent when a subscriber cannot make progress through no fault
+/// of its own (a tap that reports no positions: a bug).
+const INTERNAL: &str = r#"[{"message":"Internal server error","extensions":{"code":"INTERNAL"}}]"#;
+
+/// One execution of the operation in a [`LogMode`], with its tap.
+struct Execution {
+    frames: BoxStream<'static, Frame>,
+    tap: Arc<LogTap>,
+}
+
+/// Runs the shared operation in a mode, as one subscriber.
+type Execute = dyn Fn(LogMode, RequestData) -> Execution + Send + Sync;
+
+/// How to run the operation again, for another viewer's data or cursor:
+/// what a request is made of, without its per-request data.
+struct Operation {
+    schema: AppSchema,
+    query: String,
+    operation_name: Option<String>,
+    variables: async_graphql::Variables,
+    document: Option<ExecutableDocument>,
+}
+
+impl Operation {
+    fn of(schema: &AppSchema, request: &mut async_graphql::Request) -> Self {
+        Self {
+            schema: schema.clone(),
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+            document: request.parsed_query().ok().cloned(),
+        }
+    }
+
+    fn execute(&self, mode: LogMode, data: RequestData) -> Execution {
+        let tap = Arc::new(LogTap::new(mode));
+        let mut request =
+            async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
+        request.operation_name.clone_from(&self.operation_name);
+        if let Some(document) = &self.document {
+            request.set_parsed_query(document.clone());
+        }
+        let request = request.data(data).data(Arc::clone(&tap));
+        Execution {
+            frames: Frame::stream(self.schema.execute_stream(request)),
+            tap,
+        }
+    }
+}
+
+/// The frames of the live execution that subscribers may still need.
+struct Window {
+    /// The frames cover the positions after this one; `None` until the live
+    /// execution started.
+    after: Option<i32>,
+    /// Frame `i` is at position `after + 1 + i`.
+    frames: VecDeque<Frame>,
+    /// Most frames kept: a subscriber further behind replays.
+    capacity: usize,
+    /// The live execution's final frame, once it ended.
+    end: Option<Frame>,
+}
+
+impl Window {
+    /// Appends the frame at `position`. A position that does not follow the
+    /// last one (which the live stream never sends) restarts the window just
+    /// before it, so subscribers behind it replay from the database.
+    fn push(&mut self, position: i32, frame: Frame) {
+        let next = self.after.and_then(|after| {
+            i32::try_from(self.frames.len())
+                .ok()?
+                .checked_add(after)?
+                .checked_add(1)
+        });
+        if next != Some(position) {
+            self.frames.clear();
+            self.after = position.checked_sub(1);
+        }
+        self.frames.push_back(frame);
+        if self.frames.len() > self.capacity {
+            self.frames.pop_front();
+            self.after = self.after.map(|after| after + 1);
+        }
+    }
+}
+
+/// One live execution and its subscribers.
+struct Log {
+    window: std::sync::Mutex<Window>,
+    /// Bumped after every change to `window`.
+    changed: watch::Sender<()>,
+    execute: Box<Execute>,
+    running: Running<Log>,
+    key: Arc<str>,
+    /// Stops the execution's task when the last subscriber drops this.
+    _stop: DropGuard,
+}
+
+impl Log {
+    fn change(&self, change: impl FnOnce(&mut Window)) {
+        change(&mut lock(&self.window));
+        self.changed.send_replace(());
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        forget(&self.running, &self.key, self);
+        metrics::gauge!("giftdrop_ws_shared_logs").decrement(1.0);
+    }
+}
+
+/// The process's shared live log executions, by viewer, operation and
+/// variables.
+#[derive(Clone)]
+pub struct SharedLogs {
+    running: Running<Log>,
+    /// Frames each execution keeps (`WS_LOG_WINDOW`).
+    window: usize,
+}
+
+impl SharedLogs {
+    /// Shared logs keeping `window` frames each (at least one).
+    pub fn new(window: usize) -> Self {
+        Self {
+            running: Running::default(),
+            window: window.max(1),
+        }
+    }
+
+    /// Live executions running now (for tests and metrics).
+    pub fn running(&self) -> usize {
+        lock(&self.running)
+            .values()
+            .filter(|log| log.strong_count() > 0)
+            .count()
+    }
+
+    /// The frames of `request` (a log subscription) for one subscriber: its
+    /// own replay, then the shared live frames after it.
+    pub fn subscribe(
+        &self,
+        schema: &AppSchema,
+        mut request: async_graphql::Request,
+        data: RequestData,
+    ) -> BoxStream<'static, Frame> {
+        let key = request_key(&data.auth, &request);
+        self.join(key, data, || {
+            let operation = Operation::of(schema, &mut request);
+            Box::new(move |mode, data| operation.execute(mode, data))
+        })
+    }
+
+    /// One subscriber of the execution under `key`, started with
+    /// `execute()` unless one is running.
+    fn join(
+        &self,
+        key: Arc<str>,
+        data: RequestData,
+        execute: impl FnOnce() -> Box<Execute>,
+    ) -> BoxStream<'static, Frame> {
+        let mut running = lock(&self.running);
+        let log = if let Some(log) = running.get(&key).and_then(Weak::upgrade) {
+            log
+        } else {
+            let execute = execute();
+            let live = execute(LogMode::Live, data.clone());
+            let stop = CancellationToken::new();
+            let log = Arc::new(Log {
+                window: std::sync::Mutex::new(Window {
+                    after: None,
+                    frames: VecDeque::new(),
+                    capacity: self.window,
+                    end: None,
+                }),
+                changed: watch::Sender::new(()),
+                execute,
+                running: Arc::clone(&self.running),
+                key: Arc::clone(&key),
+                _stop: stop.clone().drop_guard(),
+            });
+            running.insert(key, Arc::downgrade(&log));
+            metrics::gauge!("giftdrop_ws_shared_logs").increment(1.0);
+            tokio::spawn(drive(live, Arc::downgrade(&log), stop));
+            log
+        };
+        drop(running);
+        follow(log, data)
+    }
+}
+
+/// The task of one live execution: records each frame in the window.
+async fn drive(mut live: Execution, log: Weak<Log>, stop: CancellationToken) {
+    let mut started = false;
+    loop {
+        let next = poll_fn(|cx| {
+            let poll = live.frames.poll_next_unpin(cx);
+            // The resolver records where it starts before its first item;
+            // subscribers need it even if no item ever comes.
+            if !started && let Some(after) = live.tap.started() {
+                started = true;
+                if let Some(log) = log.upgrade() {
+                    log.change(|window| {
+                        window.after.get_or_insert(after);
+                    });
+                }
+            }
+            poll
+        });
+        let frame = tokio::select! {
+            () = stop.cancelled() => return,
+            frame = next => frame.unwrap_or(Frame::Complete),
+        };
+        // Every subscriber left while this frame was made.
+        let Some(log) = log.upgrade() else { return };
+        let position = live.tap.pop();
+        match (frame, position) {
+            (frame @ Frame::Next(_), Some(position)) => {
+                log.change(|window| window.push(position, frame));
+            }
+            (frame, _) => {
+                let frame = if matches!(frame, Frame::Next(_)) {
+                    tracing::error!("a live log frame without a position");
+                    Frame::Error(INTERNAL.into())
+                } else {
+                    frame
+                };
+                // Before the final frame, so nobody joins a finished run.
+                forget(&log.running, &log.key, &log);
+                log.change(|window| window.end = Some(frame));
+                return;
+            }
+        }
+    }
+}
+
+/// What a subscriber does next.
+enum Step {
+    Send(Frame),
+    /// The window has moved past the subscriber: read from the database.
+    Replay,
+    Wait,
+}
+
+struct Follower {
+    log: Arc<Log>,
+    changed: watch::Receiver<()>,
+    data: RequestData,
+    /// The position of the last item sent, or the replay's cursor; `None`
+    /// until the first replay started.
+    last: Option<i32>,
+    replay: Option<Execution>,
+    /// Where the running replay of a gap started: it must send something.
+    gap_from: Option<i32>,
+}
+
+impl Follower {
+    async fn next(&mut self) -> Frame {
+        loop {
+            if let Some(replay) = &mut self.replay {
+                let frame = replay.frames.next().await.unwrap_or(Frame::Complete);
+                let position = replay.tap.pop();
+                if self.last.is_none() {
+                    self.last = replay.tap.started();
+                }
+                match (frame, position) {
+                    (frame @ Frame::Next(_), Some(position)) => {
+                        // A later replay may start at a position already sent.
+                        if self.last.is_none_or(|last| position > last) {
+                            self.last = Some(position);
+                            return frame;
+                        }
+                    }
+                    (Frame::Complete, _) => {
+                        self.replay = None;
+                        if self.last.is_none() || self.gap_from.take() == self.last {
+                            // The database lacks positions the live stream
+                            // already passed: never loop on it, never skip.
+                            tracing::error!(last = ?self.last, "a log replay that could not fill its gap");
+                            return Frame::Error(INTERNAL.into());
+                        }
+                    }
+                    (Frame::Next(_), None) => {
+                        tracing::error!("a log replay frame without a position");
+                        return Frame::Error(INTERNAL.into());
+                    }
+                    // A failure (the event is not visible, the database is
+                    // down) ends the operation.
+                    (failure, _) => return failure,
+                }
+                continue;
+            }
+            let Some(last) = self.last else {
+                return Frame::Error(INTERNAL.into());
+            };
+            self.changed.borrow_and_update();
+            let step = {
+                let window = lock(&self.log.window);
+                match window.after {
+                    Some(after) if last < after => Step::Replay,
+                    Some(after) => {
+                        let index = usize::try_from(i64::from(last) - i64::from(after))
+                            .unwrap_or(usize::MAX);
+                        match window.frames.get(index) {
+                            Some(frame) => {
+                                self.last = Some(last + 1);
+                                Step::Send(frame.clone())
+                            }
+                            None => window.end.clone().map_or(Step::Wait, Step::Send),
+                        }
+                    }
+                    None => window.end.clone().map_or(Step::Wait, Step::Send),
+                }
+            };
+            match step {
+                Step::Send(frame) => return frame,
+                Step::Replay => {
+                    metrics::counter!("giftdrop_pubsub_resyncs_total").increment(1);
+                    self.gap_from = Some(last);
+                    self.replay = Some((self.log.execute)(
+                        LogMode::Replay { after: Some(last) },
+                        self.data.clone(),
+                    ));
+                }
+                Step::Wait => {
+                    if self.changed.changed().await.is_err() {
+                        return Frame::Complete;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One subscriber: its replay of `data`'s request, then the shared frames.
+fn follow(log: Arc<Log>, data: RequestData) -> BoxStream<'static, Frame> {
+    let replay = (log.execute)(LogMode::Replay { after: None }, data.clone());
+    let follower = Follower {
+        changed: log.changed.subscribe(),
+        log,
+        data,
+        last: None,
+        replay: Some(replay),
+        gap_from: None,
+    };
+    until_final(stream::unfold(follower, |mut me| async move {
+        let frame = me.next().await;
+        Some((frame, me))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use giftdrop_domain::RequestMeta;
+    use giftdrop_graphql::auth::Auth;
+    use tokio::sync::broadcast;
+
+    use super::*;
+
+    /// A log held in memory: the positions stored so far (1..=stored) and
+    /// the live feed of each new one.
+    #[derive(Clone)]
+    struct Fake {
+        stored: Arc<Mutex<i32>>,
+        live: broadcast::Sender<i32>,
+    }
+
+    /// Sent on the feed to end the live executions.
+    const CLOSE: i32 = i32::MIN;
+
+    fn next(position: i32) -> Frame {
+        Frame::Next(position.to_string().into())
+    }
+
+    impl Fake {
+        fn new(stored: i32) -> Self {
+            Self {
+                stored: Arc::new(Mutex::new(stored)),
+                live: broadcast::channel(1024).0,
+            }
+        }
+
+        fn stored(&self) -> i32 {
+            *self.stored.lock().expect("lock")
+        }
+
+        fn announce(&self, count: i32) {
+            for _ in 0..count {
+                let position = {
+                    let mut stored = self.stored.lock().expect("lock");
+                    *stored += 1;
+                    *stored
+                };
+                let _ = self.live.send(position);
+            }
+        }
+
+        /// Executions as the `winnerAnnounced` resolver runs them.
+        fn execute(&self) -> Box<Execute> {
+            let fake = self.clone();
+            Box::new(move |mode, _data| {
+                let tap = Arc::new(LogTap::new(mode));
+                let tagged = {
+                    let tap = Arc::clone(&tap);
+                    move |position| {
+                        tap.push(position);
+                        next(position)
+                    }
+                };
+                let frames = match mode {
+                    LogMode::Replay { after } => {
+                        let after = after.unwrap_or(0);
+                        let stored = fake.stored();
+                        tap.start(after);
+                        stream::iter((after + 1..=stored).map(tagged))
+                            .chain(stream::once(async { Frame::Complete }))
+                            .boxed()
+                    }
+                    LogMode::Live => {
+                        let rx = fake.live.subscribe();
+                        let start = fake.stored();
+                        tap.start(start);
+                        stream::unfold(rx, |mut rx| async move {
+                            loop {
+                                match rx.recv().await {
+                                    Ok(position) => return Some((position, rx)),
+                                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                                    Err(broadcast::error::RecvError::Closed) => return None,
+                                }
+                            }
+                        })
+                        .take_while(|position| std::future::ready(*position != CLOSE))
+                        .filter(move |position| std::future::ready(*position > start))
+                        .map(tagged)
+                        .chain(stream::once(async { Frame::Complete }))
+                        .boxed()
+                    }
+                };
+                Execution { frames, tap }
+            })
+        }
+    }
+
+    fn data() -> RequestData {
+        RequestData::new(
+            Auth::Anonymous,
+            RequestMeta {
+                correlation_id: "test".to_owned(),
+            },
+            "127.0.0.1".to_owned(),
+        )
+    }
+
+    async fn take(follower: &mut BoxStream<'static, Frame>, count: usize) -> Vec<i32> {
+        let mut positions = Vec::with_capacity(count);
+        for _ in 0..count {
+            match follower.next().await {
+                Some(Frame::Next(json)) => positions.push(json.parse().expect("a position")),
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+        positions
+    }
+
+    #[tokio::test]
+    async fn followers_share_one_live_execution_and_see_every_position_once() {
+        let logs = SharedLogs::new(4);
+        let fake = Fake::new(3);
+        let key: Arc<str> = "k".into();
+        let mut a = logs.join(Arc::clone(&key), data(), || fake.execute());
+        let mut b = logs.join(Arc::clone(&key), data(), || panic!("one execution"));
+        assert_eq!(logs.running(), 1);
+        assert_eq!(take(&mut a, 3).await, [1, 2, 3]);
+        assert_eq!(take(&mut b, 3).await, [1, 2, 3]);
+        fake.announce(5);
+        assert_eq!(take(&mut a, 5).await, [4, 5, 6, 7, 8]);
+        assert_eq!(take(&mut b, 5).await, [4, 5, 6, 7, 8]);
+    }
+
+    #[tokio::test]
+    async fn a_follower_left_behind_by_the_window_replays_the_gap_from_the_store() {
+        let logs = SharedLogs::new(4);
+        let fake = Fake::new(0);
+        let key: Arc<str> = "k".into();
+        let mut reader = logs.join(Arc::clone(&key), data(), || fake.execute());
+        let mut behind = logs.join(Arc::clone(&key), data(), || panic!("one execution"));
+        // The live execution has started once the reader is waiting on it.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), reader.next()).await;
+        assert!(waiting.is_err(), "nothing to read yet: {waiting:?}");
+        fake.announce(20);
+        assert_eq!(take(&mut reader, 20).await, (1..=20).collect::<Vec<_>>());
+        // `behind` read nothing while 20 went by a window of 4.
+        assert_eq!(take(&mut behind, 20).await, (1..=20).collect::<Vec<_>>());
+        fake.announce(1);
+        assert_eq!(take(&mut behind, 1).await, [21]);
+        assert_eq!(take(&mut reader, 1).await, [21]);
+    }
+
+    #[tokio::test]
+    async fn a_follower_joining_late_gets_the_store_then_the_live_frames() {
+        let logs = SharedLogs::new(4);
+        let fake = Fake::new(0);
+        let key: Arc<str> = "k".into();
+        let mut first = logs.join(Arc::clone(&key), data(), || fake.execute());
+        fake.announce(10);
+        assert_eq!(take(&mut first, 10).await, (1..=10).collect::<Vec<_>>());
+        let mut late = logs.join(Arc::clone(&key), data(), || panic!("one execution"));
+        fake.announce(2);
+        assert_eq!(take(&mut late, 12).await, (1..=12).collect::<Vec<_>>());
+        assert_eq!(take(&mut first, 2).await, [11, 12]);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_the_live_execution_reaches_every_follower_after_its_frames() {
+        let logs = SharedLogs::new(4);
+        let fake = Fake::new(1);
+        let key: Arc<str> = "k".into();
+        let mut a = logs.join(Arc::clone(&key), data(), || fake.execute());
+        let mut b = logs.join(Arc::clone(&key), data(), || panic!("one execution"));
+        assert_eq!(take(&mut a, 1).await, [1]);
+        fake.announce(2);
+        assert_eq!(take(&mut a, 2).await, [2, 3]);
+        // The feed closes: the live execution completes.
+        let _ = fake.live.send(CLOSE);
+        assert!(matches!(a.next().await, Some(Frame::Complete)));
+        assert!(a.next().await.is_none());
+        assert_eq!(take(&mut b, 3).await, [1, 2, 3]);
+        assert!(matches!(b.next().await, Some(Frame::Complete)));
+        assert!(b.next().await.is_none());
+        // A finished execution is not joined: the next subscriber starts one.
+        let fresh = Fake {
+            stored: Arc::clone(&fake.stored),
+            live: broadcast::channel(8).0,
+        };
+        let mut c = logs.join(key, data(), || fresh.execute());
+        assert_eq!(take(&mut c, 3).await, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn the_live_execution_stops_when_its_last_follower_leaves() {
+        let logs = SharedLogs::new(4);
+        let fake = Fake::new(0);
+        let key: Arc<str> = "k".into();
+        let a = logs.join(Arc::clone(&key), data(), || fake.execute());
+        let b = logs.join(key, data(), || panic!("one execution"));
+        tokio::task::yield_now().await;
+        assert_eq!(fake.live.receiver_count(), 1);
+        drop(a);
+        assert_eq!(logs.running(), 1);
+        drop(b);
+        assert_eq!(logs.running(), 0);
+        // The task drops the execution (and its feed) on its next turn.
+        for _ in 0..100 {
+            if fake.live.receiver_count() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(fake.live.receiver_count(), 0);
+    }
+
+    #[test]
+    fn the_window_keeps_consecutive_positions_and_restarts_on_a_jump() {
+        let mut window = Window {
+            after: Some(0),
+            frames: VecDeque::new(),
+            capacity: 2,
+            end: None,
+        };
+        window.push(1, next(1));
+        window.push(2, next(2));
+        window.push(3, next(3));
+        assert_eq!(window.after, Some(1));
+        assert_eq!(window.frames.len(), 2);
+        window.push(7, next(7));
+        assert_eq!(window.after, Some(6));
+        assert_eq!(window.frames.len(), 1);
+    }
+}
