@@ -63,6 +63,6 @@ case "$scenario" in
     ./target/release/giftdrop-bench http --pair wallet "$@"
     ;;
   market) ./target/release/giftdrop-bench market --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
-  giveaway) ./target/release/giftdrop-bench giveaway --database-url "$pg_server/postgres$pg_options" "$@" ;;
+  giveaway) ./target/release/giftdrop-bench giveaway --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
   *) ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
 esac

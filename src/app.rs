@@ -32,6 +32,7 @@ use crate::cli::Command;
 use crate::config::{Config, PaymentProvider};
 use crate::http::shared::SharedSubscriptions;
 use crate::http::{self, AppState};
+use axum::serve::ListenerExt as _;
 
 /// What this process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +80,8 @@ pub struct Running {
     /// Statements run on this process's pool.
     pub db_statements: crate::db::StatementCount,
     tasks: JoinSet<anyhow::Result<()>>,
+    /// Where WebSocket connections run (when serving); stopped last.
+    _live: Option<http::LiveRuntime>,
 }
 
 impl Running {
@@ -393,8 +396,10 @@ pub async fn start(
     }
 
     let mut http_addr = None;
+    let mut live = None;
     let shared = SharedSubscriptions::new(config.ws_log_window);
     if let Some(listener) = listener {
+        let runtime = http::LiveRuntime::new().context("could not start the WebSocket runtime")?;
         let schema = giftdrop_graphql::build_schema(
             services.clone(),
             SchemaOptions {
@@ -409,11 +414,20 @@ pub async fn start(
             services.clone(),
             shared.clone(),
             shutdown.child_token(),
+            runtime.handle(),
         );
+        live = Some(runtime);
         http_addr = Some(listener.local_addr().context("listener has no address")?);
         let router = http::router(state);
         let token = shutdown.child_token();
         tasks.spawn(async move {
+            // No Nagle delay: a response or a batch of subscription frames
+            // is written whole, and must leave at once.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %err, "could not set TCP_NODELAY");
+                }
+            });
             axum::serve(
                 listener,
                 router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -431,6 +445,7 @@ pub async fn start(
         shared,
         db_statements,
         tasks,
+        _live: live,
     })
 }
 

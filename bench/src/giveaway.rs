@@ -23,6 +23,7 @@ use tokio::sync::Mutex;
 use crate::api::{Api, string_at};
 use crate::ledger::{self, Figures, PGBENCH_DB};
 use crate::market::{fund, key, setup_market};
+use crate::rss::cpu_ms;
 use crate::stats::{percentile, sorted};
 
 /// Setup requests in flight at once (registration hashes a password).
@@ -50,6 +51,10 @@ pub struct Args {
     /// `--prizes` winners are announced (0 skips this part).
     #[arg(long, default_value_t = 5_000)]
     subscribers: usize,
+    /// Process id of the server, whose CPU time the `winnerAnnounced` part
+    /// reports.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Run only the `winnerAnnounced` part (no storm, pgbench or reads).
     #[arg(long)]
     announce_only: bool,
@@ -196,6 +201,17 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
             ms(fanout.max_ms),
             ms(fanout.last_p50_ms),
             ms(fanout.last_p99_ms),
+        );
+        println!(
+            "announced in {:.0?}, delivered in {:.0?}; CPU: server {} ms, load generator {:.0} ms ({:.2} + {:.2} µs per delivery)",
+            fanout.announced_in,
+            fanout.delivered_in,
+            fanout
+                .server_cpu_ms
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}")),
+            fanout.client_cpu_ms,
+            fanout.server_cpu_ms.unwrap_or(f64::NAN) * 1000.0 / fanout.deliveries as f64,
+            fanout.client_cpu_ms * 1000.0 / fanout.deliveries as f64,
         );
     }
     println!("errors=0");
@@ -454,6 +470,13 @@ async fn hammer(
 const ANNOUNCE_CONCURRENCY: usize = 8;
 
 struct Fanout {
+    /// From the first attempt until every attempt was answered.
+    announced_in: Duration,
+    /// From the first attempt until every subscriber had every winner.
+    delivered_in: Duration,
+    /// CPU the server and the load generator used over `delivered_in`.
+    server_cpu_ms: Option<f64>,
+    client_cpu_ms: f64,
     deliveries: usize,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
@@ -475,7 +498,6 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     let query = format!(
         "subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence announcedAt }} }}"
     );
-    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
     let mut sockets = stream::iter(0..args.subscribers)
         .map(|_| {
             let ws_url = ws_url.clone();
@@ -493,9 +515,8 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         .buffer_unordered(200);
     let mut listeners = tokio::task::JoinSet::new();
     while let Some(socket) = sockets.next().await {
-        listeners.spawn(listen(listeners.len(), socket?, sender.clone()));
+        listeners.spawn(listen(socket?, count));
     }
-    drop(sender);
     wait_for(
         &host,
         &event_id,
@@ -503,6 +524,15 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         "the second event to go LIVE",
     )
     .await?;
+    let cpu_before = (
+        args.server_pid.map(|pid| cpu_ms(Some(pid))).transpose()?,
+        cpu_ms(None)?,
+    );
+    println!(
+        "winnerAnnounced: {} sockets subscribed; announcing",
+        args.subscribers
+    );
+    let started = Instant::now();
     stream::iter(winners)
         .map(|api| {
             let event_id = event_id.clone();
@@ -523,33 +553,38 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         .buffer_unordered(ANNOUNCE_CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await?;
-    let expected = args.subscribers * count;
-    let mut latencies = Vec::with_capacity(expected);
+    let announced_in = started.elapsed();
+    let mut latencies = Vec::with_capacity(args.subscribers * count);
     let mut last_by_winner = vec![0.0_f64; count];
-    let mut next_of = vec![1_u64; args.subscribers];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while latencies.len() < expected {
-        let (subscriber, sequence, latency_ms) = tokio::time::timeout_at(deadline, received.recv())
-            .await
-            .with_context(|| format!("{} of {expected} deliveries arrived", latencies.len()))?
-            .context("every subscriber is gone")??;
-        ensure!(
-            sequence == next_of[subscriber],
-            "subscriber {subscriber} got winner {sequence}, expected {}",
-            next_of[subscriber]
-        );
-        next_of[subscriber] += 1;
-        let slot = usize::try_from(sequence - 1).context("sequence")?;
-        let last = last_by_winner
-            .get_mut(slot)
-            .context("a sequence beyond the prizes")?;
-        *last = last.max(latency_ms);
-        latencies.push(latency_ms);
+    while let Some(joined) = tokio::time::timeout_at(deadline, listeners.join_next())
+        .await
+        .with_context(|| {
+            format!(
+                "{} subscribers had every winner in time",
+                latencies.len() / count
+            )
+        })?
+    {
+        let seen = joined.context("a subscriber task failed")??;
+        for (last, latency) in last_by_winner.iter_mut().zip(&seen) {
+            *last = last.max(*latency);
+        }
+        latencies.extend(seen);
     }
-    listeners.shutdown().await;
+    let delivered_in = started.elapsed();
+    let server_cpu_ms = match (args.server_pid, cpu_before.0) {
+        (Some(pid), Some(before)) => Some(cpu_ms(Some(pid))? - before),
+        _ => None,
+    };
+    let client_cpu_ms = cpu_ms(None)? - cpu_before.1;
     let latencies = sorted(latencies);
     let lasts = sorted(last_by_winner);
     Ok(Fanout {
+        announced_in,
+        delivered_in,
+        server_cpu_ms,
+        client_cpu_ms,
         deliveries: latencies.len(),
         p50_ms: percentile(&latencies, 500),
         p99_ms: percentile(&latencies, 990),
@@ -559,48 +594,76 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     })
 }
 
-/// One delivery: subscriber, winner sequence, ms from `announcedAt`.
-type Delivery = Result<(usize, u64, f64)>;
-
-/// Reads one subscriber's socket, reporting each winner's sequence and its
-/// latency from `announcedAt` to the moment its frame was read.
-async fn listen(
-    subscriber: usize,
-    mut socket: crate::ws::Socket,
-    report: tokio::sync::mpsc::UnboundedSender<Delivery>,
-) {
-    while let Some(frame) = socket.next().await {
+/// Reads one subscriber's socket until it had all `count` winners, each
+/// exactly once and in sequence order: their latencies from `announcedAt`
+/// to the moment the frame was read (ms), by sequence. A subscriber keeps
+/// its own figures, so 500,000 deliveries cost the load generator no
+/// channel traffic.
+async fn listen(mut socket: crate::ws::Socket, count: usize) -> Result<Vec<f64>> {
+    let mut latencies = Vec::with_capacity(count);
+    while latencies.len() < count {
+        let frame = socket.next().await.context("the socket closed")??;
         let now = chrono::Utc::now();
-        let outcome = match delivery(frame, now) {
-            Ok(None) => continue,
-            Ok(Some((sequence, ms))) => Ok((subscriber, sequence, ms)),
-            Err(err) => Err(err),
+        let tokio_tungstenite::tungstenite::Message::Text(text) = frame else {
+            continue;
         };
-        if report.send(outcome).is_err() {
-            return;
-        }
+        let Some((sequence, at)) = winner(text.as_str())? else {
+            continue;
+        };
+        ensure!(
+            usize::try_from(sequence).ok() == Some(latencies.len() + 1),
+            "got winner {sequence}, expected {}",
+            latencies.len() + 1
+        );
+        let micros = (now - at).num_microseconds().unwrap_or(0);
+        latencies.push(micros as f64 / 1000.0);
     }
+    Ok(latencies)
 }
 
-/// The winner in `frame` read at `now`: its sequence and latency (ms).
-fn delivery(
-    frame: Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<(u64, f64)>> {
-    let tokio_tungstenite::tungstenite::Message::Text(text) = frame? else {
-        return Ok(None);
-    };
-    let message: Value = serde_json::from_str(text.as_str())?;
-    if message["type"] == "ping" {
+/// A `next` of `winnerAnnounced`, parsed borrowed and typed (no JSON tree):
+/// unknown fields are ignored, `errors` fails it.
+#[derive(serde::Deserialize)]
+struct Next<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    payload: Option<NextPayload<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct NextPayload<'a> {
+    #[serde(borrow)]
+    data: Option<NextData<'a>>,
+    errors: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct NextData<'a> {
+    #[serde(rename = "winnerAnnounced", borrow)]
+    winner: Option<NextWinner<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct NextWinner<'a> {
+    sequence: u64,
+    #[serde(rename = "announcedAt")]
+    announced_at: &'a str,
+}
+
+/// The winner of one text frame: its sequence and `announcedAt`; `None`
+/// for a ping.
+fn winner(text: &str) -> Result<Option<(u64, chrono::DateTime<chrono::Utc>)>> {
+    let message: Next<'_> =
+        serde_json::from_str(text).with_context(|| format!("not a message: {text}"))?;
+    if message.kind == "ping" {
         return Ok(None);
     }
-    ensure!(message["type"] == "next", "a subscriber got {message}");
-    let winner = &message["payload"]["data"]["winnerAnnounced"];
-    let sequence = winner["sequence"].as_u64().context("no sequence")?;
-    let at: chrono::DateTime<chrono::Utc> = winner["announcedAt"]
-        .as_str()
-        .context("no announcedAt")?
-        .parse()?;
-    let micros = (now - at).num_microseconds().unwrap_or(0);
-    Ok(Some((sequence, micros as f64 / 1000.0)))
+    ensure!(message.kind == "next", "a subscriber got {text}");
+    let payload = message.payload.context("a next without payload")?;
+    ensure!(payload.errors.is_none(), "a subscriber got errors: {text}");
+    let winner = payload
+        .data
+        .and_then(|d| d.winner)
+        .with_context(|| format!("a next without a winner: {text}"))?;
+    Ok(Some((winner.sequence, winner.announced_at.parse()?)))
 }

@@ -58,6 +58,51 @@ pub struct AppStateInner {
     pub shared: shared::SharedSubscriptions,
     /// Parsed GraphQL documents by query text.
     pub documents: graphql::DocumentCache,
+    /// Where WebSocket connections run (see [`LiveRuntime`]).
+    pub live: tokio::runtime::Handle,
+}
+
+/// The runtime WebSocket connections and their shared executions run on,
+/// apart from requests, jobs and the outbox relay: a bulkhead. Announcing
+/// one winner to 5,000 sockets queues 5,000 tasks; on one runtime, every
+/// step of the next attempt and of the relay that announces it would wait
+/// behind all of them. On their own threads, the kernel shares the cores
+/// between the two, and a request is never queued behind a fan-out.
+pub struct LiveRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LiveRuntime {
+    /// A runtime with one worker per core.
+    pub fn new() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("giftdrop-live")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Spawns onto it.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .map(|runtime| runtime.handle().clone())
+            .expect("the runtime lives until dropped")
+    }
+}
+
+impl Drop for LiveRuntime {
+    fn drop(&mut self) {
+        // Dropped from async code (the process's end, a test's app): never
+        // block there. Sockets were closed by the shutdown token already.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl AppState {
@@ -68,6 +113,7 @@ impl AppState {
         services: Services,
         shared: shared::SharedSubscriptions,
         shutdown: CancellationToken,
+        live: tokio::runtime::Handle,
     ) -> Self {
         Self(Arc::new(AppStateInner {
             schema,
@@ -80,6 +126,7 @@ impl AppState {
             shutdown,
             shared,
             documents: graphql::DocumentCache::default(),
+            live,
         }))
     }
 }

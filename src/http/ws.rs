@@ -9,7 +9,9 @@
 //! second init; at most 50 subscriptions per connection; server pings; small
 //! buffers. One task per connection drives all its subscriptions.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Extension;
@@ -33,6 +35,8 @@ use super::{AppState, CorrelationId, resolve_auth};
 pub const MAX_SUBSCRIPTIONS: usize = 50;
 /// Socket buffers: enough for typical messages, tiny next to 128 KiB.
 const BUFFER: usize = 4 * 1024;
+/// Most subscription frames written to a socket before one flush.
+const BATCH: usize = 64;
 /// Largest message a client may send.
 const MAX_MESSAGE: usize = 64 * 1024;
 
@@ -92,7 +96,9 @@ pub async fn upgrade(
             // Split here, not in `run`: an async fn keeps its arguments for
             // as long as it runs, and the socket is large.
             let (sink, incoming) = socket.split();
-            connection.run(sink, incoming)
+            let live = connection.state.live.clone();
+            live.spawn(connection.run(sink, incoming));
+            std::future::ready(())
         })
 }
 
@@ -158,7 +164,7 @@ impl Connection {
                         }
                     }
                     Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                        if let Err(gone) = self.forward(&mut sink, id, item).await {
+                        if let Err(gone) = self.forward_ready(&mut sink, id, item).await {
                             break Err(gone);
                         }
                     }
@@ -208,6 +214,29 @@ impl Connection {
             .map_err(|_| Gone)
     }
 
+    /// Writes `frame`, then every other frame already waiting on this
+    /// connection's subscriptions (at most [`BATCH`]), and flushes once: a
+    /// burst of winners reaches a socket in a few writes, not one each.
+    async fn forward_ready(
+        &mut self,
+        sink: &mut Sink,
+        id: String,
+        frame: Frame,
+    ) -> Result<(), Gone> {
+        self.forward(sink, id, frame).await?;
+        for _ in 1..BATCH {
+            let ready = poll_fn(|cx| match self.subscriptions.poll_next_unpin(cx) {
+                Poll::Ready(ready) => Poll::Ready(ready),
+                Poll::Pending => Poll::Ready(None),
+            })
+            .await;
+            let Some((id, frame)) = ready else { break };
+            self.forward(sink, id, frame).await?;
+        }
+        sink.flush().await.map_err(|_| Gone)
+    }
+
+    /// Queues the messages of one frame; the caller flushes.
     // Every idle socket's task is as large as its largest step, and this
     // is one: it builds its messages first, then only awaits the writes.
     async fn forward(&mut self, sink: &mut Sink, id: String, frame: Frame) -> Result<(), Gone> {
@@ -232,13 +261,8 @@ impl Connection {
             }
         }
         drop((id, frame));
-        if let Some(text) = message {
-            sink.send(Message::Text(text.into()))
-                .await
-                .map_err(|_| Gone)?;
-        }
-        if let Some(text) = complete {
-            sink.send(Message::Text(text.into()))
+        for text in message.into_iter().chain(complete) {
+            sink.feed(Message::Text(text.into()))
                 .await
                 .map_err(|_| Gone)?;
         }
