@@ -492,7 +492,9 @@ mod tests {
         let mut positions = Vec::with_capacity(count);
         for _ in 0..count {
             match follower.next().await {
-                Some(Frame::Next(json)) => positions.push(json.parse().expect("a position")),
+                Some(Frame::Next(json)) => {
+                    positions.push(json.as_str().parse().expect("a position"));
+                }
                 other => panic!("expected a frame, got {other:?}"),
             }
         }

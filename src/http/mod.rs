@@ -70,6 +70,7 @@ pub struct AppStateInner {
 /// between the two, and a request is never queued behind a fan-out.
 pub struct LiveRuntime {
     runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
 }
 
 impl LiveRuntime {
@@ -82,16 +83,14 @@ impl LiveRuntime {
             .enable_all()
             .build()?;
         Ok(Self {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
         })
     }
 
     /// Spawns onto it.
     pub fn handle(&self) -> tokio::runtime::Handle {
-        self.runtime
-            .as_ref()
-            .map(|runtime| runtime.handle().clone())
-            .expect("the runtime lives until dropped")
+        self.handle.clone()
     }
 }
 

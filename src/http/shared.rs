@@ -36,11 +36,64 @@ const CAPACITY: usize = 16;
 #[derive(Clone, Debug)]
 pub enum Frame {
     /// A response (`{"data":…}`, possibly with partial errors).
-    Next(Arc<str>),
+    Next(Payload),
     /// A failed response: the serialized `errors` array. Ends the operation.
     Error(Arc<str>),
     /// The operation completed.
     Complete,
+}
+
+/// A serialized response, shared by every socket it goes to, with the
+/// last protocol message built around it: thousands of sockets that run
+/// one operation under the same subscription id (most clients number
+/// theirs from 1) share that message too, so each only copies its bytes.
+#[derive(Clone, Debug)]
+pub struct Payload(Arc<PayloadInner>);
+
+#[derive(Debug)]
+struct PayloadInner {
+    json: Box<str>,
+    /// `(message type, subscription id)` and the message for them.
+    framed: Mutex<Option<(&'static str, Box<str>, axum::extract::ws::Utf8Bytes)>>,
+}
+
+impl Payload {
+    /// The serialized response.
+    pub fn as_str(&self) -> &str {
+        &self.0.json
+    }
+
+    /// The server message `{"type":kind,"id":id,"payload":…}`, built once
+    /// for each (kind, id) in a row.
+    pub fn message(&self, kind: &'static str, id: &str) -> axum::extract::ws::Utf8Bytes {
+        let mut framed = lock(&self.0.framed);
+        if let Some((k, i, message)) = &*framed
+            && *k == kind
+            && **i == *id
+        {
+            return message.clone();
+        }
+        let message = axum::extract::ws::Utf8Bytes::from(framed_message(kind, id, &self.0.json));
+        *framed = Some((kind, id.into(), message.clone()));
+        message
+    }
+}
+
+impl From<String> for Payload {
+    fn from(json: String) -> Self {
+        Self(Arc::new(PayloadInner {
+            json: json.into_boxed_str(),
+            framed: Mutex::new(None),
+        }))
+    }
+}
+
+/// A server message around an already serialized JSON payload, without
+/// parsing it again.
+pub(super) fn framed_message(kind: &str, id: &str, payload: &str) -> String {
+    // The id is the client's: escaped as a JSON string.
+    let id = serde_json::Value::from(id);
+    format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#)
 }
 
 impl Frame {
@@ -446,4 +499,28 @@ fn follow(
         };
         Some((frame, me))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Payload;
+
+    #[test]
+    fn a_payload_frames_each_kind_and_id_exactly_and_reuses_the_last_message() {
+        let payload = Payload::from(r#"{"data":{"n":1}}"#.to_owned());
+        let first = payload.message("next", "1");
+        assert_eq!(
+            first.as_str(),
+            r#"{"type":"next","id":"1","payload":{"data":{"n":1}}}"#
+        );
+        // The same message again: the very same bytes, not a copy.
+        let again = payload.message("next", "1");
+        assert!(std::ptr::eq(first.as_str(), again.as_str()));
+        // Another client's id is escaped as a JSON string.
+        let other = payload.message("data", "a\"b");
+        let parsed: serde_json::Value = serde_json::from_str(other.as_str()).expect("JSON");
+        assert_eq!(parsed["type"], "data");
+        assert_eq!(parsed["id"], "a\"b");
+        assert_eq!(parsed["payload"]["data"]["n"], 1);
+    }
 }

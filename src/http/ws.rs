@@ -11,6 +11,7 @@
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 
-use super::shared::Frame;
+use super::shared::{Frame, framed_message as framed};
 use super::{AppState, CorrelationId, resolve_auth};
 
 /// Most active subscriptions on one connection.
@@ -114,14 +115,7 @@ struct Connection {
     /// `None` until connection_init was accepted.
     auth: Option<Auth>,
     /// The serialized results of each operation, by operation id.
-    subscriptions: StreamMap<String, BoxStream<'static, Frame>>,
-}
-
-/// A server message around an already serialized JSON payload, without
-/// parsing it again.
-fn framed(kind: &str, id: &str, payload: &str) -> String {
-    let id = Value::from(id);
-    format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#)
+    subscriptions: StreamMap<Arc<str>, BoxStream<'static, Frame>>,
 }
 
 /// A broken socket: stop serving it.
@@ -220,7 +214,7 @@ impl Connection {
     async fn forward_ready(
         &mut self,
         sink: &mut Sink,
-        id: String,
+        id: Arc<str>,
         frame: Frame,
     ) -> Result<(), Gone> {
         self.forward(sink, id, frame).await?;
@@ -239,17 +233,22 @@ impl Connection {
     /// Queues the messages of one frame; the caller flushes.
     // Every idle socket's task is as large as its largest step, and this
     // is one: it builds its messages first, then only awaits the writes.
-    async fn forward(&mut self, sink: &mut Sink, id: String, frame: Frame) -> Result<(), Gone> {
+    async fn forward(&mut self, sink: &mut Sink, id: Arc<str>, frame: Frame) -> Result<(), Gone> {
         let message = match (&frame, self.protocol) {
-            (Frame::Next(payload), protocol) => Some(framed(protocol.next(), &id, payload)),
+            (Frame::Next(payload), protocol) => Some(payload.message(protocol.next(), &id)),
             // graphql-transport-ws: an `error` message ends the operation.
-            (Frame::Error(errors), Protocol::TransportWs) => Some(framed("error", &id, errors)),
+            (Frame::Error(errors), Protocol::TransportWs) => {
+                Some(framed("error", &id, errors).into())
+            }
             // graphql-ws: the failed result as `data`, then `complete`.
-            (Frame::Error(errors), Protocol::LegacyWs) => Some(framed(
-                "data",
-                &id,
-                &format!(r#"{{"data":null,"errors":{errors}}}"#),
-            )),
+            (Frame::Error(errors), Protocol::LegacyWs) => Some(
+                framed(
+                    "data",
+                    &id,
+                    &format!(r#"{{"data":null,"errors":{errors}}}"#),
+                )
+                .into(),
+            ),
             (Frame::Complete, _) => None,
         };
         let mut complete = None;
@@ -257,14 +256,12 @@ impl Connection {
             self.subscriptions.remove(&id);
             metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
             if !(matches!(frame, Frame::Error(_)) && self.protocol == Protocol::TransportWs) {
-                complete = Some(json!({ "type": "complete", "id": id }).to_string());
+                complete = Some(json!({ "type": "complete", "id": &*id }).to_string().into());
             }
         }
         drop((id, frame));
         for text in message.into_iter().chain(complete) {
-            sink.feed(Message::Text(text.into()))
-                .await
-                .map_err(|_| Gone)?;
+            sink.feed(Message::Text(text)).await.map_err(|_| Gone)?;
         }
         Ok(())
     }
@@ -354,7 +351,7 @@ impl Connection {
         let Some(auth) = self.auth.clone() else {
             return Ok(Some((4401, "Unauthorized")));
         };
-        if self.subscriptions.contains_key(&id) {
+        if self.subscriptions.contains_key(id.as_str()) {
             // The close reason must fit a control frame (123 bytes).
             return Ok(Some((4409, "Subscriber for this id already exists")));
         }
@@ -396,7 +393,7 @@ impl Connection {
         } else {
             Frame::stream(self.state.schema.execute_stream(request.data(data)))
         };
-        self.subscriptions.insert(id, responses);
+        self.subscriptions.insert(id.into(), responses);
         metrics::gauge!("giftdrop_ws_subscriptions").increment(1.0);
         Ok(None)
     }
