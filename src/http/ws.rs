@@ -158,7 +158,9 @@ impl Connection {
                         }
                     }
                     Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
-                        if let Err(gone) = self.forward_ready(&mut sink, id, item).await {
+                        // Boxed, like message handling: inline, the batch's
+                        // writes would size every idle socket's task.
+                        if let Err(gone) = Box::pin(self.forward_ready(&mut sink, id, item)).await {
                             break Err(gone);
                         }
                     }
