@@ -527,6 +527,65 @@ async fn a_draft_can_be_followed_by_its_host_only() {
         first["payload"]["data"]["eventUpdated"]["status"], "DRAFT",
         "{first}"
     );
+    // The shared winners feed refuses the stranger once, and ends.
+    let winners = format!("subscription {{ winnerAnnounced(eventId: \"{id}\") {{ sequence }} }}");
+    stranger.subscribe("w", &winners).await;
+    let refused = stranger.next().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "w", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "NOT_FOUND");
+    stranger.subscribe("w", &winners).await;
+    let again = stranger.next().await;
+    assert_eq!(
+        again["type"], "error",
+        "a finished id may be reused: {again}"
+    );
+}
+
+#[tokio::test]
+async fn a_shared_winners_feed_shows_the_card_to_the_winner_only() {
+    let app = spawn_app().await;
+    let (event_id, _) = event_of(
+        &app,
+        "INSTANT",
+        &[1],
+        Utc::now() + Duration::seconds(1),
+        120,
+    )
+    .await;
+    status_is(&app, &event_id, "LIVE").await;
+    let crowd = app.verified_crowd(&event_id, 1).await;
+    let query = format!(
+        "subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence card {{ id }} }} }}"
+    );
+    let mut winner = WsClient::ready(&app.ws_url(), Some(&crowd[0])).await;
+    winner.subscribe("w", &query).await;
+    let mut anonymous = Vec::new();
+    for _ in 0..2 {
+        let mut ws = WsClient::ready(&app.ws_url(), None).await;
+        ws.subscribe("w", &query).await;
+        anonymous.push(ws);
+    }
+    // One live execution per viewer: the winner's, and the anonymous one.
+    eventually("a shared execution per viewer", || async {
+        app.running().shared.logs().running() == 2
+    })
+    .await;
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
+    let own = winner.next().await;
+    let card = &own["payload"]["data"]["winnerAnnounced"]["card"];
+    assert!(card["id"].is_string(), "{own}");
+    for ws in &mut anonymous {
+        let seen = ws.next().await;
+        assert_eq!(
+            seen["payload"]["data"]["winnerAnnounced"]["sequence"], 1,
+            "{seen}"
+        );
+        assert!(
+            seen["payload"]["data"]["winnerAnnounced"]["card"].is_null(),
+            "{seen}"
+        );
+    }
 }
 
 #[tokio::test]

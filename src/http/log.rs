@@ -31,10 +31,6 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::shared::{Frame, Running, forget, lock, request_key, until_final};
 
-/// The frame sent when a subscriber cannot make progress through no fault
-/// of its own (a tap that reports no positions: a bug).
-const INTERNAL: &str = r#"[{"message":"Internal server error","extensions":{"code":"INTERNAL"}}]"#;
-
 /// One execution of the operation in a [`LogMode`], with its tap.
 struct Execution {
     frames: BoxStream<'static, Frame>,
@@ -254,7 +250,7 @@ async fn drive(mut live: Execution, log: Weak<Log>, stop: CancellationToken) {
             (frame, _) => {
                 let frame = if matches!(frame, Frame::Next(_)) {
                     tracing::error!("a live log frame without a position");
-                    Frame::Error(INTERNAL.into())
+                    Frame::internal()
                 } else {
                     frame
                 };
@@ -310,12 +306,12 @@ impl Follower {
                             // The database lacks positions the live stream
                             // already passed: never loop on it, never skip.
                             tracing::error!(last = ?self.last, "a log replay that could not fill its gap");
-                            return Frame::Error(INTERNAL.into());
+                            return Frame::internal();
                         }
                     }
                     (Frame::Next(_), None) => {
                         tracing::error!("a log replay frame without a position");
-                        return Frame::Error(INTERNAL.into());
+                        return Frame::internal();
                     }
                     // A failure (the event is not visible, the database is
                     // down) ends the operation.
@@ -324,7 +320,7 @@ impl Follower {
                 continue;
             }
             let Some(last) = self.last else {
-                return Frame::Error(INTERNAL.into());
+                return Frame::internal();
             };
             self.changed.borrow_and_update();
             let step = {
@@ -385,7 +381,6 @@ fn follow(log: Arc<Log>, data: RequestData) -> BoxStream<'static, Frame> {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::time::Duration;
 
     use futures_util::StreamExt;
     use giftdrop_domain::RequestMeta;
@@ -488,6 +483,17 @@ mod tests {
         )
     }
 
+    /// Two followers of one execution of `fake` under one key.
+    fn two(
+        logs: &SharedLogs,
+        fake: &Fake,
+    ) -> (BoxStream<'static, Frame>, BoxStream<'static, Frame>) {
+        let key: Arc<str> = "k".into();
+        let first = logs.join(Arc::clone(&key), data(), || fake.execute());
+        let second = logs.join(key, data(), || panic!("one execution"));
+        (first, second)
+    }
+
     async fn take(follower: &mut BoxStream<'static, Frame>, count: usize) -> Vec<i32> {
         let mut positions = Vec::with_capacity(count);
         for _ in 0..count {
@@ -505,9 +511,7 @@ mod tests {
     async fn followers_share_one_live_execution_and_see_every_position_once() {
         let logs = SharedLogs::new(4);
         let fake = Fake::new(3);
-        let key: Arc<str> = "k".into();
-        let mut a = logs.join(Arc::clone(&key), data(), || fake.execute());
-        let mut b = logs.join(Arc::clone(&key), data(), || panic!("one execution"));
+        let (mut a, mut b) = two(&logs, &fake);
         assert_eq!(logs.running(), 1);
         assert_eq!(take(&mut a, 3).await, [1, 2, 3]);
         assert_eq!(take(&mut b, 3).await, [1, 2, 3]);
@@ -520,12 +524,8 @@ mod tests {
     async fn a_follower_left_behind_by_the_window_replays_the_gap_from_the_store() {
         let logs = SharedLogs::new(4);
         let fake = Fake::new(0);
-        let key: Arc<str> = "k".into();
-        let mut reader = logs.join(Arc::clone(&key), data(), || fake.execute());
-        let mut behind = logs.join(Arc::clone(&key), data(), || panic!("one execution"));
-        // The live execution has started once the reader is waiting on it.
-        let waiting = tokio::time::timeout(Duration::from_millis(50), reader.next()).await;
-        assert!(waiting.is_err(), "nothing to read yet: {waiting:?}");
+        // The live execution follows the feed from the moment it is made.
+        let (mut reader, mut behind) = two(&logs, &fake);
         fake.announce(20);
         assert_eq!(take(&mut reader, 20).await, (1..=20).collect::<Vec<_>>());
         // `behind` read nothing while 20 went by a window of 4.
@@ -553,9 +553,7 @@ mod tests {
     async fn the_end_of_the_live_execution_reaches_every_follower_after_its_frames() {
         let logs = SharedLogs::new(4);
         let fake = Fake::new(1);
-        let key: Arc<str> = "k".into();
-        let mut a = logs.join(Arc::clone(&key), data(), || fake.execute());
-        let mut b = logs.join(Arc::clone(&key), data(), || panic!("one execution"));
+        let (mut a, mut b) = two(&logs, &fake);
         assert_eq!(take(&mut a, 1).await, [1]);
         fake.announce(2);
         assert_eq!(take(&mut a, 2).await, [2, 3]);
@@ -571,7 +569,7 @@ mod tests {
             stored: Arc::clone(&fake.stored),
             live: broadcast::channel(8).0,
         };
-        let mut c = logs.join(key, data(), || fresh.execute());
+        let mut c = logs.join("k".into(), data(), || fresh.execute());
         assert_eq!(take(&mut c, 3).await, [1, 2, 3]);
     }
 
@@ -579,10 +577,7 @@ mod tests {
     async fn the_live_execution_stops_when_its_last_follower_leaves() {
         let logs = SharedLogs::new(4);
         let fake = Fake::new(0);
-        let key: Arc<str> = "k".into();
-        let a = logs.join(Arc::clone(&key), data(), || fake.execute());
-        let b = logs.join(key, data(), || panic!("one execution"));
-        tokio::task::yield_now().await;
+        let (a, b) = two(&logs, &fake);
         assert_eq!(fake.live.receiver_count(), 1);
         drop(a);
         assert_eq!(logs.running(), 1);

@@ -112,12 +112,16 @@ impl Frame {
             (true, Ok(json)) => Frame::Error(json.into()),
             (_, Err(err)) => {
                 tracing::error!(error = %err, "could not serialize a subscription response");
-                Frame::Error(
-                    r#"[{"message":"Internal server error","extensions":{"code":"INTERNAL"}}]"#
-                        .into(),
-                )
+                Frame::internal()
             }
         }
+    }
+
+    /// The generic INTERNAL failure (the details go to the log).
+    pub fn internal() -> Self {
+        Frame::Error(
+            r#"[{"message":"Internal server error","extensions":{"code":"INTERNAL"}}]"#.into(),
+        )
     }
 
     /// The frames of an execution: one per response, then `Complete`
