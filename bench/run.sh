@@ -64,5 +64,5 @@ case "$scenario" in
     ;;
   market) ./target/release/giftdrop-bench market --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
   giveaway) ./target/release/giftdrop-bench giveaway --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
-  *) ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
+  *) ${BENCH_WRAP:-} ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
 esac

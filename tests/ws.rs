@@ -73,6 +73,29 @@ async fn a_connection_holds_at_most_fifty_subscriptions() {
 }
 
 #[tokio::test]
+async fn a_message_larger_than_the_read_buffer_arrives_whole() {
+    let app = spawn_app().await;
+    let (token, user_id) = app.register("ada@example.com", "Ada").await;
+    let mut client = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    // A query that spans many reads of the socket's 1 KiB read buffer.
+    let long = format!("# {}\n{ME_UPDATED}", "x".repeat(6 * 1024));
+    client.subscribe("long", &long).await;
+    let first = client.next().await;
+    assert_eq!(first["id"], "long");
+    assert_eq!(
+        first["payload"]["data"]["meUpdated"]["id"],
+        user_id.as_str()
+    );
+    // The connection reads on as before: a short message after the long one.
+    client.subscribe("short", ME_UPDATED).await;
+    let second = client.next().await;
+    assert_eq!(
+        (second["type"].as_str(), second["id"].as_str()),
+        (Some("next"), Some("short"))
+    );
+}
+
+#[tokio::test]
 async fn subscriptions_need_a_signed_in_user_where_queries_do() {
     let app = spawn_app().await;
     let mut client = WsClient::ready(&app.ws_url(), None).await;

@@ -4,12 +4,12 @@
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::api::{Api, RoleChange};
 use crate::rss::{cpu_ms, mib, rss_kib};
 use crate::stats::{median, percentile, sorted};
-use crate::ws::{Event, Fleet, endpoint};
+use crate::ws::{Fleet, endpoint};
 
 /// The role toggled on the subscribed user, one change per message.
 const ROLE: &str = "HOST";
@@ -46,6 +46,7 @@ pub struct Args {
 struct Delivery {
     change: RoleChange,
     mutation_rtt: f64,
+    first: f64,
     p50: f64,
     p99: f64,
     max: f64,
@@ -62,7 +63,8 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
     let admin = admin.signed_in(token);
     let rss_before = rss_kib(args.server_pid)?;
     let started = Instant::now();
-    let mut fleet = Fleet::open(&endpoint(base_url), &user.token, count, args.distinct).await?;
+    let mut fleet =
+        Fleet::open(&endpoint(base_url), &user.token, count, args.distinct, ROLE).await?;
     println!(
         "fanout: {count} sockets subscribed to one user's meUpdated, opened in {:.2?}; server RSS {:.1} -> {:.1} MiB\n",
         started.elapsed(),
@@ -70,9 +72,9 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
         mib(rss_kib(args.server_pid)?)
     );
     println!(
-        "| message | change | mutation RTT ms | p50 ms | p99 ms | max ms | received | server CPU ms | load generator CPU ms |"
+        "| message | change | mutation RTT ms | first ms | p50 ms | p99 ms | max ms | received | server CPU ms | load generator CPU ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut deliveries = Vec::new();
     for message in 1..=args.messages.get() {
         tokio::time::sleep(SETTLE).await;
@@ -81,20 +83,14 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
         } else {
             RoleChange::Revoke
         };
-        let delivery = publish(
-            &admin,
-            &mut fleet,
-            &user.user_id,
-            change,
-            count,
-            args.server_pid,
-        )
-        .await
-        .with_context(|| format!("message {message}"))?;
+        let delivery = publish(&admin, &mut fleet, &user.user_id, change, args.server_pid)
+            .await
+            .with_context(|| format!("message {message}"))?;
         println!(
-            "| {message} | {:?} {ROLE} | {:.2} | {:.2} | {:.2} | {:.2} | {count}/{count} | {:.0} | {:.0} |",
+            "| {message} | {:?} {ROLE} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {count}/{count} | {:.0} | {:.0} |",
             delivery.change,
             delivery.mutation_rtt,
+            delivery.first,
             delivery.p50,
             delivery.p99,
             delivery.max,
@@ -113,11 +109,12 @@ fn summarize(deliveries: &[Delivery], subscribers: usize) -> Result<()> {
         median(&deliveries.iter().map(figure).collect::<Vec<_>>()).context("no messages")
     };
     let rtt = median_of(|d| d.mutation_rtt)?;
+    let first = median_of(|d| d.first)?;
     let p50 = median_of(|d| d.p50)?;
     let p99 = median_of(|d| d.p99)?;
     let max = median_of(|d| d.max)?;
     println!(
-        "\nmedian over messages: mutation RTT {rtt:.2} ms, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+        "\nmedian over messages: mutation RTT {rtt:.2} ms, first {first:.2} ms, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
     );
     println!(
         "server CPU per message {:.0} ms ({:.1} us per delivery), load generator {:.0} ms",
@@ -139,20 +136,21 @@ async fn publish(
     fleet: &mut Fleet,
     user_id: &str,
     change: RoleChange,
-    count: usize,
     server_pid: u32,
 ) -> Result<Delivery> {
     let (server_cpu, client_cpu) = (cpu_ms(Some(server_pid))?, cpu_ms(None)?);
+    fleet.expect()?;
     let t0 = Instant::now();
     admin.change_role(change, user_id, ROLE).await?;
     let mutation_rtt = millis(t0.elapsed());
-    let latencies = sorted(collect(fleet, t0, change, count).await?);
+    let latencies = sorted(collect(fleet, t0, change).await?);
     let server_cpu = cpu_ms(Some(server_pid))? - server_cpu;
     let client_cpu = cpu_ms(None)? - client_cpu;
     let at = |per_mille| percentile(&latencies, per_mille).context("no deliveries");
     Ok(Delivery {
         change,
         mutation_rtt,
+        first: at(0)?,
         p50: at(500)?,
         p99: at(990)?,
         max: at(1000)?,
@@ -163,52 +161,20 @@ async fn publish(
 
 /// Latency from `t0` of each subscriber's copy of `change`: exactly one
 /// each, showing the change.
-async fn collect(
-    fleet: &mut Fleet,
-    t0: Instant,
-    change: RoleChange,
-    count: usize,
-) -> Result<Vec<f64>> {
+async fn collect(fleet: &mut Fleet, t0: Instant, change: RoleChange) -> Result<Vec<f64>> {
     let deadline = tokio::time::Instant::from_std(t0) + DELIVERY_TIMEOUT;
-    let mut received = vec![false; count];
-    let mut latencies = Vec::with_capacity(count);
-    while latencies.len() < count {
-        let event = tokio::time::timeout_at(deadline, fleet.events.recv())
-            .await
-            .with_context(|| {
-                format!(
-                    "only {} of {count} subscribers received it within {DELIVERY_TIMEOUT:?}",
-                    latencies.len()
-                )
-            })?
-            .context("every socket is gone")?;
-        let (subscriber, at, roles) = match event {
-            Event::Next {
-                subscriber,
-                at,
-                roles,
-            } => (subscriber, at, roles),
-            Event::Failed { subscriber, reason } => {
-                bail!("subscriber {subscriber} failed: {reason}")
-            }
-        };
-        ensure!(
-            shows(&roles, change),
-            "subscriber {subscriber} got roles {roles:?}, not the {change:?} of {ROLE}"
-        );
-        ensure!(
-            !received[subscriber],
-            "subscriber {subscriber} got the change twice"
-        );
-        received[subscriber] = true;
-        latencies.push(millis(at.saturating_duration_since(t0)));
-    }
-    Ok(latencies)
-}
-
-/// Whether a `meUpdated` user's roles reflect `change` of [`ROLE`].
-fn shows(roles: &[String], change: RoleChange) -> bool {
-    roles.iter().any(|role| role == ROLE) == matches!(change, RoleChange::Grant)
+    let received = fleet.collect(deadline).await?;
+    received
+        .iter()
+        .enumerate()
+        .map(|(subscriber, next)| {
+            ensure!(
+                next.has_role == matches!(change, RoleChange::Grant),
+                "subscriber {subscriber} got roles that do not show the {change:?} of {ROLE}"
+            );
+            Ok(millis(next.at.saturating_duration_since(t0)))
+        })
+        .collect()
 }
 
 fn millis(duration: Duration) -> f64 {

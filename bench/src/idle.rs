@@ -36,7 +36,14 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
     let before = rss_kib(args.server_pid)?;
 
     let started = Instant::now();
-    let mut fleet = Fleet::open(&endpoint(base_url), &session.token, count, args.distinct).await?;
+    let fleet = Fleet::open(
+        &endpoint(base_url),
+        &session.token,
+        count,
+        args.distinct,
+        "HOST",
+    )
+    .await?;
     let opened_in = started.elapsed();
     tokio::time::sleep(SETTLE).await;
     let after = rss_kib(args.server_pid)?;

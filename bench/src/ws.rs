@@ -1,14 +1,16 @@
 //! A fleet of graphql-transport-ws sockets, each with one `meUpdated`
 //! subscription, kept alive by one task per socket that answers pings and
-//! reports every `next` it receives.
+//! records every `next` it receives.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -24,44 +26,96 @@ const PARALLEL_HANDSHAKES: usize = 200;
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Client socket buffers: messages here are tiny, and 10,000 sockets with
 /// tungstenite's default 128 KiB buffers would cost the client ~1.3 GB.
-const BUFFER: usize = 4 * 1024;
+const BUFFER: usize = 1024;
 const SUBSCRIPTION_ID: &str = "1";
 
-/// What a subscriber task reports.
-#[derive(Debug)]
-pub enum Event {
-    /// A `next` arrived on subscriber `subscriber` at `at`.
-    Next {
-        /// Index of the socket in its fleet.
-        subscriber: usize,
-        /// When its frame was read off the socket, before parsing.
-        at: Instant,
-        /// `payload.data.meUpdated.roles`.
-        roles: Vec<String>,
-    },
-    /// The socket closed or broke the protocol; it is gone.
-    Failed {
-        /// Index of the socket in its fleet.
-        subscriber: usize,
-        /// Why.
-        reason: String,
-    },
+/// What every socket of a fleet records, and the scenario reads: each
+/// socket writes its own slot, and only the last delivery of a round wakes
+/// the scenario, so measuring costs the load generator no message per
+/// delivery.
+struct Board {
+    /// What the slots' times count from.
+    base: Instant,
+    /// Per socket, since the last [`Fleet::expect`]: 0 when nothing came,
+    /// else the nanoseconds after `base` its `next` was read, shifted left
+    /// once, with the low bit set when that `next` showed the watched role.
+    slots: Vec<AtomicU64>,
+    /// Deliveries still awaited in this round.
+    remaining: AtomicUsize,
+    /// Notified when `remaining` reaches 0 or a socket fails.
+    done: Notify,
+    /// The first failure of any socket.
+    failure: Mutex<Option<String>>,
+}
+
+impl Board {
+    fn fail(&self, reason: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        failure.get_or_insert(reason);
+        self.done.notify_one();
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records socket `subscriber`'s `next`, read at `at`.
+    fn record(&self, subscriber: usize, at: Instant, has_role: bool) {
+        let nanos = u64::try_from(at.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX >> 1)
+            .max(1);
+        let value = (nanos << 1) | u64::from(has_role);
+        let Some(slot) = self.slots.get(subscriber) else {
+            return self.fail(format!("no slot for subscriber {subscriber}"));
+        };
+        if slot.swap(value, Ordering::AcqRel) != 0 {
+            return self.fail(format!(
+                "subscriber {subscriber} got a second next in one round"
+            ));
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+}
+
+/// One socket's `next` in a round.
+pub struct Received {
+    /// When it was read off the socket, before parsing.
+    pub at: Instant,
+    /// Whether `payload.data.meUpdated.roles` held the watched role.
+    pub has_role: bool,
 }
 
 /// Open sockets, all subscribed to `meUpdated` as the same user.
 pub struct Fleet {
     tasks: JoinSet<()>,
-    /// Reports of every socket.
-    pub events: mpsc::UnboundedReceiver<Event>,
+    board: Arc<Board>,
 }
 
 impl Fleet {
     /// Opens `count` sockets to `ws_url` signed in with `token`, waiting for
     /// the initial `next` of each; fails with the number that were open.
     /// With `distinct`, every socket sends a differently named operation,
-    /// so the server cannot share one execution between them.
-    pub async fn open(ws_url: &str, token: &str, count: usize, distinct: bool) -> Result<Self> {
-        let (sender, events) = mpsc::unbounded_channel();
+    /// so the server cannot share one execution between them. Each socket
+    /// notes whether the user's roles hold `role`.
+    pub async fn open(
+        ws_url: &str,
+        token: &str,
+        count: usize,
+        distinct: bool,
+        role: &'static str,
+    ) -> Result<Self> {
+        let board = Arc::new(Board {
+            base: Instant::now(),
+            slots: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            remaining: AtomicUsize::new(0),
+            done: Notify::new(),
+            failure: Mutex::new(None),
+        });
         let mut tasks = JoinSet::new();
         let mut handshakes = stream::iter(0..count)
             .map(|n| subscribe_me(ws_url, token, distinct.then_some(n)))
@@ -69,18 +123,74 @@ impl Fleet {
         while let Some(socket) = handshakes.next().await {
             let socket = socket
                 .with_context(|| format!("opening subscription {} of {count}", tasks.len() + 1))?;
-            tasks.spawn(keep_alive(tasks.len(), socket, sender.clone()));
+            tasks.spawn(keep_alive(tasks.len(), socket, Arc::clone(&board), role));
         }
-        Ok(Self { tasks, events })
+        Ok(Self { tasks, board })
     }
 
-    /// Fails if any socket reported anything since the last call.
-    pub fn ensure_quiet(&mut self) -> Result<()> {
-        match self.events.try_recv() {
-            Ok(event) => bail!("unexpected event on an idle fleet: {event:?}"),
-            Err(mpsc::error::TryRecvError::Empty) => Ok(()),
-            Err(mpsc::error::TryRecvError::Disconnected) => bail!("every socket is gone"),
+    /// Starts a round: from now on every socket must receive exactly one
+    /// `next`.
+    pub fn expect(&mut self) -> Result<()> {
+        self.ensure_quiet()?;
+        self.board
+            .remaining
+            .store(self.board.slots.len(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Waits until every socket received its `next` of the round, at most
+    /// until `deadline`, and returns them by socket.
+    pub async fn collect(&mut self, deadline: tokio::time::Instant) -> Result<Vec<Received>> {
+        let board = &self.board;
+        loop {
+            if let Some(failure) = board.failure() {
+                bail!("{failure}");
+            }
+            let remaining = board.remaining.load(Ordering::Acquire);
+            if remaining == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, board.done.notified())
+                .await
+                .is_err()
+            {
+                let received = board.slots.len() - remaining;
+                bail!(
+                    "only {received} of {} subscribers received it in time",
+                    board.slots.len()
+                );
+            }
         }
+        Ok(board
+            .slots
+            .iter()
+            .map(|slot| {
+                let value = slot.swap(0, Ordering::AcqRel);
+                Received {
+                    at: board.base + Duration::from_nanos(value >> 1),
+                    has_role: value & 1 == 1,
+                }
+            })
+            .collect())
+    }
+
+    /// Fails if any socket received anything or failed since the last
+    /// round.
+    pub fn ensure_quiet(&self) -> Result<()> {
+        if let Some(failure) = self.board.failure() {
+            bail!("{failure}");
+        }
+        let busy = self
+            .board
+            .slots
+            .iter()
+            .position(|slot| slot.load(Ordering::Acquire) != 0);
+        ensure!(
+            busy.is_none(),
+            "subscriber {busy:?} got a next nobody caused"
+        );
+        ensure!(!self.tasks.is_empty(), "every socket is gone");
+        Ok(())
     }
 
     /// Drops every socket.
@@ -203,36 +313,39 @@ struct Next<'a> {
     kind: &'a str,
     #[serde(borrow)]
     id: Option<&'a str>,
-    payload: Option<NextPayload>,
+    #[serde(borrow)]
+    payload: Option<NextPayload<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct NextPayload {
-    data: Option<NextData>,
+struct NextPayload<'a> {
+    #[serde(borrow)]
+    data: Option<NextData<'a>>,
     errors: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(serde::Deserialize)]
-struct NextData {
-    #[serde(rename = "meUpdated")]
-    me_updated: Option<NextUser>,
+struct NextData<'a> {
+    #[serde(rename = "meUpdated", borrow)]
+    me_updated: Option<NextUser<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct NextUser {
-    roles: Vec<String>,
+struct NextUser<'a> {
+    #[serde(borrow)]
+    roles: Vec<&'a str>,
 }
 
 /// What one frame of an established subscription is.
-enum Read {
+enum Read<'a> {
     /// A `next` with the user's roles.
-    Roles(Vec<String>),
+    Roles(Vec<&'a str>),
     /// A protocol ping (answered by the caller).
     Ping,
 }
 
 /// Checks one text frame of an established subscription.
-fn read(text: &str) -> Result<Read> {
+fn read(text: &str) -> Result<Read<'_>> {
     let message: Next<'_> =
         serde_json::from_str(text).with_context(|| format!("message is not a next: {text}"))?;
     if message.kind == "ping" {
@@ -251,8 +364,8 @@ fn read(text: &str) -> Result<Read> {
     Ok(Read::Roles(user.roles))
 }
 
-/// Serves one socket until it fails, reporting each `next`.
-async fn keep_alive(subscriber: usize, mut socket: Socket, events: mpsc::UnboundedSender<Event>) {
+/// Serves one socket until it fails, recording each `next` on `board`.
+async fn keep_alive(subscriber: usize, mut socket: Socket, board: Arc<Board>, role: &str) {
     let failure: anyhow::Error = loop {
         let frame = match socket.next().await {
             Some(Ok(frame)) => frame,
@@ -266,18 +379,7 @@ async fn keep_alive(subscriber: usize, mut socket: Socket, events: mpsc::Unbound
             _ => continue,
         };
         match read(text.as_str()) {
-            Ok(Read::Roles(roles)) => {
-                if events
-                    .send(Event::Next {
-                        subscriber,
-                        at,
-                        roles,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
+            Ok(Read::Roles(roles)) => board.record(subscriber, at, roles.contains(&role)),
             Ok(Read::Ping) => {
                 if let Err(err) = send(&mut socket, &json!({ "type": "pong" })).await {
                     break err;
@@ -286,7 +388,5 @@ async fn keep_alive(subscriber: usize, mut socket: Socket, events: mpsc::Unbound
             Err(err) => break err,
         }
     };
-    let reason = format!("{failure:#}");
-    // Nobody is listening any more only when the run is over.
-    let _ = events.send(Event::Failed { subscriber, reason });
+    board.fail(format!("subscriber {subscriber}: {failure:#}"));
 }

@@ -12,15 +12,16 @@
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
-use futures_util::future::OptionFuture;
-use futures_util::stream::{BoxStream, SplitSink, SplitStream};
+use futures_util::stream::BoxStream;
+use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::{Auth, RequestData};
@@ -34,8 +35,12 @@ use super::{AppState, CorrelationId, resolve_auth};
 
 /// Most active subscriptions on one connection.
 pub const MAX_SUBSCRIPTIONS: usize = 50;
-/// Socket buffers: enough for typical messages, tiny next to 128 KiB.
-const BUFFER: usize = 4 * 1024;
+/// Read buffer: clients send a few small messages (init, subscribe,
+/// pongs), and every idle socket holds this much; a larger message is
+/// read in several chunks into a buffer that grows to fit it.
+const READ_BUFFER: usize = 1024;
+/// Writes are gathered up to this much before they reach the socket.
+const WRITE_BUFFER: usize = 4 * 1024;
 /// Most subscription frames written to a socket before one flush.
 const BATCH: usize = 64;
 /// Largest message a client may send.
@@ -77,8 +82,8 @@ pub async fn upgrade(
         Some("graphql-ws") => Protocol::LegacyWs,
         _ => Protocol::TransportWs,
     };
-    ws.read_buffer_size(BUFFER)
-        .write_buffer_size(BUFFER)
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(4 * MAX_MESSAGE)
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
@@ -94,17 +99,13 @@ pub async fn upgrade(
                 // Most sockets run one subscription.
                 subscriptions: StreamMap::with_capacity(1),
             };
-            // Split here, not in `run`: an async fn keeps its arguments for
-            // as long as it runs, and the socket is large.
-            let (sink, incoming) = socket.split();
             let live = connection.state.live.clone();
-            live.spawn(connection.run(sink, incoming));
+            live.spawn(connection.run(socket));
             std::future::ready(())
         })
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-type Incoming = SplitStream<WebSocket>;
+type Sink = WebSocket;
 type Close = (u16, &'static str);
 
 struct Connection {
@@ -121,6 +122,35 @@ struct Connection {
 /// A broken socket: stop serving it.
 struct Gone;
 
+/// What the connection's task was woken for.
+enum Event {
+    Shutdown,
+    InitTimeout,
+    Ping,
+    Frame(Arc<str>, Frame),
+    Incoming(Option<Result<Message, axum::Error>>),
+}
+
+/// The waker the socket's read side is polled with: it wakes the task and
+/// notes that the socket has something to read. A socket is mostly woken
+/// to write a frame, and reading it then would cost a buffer fill and a
+/// readiness check for nothing, so the task polls it only when this says.
+struct ReadWake {
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 async fn send(sink: &mut Sink, value: &Value) -> Result<(), Gone> {
     sink.send(Message::Text(value.to_string().into()))
         .await
@@ -131,7 +161,7 @@ impl Connection {
     /// Serves the connection until it closes. Not an `async fn`: that keeps
     /// a second copy of its arguments for as long as it runs, in every idle
     /// socket's task.
-    fn run(mut self, mut sink: Sink, mut incoming: Incoming) -> impl Future<Output = ()> + Send {
+    fn run(mut self, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
         metrics::gauge!("giftdrop_ws_connections").increment(1.0);
         async move {
             // Boxed, and dropped once the connection is acknowledged.
@@ -139,43 +169,101 @@ impl Connection {
             let ping_every = self.state.ws.ping_every;
             let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
             let mut last_seen = Instant::now();
+            // Registered once for the whole connection, not on every turn.
             let shutdown = self.state.shutdown.clone();
+            let mut shutdown = std::pin::pin!(shutdown.cancelled());
+            let read_wake = Arc::new(ReadWake {
+                ready: AtomicBool::new(true),
+                task: AtomicWaker::new(),
+            });
+            let read_waker = Waker::from(Arc::clone(&read_wake));
+            // Whether frames are looked at first: not right after a batch,
+            // so a busy feed cannot starve the client's messages and pings.
+            let mut frames_first = true;
             let close: Result<Option<Close>, Gone> = loop {
                 if self.auth.is_some() {
                     init_deadline = None;
                 }
-                tokio::select! {
-                    () = shutdown.cancelled() => break Ok(Some((1001, "Server is shutting down"))),
-                    Some(()) = OptionFuture::from(init_deadline.as_mut()), if init_deadline.is_some() => {
+                let event = poll_fn(|cx| {
+                    let subscriptions = &mut self.subscriptions;
+                    let mut frame = |cx: &mut Context<'_>| match subscriptions.is_empty() {
+                        true => None,
+                        false => match subscriptions.poll_next_unpin(cx) {
+                            Poll::Ready(Some((id, frame))) => Some(Event::Frame(id, frame)),
+                            Poll::Ready(None) | Poll::Pending => None,
+                        },
+                    };
+                    if frames_first && let Some(event) = frame(cx) {
+                        return Poll::Ready(event);
+                    }
+                    read_wake.task.register(cx.waker());
+                    if read_wake.ready.swap(false, Ordering::AcqRel)
+                        && let Poll::Ready(message) =
+                            socket.poll_next_unpin(&mut Context::from_waker(&read_waker))
+                    {
+                        // More may be buffered: read again next turn.
+                        read_wake.ready.store(true, Ordering::Release);
+                        return Poll::Ready(Event::Incoming(message));
+                    }
+                    if ping.poll_tick(cx).is_ready() {
+                        return Poll::Ready(Event::Ping);
+                    }
+                    if shutdown.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::Shutdown);
+                    }
+                    if let Some(deadline) = init_deadline.as_mut()
+                        && deadline.as_mut().poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Event::InitTimeout);
+                    }
+                    if !frames_first && let Some(event) = frame(cx) {
+                        return Poll::Ready(event);
+                    }
+                    frames_first = true;
+                    Poll::Pending
+                })
+                .await;
+                match event {
+                    Event::Shutdown => break Ok(Some((1001, "Server is shutting down"))),
+                    Event::InitTimeout => {
                         break Ok(Some((4408, "Connection initialisation timeout")));
                     }
-                    _ = ping.tick() => {
+                    Event::Ping => {
                         if last_seen.elapsed() > ping_every * 2 {
                             break Ok(Some((1001, "No response to pings")));
                         }
-                        if let Err(gone) = Self::ping(self.protocol, self.auth.is_some(), &mut sink).await {
+                        if let Err(gone) =
+                            Self::ping(self.protocol, self.auth.is_some(), &mut socket).await
+                        {
                             break Err(gone);
                         }
                     }
-                    Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => {
+                    Event::Frame(id, frame) => {
+                        frames_first = false;
                         // Boxed, like message handling: inline, the batch's
                         // writes would size every idle socket's task.
-                        if let Err(gone) = Box::pin(self.forward_ready(&mut sink, id, item)).await {
+                        if let Err(gone) =
+                            Box::pin(self.forward_ready(&mut socket, id, frame)).await
+                        {
                             break Err(gone);
                         }
                     }
-                    frame = incoming.next() => {
+                    Event::Incoming(frame) => {
                         last_seen = Instant::now();
                         match frame {
-                            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Ok(None),
+                            None | Some(Err(_) | Ok(Message::Close(_))) => break Ok(None),
                             // Boxed: handling a message (credentials lookups,
                             // starting an execution) takes large futures, and
                             // inline they would size every idle socket's task.
-                            Some(Ok(Message::Text(text))) => match Box::pin(self.on_message(&mut sink, text.as_str())).await {
-                                Ok(None) => {}
-                                other => break other,
-                            },
-                            Some(Ok(Message::Binary(_))) => break Ok(Some((4400, "Binary messages are not supported"))),
+                            Some(Ok(Message::Text(text))) => {
+                                match Box::pin(self.on_message(&mut socket, text.as_str())).await {
+                                    Ok(None) => {}
+                                    other => break other,
+                                }
+                            }
+                            Some(Ok(Message::Binary(_))) => {
+                                break Ok(Some((4400, "Binary messages are not supported")));
+                            }
                             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         }
                     }
@@ -186,7 +274,7 @@ impl Connection {
                     code,
                     reason: reason.into(),
                 };
-                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = socket.send(Message::Close(Some(frame))).await;
             }
             metrics::gauge!("giftdrop_ws_subscriptions").decrement(self.subscriptions.len() as f64);
             metrics::gauge!("giftdrop_ws_connections").decrement(1.0);
