@@ -21,6 +21,10 @@
 #
 #   ./target/release/giftdrop-bench ledger --clients 32 --seconds 20 --wallets 1000
 #
+# BENCH_WRAP prefixes the load generator of the fanout, ws-idle and other
+# plain scenarios, e.g. BENCH_WRAP="chrt -b 0" to run it as SCHED_BATCH
+# (a diagnostic: its wake-ups then do not preempt the server).
+#
 # Needs Postgres and Redis as for the tests, and
 # `cargo build --release -p giftdrop -p giftdrop-bench` first.
 set -euo pipefail
@@ -54,13 +58,13 @@ done
 scenario=$1
 shift
 case "$scenario" in
-  http) ./target/release/giftdrop-bench http "$@" ;;
+  http) ./target/release/giftdrop-bench http "$@" --server-pid "$server" ;;
   wallet)
     echo "## with the balance cache"
-    ./target/release/giftdrop-bench http --pair wallet "$@"
+    ./target/release/giftdrop-bench http --pair wallet "$@" --server-pid "$server"
     redis-cli -p 6391 shutdown nosave >/dev/null 2>&1 || true
     echo "## with the server's Redis stopped"
-    ./target/release/giftdrop-bench http --pair wallet "$@"
+    ./target/release/giftdrop-bench http --pair wallet "$@" --server-pid "$server"
     ;;
   market) ./target/release/giftdrop-bench market --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
   giveaway) ./target/release/giftdrop-bench giveaway --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;

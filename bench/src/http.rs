@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::api::{Api, string_at};
+use crate::rss::cpu_ms;
 use crate::stats::median;
 
 /// Options of the `http` scenario.
@@ -29,6 +30,11 @@ pub struct Args {
     /// What is measured against what.
     #[arg(long, value_enum, default_value = "platform")]
     pair: Pair,
+    /// Process id of the server: with it, the server's CPU time per
+    /// request is reported too, which still compares the two targets when
+    /// the load generator, not the server, limits the rate.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// A measured target and its baseline.
@@ -122,19 +128,35 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
         "http: {} connections, {} s rounds, {} rounds per target\n",
         args.connections, args.seconds, args.rounds
     );
-    println!("| round | target | requests | errors | req/s |");
-    println!("|---|---|---|---|---|");
+    println!("| round | target | requests | errors | req/s | server CPU us/request |");
+    println!("|---|---|---|---|---|---|");
     let (mut baseline, mut measured) = (Vec::new(), Vec::new());
+    let (mut baseline_cpu, mut measured_cpu) = (Vec::new(), Vec::new());
     let mut errors = 0;
     for round in 1..=args.rounds.get() {
         for target in [baseline_target, measured_target] {
+            let cpu_before = args.server_pid.map(|pid| cpu_ms(Some(pid))).transpose()?;
             let (tally, elapsed) =
                 round_of(base_url, target, args.connections.get(), &tokens, duration).await?;
             let rate = tally.ok as f64 / elapsed.as_secs_f64();
+            let cpu_per_request = match (args.server_pid, cpu_before) {
+                (Some(pid), Some(before)) => {
+                    Some((cpu_ms(Some(pid))? - before) * 1000.0 / tally.ok.max(1) as f64)
+                }
+                _ => None,
+            };
+            let cpu = cpu_per_request.map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"));
             println!(
-                "| {round} | {target} | {} | {} | {rate:.0} |",
+                "| {round} | {target} | {} | {} | {rate:.0} | {cpu} |",
                 tally.ok, tally.errors
             );
+            if let Some(us) = cpu_per_request {
+                if target == baseline_target {
+                    baseline_cpu.push(us);
+                } else {
+                    measured_cpu.push(us);
+                }
+            }
             if let Some(error) = &tally.first_error {
                 eprintln!("first error ({target}): {error}");
             }
@@ -150,6 +172,13 @@ pub async fn run(base_url: &str, args: &Args) -> Result<()> {
     let measured = median(&measured).context("no rounds")?;
     println!("\nmedian req/s: {baseline_target} {baseline:.0}, {measured_target} {measured:.0}");
     println!("RATIO measured/baseline = {:.2}", measured / baseline);
+    if let (Some(baseline_cpu), Some(measured_cpu)) = (median(&baseline_cpu), median(&measured_cpu))
+    {
+        println!(
+            "server CPU per request: {baseline_target} {baseline_cpu:.1} us, {measured_target} {measured_cpu:.1} us; CPU RATIO baseline/measured = {:.2}",
+            baseline_cpu / measured_cpu
+        );
+    }
     if errors > 0 {
         bail!("{errors} requests failed: the run does not count");
     }
