@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc: per-thread free lists instead of glibc's arenas, which cost
+/// the server a tenth of its CPU time under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = giftdrop::cli::Cli::parse();
     giftdrop::run(cli)
