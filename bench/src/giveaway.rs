@@ -58,6 +58,11 @@ pub struct Args {
     /// Run only the `winnerAnnounced` part (no storm, pgbench or reads).
     #[arg(long)]
     announce_only: bool,
+    /// Start the announcing attempts this many milliseconds apart (still
+    /// at most 8 in flight); 0 starts each as soon as one finishes, the
+    /// fastest the server can announce.
+    #[arg(long, default_value_t = 0)]
+    announce_every_ms: u64,
     /// Keep-alive connections reading `event(id)`.
     #[arg(long, default_value = "64")]
     connections: NonZeroUsize,
@@ -190,11 +195,12 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
     if args.subscribers > 0 {
         let fanout = announce(base_url, args).await?;
         println!(
-            "\nwinnerAnnounced: {} subscribers, {} winners ({ANNOUNCE_CONCURRENCY} attempts at once), {} deliveries. \
+            "\nwinnerAnnounced: {} subscribers, {} winners ({ANNOUNCE_CONCURRENCY} attempts at once, started {} ms apart), {} deliveries. \
              From a winner's announcedAt (set just before its commit) to receipt: p50 {} ms, p99 {} ms, max {} ms; \
              until its last subscriber had it: p50 {} ms, p99 {} ms",
             args.subscribers,
             args.prizes,
+            args.announce_every_ms,
             fanout.deliveries,
             ms(fanout.p50_ms),
             ms(fanout.p99_ms),
@@ -533,10 +539,15 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         args.subscribers
     );
     let started = Instant::now();
-    stream::iter(winners)
-        .map(|api| {
+    let every = Duration::from_millis(args.announce_every_ms);
+    let start_at = |n: usize| {
+        tokio::time::Instant::from_std(started) + every * u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    stream::iter(winners.into_iter().enumerate())
+        .map(|(n, api)| {
             let event_id = event_id.clone();
             async move {
+                tokio::time::sleep_until(start_at(n)).await;
                 let data = api
                     .execute(
                         "mutation($e: ID!) { attemptPrize(eventId: $e) { outcome } }",

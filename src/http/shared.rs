@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
 use futures_util::stream::BoxStream;
@@ -44,17 +44,19 @@ pub enum Frame {
 }
 
 /// A serialized response, shared by every socket it goes to, with the
-/// last protocol message built around it: thousands of sockets that run
-/// one operation under the same subscription id (most clients number
-/// theirs from 1) share that message too, so each only copies its bytes.
+/// protocol message first asked of it: thousands of sockets that run one
+/// operation under the same subscription id (most clients number theirs
+/// from 1) share that message too, so each only copies its bytes, and
+/// reading it takes no lock (thousands of sockets on every core ask).
 #[derive(Clone, Debug)]
 pub struct Payload(Arc<PayloadInner>);
 
 #[derive(Debug)]
 struct PayloadInner {
     json: Box<str>,
-    /// `(message type, subscription id)` and the message for them.
-    framed: Mutex<Option<(&'static str, Box<str>, axum::extract::ws::Utf8Bytes)>>,
+    /// The first `(message type, subscription id)` asked for, and the
+    /// message for them.
+    framed: OnceLock<(&'static str, Box<str>, axum::extract::ws::Utf8Bytes)>,
 }
 
 impl Payload {
@@ -63,19 +65,16 @@ impl Payload {
         &self.0.json
     }
 
-    /// The server message `{"type":kind,"id":id,"payload":…}`, built once
-    /// for each (kind, id) in a row.
+    /// The server message `{"type":kind,"id":id,"payload":…}`: built once
+    /// for the first (kind, id) asked for, and for any other each time.
     pub fn message(&self, kind: &'static str, id: &str) -> axum::extract::ws::Utf8Bytes {
-        let mut framed = lock(&self.0.framed);
-        if let Some((k, i, message)) = &*framed
-            && *k == kind
-            && **i == *id
-        {
-            return message.clone();
+        let build = || axum::extract::ws::Utf8Bytes::from(framed_message(kind, id, &self.0.json));
+        let (k, i, message) = self.0.framed.get_or_init(|| (kind, id.into(), build()));
+        if *k == kind && **i == *id {
+            message.clone()
+        } else {
+            build()
         }
-        let message = axum::extract::ws::Utf8Bytes::from(framed_message(kind, id, &self.0.json));
-        *framed = Some((kind, id.into(), message.clone()));
-        message
     }
 }
 
@@ -83,7 +82,7 @@ impl From<String> for Payload {
     fn from(json: String) -> Self {
         Self(Arc::new(PayloadInner {
             json: json.into_boxed_str(),
-            framed: Mutex::new(None),
+            framed: OnceLock::new(),
         }))
     }
 }
@@ -510,7 +509,7 @@ mod tests {
     use super::Payload;
 
     #[test]
-    fn a_payload_frames_each_kind_and_id_exactly_and_reuses_the_last_message() {
+    fn a_payload_frames_each_kind_and_id_exactly_and_reuses_the_first_message() {
         let payload = Payload::from(r#"{"data":{"n":1}}"#.to_owned());
         let first = payload.message("next", "1");
         assert_eq!(
@@ -526,5 +525,8 @@ mod tests {
         assert_eq!(parsed["type"], "data");
         assert_eq!(parsed["id"], "a\"b");
         assert_eq!(parsed["payload"]["data"]["n"], 1);
+        // The first message stays the shared one.
+        let after_other = payload.message("next", "1");
+        assert!(std::ptr::eq(first.as_str(), after_other.as_str()));
     }
 }
