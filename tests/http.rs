@@ -97,14 +97,19 @@ async fn query_shape_limits_refuse_before_execution() {
     let aliases: String = (0..31)
         .map(|i| format!("a{i}: platform {{ currency }} "))
         .collect();
-    let body = app.gql(None, &format!("{{ {aliases} }}"), json!({})).await;
-    assert_eq!(body["data"], Value::Null);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .expect("message")
-            .contains("aliases")
-    );
+    // Short enough to be cached, and too long for the document cache.
+    for padding in [0, 9 * 1024] {
+        let query = format!("# {}\n{{ {aliases} }}", "x".repeat(padding));
+        let body = app.gql(None, &query, json!({})).await;
+        assert_eq!(body["data"], Value::Null, "padding {padding}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .expect("message")
+                .contains("aliases"),
+            "padding {padding}: {body}"
+        );
+    }
     let deep = format!(
         "{{ __schema {{ queryType {{ fields {{ type {{ {}name{} }} }} }} }} }}",
         "ofType { ".repeat(16),

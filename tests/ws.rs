@@ -96,6 +96,36 @@ async fn a_message_larger_than_the_read_buffer_arrives_whole() {
 }
 
 #[tokio::test]
+async fn a_subscription_over_the_alias_limit_is_refused_and_the_connection_stays() {
+    let app = spawn_app().await;
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    let mut client = WsClient::ready(&app.ws_url(), Some(&token)).await;
+    let aliases: String = (0..31)
+        .map(|i| format!("a{i}: meUpdated {{ id }} "))
+        .collect();
+    client
+        .subscribe("many", &format!("subscription {{ {aliases} }}"))
+        .await;
+    let refused = client.next().await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("many"))
+    );
+    assert!(
+        refused["payload"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("aliases")),
+        "{refused}"
+    );
+    client.subscribe("one", ME_UPDATED).await;
+    let accepted = client.next().await;
+    assert_eq!(
+        (accepted["type"].as_str(), accepted["id"].as_str()),
+        (Some("next"), Some("one"))
+    );
+}
+
+#[tokio::test]
 async fn subscriptions_need_a_signed_in_user_where_queries_do() {
     let app = spawn_app().await;
     let mut client = WsClient::ready(&app.ws_url(), None).await;

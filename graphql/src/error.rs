@@ -4,7 +4,8 @@
 //! its blanket `From<Display>`: call [`Gql::gql`], which picks the code,
 //! keeps client-safe messages, and turns `Internal` into a generic message
 //! (the cause chain goes to the logs and Sentry, the correlation id is
-//! attached by [`crate::extensions::ErrorPolicy`]).
+//! attached by [`stamp_correlation`], which the transports call on every
+//! response).
 
 use async_graphql::{Error, ErrorExtensions};
 use giftdrop_domain::DomainError;
@@ -12,6 +13,18 @@ use giftdrop_domain::DomainError;
 /// The generic message of every `INTERNAL` error.
 pub const INTERNAL_MESSAGE: &str =
     "Something went wrong on our side. Quote the correlation id when reporting it.";
+
+/// Stamps `correlation` on every `INTERNAL` error of `response`, so the
+/// generic message a client sees leads to the logged details.
+pub fn stamp_correlation(response: &mut async_graphql::Response, correlation: &str) {
+    for error in &mut response.errors {
+        if let Some(extensions) = error.extensions.as_mut()
+            && extensions.get("code") == Some(&async_graphql::Value::from("INTERNAL"))
+        {
+            extensions.set("correlationId", correlation);
+        }
+    }
+}
 
 /// Converts a domain result into a GraphQL result with a contract code.
 pub trait Gql<T> {

@@ -9,9 +9,9 @@ pub mod error;
 pub mod escrow;
 pub mod event;
 pub mod event_live;
-pub mod extensions;
 pub mod identity;
 pub mod ids;
+pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod merchant;
@@ -67,8 +67,6 @@ pub struct SchemaOptions {
     pub max_depth: usize,
     /// Highest allowed complexity (one per field by default).
     pub max_complexity: usize,
-    /// Most aliases per document.
-    pub max_aliases: usize,
     /// Serve introspection (off in production unless asked for).
     pub introspection: bool,
     /// Suggest field names in validation errors (off in production).
@@ -80,7 +78,6 @@ impl Default for SchemaOptions {
         Self {
             max_depth: 16,
             max_complexity: 500,
-            max_aliases: 30,
             introspection: true,
             suggestions: true,
         }
@@ -99,11 +96,7 @@ pub fn build_schema(services: Services, options: SchemaOptions) -> AppSchema {
     .limit_depth(options.max_depth)
     .limit_complexity(options.max_complexity)
     .limit_recursive_depth(32)
-    .limit_directives(10)
-    .extension(extensions::AliasLimit {
-        max: options.max_aliases,
-    })
-    .extension(extensions::ErrorPolicy);
+    .limit_directives(10);
     if !options.introspection {
         builder = builder.disable_introspection();
     }

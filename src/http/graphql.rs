@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use async_graphql::http::GraphiQLSource;
 use std::sync::PoisonError;
 
+use async_graphql::ServerError;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::Extension;
 use axum::Json;
@@ -15,7 +16,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::RequestData;
-use giftdrop_graphql::error::to_graphql;
+use giftdrop_graphql::error::{stamp_correlation, to_graphql};
+use giftdrop_graphql::limits;
 use giftdrop_graphql::operation;
 
 use super::{AppState, CorrelationId, error_response, resolve_auth};
@@ -64,8 +66,16 @@ pub async fn post(
             );
         }
     };
-    state.documents.prepare(&mut request);
+    if let Err(error) = state.documents.prepare(&mut request) {
+        return refused(error);
+    }
     execute(&state, request, &headers, correlation, peer).await
+}
+
+/// A request refused before execution, as GraphQL answers it (200 with
+/// `errors`): an over-limit document.
+fn refused(error: ServerError) -> Response {
+    Json(async_graphql::Response::from_errors(vec![error])).into_response()
 }
 
 /// `GET /graphql`: GraphiQL for browsers; otherwise a query from the query
@@ -102,7 +112,9 @@ pub async fn get(
             );
         }
     };
-    state.documents.prepare(&mut request);
+    if let Err(error) = state.documents.prepare(&mut request) {
+        return refused(error);
+    }
     if !is_query(&mut request) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -153,14 +165,17 @@ async fn execute(
             return Json(async_graphql::Response::from_errors(vec![server_error])).into_response();
         }
     };
+    let correlation = meta.correlation_id.clone();
     let data = RequestData::new(auth, meta, peer.ip().to_string());
-    let response = state.schema.execute(request.data(data)).await;
+    let mut response = state.schema.execute(request.data(data)).await;
+    stamp_correlation(&mut response, &correlation);
     Json(response).into_response()
 }
 
 /// Parsed documents by query text, so the common operations of a front end
 /// are parsed once per process rather than once per request. Bounded:
-/// when full, new texts are parsed per request until a restart.
+/// when full, new texts are parsed per request until a restart. Every
+/// document a request brings is checked against the alias limit here.
 #[derive(Default)]
 pub struct DocumentCache {
     documents: std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>,
@@ -178,41 +193,48 @@ impl DocumentCache {
     /// the parser): 1,472 bytes of lists for `subscription S { meUpdated {
     /// id roles } }` where a copy, with exact-size lists, takes 552. So a
     /// document that does not come from the cache is replaced by its copy.
-    pub(super) fn prepare_long_lived(&self, request: &mut async_graphql::Request) {
-        if self.prepare(request) {
-            return;
+    pub(super) fn prepare_long_lived(
+        &self,
+        request: &mut async_graphql::Request,
+    ) -> Result<(), ServerError> {
+        if self.prepare(request)? {
+            return Ok(());
         }
         if let Ok(document) = request.parsed_query() {
             let compact = document.clone();
             request.set_parsed_query(compact);
         }
+        Ok(())
     }
 
-    /// Attaches the cached parse of `request`'s query, or parses it and
-    /// keeps it. A syntax error is left for execution to report. True when
-    /// the attached document is a copy of a cached one (cached documents
-    /// are copies, with exact-size lists).
-    fn prepare(&self, request: &mut async_graphql::Request) -> bool {
+    /// Attaches the cached parse of `request`'s query, or parses it (and
+    /// keeps it, when there is room). A document with too many aliases is
+    /// the request's error (and never cached); a syntax error is left for
+    /// execution to report. `Ok(true)` when the attached document is a copy
+    /// of a cached one (cached documents are copies, with exact-size lists).
+    fn prepare(&self, request: &mut async_graphql::Request) -> Result<bool, ServerError> {
         let documents = self
             .documents
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(document) = documents.get(&request.query) {
             request.set_parsed_query(document.clone());
-            return true;
+            return Ok(true);
         }
-        let full = documents.len() >= Self::CAPACITY;
+        let keep = documents.len() < Self::CAPACITY && request.query.len() <= Self::MAX_QUERY;
         drop(documents);
-        if full || request.query.len() > Self::MAX_QUERY {
-            return false;
-        }
-        if let Ok(document) = request.parsed_query() {
+        let query = keep.then(|| request.query.clone());
+        let Ok(document) = request.parsed_query() else {
+            return Ok(false);
+        };
+        limits::check_aliases(document)?;
+        if let Some(query) = query {
             let document = document.clone();
             self.documents
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(request.query.clone(), document);
+                .insert(query, document);
         }
-        false
+        Ok(false)
     }
 }

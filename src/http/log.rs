@@ -69,9 +69,9 @@ impl Operation {
         if let Some(document) = &self.document {
             request.set_parsed_query(document.clone());
         }
-        let request = request.data(data).data(Arc::clone(&tap));
+        let request = request.data(Arc::clone(&tap));
         Execution {
-            frames: Frame::stream(self.schema.execute_stream(request)),
+            frames: Frame::execute(&self.schema, request, data),
             tap,
         }
     }

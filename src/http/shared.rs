@@ -26,6 +26,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
 use giftdrop_graphql::AppSchema;
 use giftdrop_graphql::auth::{Auth, RequestData};
+use giftdrop_graphql::error::stamp_correlation;
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -124,15 +125,30 @@ impl Frame {
     }
 
     /// The frames of an execution: one per response, then `Complete`
-    /// unless a failure already ended it.
+    /// unless a failure already ended it. `INTERNAL` errors carry
+    /// `correlation`, the id of the request that started it.
     pub fn stream(
         responses: impl futures_util::Stream<Item = async_graphql::Response> + Send + 'static,
+        correlation: String,
     ) -> BoxStream<'static, Frame> {
         until_final(
             responses
-                .map(|response| Frame::of(&response))
+                .map(move |mut response| {
+                    stamp_correlation(&mut response, &correlation);
+                    Frame::of(&response)
+                })
                 .chain(stream::once(async { Frame::Complete })),
         )
+    }
+
+    /// The frames of `request` run for `data`'s viewer.
+    pub fn execute(
+        schema: &AppSchema,
+        request: async_graphql::Request,
+        data: RequestData,
+    ) -> BoxStream<'static, Frame> {
+        let correlation = data.meta.correlation_id.clone();
+        Frame::stream(schema.execute_stream(request.data(data)), correlation)
     }
 
     /// True for a frame that ends the operation.
@@ -297,7 +313,7 @@ impl SharedSubscriptions {
             drop(running);
             return join(shared);
         }
-        let frames = Frame::stream(schema.execute_stream(request.data(data)));
+        let frames = Frame::execute(schema, request, data);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 latest: None,

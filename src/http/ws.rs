@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use futures_util::stream::BoxStream;
 use futures_util::task::AtomicWaker;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, stream};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::{Auth, RequestData};
 use giftdrop_graphql::live::{is_log_subscription, is_snapshot_subscription};
@@ -464,7 +464,13 @@ impl Connection {
         let data = RequestData::new(auth, self.meta.clone(), self.client_ip.clone());
         let operation_name = request.operation_name.clone();
         // Parsed once (or taken from the cache) here; execution reuses it.
-        self.state.documents.prepare_long_lived(&mut request);
+        if let Err(error) = self.state.documents.prepare_long_lived(&mut request) {
+            let refused = async_graphql::Response::from_errors(vec![error]);
+            let frames = Frame::stream(stream::once(async { refused }), data.meta.correlation_id);
+            self.subscriptions.insert(id.into(), frames);
+            metrics::gauge!("giftdrop_ws_subscriptions").increment(1.0);
+            return Ok(None);
+        }
         let (snapshot, log) = request.parsed_query().map_or((false, false), |document| {
             (
                 is_snapshot_subscription(document, operation_name.as_deref()),
@@ -481,7 +487,7 @@ impl Connection {
                 .logs()
                 .subscribe(&self.state.schema, request, data)
         } else {
-            Frame::stream(self.state.schema.execute_stream(request.data(data)))
+            Frame::execute(&self.state.schema, request, data)
         };
         self.subscriptions.insert(id.into(), responses);
         metrics::gauge!("giftdrop_ws_subscriptions").increment(1.0);
