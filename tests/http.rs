@@ -209,4 +209,23 @@ async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     ] {
         assert!(!text.contains(leak), "{leak} leaked: {text}");
     }
+    // The same inside execution: a resolver's failure, for an anonymous caller.
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        "ALTER TABLE giveaway.events RENAME TO events_gone",
+    )
+    .await
+    .expect("break another table of this test's own database");
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-correlation-id", "boom-2")
+        .json(&json!({ "query": "{ events(first: 1) { nodes { id } } }" }))
+        .send()
+        .await
+        .expect("sent");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(code(&body), "INTERNAL", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["correlationId"], "boom-2");
+    assert!(!body.to_string().contains("events_gone"), "{body}");
 }

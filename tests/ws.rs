@@ -126,6 +126,35 @@ async fn a_subscription_over_the_alias_limit_is_refused_and_the_connection_stays
 }
 
 #[tokio::test]
+async fn a_subscription_that_fails_inside_shows_the_generic_internal_error_with_its_correlation_id()
+{
+    let app = spawn_app().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        "ALTER TABLE giveaway.events RENAME TO events_gone",
+    )
+    .await
+    .expect("break the schema of this test's own database");
+    let mut client = WsClient::ready(&app.ws_url(), None).await;
+    let query = format!(
+        "subscription {{ eventUpdated(eventId: \"{}\") {{ id }} }}",
+        uuid::Uuid::now_v7()
+    );
+    client.subscribe("e", &query).await;
+    let failed = client.next().await;
+    assert_eq!(failed["type"], "error", "{failed}");
+    let error = &failed["payload"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL", "{failed}");
+    assert!(
+        error["extensions"]["correlationId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{failed}"
+    );
+    assert!(!failed.to_string().contains("events_gone"), "{failed}");
+}
+
+#[tokio::test]
 async fn subscriptions_need_a_signed_in_user_where_queries_do() {
     let app = spawn_app().await;
     let mut client = WsClient::ready(&app.ws_url(), None).await;

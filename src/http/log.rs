@@ -35,6 +35,8 @@ use super::shared::{Frame, Running, forget, lock, request_key, until_final};
 struct Execution {
     frames: BoxStream<'static, Frame>,
     tap: Arc<LogTap>,
+    /// The id of the request it runs for, which its failures carry.
+    correlation: String,
 }
 
 /// Runs the shared operation in a mode, as one subscriber.
@@ -71,6 +73,7 @@ impl Operation {
         }
         let request = request.data(Arc::clone(&tap));
         Execution {
+            correlation: data.meta.correlation_id.clone(),
             frames: Frame::execute(&self.schema, request, data),
             tap,
         }
@@ -250,7 +253,7 @@ async fn drive(mut live: Execution, log: Weak<Log>, stop: CancellationToken) {
             (frame, _) => {
                 let frame = if matches!(frame, Frame::Next(_)) {
                     tracing::error!("a live log frame without a position");
-                    Frame::internal()
+                    Frame::internal(&live.correlation)
                 } else {
                     frame
                 };
@@ -306,12 +309,12 @@ impl Follower {
                             // The database lacks positions the live stream
                             // already passed: never loop on it, never skip.
                             tracing::error!(last = ?self.last, "a log replay that could not fill its gap");
-                            return Frame::internal();
+                            return Frame::internal(&self.data.meta.correlation_id);
                         }
                     }
                     (Frame::Next(_), None) => {
                         tracing::error!("a log replay frame without a position");
-                        return Frame::internal();
+                        return Frame::internal(&self.data.meta.correlation_id);
                     }
                     // A failure (the event is not visible, the database is
                     // down) ends the operation.
@@ -320,7 +323,7 @@ impl Follower {
                 continue;
             }
             let Some(last) = self.last else {
-                return Frame::internal();
+                return Frame::internal(&self.data.meta.correlation_id);
             };
             self.changed.borrow_and_update();
             let step = {
@@ -430,7 +433,7 @@ mod tests {
         /// Executions as the `winnerAnnounced` resolver runs them.
         fn execute(&self) -> Box<Execute> {
             let fake = self.clone();
-            Box::new(move |mode, _data| {
+            Box::new(move |mode, data: RequestData| {
                 let tap = Arc::new(LogTap::new(mode));
                 let tagged = {
                     let tap = Arc::clone(&tap);
@@ -468,7 +471,11 @@ mod tests {
                         .boxed()
                     }
                 };
-                Execution { frames, tap }
+                Execution {
+                    frames,
+                    tap,
+                    correlation: data.meta.correlation_id,
+                }
             })
         }
     }

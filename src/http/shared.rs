@@ -26,7 +26,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
 use giftdrop_graphql::AppSchema;
 use giftdrop_graphql::auth::{Auth, RequestData};
-use giftdrop_graphql::error::stamp_correlation;
+use giftdrop_graphql::error::{INTERNAL_MESSAGE, stamp_correlation};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -97,30 +97,39 @@ pub(super) fn framed_message(kind: &str, id: &str, payload: &str) -> String {
 }
 
 impl Frame {
-    /// Serializes one response, once.
-    pub fn of(response: &async_graphql::Response) -> Self {
+    /// Serializes one response, once, its `INTERNAL` errors stamped with
+    /// `correlation`, the id of the request that started the execution.
+    pub fn of(mut response: async_graphql::Response, correlation: &str) -> Self {
+        stamp_correlation(&mut response, correlation);
         let failed = response.data == async_graphql::Value::Null && !response.errors.is_empty();
         // Serializing these types cannot fail: they hold no maps with
         // non-string keys and no foreign serializers.
         let json = if failed {
             serde_json::to_string(&response.errors)
         } else {
-            serde_json::to_string(response)
+            serde_json::to_string(&response)
         };
         match (failed, json) {
             (false, Ok(json)) => Frame::Next(json.into()),
             (true, Ok(json)) => Frame::Error(json.into()),
             (_, Err(err)) => {
                 tracing::error!(error = %err, "could not serialize a subscription response");
-                Frame::internal()
+                Frame::internal(correlation)
             }
         }
     }
 
-    /// The generic INTERNAL failure (the details go to the log).
-    pub fn internal() -> Self {
+    /// The generic `INTERNAL` failure, as every transport shows it: the
+    /// generic message and the correlation id (the details go to the log).
+    pub fn internal(correlation: &str) -> Self {
+        // Both as JSON strings: escaped, and without a fallible serializer.
+        let message = serde_json::Value::from(INTERNAL_MESSAGE);
+        let correlation = serde_json::Value::from(correlation);
         Frame::Error(
-            r#"[{"message":"Internal server error","extensions":{"code":"INTERNAL"}}]"#.into(),
+            format!(
+                r#"[{{"message":{message},"extensions":{{"code":"INTERNAL","correlationId":{correlation}}}}}]"#
+            )
+            .into(),
         )
     }
 
@@ -133,10 +142,7 @@ impl Frame {
     ) -> BoxStream<'static, Frame> {
         until_final(
             responses
-                .map(move |mut response| {
-                    stamp_correlation(&mut response, &correlation);
-                    Frame::of(&response)
-                })
+                .map(move |response| Frame::of(response, &correlation))
                 .chain(stream::once(async { Frame::Complete })),
         )
     }
