@@ -55,6 +55,21 @@ async fn event_of(
     (id, host)
 }
 
+/// An INSTANT event of `units` prizes (winChancePercent 100, 2 minutes
+/// long) once it is LIVE, and its host's token.
+async fn live_instant(app: &TestApp, units: i64) -> (String, String) {
+    let (event_id, host) = event_of(
+        app,
+        "INSTANT",
+        &[units],
+        Utc::now() + Duration::seconds(1),
+        120,
+    )
+    .await;
+    status_is(app, &event_id, "LIVE").await;
+    (event_id, host)
+}
+
 async fn status_is(app: &TestApp, id: &str, status: &'static str) {
     eventually(status, || async {
         app.event(None, id).await["status"] == status
@@ -203,15 +218,7 @@ async fn winner_announced_replays_then_goes_live_without_a_gap_or_a_repeat() {
         .config(|c| c.ws_log_window = 4)
         .spawn()
         .await;
-    let (event_id, _) = event_of(
-        &app,
-        "INSTANT",
-        &[60],
-        Utc::now() + Duration::seconds(1),
-        120,
-    )
-    .await;
-    status_is(&app, &event_id, "LIVE").await;
+    let (event_id, _) = live_instant(&app, 60).await;
     let crowd = app.verified_crowd(&event_id, 60).await;
     // Ten winners before anyone watches.
     join_all(crowd[..10].iter().map(|t| app.attempt(t, &event_id))).await;
@@ -328,15 +335,7 @@ async fn countdown_ticks_land_on_whole_seconds_and_finish() {
 async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_and_admins_see_its_card()
  {
     let app = spawn_app().await;
-    let (event_id, host) = event_of(
-        &app,
-        "INSTANT",
-        &[1],
-        Utc::now() + Duration::seconds(1),
-        120,
-    )
-    .await;
-    status_is(&app, &event_id, "LIVE").await;
+    let (event_id, host) = live_instant(&app, 1).await;
     let crowd = app.verified_crowd(&event_id, 3).await;
     // Only a VERIFIED participant may attempt: not the host, who is none.
     assert_eq!(app.attempt(&host, &event_id).await, "FORBIDDEN");
@@ -448,15 +447,7 @@ async fn scalar_text(app: &TestApp, sql: &str) -> String {
 #[tokio::test]
 async fn cancelling_a_live_event_refunds_exactly_the_unawarded_prizes_and_won_cards_stay_valid() {
     let app = spawn_app().await;
-    let (event_id, host) = event_of(
-        &app,
-        "INSTANT",
-        &[5],
-        Utc::now() + Duration::seconds(1),
-        120,
-    )
-    .await;
-    status_is(&app, &event_id, "LIVE").await;
+    let (event_id, host) = live_instant(&app, 5).await;
     assert_eq!(app.my_balance(&host).await, 0);
     let crowd = app.verified_crowd(&event_id, 2).await;
     for token in &crowd {
@@ -545,15 +536,7 @@ async fn a_draft_can_be_followed_by_its_host_only() {
 #[tokio::test]
 async fn a_shared_winners_feed_shows_the_card_to_the_winner_only() {
     let app = spawn_app().await;
-    let (event_id, _) = event_of(
-        &app,
-        "INSTANT",
-        &[1],
-        Utc::now() + Duration::seconds(1),
-        120,
-    )
-    .await;
-    status_is(&app, &event_id, "LIVE").await;
+    let (event_id, _) = live_instant(&app, 1).await;
     let crowd = app.verified_crowd(&event_id, 1).await;
     let query = format!(
         "subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence card {{ id }} }} }}"
@@ -592,15 +575,7 @@ async fn a_shared_winners_feed_shows_the_card_to_the_winner_only() {
 async fn winners_reach_subscribers_of_another_instance() {
     let app = spawn_app().await;
     let other = AppOptions::beside(&app).spawn().await;
-    let (event_id, _) = event_of(
-        &app,
-        "INSTANT",
-        &[2],
-        Utc::now() + Duration::seconds(1),
-        120,
-    )
-    .await;
-    status_is(&app, &event_id, "LIVE").await;
+    let (event_id, _) = live_instant(&app, 2).await;
     let crowd = app.verified_crowd(&event_id, 2).await;
     // Watching on the second instance; winning on the first.
     let mut ws = WsClient::ready(&other.ws_url(), None).await;

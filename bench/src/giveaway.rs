@@ -512,7 +512,7 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
                 let mut socket = crate::ws::connect(&ws_url, None).await?;
                 crate::ws::send(
                     &mut socket,
-                    &json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+                    &json!({ "id": crate::ws::SUBSCRIPTION_ID, "type": "subscribe", "payload": { "query": query } }),
                 )
                 .await?;
                 Ok::<_, anyhow::Error>(socket)
@@ -632,24 +632,8 @@ async fn listen(mut socket: crate::ws::Socket, count: usize) -> Result<Vec<f64>>
     Ok(latencies)
 }
 
-/// A `next` of `winnerAnnounced`, parsed borrowed and typed (no JSON tree):
-/// unknown fields are ignored, `errors` fails it.
 #[derive(serde::Deserialize)]
-struct Next<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    payload: Option<NextPayload<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct NextPayload<'a> {
-    #[serde(borrow)]
-    data: Option<NextData<'a>>,
-    errors: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(serde::Deserialize)]
-struct NextData<'a> {
+struct WinnerData<'a> {
     #[serde(rename = "winnerAnnounced", borrow)]
     winner: Option<NextWinner<'a>>,
 }
@@ -664,17 +648,11 @@ struct NextWinner<'a> {
 /// The winner of one text frame: its sequence and `announcedAt`; `None`
 /// for a ping.
 fn winner(text: &str) -> Result<Option<(u64, chrono::DateTime<chrono::Utc>)>> {
-    let message: Next<'_> =
-        serde_json::from_str(text).with_context(|| format!("not a message: {text}"))?;
-    if message.kind == "ping" {
+    let Some(data) = crate::ws::next_data::<WinnerData<'_>>(text)? else {
         return Ok(None);
-    }
-    ensure!(message.kind == "next", "a subscriber got {text}");
-    let payload = message.payload.context("a next without payload")?;
-    ensure!(payload.errors.is_none(), "a subscriber got errors: {text}");
-    let winner = payload
-        .data
-        .and_then(|d| d.winner)
+    };
+    let winner = data
+        .winner
         .with_context(|| format!("a next without a winner: {text}"))?;
     Ok(Some((winner.sequence, winner.announced_at.parse()?)))
 }

@@ -27,7 +27,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Client socket buffers: messages here are tiny, and 10,000 sockets with
 /// tungstenite's default 128 KiB buffers would cost the client ~1.3 GB.
 const BUFFER: usize = 1024;
-const SUBSCRIPTION_ID: &str = "1";
+pub(crate) const SUBSCRIPTION_ID: &str = "1";
 
 /// What every socket of a fleet records, and the scenario reads: each
 /// socket writes its own slot, and only the last delivery of a round wakes
@@ -304,52 +304,32 @@ fn user_of(message: &Value) -> Result<Value> {
     }
 }
 
-/// A `next` of the subscription, as the hot loop reads it: borrowed and
-/// typed, so checking a message costs no tree of JSON values. Unknown
-/// fields are ignored; an `errors` member fails the message.
+/// A message of an established subscription, as the hot loops read it:
+/// borrowed and typed, so checking a message costs no tree of JSON
+/// values. Unknown fields are ignored.
 #[derive(serde::Deserialize)]
-struct Next<'a> {
+struct Next<'a, D> {
     #[serde(rename = "type", borrow)]
     kind: &'a str,
     #[serde(borrow)]
     id: Option<&'a str>,
-    #[serde(borrow)]
-    payload: Option<NextPayload<'a>>,
+    payload: Option<NextPayload<D>>,
 }
 
 #[derive(serde::Deserialize)]
-struct NextPayload<'a> {
-    #[serde(borrow)]
-    data: Option<NextData<'a>>,
+struct NextPayload<D> {
+    data: Option<D>,
     errors: Option<serde::de::IgnoredAny>,
 }
 
-#[derive(serde::Deserialize)]
-struct NextData<'a> {
-    #[serde(rename = "meUpdated", borrow)]
-    me_updated: Option<NextUser<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct NextUser<'a> {
-    #[serde(borrow)]
-    roles: Vec<&'a str>,
-}
-
-/// What one frame of an established subscription is.
-enum Read<'a> {
-    /// A `next` with the user's roles.
-    Roles(Vec<&'a str>),
-    /// A protocol ping (answered by the caller).
-    Ping,
-}
-
-/// Checks one text frame of an established subscription.
-fn read(text: &str) -> Result<Read<'_>> {
-    let message: Next<'_> =
+/// The `data` of one text frame of subscription [`SUBSCRIPTION_ID`];
+/// `None` for a protocol ping (answered by the caller). Anything else, a
+/// `next` with `errors` or without `data`, fails.
+pub(crate) fn next_data<'a, D: serde::Deserialize<'a>>(text: &'a str) -> Result<Option<D>> {
+    let message: Next<'a, D> =
         serde_json::from_str(text).with_context(|| format!("message is not a next: {text}"))?;
     if message.kind == "ping" {
-        return Ok(Read::Ping);
+        return Ok(None);
     }
     ensure!(
         message.kind == "next" && message.id == Some(SUBSCRIPTION_ID),
@@ -357,11 +337,33 @@ fn read(text: &str) -> Result<Read<'_>> {
     );
     let payload = message.payload.context("next without a payload")?;
     ensure!(payload.errors.is_none(), "subscription errors: {text}");
-    let user = payload
+    payload
         .data
-        .and_then(|d| d.me_updated)
+        .map(Some)
+        .with_context(|| format!("next without data: {text}"))
+}
+
+#[derive(serde::Deserialize)]
+struct MeData<'a> {
+    #[serde(rename = "meUpdated", borrow)]
+    me_updated: Option<MeUser<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct MeUser<'a> {
+    #[serde(borrow)]
+    roles: Vec<&'a str>,
+}
+
+/// The roles of a `meUpdated` frame; `None` for a ping.
+fn roles(text: &str) -> Result<Option<Vec<&str>>> {
+    let Some(data) = next_data::<MeData<'_>>(text)? else {
+        return Ok(None);
+    };
+    let user = data
+        .me_updated
         .with_context(|| format!("next without meUpdated data: {text}"))?;
-    Ok(Read::Roles(user.roles))
+    Ok(Some(user.roles))
 }
 
 /// Serves one socket until it fails, recording each `next` on `board`.
@@ -378,9 +380,9 @@ async fn keep_alive(subscriber: usize, mut socket: Socket, board: Arc<Board>, ro
             Message::Close(frame) => break anyhow::anyhow!("closed by the server: {frame:?}"),
             _ => continue,
         };
-        match read(text.as_str()) {
-            Ok(Read::Roles(roles)) => board.record(subscriber, at, roles.contains(&role)),
-            Ok(Read::Ping) => {
+        match roles(text.as_str()) {
+            Ok(Some(roles)) => board.record(subscriber, at, roles.contains(&role)),
+            Ok(None) => {
                 if let Err(err) = send(&mut socket, &json!({ "type": "pong" })).await {
                     break err;
                 }

@@ -186,12 +186,10 @@ impl Connection {
                 }
                 let event = poll_fn(|cx| {
                     let subscriptions = &mut self.subscriptions;
-                    let mut frame = |cx: &mut Context<'_>| match subscriptions.is_empty() {
-                        true => None,
-                        false => match subscriptions.poll_next_unpin(cx) {
-                            Poll::Ready(Some((id, frame))) => Some(Event::Frame(id, frame)),
-                            Poll::Ready(None) | Poll::Pending => None,
-                        },
+                    // An empty map answers `Ready(None)`: nothing to wait on.
+                    let mut frame = |cx: &mut Context<'_>| match subscriptions.poll_next_unpin(cx) {
+                        Poll::Ready(Some((id, frame))) => Some(Event::Frame(id, frame)),
+                        Poll::Ready(None) | Poll::Pending => None,
                     };
                     if frames_first && let Some(event) = frame(cx) {
                         return Poll::Ready(event);
