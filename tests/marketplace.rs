@@ -334,6 +334,43 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
     assert_ledger_sound(&app).await;
 }
 
+/// A first purchase commits as one statement; every other use of its key
+/// fails that statement whole and takes the general path.
+#[tokio::test]
+async fn a_used_key_replays_refuses_other_input_and_is_reusable_once_expired() {
+    let app = spawn_app().await;
+    let shop = app
+        .open_shop("shop@example.com", "Konga", &[1_000, 2_000])
+        .await;
+    let (buyer, _) = app.register("buyer@example.com", "Ada O").await;
+    app.fund(&buyer, 10_000).await;
+    let card_id = |body: &Value| body["data"]["purchaseCard"]["id"].as_str().map(str::to_owned);
+
+    let first = app.buy(&buyer, &shop.product_id, 1_000, "k").await;
+    let first_id = card_id(&first).expect("the first purchase");
+    let bought = purchase_rows(&app).await;
+    let replay = app.buy(&buyer, &shop.product_id, 1_000, "k").await;
+    assert_eq!(card_id(&replay).as_deref(), Some(first_id.as_str()));
+    let other = app.buy(&buyer, &shop.product_id, 2_000, "k").await;
+    assert_eq!(error_code(&other), "IDEMPOTENCY_KEY_REUSED", "{other}");
+    assert_eq!(purchase_rows(&app).await, bought);
+    assert_eq!(app.my_balance(&buyer).await, 9_000);
+
+    // Past its retention, before the sweep: the key is free again.
+    app.db
+        .execute_unprepared(
+            "UPDATE ledger.idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'k'",
+        )
+        .await
+        .expect("expired");
+    let again = app.buy(&buyer, &shop.product_id, 2_000, "k").await;
+    let again_id = card_id(&again).expect("a purchase under the expired key");
+    assert_ne!(again_id, first_id);
+    assert_eq!(app.my_balance(&buyer).await, 7_000);
+    assert_eq!(purchase_rows(&app).await, bought.map(|n| n + 1));
+    assert_ledger_sound(&app).await;
+}
+
 #[tokio::test]
 async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     let app = spawn_app().await;

@@ -6,7 +6,7 @@
 //! to clients only as a generic message with the correlation id. Use `anyhow`
 //! in startup code and jobs, `DomainError` in request handling.
 
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// What a use case can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,19 @@ impl DomainError {
         }
     }
 
+    /// True when this is a database integrity-constraint violation
+    /// (SQLSTATE class 23: unique, foreign key, check, not null): the
+    /// statement that raised it wrote nothing.
+    pub fn is_constraint_violation(&self) -> bool {
+        match self {
+            Self::Internal(err) => err
+                .downcast_ref::<DbErr>()
+                .and_then(sqlstate)
+                .is_some_and(|code| code.starts_with("23")),
+            _ => false,
+        }
+    }
+
     /// Prefixes the input path of a `BadInput` (e.g. `email` -> `input.email`).
     #[must_use]
     pub fn under(self, parent: &str) -> Self {
@@ -105,6 +118,18 @@ impl From<redis::RedisError> for DomainError {
 
 /// Result alias for use cases.
 pub type DomainResult<T> = Result<T, DomainError>;
+
+/// The SQLSTATE of a database error, if `err` is one.
+fn sqlstate(err: &DbErr) -> Option<String> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
+    else {
+        return None;
+    };
+    match err.as_ref() {
+        sea_orm::sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+        _ => None,
+    }
+}
 
 /// True when `err` is a unique violation of the constraint named `constraint`.
 pub fn is_unique_violation(err: &DbErr, constraint: &str) -> bool {

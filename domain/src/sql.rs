@@ -124,10 +124,12 @@ pub fn text_input(raw: &str, field: &str, min: usize, max: usize) -> DomainResul
 /// snapshot and cannot see each other's rows, but constraints (foreign
 /// keys included) are checked at the end of the whole statement, so a row
 /// may reference another row of the same batch. Each statement numbers its
-/// own values from `$1`; no statement may itself start with `WITH`.
+/// own values from `$1`; no statement may itself start with `WITH`. Parts
+/// added with [`Batch::push_named`] can be read by the parts after them and
+/// by the main statement (`FROM w`), as a `WITH` statement's parts can.
 #[derive(Debug, Default)]
 pub struct Batch {
-    parts: Vec<String>,
+    parts: Vec<(String, String)>,
     values: Vec<Value>,
 }
 
@@ -139,9 +141,24 @@ impl Batch {
 
     /// Adds `statement` as the next part.
     pub fn push(&mut self, statement: Statement) {
+        let name = format!("p{}", self.parts.len());
+        self.push_named(&[&name], [statement.sql], statement.values);
+    }
+
+    /// Adds parts called `names`, whose SQL (`sqls`, one per name) shares
+    /// one numbering of `values` from `$1`: a `WITH` statement's parts.
+    pub fn push_named<const N: usize>(
+        &mut self,
+        names: &[&str; N],
+        sqls: [String; N],
+        values: Option<sea_orm::Values>,
+    ) {
         let offset = self.values.len();
-        self.parts.push(renumbered(&statement.sql, offset));
-        if let Some(values) = statement.values {
+        for (name, sql) in names.iter().zip(sqls) {
+            self.parts
+                .push(((*name).to_owned(), renumbered(&sql, offset)));
+        }
+        if let Some(values) = values {
             self.values.extend(values.0);
         }
     }
@@ -154,15 +171,14 @@ impl Batch {
         last: Statement,
     ) -> DomainResult<Option<QueryResult>> {
         self.push(last);
-        let main = self.parts.pop().unwrap_or_default();
+        let (_, main) = self.parts.pop().unwrap_or_default();
         let sql = if self.parts.is_empty() {
             main
         } else {
             let parts: Vec<String> = self
                 .parts
                 .iter()
-                .enumerate()
-                .map(|(i, part)| format!("p{i} AS ({part})"))
+                .map(|(name, part)| format!("{name} AS ({part})"))
                 .collect();
             format!("WITH {} {main}", parts.join(", "))
         };
@@ -221,9 +237,26 @@ mod tests {
             vec![2i64.into(), 3i64.into()],
         ));
         batch.push(statement("INSERT INTO c VALUES ($1)", vec![4i64.into()]));
-        let main = batch.parts.pop().expect("a part");
-        assert_eq!(batch.parts[1], "INSERT INTO b VALUES ($2, $3)");
+        let (_, main) = batch.parts.pop().expect("a part");
+        assert_eq!(batch.parts[1].1, "INSERT INTO b VALUES ($2, $3)");
         assert_eq!(main, "INSERT INTO c VALUES ($4)");
         assert_eq!(batch.values.len(), 4);
+    }
+
+    #[test]
+    fn named_parts_share_one_numbering_after_the_parts_before_them() {
+        let mut batch = Batch::new();
+        batch.push(statement("INSERT INTO a VALUES ($1)", vec![1i64.into()]));
+        batch.push_named(
+            &["w", "t"],
+            [
+                "UPDATE b SET x = $1 RETURNING id".to_owned(),
+                "INSERT INTO c SELECT id, $2 FROM w".to_owned(),
+            ],
+            Some(sea_orm::Values(vec![2i64.into(), 3i64.into()])),
+        );
+        assert_eq!(batch.parts[1], ("w".to_owned(), "UPDATE b SET x = $2 RETURNING id".to_owned()));
+        assert_eq!(batch.parts[2], ("t".to_owned(), "INSERT INTO c SELECT id, $3 FROM w".to_owned()));
+        assert_eq!(batch.values.len(), 3);
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::escrow::{self, EscrowSource, Funding, NewEscrow};
-use super::merchants::MerchantStatus;
+use super::merchants::{MerchantStatus, MerchantView};
 use super::pin::{self, CardSecrets};
 use super::products::{self, ProductView};
 use crate::Services;
@@ -262,11 +262,16 @@ const COLLISION_RETRIES: usize = 3;
 
 /// `purchaseCard`: debits `face_value` from the buyer's wallet into escrow
 /// (CARD_PURCHASE), reserves the escrow at the merchant's current service
-/// rate and issues an ACTIVE card, in one transaction, once per key.
+/// rate and issues an ACTIVE card, all or nothing, once per key.
 ///
-/// Round trips of a first request: BEGIN, the product with its merchant,
-/// the posting (wallet id remembered by the process), one batch with the
-/// escrow, the card, the audit entry and the key, COMMIT.
+/// A first request that will succeed costs two round trips: the product
+/// with its merchant, then ONE autocommitted statement with the posting,
+/// the escrow, the card, the audit entry and the key
+/// ([`purchase_at_once`]). Everything else (a refusal, a repeat, a
+/// concurrent duplicate, a wallet short of funds, a code collision) makes
+/// that statement fail whole, and the request then takes the general path
+/// ([`purchase_in_transaction`]), which finds out what and answers as the
+/// contract says.
 pub async fn purchase(
     s: &Services,
     meta: &RequestMeta,
@@ -275,41 +280,203 @@ pub async fn purchase(
     face_value: Amount,
     key: &str,
 ) -> DomainResult<CardView> {
+    s.limiter
+        .check(RATE_LIMIT, &viewer.user_id.to_string())
+        .await?;
+    let sale = Order {
+        buyer: viewer.user_id,
+        product_id,
+        face_value,
+    };
+    let scope = Scope {
+        caller: viewer.user_id,
+        operation: OPERATION,
+        key,
+    };
+    if let Some(card) = purchase_at_once(s, meta, &sale, &scope).await? {
+        return Ok(card);
+    }
+    metrics::counter!("giftdrop_purchase_general_path_total").increment(1);
     let mut attempt = 0;
     loop {
-        match purchase_once(s, meta, viewer, product_id, face_value, key).await {
+        match purchase_in_transaction(s, meta, viewer, &sale, &scope).await {
             Err(err) if is_code_collision(&err) && attempt < COLLISION_RETRIES => attempt += 1,
             result => return result,
         }
     }
 }
 
-async fn purchase_once(
+/// What a buyer asked for.
+#[derive(Clone, Copy, Debug)]
+struct Order {
+    buyer: Uuid,
+    product_id: Uuid,
+    face_value: Amount,
+}
+
+impl Order {
+    /// The idempotency key's input.
+    fn input(&self) -> (Uuid, Amount) {
+        (self.product_id, self.face_value)
+    }
+
+    /// The contract's checks of the order against a product the buyer may
+    /// see, in order.
+    fn check(&self, product: &ProductView, merchant: &MerchantView) -> DomainResult<()> {
+        if !product.denominations.contains(&self.face_value) {
+            return Err(DomainError::bad_input(
+                "input.faceValue",
+                "is not one of the product's denominations",
+            ));
+        }
+        if merchant.status != MerchantStatus::Active {
+            return Err(DomainError::Forbidden);
+        }
+        if !product.active {
+            return Err(DomainError::Conflict("this product is not on sale".into()));
+        }
+        Ok(())
+    }
+
+    /// The posting of the sale from the buyer's `wallet` into escrow,
+    /// referenced by the escrow's id.
+    fn transfer<'a>(&self, wallet: Uuid, escrow_ref: &'a str) -> Transfer<'a> {
+        Transfer {
+            kind: EntryKind::CardPurchase,
+            reference: escrow_ref,
+            legs: vec![
+                Leg::debit(Account::Wallet(wallet), self.face_value),
+                Leg::credit(
+                    Account::Platform(PlatformAccount::EscrowHolding),
+                    self.face_value,
+                ),
+            ],
+        }
+    }
+
+    /// Adds the escrow funded by `funding`, the card and the audit entry to
+    /// `batch`; the card as it will be.
+    fn push_issue(
+        &self,
+        s: &Services,
+        meta: &RequestMeta,
+        batch: &mut Batch,
+        (product, merchant): (&ProductView, &MerchantView),
+        funding: Funding,
+        escrow_id: Uuid,
+    ) -> CardView {
+        let (card_insert, card) = new_card(
+            &s.card_secrets,
+            IssueCard {
+                product,
+                owner_id: self.buyer,
+                escrow_id,
+                face_value: self.face_value,
+            },
+        );
+        batch.push(escrow::reserve_statement(
+            funding,
+            &[NewEscrow {
+                id: escrow_id,
+                source: EscrowSource::CardPurchase,
+                amount: self.face_value,
+                merchant_id: merchant.id,
+                service_rate_bps: merchant.service_rate_bps,
+            }],
+        ));
+        batch.push(card_insert);
+        batch.push(audit::statement(
+            meta,
+            AuditRecord {
+                actor: Some(self.buyer),
+                action: "card.purchase",
+                subject: format!("card:{}", card.id),
+                detail: Some(format!("{} into escrow {escrow_id}", self.face_value)),
+            },
+        ));
+        card
+    }
+}
+
+/// The purchase as ONE statement outside any transaction, when the product
+/// is on sale to everyone in this denomination: the posting fails the
+/// statement if the wallet is short ([`ledger::post_in_batch`]), and the
+/// key if it was used before ([`idempotency::first_use_statement`]). The
+/// card, or `None` if the statement failed on a constraint (and so wrote
+/// nothing) or the product needs the general path's checks.
+async fn purchase_at_once(
+    s: &Services,
+    meta: &RequestMeta,
+    order: &Order,
+    scope: &Scope<'_>,
+) -> DomainResult<Option<CardView>> {
+    let Some((product, merchant)) = products::find_with_merchant(&s.db, order.product_id).await?
+    else {
+        return Ok(None);
+    };
+    if !products::visible(&product, &merchant, &Reach::default())
+        || order.check(&product, &merchant).is_err()
+    {
+        return Ok(None);
+    }
+    let wallet = s
+        .wallet_ids
+        .of(&s.db, WalletOwner::User(order.buyer))
+        .await?;
+    let escrow_id = Uuid::now_v7();
+    let reference = escrow_id.to_string();
+    let mut batch = Batch::new();
+    let posting = ledger::post_in_batch(&mut batch, meta, &order.transfer(wallet, &reference))?;
+    let funding = Funding {
+        funder_id: order.buyer,
+        funder_account_id: wallet,
+        transfer_id: posting.transfer_id(),
+        event_id: None,
+    };
+    let card = order.push_issue(s, meta, &mut batch, (&product, &merchant), funding, escrow_id);
+    batch.push(idempotency::first_use_statement(
+        scope,
+        &order.input(),
+        &card.id,
+    )?);
+    let main = posting.main();
+    match batch.fetch_one(&s.db, main).await {
+        Ok(Some(row)) => {
+            posting.posted(&row)?.committed(s).await;
+            count_purchase();
+            Ok(Some(card))
+        }
+        // The wallet row is always updated, or the statement failed.
+        Ok(None) => Err(bug("a purchase posted to no wallet")),
+        Err(err) if err.is_constraint_violation() => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn count_purchase() {
+    escrow::count_reserved(1);
+    metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
+}
+
+/// The purchase in one transaction under the key ([`idempotency::Hold::Optimistic`]):
+/// the path of every request that [`purchase_at_once`] did not commit.
+async fn purchase_in_transaction(
     s: &Services,
     meta: &RequestMeta,
     viewer: &Viewer,
-    product_id: Uuid,
-    face_value: Amount,
-    key: &str,
+    order: &Order,
+    scope: &Scope<'_>,
 ) -> DomainResult<CardView> {
-    let scope = Scope {
-        caller: viewer.user_id,
-        operation: OPERATION,
-        key,
-    };
     let mut issued: Option<CardView> = None;
     let issued_slot = &mut issued;
     let card_id = idempotency::run_posting(
         s,
         idempotency::Hold::Optimistic,
-        scope,
-        &(product_id, face_value),
+        scope.clone(),
+        &order.input(),
         || async move {
-            s.limiter
-                .check(RATE_LIMIT, &viewer.user_id.to_string())
-                .await?;
             let txn = sea_orm::TransactionTrait::begin(&s.db).await?;
-            let (product, merchant) = products::find_with_merchant(&txn, product_id)
+            let (product, merchant) = products::find_with_merchant(&txn, order.product_id)
                 .await?
                 .ok_or(DomainError::NotFound)?;
             // Only a product the simple rule hides needs the viewer's staff
@@ -320,75 +487,29 @@ async fn purchase_once(
                     return Err(DomainError::NotFound);
                 }
             }
-            if !product.denominations.contains(&face_value) {
-                return Err(DomainError::bad_input(
-                    "input.faceValue",
-                    "is not one of the product's denominations",
-                ));
-            }
-            if merchant.status != MerchantStatus::Active {
-                return Err(DomainError::Forbidden);
-            }
-            if !product.active {
-                return Err(DomainError::Conflict("this product is not on sale".into()));
-            }
+            order.check(&product, &merchant)?;
             let wallet = s
                 .wallet_ids
-                .of(&txn, WalletOwner::User(viewer.user_id))
+                .of(&txn, WalletOwner::User(order.buyer))
                 .await?;
             let escrow_id = Uuid::now_v7();
             let reference = escrow_id.to_string();
-            let funded = ledger::post(
-                &txn,
-                meta,
-                Transfer {
-                    kind: EntryKind::CardPurchase,
-                    reference: &reference,
-                    legs: vec![
-                        Leg::debit(Account::Wallet(wallet), face_value),
-                        Leg::credit(
-                            Account::Platform(PlatformAccount::EscrowHolding),
-                            face_value,
-                        ),
-                    ],
-                },
-            )
-            .await?;
-            let (card_insert, card) = new_card(
-                &s.card_secrets,
-                IssueCard {
-                    product: &product,
-                    owner_id: viewer.user_id,
-                    escrow_id,
-                    face_value,
-                },
-            );
+            let funded = ledger::post(&txn, meta, order.transfer(wallet, &reference)).await?;
             let mut closing = Batch::new();
-            closing.push(escrow::reserve_statement(
-                Funding {
-                    funder_id: viewer.user_id,
-                    funder_account_id: wallet,
-                    transfer_id: funded.transfer_id,
-                    event_id: None,
-                },
-                &[NewEscrow {
-                    id: escrow_id,
-                    source: EscrowSource::CardPurchase,
-                    amount: face_value,
-                    merchant_id: merchant.id,
-                    service_rate_bps: merchant.service_rate_bps,
-                }],
-            ));
-            closing.push(card_insert);
-            closing.push(audit::statement(
+            let funding = Funding {
+                funder_id: order.buyer,
+                funder_account_id: wallet,
+                transfer_id: funded.transfer_id,
+                event_id: None,
+            };
+            let card = order.push_issue(
+                s,
                 meta,
-                AuditRecord {
-                    actor: Some(viewer.user_id),
-                    action: "card.purchase",
-                    subject: format!("card:{}", card.id),
-                    detail: Some(format!("{face_value} into escrow {escrow_id}")),
-                },
-            ));
+                &mut closing,
+                (&product, &merchant),
+                funding,
+                escrow_id,
+            );
             let id = card.id;
             *issued_slot = Some(card);
             Ok(Work {
@@ -402,8 +523,7 @@ async fn purchase_once(
     .await?;
     match issued.filter(|card| card.id == card_id) {
         Some(card) => {
-            escrow::count_reserved(1);
-            metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
+            count_purchase();
             Ok(card)
         }
         // A replay, or a duplicate's card: as it is now.

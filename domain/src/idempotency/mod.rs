@@ -41,6 +41,7 @@ mod claim;
 mod transaction;
 
 pub use claim::run;
+pub use transaction::first_use_statement;
 
 /// How long a stored outcome is kept (at least 24 h, FLOWS.md §3).
 pub const RETENTION: Duration = Duration::from_secs(25 * 3600);

@@ -44,21 +44,49 @@ fn done_statement(
     hash: &[u8],
     outcome: &Outcome,
 ) -> DomainResult<sea_orm::Statement> {
-    let json = serde_json::to_value(outcome).context("unstorable outcome")?;
-    Ok(statement(
-        "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
-         VALUES ($1, $2, $3, $4, 'DONE', $5, now() + make_interval(secs => $6)) \
-         ON CONFLICT (caller_id, operation, key) DO UPDATE \
+    let mut insert = done_insert(scope, hash, outcome)?;
+    insert.sql.push_str(
+        " ON CONFLICT (caller_id, operation, key) DO UPDATE \
            SET request_hash = EXCLUDED.request_hash, state = 'DONE', claim = NULL, outcome = EXCLUDED.outcome, \
                locked_until = NULL, created_at = now(), expires_at = EXCLUDED.expires_at \
          WHERE idempotency_keys.expires_at < now() \
          RETURNING 1 AS written",
+    );
+    Ok(insert)
+}
+
+/// The insert of the key as DONE with `outcome`.
+fn done_insert(
+    scope: &Scope<'_>,
+    hash: &[u8],
+    outcome: &Outcome,
+) -> DomainResult<sea_orm::Statement> {
+    let json = serde_json::to_value(outcome).context("unstorable outcome")?;
+    Ok(statement(
+        "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
+         VALUES ($1, $2, $3, $4, 'DONE', $5, now() + make_interval(secs => $6))",
         scope.values([
             hash.to_vec().into(),
             json.into(),
             RETENTION.as_secs_f64().into(),
         ]),
     ))
+}
+
+/// The key of work that runs as ONE autocommitted statement (a
+/// [`crate::sql::Batch`] sent outside any transaction), as a part of that
+/// statement: written as DONE with `value` as the outcome. Any row of the
+/// scope's key (live, in flight or expired and not yet swept) fails the
+/// whole statement with a unique violation, so the work commits only as
+/// the key's first use; on any such failure the caller runs its general
+/// path ([`super::run_posting`]), which replays, waits or reuses the key.
+pub fn first_use_statement<I: Serialize, T: Serialize>(
+    scope: &Scope<'_>,
+    input: &I,
+    value: &T,
+) -> DomainResult<sea_orm::Statement> {
+    let value = serde_json::to_value(value).context("unstorable outcome")?;
+    done_insert(scope, &hash_of(input)?, &Outcome::Ok { value })
 }
 
 /// [`super::run_posting`] for work that is all database: the outcome is

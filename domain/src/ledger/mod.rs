@@ -33,7 +33,7 @@ use crate::sql::statement;
 mod post;
 mod reads;
 
-pub use post::post;
+pub use post::{InBatch, post, post_in_batch};
 
 pub use reads::{EntryView, entries, wallet};
 

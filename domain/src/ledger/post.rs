@@ -2,14 +2,17 @@
 
 use std::collections::BTreeSet;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement, Value};
 use uuid::Uuid;
 
-use super::{Account, Leg, Posted, Transfer, bug, wallet_balance, wallet_topic, wallet_view};
+use super::{
+    Account, Direction, EntryKind, Leg, Posted, Transfer, bug, wallet_balance, wallet_topic,
+    wallet_view,
+};
 use crate::context::RequestMeta;
 use crate::error::{DomainError, DomainResult};
 use crate::outbox;
-use crate::sql::statement;
+use crate::sql::{Batch, statement};
 
 /// Posts `transfer` inside `txn`. A debit larger than a wallet's balance is
 /// `InsufficientFunds` (and the caller's transaction must be rolled back,
@@ -19,31 +22,11 @@ pub async fn post(
     meta: &RequestMeta,
     transfer: Transfer<'_>,
 ) -> DomainResult<Posted> {
-    let legs = &transfer.legs;
-    if legs.len() < 2 {
-        return Err(bug("a transfer needs two or more legs"));
-    }
-    if legs.iter().any(|l| l.amount.is_zero()) {
-        return Err(bug("a leg of zero"));
-    }
-    if legs.iter().map(|l| l.delta()).sum::<i128>() != 0 {
-        return Err(bug("credits and debits differ"));
-    }
-    let accounts: BTreeSet<Account> = legs.iter().map(|l| l.account).collect();
-    if accounts.len() != legs.len() {
-        return Err(bug("an account appears twice in one transfer"));
-    }
-    let mut wallet_legs: Vec<(Uuid, Leg)> = legs
-        .iter()
-        .filter_map(|leg| match leg.account {
-            Account::Wallet(id) => Some((id, *leg)),
-            Account::Platform(_) => None,
-        })
-        .collect();
-    wallet_legs.sort_by_key(|(id, _)| *id);
+    let wallet_legs = checked(&transfer)?;
     if let [(wallet, leg)] = wallet_legs[..] {
         return post_one_wallet(txn, meta, &transfer, wallet, leg).await;
     }
+    let legs = &transfer.legs;
 
     // Wallets first, in ascending id order: the lock order of every posting.
     let mut wallets = Vec::with_capacity(wallet_legs.len());
@@ -138,6 +121,34 @@ pub async fn post(
     })
 }
 
+/// The wallet legs of a well-formed `transfer`, in ascending wallet id (the
+/// lock order of every posting); a malformed transfer is a bug: `Internal`.
+fn checked(transfer: &Transfer<'_>) -> DomainResult<Vec<(Uuid, Leg)>> {
+    let legs = &transfer.legs;
+    if legs.len() < 2 {
+        return Err(bug("a transfer needs two or more legs"));
+    }
+    if legs.iter().any(|l| l.amount.is_zero()) {
+        return Err(bug("a leg of zero"));
+    }
+    if legs.iter().map(|l| l.delta()).sum::<i128>() != 0 {
+        return Err(bug("credits and debits differ"));
+    }
+    let accounts: BTreeSet<Account> = legs.iter().map(|l| l.account).collect();
+    if accounts.len() != legs.len() {
+        return Err(bug("an account appears twice in one transfer"));
+    }
+    let mut wallet_legs: Vec<(Uuid, Leg)> = legs
+        .iter()
+        .filter_map(|leg| match leg.account {
+            Account::Wallet(id) => Some((id, *leg)),
+            Account::Platform(_) => None,
+        })
+        .collect();
+    wallet_legs.sort_by_key(|(id, _)| *id);
+    Ok(wallet_legs)
+}
+
 /// [`post`] of a transfer with exactly one wallet leg (every flow today
 /// but wallet-to-wallet transfers): the balance-checked wallet update, the
 /// transfer, its entries and the wallet's announcement in ONE statement,
@@ -150,6 +161,99 @@ async fn post_one_wallet(
     wallet: Uuid,
     wallet_leg: Leg,
 ) -> DomainResult<Posted> {
+    let mut batch = Batch::new();
+    let transfer_id = push_one_wallet(&mut batch, meta, transfer, wallet, wallet_leg, true)?;
+    let Some(row) = batch.fetch_one(txn, posted_wallet()).await? else {
+        let available = wallet_balance(txn, wallet)
+            .await?
+            .ok_or_else(|| bug("posting to a wallet that does not exist"))?;
+        return Err(DomainError::InsufficientFunds {
+            required: wallet_leg.amount,
+            available,
+        });
+    };
+    count_movements(transfer);
+    Ok(Posted {
+        transfer_id,
+        wallets: vec![wallet_view(&row)?],
+    })
+}
+
+/// A one-wallet transfer as parts of a batch that is sent on its own, as
+/// ONE autocommitted statement, with the rest of its use case: the caller
+/// runs `batch` with [`InBatch::main`] as its main statement and reads the
+/// row with [`InBatch::posted`]. A wallet without the funds fails the whole
+/// statement on the wallet's `CHECK (balance >= 0)`, so nothing of the
+/// batch is written; so does any other constraint. (Inside a transaction,
+/// use [`post`].)
+pub fn post_in_batch(
+    batch: &mut Batch,
+    meta: &RequestMeta,
+    transfer: &Transfer<'_>,
+) -> DomainResult<InBatch> {
+    let [(wallet, leg)] = checked(transfer)?[..] else {
+        return Err(bug("a batched posting has exactly one wallet leg"));
+    };
+    let transfer_id = push_one_wallet(batch, meta, transfer, wallet, leg, false)?;
+    Ok(InBatch {
+        transfer_id,
+        kind: transfer.kind,
+        directions: transfer.legs.iter().map(|l| l.direction).collect(),
+    })
+}
+
+/// A posting added to a batch by [`post_in_batch`], not yet run.
+#[derive(Debug)]
+#[must_use = "run the batch with `main` and read its row with `posted`"]
+pub struct InBatch {
+    transfer_id: Uuid,
+    kind: EntryKind,
+    directions: Vec<Direction>,
+}
+
+impl InBatch {
+    /// The transfer's id.
+    pub fn transfer_id(&self) -> Uuid {
+        self.transfer_id
+    }
+
+    /// The batch's main statement: the wallet row after the posting.
+    pub fn main(&self) -> Statement {
+        posted_wallet()
+    }
+
+    /// The posting, from the row the batch returned (once it has
+    /// committed).
+    pub fn posted(self, row: &QueryResult) -> DomainResult<Posted> {
+        for direction in &self.directions {
+            count_movement(self.kind, *direction);
+        }
+        Ok(Posted {
+            transfer_id: self.transfer_id,
+            wallets: vec![wallet_view(row)?],
+        })
+    }
+}
+
+/// The statement reading the wallet row of a one-wallet posting's parts.
+fn posted_wallet() -> Statement {
+    statement("SELECT id, kind, owner_id, balance, version FROM w", vec![])
+}
+
+/// Adds the parts of a one-wallet posting to `batch`: `w` (the wallet
+/// update), `t` (the transfer), `e` (its entries) and `o` (the wallet's
+/// announcement, the WalletView's JSON built by Postgres from the updated
+/// row, on `wallet_topic` of the owner). With `skip_short`, a wallet
+/// without the funds is not updated and the parts write nothing; without,
+/// the update fails the statement. Returns the transfer's id.
+fn push_one_wallet(
+    batch: &mut Batch,
+    meta: &RequestMeta,
+    transfer: &Transfer<'_>,
+    wallet: Uuid,
+    wallet_leg: Leg,
+    skip_short: bool,
+) -> DomainResult<Uuid> {
     let delta = i64::try_from(wallet_leg.delta()).map_err(|_| bug("delta out of range"))?;
     let transfer_id = Uuid::now_v7();
     let mut values: Vec<Value> = vec![
@@ -173,43 +277,47 @@ async fn post_one_wallet(
         values.push(leg.direction.as_str().into());
         values.push(leg.amount.minor().into());
     }
-    // The announcement is the WalletView's JSON, built by Postgres from the
-    // updated row; its topic is `wallet_topic` of the owner.
-    let sql = format!(
-        "WITH w AS (UPDATE ledger.accounts SET balance = balance + $5, version = version + 1 \
-           WHERE id = $6 AND kind IN ('USER', 'MERCHANT') AND balance + $5 >= 0 \
-           RETURNING id, kind, owner_id, balance, version), \
-         t AS (INSERT INTO ledger.transfers (id, kind, reference, correlation_id) SELECT $1, $2, $3, $4 FROM w), \
-         e AS (INSERT INTO ledger.entries (transfer_id, account_id, kind, direction, amount, balance_after, reference) \
-           SELECT $1, x.account, $2, x.direction, x.amount, CASE WHEN x.account = w.id THEN w.balance END, $3 \
-           FROM w CROSS JOIN (VALUES {}) AS x (account, direction, amount)), \
-         o AS (INSERT INTO ops.outbox (kind, target, payload, correlation_id) \
-           SELECT '{}', 'wallet:' || w.kind || ':' || w.owner_id, \
-             jsonb_build_object('id', w.id, 'kind', w.kind, 'owner_id', w.owner_id, 'balance', w.balance, 'version', w.version), $4 \
-           FROM w) \
-         SELECT id, kind, owner_id, balance, version FROM w",
-        rows.join(", "),
-        outbox::KIND_PUBLISH,
-    );
-    let Some(row) = txn.query_one_raw(statement(&sql, values)).await? else {
-        let available = wallet_balance(txn, wallet)
-            .await?
-            .ok_or_else(|| bug("posting to a wallet that does not exist"))?;
-        return Err(DomainError::InsufficientFunds {
-            required: wallet_leg.amount,
-            available,
-        });
+    let guard = if skip_short {
+        " AND balance + $5 >= 0"
+    } else {
+        ""
     };
-    count_movements(transfer);
-    Ok(Posted {
-        transfer_id,
-        wallets: vec![wallet_view(&row)?],
-    })
+    batch.push_named(
+        &["w", "t", "e", "o"],
+        [
+            format!(
+                "UPDATE ledger.accounts SET balance = balance + $5, version = version + 1 \
+                 WHERE id = $6 AND kind IN ('USER', 'MERCHANT'){guard} \
+                 RETURNING id, kind, owner_id, balance, version"
+            ),
+            "INSERT INTO ledger.transfers (id, kind, reference, correlation_id) SELECT $1, $2, $3, $4 FROM w"
+                .to_owned(),
+            format!(
+                "INSERT INTO ledger.entries (transfer_id, account_id, kind, direction, amount, balance_after, reference) \
+                 SELECT $1, x.account, $2, x.direction, x.amount, CASE WHEN x.account = w.id THEN w.balance END, $3 \
+                 FROM w CROSS JOIN (VALUES {}) AS x (account, direction, amount)",
+                rows.join(", ")
+            ),
+            format!(
+                "INSERT INTO ops.outbox (kind, target, payload, correlation_id) \
+                 SELECT '{}', 'wallet:' || w.kind || ':' || w.owner_id, \
+                   jsonb_build_object('id', w.id, 'kind', w.kind, 'owner_id', w.owner_id, 'balance', w.balance, 'version', w.version), $4 \
+                 FROM w",
+                outbox::KIND_PUBLISH
+            ),
+        ],
+        Some(sea_orm::Values(values)),
+    );
+    Ok(transfer_id)
 }
 
 fn count_movements(transfer: &Transfer<'_>) {
     for leg in &transfer.legs {
-        metrics::counter!("giftdrop_ledger_movements_total", "kind" => transfer.kind.as_str(), "direction" => leg.direction.as_str())
-            .increment(1);
+        count_movement(transfer.kind, leg.direction);
     }
+}
+
+fn count_movement(kind: EntryKind, direction: Direction) {
+    metrics::counter!("giftdrop_ledger_movements_total", "kind" => kind.as_str(), "direction" => direction.as_str())
+        .increment(1);
 }
