@@ -135,21 +135,26 @@ async fn the_database_refuses_unbalanced_transfers_edits_and_overdrafts() {
     let db = &app.db;
     let wallet = funded_wallet(db, 500).await;
 
-    // One lonely entry: refused at commit by the deferred trigger.
-    let txn = db.begin().await.expect("begin");
-    let transfer = Uuid::new_v4();
-    txn.execute_unprepared(&format!(
-        "INSERT INTO ledger.transfers (id, kind, reference, correlation_id) VALUES ('{transfer}', 'ADJUSTMENT', 'x', 'x');
-         INSERT INTO ledger.entries (transfer_id, account_id, kind, direction, amount, reference)
-              VALUES ('{transfer}', '{wallet}', 'ADJUSTMENT', 'CREDIT', 10, 'x');"
-    ))
-    .await
-    .expect("inserted");
-    let refused = txn
-        .commit()
-        .await
-        .expect_err("an unbalanced transfer must not commit");
-    assert!(refused.to_string().contains("unbalanced"), "{refused}");
+    // One lonely entry, or entries that do not sum to zero: refused by the
+    // statement that inserts them.
+    for legs in [
+        format!("('{wallet}', 'CREDIT', 10)"),
+        format!(
+            "('{wallet}', 'CREDIT', 10), ('{}', 'DEBIT', 9)",
+            PlatformAccount::ProviderClearing.id()
+        ),
+    ] {
+        let transfer = Uuid::new_v4();
+        let refused = db
+            .execute_unprepared(&format!(
+                "WITH t AS (INSERT INTO ledger.transfers (id, kind, reference, correlation_id) VALUES ('{transfer}', 'ADJUSTMENT', 'x', 'x')) \
+                 INSERT INTO ledger.entries (transfer_id, account_id, kind, direction, amount, reference) \
+                 SELECT '{transfer}', x.account::uuid, 'ADJUSTMENT', x.direction, x.amount, 'x' FROM (VALUES {legs}) AS x (account, direction, amount)"
+            ))
+            .await
+            .expect_err("an unbalanced transfer must not be written");
+        assert!(refused.to_string().contains("unbalanced"), "{refused}");
+    }
 
     // Entries are append-only; wallets never go negative.
     for sql in [

@@ -13,6 +13,7 @@ mod m20261123_000001_ledger;
 mod m20261123_000002_wallet_version;
 mod m20261201_000001_giftcard;
 mod m20261202_000001_giveaway;
+mod m20261203_000001_lean_writes;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_wallet_version::Migration),
             Box::new(m20261201_000001_giftcard::Migration),
             Box::new(m20261202_000001_giveaway::Migration),
+            Box::new(m20261203_000001_lean_writes::Migration),
         ]
     }
 }

@@ -18,7 +18,7 @@
 //! sum of their entries.
 //!
 //! The database re-checks all of it: entries of a transfer sum to zero
-//! (deferred constraint trigger), amounts are positive, wallets never go
+//! (a trigger on every statement that inserts entries), amounts are positive, wallets never go
 //! below zero, entries and transfers are append-only.
 
 use sea_orm::{ConnectionTrait, QueryResult};
