@@ -344,7 +344,11 @@ async fn a_used_key_replays_refuses_other_input_and_is_reusable_once_expired() {
         .await;
     let (buyer, _) = app.register("buyer@example.com", "Ada O").await;
     app.fund(&buyer, 10_000).await;
-    let card_id = |body: &Value| body["data"]["purchaseCard"]["id"].as_str().map(str::to_owned);
+    let card_id = |body: &Value| {
+        body["data"]["purchaseCard"]["id"]
+            .as_str()
+            .map(str::to_owned)
+    };
 
     let first = app.buy(&buyer, &shop.product_id, 1_000, "k").await;
     let first_id = card_id(&first).expect("the first purchase");

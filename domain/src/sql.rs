@@ -255,8 +255,20 @@ mod tests {
             ],
             Some(sea_orm::Values(vec![2i64.into(), 3i64.into()])),
         );
-        assert_eq!(batch.parts[1], ("w".to_owned(), "UPDATE b SET x = $2 RETURNING id".to_owned()));
-        assert_eq!(batch.parts[2], ("t".to_owned(), "INSERT INTO c SELECT id, $3 FROM w".to_owned()));
+        assert_eq!(
+            batch.parts[1],
+            (
+                "w".to_owned(),
+                "UPDATE b SET x = $2 RETURNING id".to_owned()
+            )
+        );
+        assert_eq!(
+            batch.parts[2],
+            (
+                "t".to_owned(),
+                "INSERT INTO c SELECT id, $3 FROM w".to_owned()
+            )
+        );
         assert_eq!(batch.values.len(), 3);
     }
 }

@@ -433,7 +433,14 @@ async fn purchase_at_once(
         transfer_id: posting.transfer_id(),
         event_id: None,
     };
-    let card = order.push_issue(s, meta, &mut batch, (&product, &merchant), funding, escrow_id);
+    let card = order.push_issue(
+        s,
+        meta,
+        &mut batch,
+        (&product, &merchant),
+        funding,
+        escrow_id,
+    );
     batch.push(idempotency::first_use_statement(
         scope,
         &order.input(),
