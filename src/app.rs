@@ -297,6 +297,7 @@ pub async fn start(
         payments,
         card_secrets,
         wallet_ids: giftdrop_domain::ledger::WalletIds::default(),
+        on_sale: giftdrop_domain::giftcard::products::OnSale::default(),
         verifier: social_verifier(&config)?,
         budget: giftdrop_domain::giveaway::attempt::Budget::default(),
         settings: Settings {

@@ -334,6 +334,66 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
     assert_ledger_sound(&app).await;
 }
 
+/// Purchases sell from the process's copy of a product; a copy the rows no
+/// longer bear out sells nothing and the rows decide.
+#[tokio::test]
+async fn a_purchase_from_a_stale_copy_of_its_product_follows_the_rows() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Jiji", &[1_000]).await;
+    let (buyer, _) = app.register("buyer@example.com", "Bisi A").await;
+    app.fund(&buyer, 10_000).await;
+    let bought = |key: &'static str| {
+        let app = &app;
+        let buyer = &buyer;
+        let product = &shop.product_id;
+        async move {
+            let body = app.buy(buyer, product, 1_000, key).await;
+            body["data"]["purchaseCard"]["id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or(body)
+        }
+    };
+    // Changed behind the API's back, so nothing could tell the process.
+    let db = &app.db;
+    let change = |sql: &'static str| async move {
+        db.execute_unprepared(sql).await.expect("changed");
+    };
+
+    bought("a").await.expect("a first purchase keeps a copy");
+    let rows = purchase_rows(&app).await;
+    change("UPDATE giftcard.card_products SET active = false").await;
+    // Off sale, a product is hidden from everyone but its staff.
+    let off_sale = bought("b").await.expect_err("off sale");
+    assert_eq!(error_code(&off_sale), "NOT_FOUND", "{off_sale}");
+    assert_eq!(purchase_rows(&app).await, rows);
+
+    change("UPDATE giftcard.card_products SET active = true").await;
+    bought("c").await.expect("on sale again");
+    change("UPDATE giftcard.merchants SET service_rate_bps = 1234").await;
+    let card = bought("d").await.expect("a purchase at the new rate");
+    let rate = scalar(
+        &app.db,
+        &format!(
+            "SELECT e.service_rate_bps::bigint FROM giftcard.escrows e JOIN giftcard.cards c ON c.escrow_id = e.id WHERE c.id = '{card}'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        rate, 1234,
+        "the escrow snapshots the merchant's current rate"
+    );
+
+    bought("e").await.expect("a purchase keeps a fresh copy");
+    let rows = purchase_rows(&app).await;
+    change("UPDATE giftcard.merchants SET status = 'SUSPENDED'").await;
+    let suspended = bought("f").await.expect_err("suspended");
+    assert_eq!(error_code(&suspended), "FORBIDDEN", "{suspended}");
+    assert_eq!(purchase_rows(&app).await, rows);
+    assert_eq!(app.my_balance(&buyer).await, 6_000);
+    assert_ledger_sound(&app).await;
+}
+
 /// A first purchase commits as one statement; every other use of its key
 /// fails that statement whole and takes the general path.
 #[tokio::test]

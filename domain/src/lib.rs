@@ -71,6 +71,8 @@ pub struct Services {
     pub verifier: giveaway::verify::SocialVerifier,
     /// Wallet ids this process has seen.
     pub wallet_ids: ledger::WalletIds,
+    /// Card products as purchases last read them.
+    pub on_sale: giftcard::products::OnSale,
     /// Platform settings.
     pub settings: Settings,
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::escrow::{self, EscrowSource, Funding, NewEscrow};
 use super::merchants::{MerchantStatus, MerchantView};
 use super::pin::{self, CardSecrets};
-use super::products::{self, ProductView};
+use super::products::{self, OnSale, ProductView};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -264,9 +264,9 @@ const COLLISION_RETRIES: usize = 3;
 /// (CARD_PURCHASE), reserves the escrow at the merchant's current service
 /// rate and issues an ACTIVE card, all or nothing, once per key.
 ///
-/// A first request that will succeed costs two round trips: the product
-/// with its merchant, then ONE autocommitted statement with the posting,
-/// the escrow, the card, the audit entry and the key
+/// A first request that will succeed costs ONE round trip: a single
+/// autocommitted statement with the posting, the escrow, the card, the
+/// audit entry and the key, checking the process's copy of the product
 /// ([`purchase_at_once`]). Everything else (a refusal, a repeat, a
 /// concurrent duplicate, a wallet short of funds, a code collision) makes
 /// that statement fail whole, and the request then takes the general path
@@ -398,10 +398,11 @@ impl Order {
     }
 }
 
-/// The purchase as ONE statement outside any transaction, when the product
-/// is on sale to everyone in this denomination: the posting fails the
-/// statement if the wallet is short ([`ledger::post_in_batch`]), and the
-/// key if it was used before ([`idempotency::first_use_statement`]). The
+/// The purchase as ONE statement outside any transaction, when the
+/// process's copy of the product ([`OnSale`]) says it is on sale to
+/// everyone in this denomination. The statement holds the copy against the
+/// rows (`g`), fails if the wallet is short ([`ledger::post_in_batch`]) or
+/// the key was used before ([`idempotency::first_use_statement`]). The
 /// card, or `None` if the statement failed on a constraint (and so wrote
 /// nothing) or the product needs the general path's checks.
 async fn purchase_at_once(
@@ -410,8 +411,7 @@ async fn purchase_at_once(
     order: &Order,
     scope: &Scope<'_>,
 ) -> DomainResult<Option<CardView>> {
-    let Some((product, merchant)) = products::find_with_merchant(&s.db, order.product_id).await?
-    else {
+    let Some((product, merchant)) = s.on_sale.get(&s.db, order.product_id).await? else {
         return Ok(None);
     };
     if !products::visible(&product, &merchant, &Reach::default())
@@ -426,7 +426,17 @@ async fn purchase_at_once(
     let escrow_id = Uuid::now_v7();
     let reference = escrow_id.to_string();
     let mut batch = Batch::new();
-    let posting = ledger::post_in_batch(&mut batch, meta, &order.transfer(wallet, &reference))?;
+    // The copy of the product must still be true of its rows: without `g`,
+    // no posting, and the escrow (which references the posting's
+    // transfer) fails the statement.
+    let still = OnSale::still_statement(&product, &merchant, order.face_value);
+    batch.push_named(&["g"], [still.sql], still.values);
+    let posting = ledger::post_in_batch(
+        &mut batch,
+        meta,
+        &order.transfer(wallet, &reference),
+        Some("g"),
+    )?;
     let funding = Funding {
         funder_id: order.buyer,
         funder_account_id: wallet,
@@ -455,7 +465,10 @@ async fn purchase_at_once(
         }
         // The wallet row is always updated, or the statement failed.
         Ok(None) => Err(bug("a purchase posted to no wallet")),
-        Err(err) if err.is_constraint_violation() => Ok(None),
+        Err(err) if err.is_constraint_violation() => {
+            s.on_sale.forget(order.product_id);
+            Ok(None)
+        }
         Err(err) => Err(err),
     }
 }

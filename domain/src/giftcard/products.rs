@@ -1,8 +1,12 @@
 //! Card products: what a merchant sells, at which face values, valid for
 //! how long. Only staff of an ACTIVE merchant create or re-activate them.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -126,6 +130,81 @@ async fn with_merchants<C: ConnectionTrait>(
     rows.iter()
         .map(|row| Ok((view(row)?, merchants::view_prefixed(row, "m_")?)))
         .collect()
+}
+
+/// Products with their merchants as this process last read them, for the
+/// purchases that will succeed (`cards::purchase_at_once`): a copy is used
+/// for at most [`OnSale::FRESH`], and the statement that sells re-checks it
+/// against the rows ([`OnSale::still_statement`]), so a stale copy costs a
+/// request the general path, never a sale the rows would refuse.
+/// Bounded: forgotten all at once when full.
+#[derive(Clone, Debug, Default)]
+pub struct OnSale(Arc<Mutex<Copies>>);
+
+/// Each product's copy: when it was read, the product, its merchant.
+type Copies = HashMap<Uuid, (Instant, ProductView, MerchantView)>;
+
+impl OnSale {
+    /// How long a copy is used.
+    pub const FRESH: Duration = Duration::from_secs(5);
+    const CAPACITY: usize = 10_000;
+
+    /// Product `id` with its merchant: the fresh copy, or as read now.
+    pub async fn get<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: Uuid,
+    ) -> DomainResult<Option<(ProductView, MerchantView)>> {
+        if let Some((read, product, merchant)) = self.lock().get(&id)
+            && read.elapsed() < Self::FRESH
+        {
+            return Ok(Some((product.clone(), merchant.clone())));
+        }
+        let found = find_with_merchant(conn, id).await?;
+        if let Some((product, merchant)) = &found {
+            let mut copies = self.lock();
+            if copies.len() >= Self::CAPACITY {
+                copies.clear();
+            }
+            copies.insert(id, (Instant::now(), product.clone(), merchant.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Drops the copy of `id` (a sale from it failed).
+    pub fn forget(&self, id: Uuid) {
+        self.lock().remove(&id);
+    }
+
+    /// A statement that returns a row only while `product` of `merchant`
+    /// is still on sale in `face_value`, with the merchant, validity and
+    /// service rate of the copy.
+    pub fn still_statement(
+        product: &ProductView,
+        merchant: &MerchantView,
+        face_value: Amount,
+    ) -> Statement {
+        statement(
+            "SELECT 1 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id \
+             WHERE p.id = $1 AND p.merchant_id = $2 AND p.active AND p.validity_days = $3 \
+               AND $4 = ANY (p.denominations) AND m.status = 'ACTIVE' AND m.service_rate_bps = $5",
+            vec![
+                product.id.into(),
+                merchant.id.into(),
+                product.validity_days.into(),
+                face_value.minor().into(),
+                i32::try_from(merchant.service_rate_bps)
+                    .unwrap_or(i32::MAX)
+                    .into(),
+            ],
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Copies> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// True when `reach` may see `product` of `merchant`: on sale by a visible

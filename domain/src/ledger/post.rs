@@ -162,7 +162,7 @@ async fn post_one_wallet(
     wallet_leg: Leg,
 ) -> DomainResult<Posted> {
     let mut batch = Batch::new();
-    let transfer_id = push_one_wallet(&mut batch, meta, transfer, wallet, wallet_leg, true)?;
+    let transfer_id = push_one_wallet(&mut batch, meta, transfer, wallet, wallet_leg, Guard::Skip)?;
     let Some(row) = batch.fetch_one(txn, posted_wallet()).await? else {
         let available = wallet_balance(txn, wallet)
             .await?
@@ -184,17 +184,21 @@ async fn post_one_wallet(
 /// runs `batch` with [`InBatch::main`] as its main statement and reads the
 /// row with [`InBatch::posted`]. A wallet without the funds fails the whole
 /// statement on the wallet's `CHECK (balance >= 0)`, so nothing of the
-/// batch is written; so does any other constraint. (Inside a transaction,
-/// use [`post`].)
+/// batch is written; so does any other constraint. With `only_if`, the
+/// name of an earlier part, nothing is posted unless that part returns a
+/// row: the batch's other rows must then reference the transfer (as an
+/// escrow's `reserve_transfer_id` does), so that they fail the statement
+/// without it. (Inside a transaction, use [`post`].)
 pub fn post_in_batch(
     batch: &mut Batch,
     meta: &RequestMeta,
     transfer: &Transfer<'_>,
+    only_if: Option<&str>,
 ) -> DomainResult<InBatch> {
     let [(wallet, leg)] = checked(transfer)?[..] else {
         return Err(bug("a batched posting has exactly one wallet leg"));
     };
-    let transfer_id = push_one_wallet(batch, meta, transfer, wallet, leg, false)?;
+    let transfer_id = push_one_wallet(batch, meta, transfer, wallet, leg, Guard::Fail(only_if))?;
     Ok(InBatch {
         transfer_id,
         kind: transfer.kind,
@@ -235,6 +239,18 @@ impl InBatch {
     }
 }
 
+/// What the wallet update of a one-wallet posting does when it cannot go
+/// through.
+#[derive(Clone, Copy, Debug)]
+enum Guard<'a> {
+    /// A wallet without the funds is not updated, and the parts write
+    /// nothing.
+    Skip,
+    /// A wallet without the funds fails the statement; with a part's name,
+    /// the wallet is updated only if that part returned a row.
+    Fail(Option<&'a str>),
+}
+
 /// The statement reading the wallet row of a one-wallet posting's parts.
 fn posted_wallet() -> Statement {
     statement("SELECT id, kind, owner_id, balance, version FROM w", vec![])
@@ -243,16 +259,14 @@ fn posted_wallet() -> Statement {
 /// Adds the parts of a one-wallet posting to `batch`: `w` (the wallet
 /// update), `t` (the transfer), `e` (its entries) and `o` (the wallet's
 /// announcement, the WalletView's JSON built by Postgres from the updated
-/// row, on `wallet_topic` of the owner). With `skip_short`, a wallet
-/// without the funds is not updated and the parts write nothing; without,
-/// the update fails the statement. Returns the transfer's id.
+/// row, on `wallet_topic` of the owner). Returns the transfer's id.
 fn push_one_wallet(
     batch: &mut Batch,
     meta: &RequestMeta,
     transfer: &Transfer<'_>,
     wallet: Uuid,
     wallet_leg: Leg,
-    skip_short: bool,
+    guard: Guard<'_>,
 ) -> DomainResult<Uuid> {
     let delta = i64::try_from(wallet_leg.delta()).map_err(|_| bug("delta out of range"))?;
     let transfer_id = Uuid::now_v7();
@@ -277,10 +291,10 @@ fn push_one_wallet(
         values.push(leg.direction.as_str().into());
         values.push(leg.amount.minor().into());
     }
-    let guard = if skip_short {
-        " AND balance + $5 >= 0"
-    } else {
-        ""
+    let guard = match guard {
+        Guard::Skip => " AND balance + $5 >= 0".to_owned(),
+        Guard::Fail(None) => String::new(),
+        Guard::Fail(Some(part)) => format!(" AND EXISTS (SELECT 1 FROM {part})"),
     };
     batch.push_named(
         &["w", "t", "e", "o"],
