@@ -283,7 +283,7 @@ pub async fn purchase(
     s.limiter
         .check(RATE_LIMIT, &viewer.user_id.to_string())
         .await?;
-    let sale = Order {
+    let order = Order {
         buyer: viewer.user_id,
         product_id,
         face_value,
@@ -293,13 +293,13 @@ pub async fn purchase(
         operation: OPERATION,
         key,
     };
-    if let Some(card) = purchase_at_once(s, meta, &sale, &scope).await? {
+    if let Some(card) = purchase_at_once(s, meta, &order, &scope).await? {
         return Ok(card);
     }
     metrics::counter!("giftdrop_purchase_general_path_total").increment(1);
     let mut attempt = 0;
     loop {
-        match purchase_in_transaction(s, meta, viewer, &sale, &scope).await {
+        match purchase_in_transaction(s, meta, viewer, &order, &scope).await {
             Err(err) if is_code_collision(&err) && attempt < COLLISION_RETRIES => attempt += 1,
             result => return result,
         }
@@ -351,6 +351,17 @@ impl Order {
                     self.face_value,
                 ),
             ],
+        }
+    }
+
+    /// The escrow's funding: the buyer's `wallet`, by the posting's
+    /// transfer.
+    fn funding(&self, wallet: Uuid, transfer_id: Uuid) -> Funding {
+        Funding {
+            funder_id: self.buyer,
+            funder_account_id: wallet,
+            transfer_id,
+            event_id: None,
         }
     }
 
@@ -437,12 +448,7 @@ async fn purchase_at_once(
         &order.transfer(wallet, &reference),
         Some("g"),
     )?;
-    let funding = Funding {
-        funder_id: order.buyer,
-        funder_account_id: wallet,
-        transfer_id: posting.transfer_id(),
-        event_id: None,
-    };
+    let funding = order.funding(wallet, posting.transfer_id());
     let card = order.push_issue(
         s,
         meta,
@@ -516,12 +522,7 @@ async fn purchase_in_transaction(
             let reference = escrow_id.to_string();
             let funded = ledger::post(&txn, meta, order.transfer(wallet, &reference)).await?;
             let mut closing = Batch::new();
-            let funding = Funding {
-                funder_id: order.buyer,
-                funder_account_id: wallet,
-                transfer_id: funded.transfer_id,
-                event_id: None,
-            };
+            let funding = order.funding(wallet, funded.transfer_id);
             let card = order.push_issue(
                 s,
                 meta,
