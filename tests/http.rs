@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AppOptions, code, spawn_app};
+use crate::support::{AppOptions, TestApp, code, spawn_app};
 
 #[tokio::test]
 async fn every_response_carries_a_correlation_id() {
@@ -177,6 +177,25 @@ async fn production_turns_off_graphiql_introspection_and_suggestions() {
     );
 }
 
+/// The body of `query` posted with correlation id `correlation`.
+async fn traced(app: &TestApp, token: Option<&str>, correlation: &str, query: &str) -> Value {
+    let mut request = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-correlation-id", correlation)
+        .json(&json!({ "query": query }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
 #[tokio::test]
 async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     let app = spawn_app().await;
@@ -187,16 +206,7 @@ async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     )
     .await
     .expect("break the schema of this test's own database");
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .header("x-correlation-id", "boom-1")
-        .json(&json!({ "query": "{ me { id } }" }))
-        .send()
-        .await
-        .expect("sent");
-    let body: Value = response.json().await.expect("json");
+    let body = traced(&app, Some(&token), "boom-1", "{ me { id } }").await;
     assert_eq!(code(&body), "INTERNAL");
     assert_eq!(body["errors"][0]["extensions"]["correlationId"], "boom-1");
     let text = body.to_string();
@@ -216,15 +226,13 @@ async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     )
     .await
     .expect("break another table of this test's own database");
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header("x-correlation-id", "boom-2")
-        .json(&json!({ "query": "{ events(first: 1) { nodes { id } } }" }))
-        .send()
-        .await
-        .expect("sent");
-    let body: Value = response.json().await.expect("json");
+    let body = traced(
+        &app,
+        None,
+        "boom-2",
+        "{ events(first: 1) { nodes { id } } }",
+    )
+    .await;
     assert_eq!(code(&body), "INTERNAL", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["correlationId"], "boom-2");
     assert!(!body.to_string().contains("events_gone"), "{body}");

@@ -64,12 +64,8 @@ async fn a_connection_holds_at_most_fifty_subscriptions() {
     assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
     client.send(json!({ "type": "complete", "id": "s0" })).await;
     client.subscribe("s51", ME_UPDATED).await;
-    let accepted = client.next().await;
-    assert_eq!(
-        (accepted["type"].as_str(), accepted["id"].as_str()),
-        (Some("next"), Some("s51")),
-        "room again after a complete"
-    );
+    // Room again after a complete.
+    client.next_of("next", "s51").await;
 }
 
 #[tokio::test]
@@ -80,19 +76,14 @@ async fn a_message_larger_than_the_read_buffer_arrives_whole() {
     // A query that spans many reads of the socket's 1 KiB read buffer.
     let long = format!("# {}\n{ME_UPDATED}", "x".repeat(6 * 1024));
     client.subscribe("long", &long).await;
-    let first = client.next().await;
-    assert_eq!(first["id"], "long");
+    let first = client.next_of("next", "long").await;
     assert_eq!(
         first["payload"]["data"]["meUpdated"]["id"],
         user_id.as_str()
     );
     // The connection reads on as before: a short message after the long one.
     client.subscribe("short", ME_UPDATED).await;
-    let second = client.next().await;
-    assert_eq!(
-        (second["type"].as_str(), second["id"].as_str()),
-        (Some("next"), Some("short"))
-    );
+    client.next_of("next", "short").await;
 }
 
 #[tokio::test]
@@ -106,11 +97,7 @@ async fn a_subscription_over_the_alias_limit_is_refused_and_the_connection_stays
     client
         .subscribe("many", &format!("subscription {{ {aliases} }}"))
         .await;
-    let refused = client.next().await;
-    assert_eq!(
-        (refused["type"].as_str(), refused["id"].as_str()),
-        (Some("error"), Some("many"))
-    );
+    let refused = client.next_of("error", "many").await;
     assert!(
         refused["payload"][0]["message"]
             .as_str()
@@ -118,11 +105,7 @@ async fn a_subscription_over_the_alias_limit_is_refused_and_the_connection_stays
         "{refused}"
     );
     client.subscribe("one", ME_UPDATED).await;
-    let accepted = client.next().await;
-    assert_eq!(
-        (accepted["type"].as_str(), accepted["id"].as_str()),
-        (Some("next"), Some("one"))
-    );
+    client.next_of("next", "one").await;
 }
 
 #[tokio::test]

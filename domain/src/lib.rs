@@ -17,6 +17,7 @@ pub mod identity;
 pub mod jobs;
 pub mod keys;
 pub mod ledger;
+pub mod memo;
 pub mod money;
 pub mod outbox;
 pub mod payments;

@@ -87,6 +87,17 @@ impl WsClient {
         }
     }
 
+    /// The next JSON message, which must be of `kind` for operation `id`.
+    pub async fn next_of(&mut self, kind: &str, id: &str) -> Value {
+        let message = self.next().await;
+        assert_eq!(
+            (message["type"].as_str(), message["id"].as_str()),
+            (Some(kind), Some(id)),
+            "{message}"
+        );
+        message
+    }
+
     /// The next JSON message of any type, pings included.
     pub async fn next_raw(&mut self) -> Value {
         loop {

@@ -1,8 +1,6 @@
 //! Card products: what a merchant sells, at which face values, valid for
 //! how long. Only staff of an ACTIVE merchant create or re-activate them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -16,6 +14,7 @@ use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
+use crate::memo::Remembered;
 use crate::money::Amount;
 use crate::sql::{bug, by_id, by_ids, fetch_all, statement, text_input};
 
@@ -137,17 +136,18 @@ async fn with_merchants<C: ConnectionTrait>(
 /// for at most [`OnSale::FRESH`], and the statement that sells re-checks it
 /// against the rows ([`OnSale::still_statement`]), so a stale copy costs a
 /// request the general path, never a sale the rows would refuse.
-/// Bounded: forgotten all at once when full.
-#[derive(Clone, Debug, Default)]
-pub struct OnSale(Arc<Mutex<Copies>>);
+#[derive(Clone, Debug)]
+pub struct OnSale(Remembered<Uuid, (Instant, ProductView, MerchantView)>);
 
-/// Each product's copy: when it was read, the product, its merchant.
-type Copies = HashMap<Uuid, (Instant, ProductView, MerchantView)>;
+impl Default for OnSale {
+    fn default() -> Self {
+        Self(Remembered::new(10_000))
+    }
+}
 
 impl OnSale {
     /// How long a copy is used.
     pub const FRESH: Duration = Duration::from_secs(5);
-    const CAPACITY: usize = 10_000;
 
     /// Product `id` with its merchant: the fresh copy, or as read now.
     pub async fn get<C: ConnectionTrait>(
@@ -155,25 +155,22 @@ impl OnSale {
         conn: &C,
         id: Uuid,
     ) -> DomainResult<Option<(ProductView, MerchantView)>> {
-        if let Some((read, product, merchant)) = self.lock().get(&id)
+        if let Some((read, product, merchant)) = self.0.get(&id)
             && read.elapsed() < Self::FRESH
         {
-            return Ok(Some((product.clone(), merchant.clone())));
+            return Ok(Some((product, merchant)));
         }
         let found = find_with_merchant(conn, id).await?;
         if let Some((product, merchant)) = &found {
-            let mut copies = self.lock();
-            if copies.len() >= Self::CAPACITY {
-                copies.clear();
-            }
-            copies.insert(id, (Instant::now(), product.clone(), merchant.clone()));
+            self.0
+                .insert(id, (Instant::now(), product.clone(), merchant.clone()));
         }
         Ok(found)
     }
 
     /// Drops the copy of `id` (a sale from it failed).
     pub fn forget(&self, id: Uuid) {
-        self.lock().remove(&id);
+        self.0.remove(&id);
     }
 
     /// A statement that returns a row only while `product` of `merchant`
@@ -198,12 +195,6 @@ impl OnSale {
                     .into(),
             ],
         )
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Copies> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

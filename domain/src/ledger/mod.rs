@@ -27,6 +27,7 @@ use uuid::{Uuid, uuid};
 
 use crate::Services;
 use crate::error::{DomainError, DomainResult};
+use crate::memo::Remembered;
 use crate::money::Amount;
 use crate::sql::statement;
 
@@ -376,43 +377,29 @@ async fn find_wallet<C: ConnectionTrait>(
 
 /// Wallet ids by owner, remembered by the process: a wallet's id never
 /// changes once its row is committed, so a posting need not look it up
-/// each time. Bounded: forgotten all at once when full.
-#[derive(Clone, Debug, Default)]
-pub struct WalletIds(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<WalletOwner, Uuid>>>,
-);
+/// each time.
+#[derive(Clone, Debug)]
+pub struct WalletIds(Remembered<WalletOwner, Uuid>);
+
+impl Default for WalletIds {
+    fn default() -> Self {
+        Self(Remembered::new(100_000))
+    }
+}
 
 impl WalletIds {
-    const CAPACITY: usize = 100_000;
-
     /// The id of `owner`'s wallet, created (in `conn`'s transaction) if
     /// it has none. Only a wallet found already committed is remembered:
     /// one created here may yet be rolled back.
     pub async fn of<C: ConnectionTrait>(&self, conn: &C, owner: WalletOwner) -> DomainResult<Uuid> {
-        if let Some(id) = self.known(owner) {
+        if let Some(id) = self.0.get(&owner) {
             return Ok(id);
         }
         let Some(wallet) = find_wallet(conn, owner).await? else {
             return Ok(wallet_of(conn, owner).await?.id);
         };
-        let id = wallet.id;
-        let mut known = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if known.len() >= Self::CAPACITY {
-            known.clear();
-        }
-        known.insert(owner, id);
-        Ok(id)
-    }
-
-    fn known(&self, owner: WalletOwner) -> Option<Uuid> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&owner)
-            .copied()
+        self.0.insert(owner, wallet.id);
+        Ok(wallet.id)
     }
 }
 
