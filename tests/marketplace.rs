@@ -7,6 +7,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::support::market::{assert_ledger_sound, platform_balance};
+use crate::support::ws::WsClient;
 // Imported under another name: the tests' cards have a `code` too.
 use crate::support::code as error_code;
 use crate::support::{AppOptions, TestApp, eventually, scalar, spawn_app};
@@ -334,6 +335,41 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
     assert_ledger_sound(&app).await;
 }
 
+/// A purchase's debit reaches the buyer like any other posting: the cached
+/// balance is refreshed and `walletUpdated` sends the new state with its
+/// CARD_PURCHASE entry.
+#[tokio::test]
+async fn a_purchase_refreshes_the_cached_balance_and_is_announced_on_wallet_updated() {
+    let app = spawn_app().await;
+    let shop = app.open_shop("shop@example.com", "Slot", &[1_500]).await;
+    let (buyer, _) = app.register("buyer@example.com", "Tayo B").await;
+    app.fund(&buyer, 10_000).await;
+    // Cached now.
+    assert_eq!(app.my_balance(&buyer).await, 10_000);
+    let mut socket = WsClient::ready(&app.ws_url(), Some(&buyer)).await;
+    socket
+        .subscribe(
+            "w",
+            "subscription { walletUpdated { balance entries(first: 1) { nodes { kind direction amount } } } }",
+        )
+        .await;
+    let current = socket.next_of("next", "w").await;
+    assert_eq!(
+        current["payload"]["data"]["walletUpdated"]["balance"],
+        "10000"
+    );
+
+    card_of(&app.buy(&buyer, &shop.product_id, 1_500, "k").await);
+    assert_eq!(app.my_balance(&buyer).await, 8_500);
+    let update = socket.next_of("next", "w").await;
+    let wallet = &update["payload"]["data"]["walletUpdated"];
+    assert_eq!(wallet["balance"], "8500", "{update}");
+    assert_eq!(
+        wallet["entries"]["nodes"],
+        json!([{ "kind": "CARD_PURCHASE", "direction": "DEBIT", "amount": "1500" }])
+    );
+}
+
 /// Purchases sell from the process's copy of a product; a copy the rows no
 /// longer bear out sells nothing and the rows decide.
 #[tokio::test]
@@ -404,17 +440,11 @@ async fn a_used_key_replays_refuses_other_input_and_is_reusable_once_expired() {
         .await;
     let (buyer, _) = app.register("buyer@example.com", "Ada O").await;
     app.fund(&buyer, 10_000).await;
-    let card_id = |body: &Value| {
-        body["data"]["purchaseCard"]["id"]
-            .as_str()
-            .map(str::to_owned)
-    };
-
     let first = app.buy(&buyer, &shop.product_id, 1_000, "k").await;
-    let first_id = card_id(&first).expect("the first purchase");
+    let first_id = card_of(&first)["id"].clone();
     let bought = purchase_rows(&app).await;
     let replay = app.buy(&buyer, &shop.product_id, 1_000, "k").await;
-    assert_eq!(card_id(&replay).as_deref(), Some(first_id.as_str()));
+    assert_eq!(card_of(&replay)["id"], first_id);
     let other = app.buy(&buyer, &shop.product_id, 2_000, "k").await;
     assert_eq!(error_code(&other), "IDEMPOTENCY_KEY_REUSED", "{other}");
     assert_eq!(purchase_rows(&app).await, bought);
@@ -428,8 +458,11 @@ async fn a_used_key_replays_refuses_other_input_and_is_reusable_once_expired() {
         .await
         .expect("expired");
     let again = app.buy(&buyer, &shop.product_id, 2_000, "k").await;
-    let again_id = card_id(&again).expect("a purchase under the expired key");
-    assert_ne!(again_id, first_id);
+    assert_ne!(
+        card_of(&again)["id"],
+        first_id,
+        "a new card under the expired key"
+    );
     assert_eq!(app.my_balance(&buyer).await, 7_000);
     assert_eq!(purchase_rows(&app).await, bought.map(|n| n + 1));
     assert_ledger_sound(&app).await;
