@@ -31,6 +31,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 20000
 redis-cli --scan --pattern 'bench:*' | xargs -r redis-cli del >/dev/null
+# Every run starts from an empty database, as pgbench starts from a fresh
+# `pgbench -i`: rows left by earlier runs would make later runs work
+# against ever larger tables (the server creates and migrates it).
+psql -q -h 127.0.0.1 -U postgres -d postgres -c 'DROP DATABASE IF EXISTS giftdrop_bench WITH (FORCE)'
 redis_url=redis://127.0.0.1:6379
 if [ "$1" = wallet ]; then
   redis-server --port 6391 --bind 127.0.0.1 --daemonize yes --save "" --appendonly no >/dev/null
