@@ -504,24 +504,13 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     let query = format!(
         "subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence announcedAt }} }}"
     );
+    let subscribe = json!({ "id": crate::ws::SUBSCRIPTION_ID, "type": "subscribe", "payload": { "query": query } });
     let mut sockets = stream::iter(0..args.subscribers)
-        .map(|_| {
-            let ws_url = ws_url.clone();
-            let query = query.clone();
-            async move {
-                let mut socket = crate::ws::connect(&ws_url, None).await?;
-                crate::ws::send(
-                    &mut socket,
-                    &json!({ "id": crate::ws::SUBSCRIPTION_ID, "type": "subscribe", "payload": { "query": query } }),
-                )
-                .await?;
-                Ok::<_, anyhow::Error>(socket)
-            }
-        })
+        .map(|_| crate::lean_ws::Subscriber::open(&ws_url, &subscribe))
         .buffer_unordered(200);
     let mut listeners = tokio::task::JoinSet::new();
     while let Some(socket) = sockets.next().await {
-        listeners.spawn(listen(socket?, count));
+        listeners.spawn(socket?.receive(count));
     }
     wait_for(
         &host,
@@ -565,23 +554,13 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         .try_collect::<Vec<()>>()
         .await?;
     let announced_in = started.elapsed();
-    let mut latencies = Vec::with_capacity(args.subscribers * count);
-    let mut last_by_winner = vec![0.0_f64; count];
+    let mut received = Vec::with_capacity(args.subscribers);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while let Some(joined) = tokio::time::timeout_at(deadline, listeners.join_next())
         .await
-        .with_context(|| {
-            format!(
-                "{} subscribers had every winner in time",
-                latencies.len() / count
-            )
-        })?
+        .with_context(|| format!("{} subscribers had every winner in time", received.len()))?
     {
-        let seen = joined.context("a subscriber task failed")??;
-        for (last, latency) in last_by_winner.iter_mut().zip(&seen) {
-            *last = last.max(*latency);
-        }
-        latencies.extend(seen);
+        received.push(joined.context("a subscriber task failed")??);
     }
     let delivered_in = started.elapsed();
     let server_cpu_ms = match (args.server_pid, cpu_before.0) {
@@ -589,6 +568,16 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         _ => None,
     };
     let client_cpu_ms = cpu_ms(None)? - cpu_before.1;
+    // Checked only now, so checking costs the deliveries no CPU.
+    let mut latencies = Vec::with_capacity(args.subscribers * count);
+    let mut last_by_winner = vec![0.0_f64; count];
+    for frames in &received {
+        let seen = latencies_of(frames, count)?;
+        for (last, latency) in last_by_winner.iter_mut().zip(&seen) {
+            *last = last.max(*latency);
+        }
+        latencies.extend(seen);
+    }
     let latencies = sorted(latencies);
     let lasts = sorted(last_by_winner);
     Ok(Fanout {
@@ -605,20 +594,14 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     })
 }
 
-/// Reads one subscriber's socket until it had all `count` winners, each
-/// exactly once and in sequence order: their latencies from `announcedAt`
-/// to the moment the frame was read (ms), by sequence. A subscriber keeps
-/// its own figures, so 500,000 deliveries cost the load generator no
-/// channel traffic.
-async fn listen(mut socket: crate::ws::Socket, count: usize) -> Result<Vec<f64>> {
+/// One subscriber's winners: all `count` of them, each exactly once and
+/// in sequence order, as their latencies from `announcedAt` to the moment
+/// the frame was read (ms), by sequence.
+fn latencies_of(received: &crate::lean_ws::Received, count: usize) -> Result<Vec<f64>> {
     let mut latencies = Vec::with_capacity(count);
-    while latencies.len() < count {
-        let frame = socket.next().await.context("the socket closed")??;
-        let now = chrono::Utc::now();
-        let tokio_tungstenite::tungstenite::Message::Text(text) = frame else {
-            continue;
-        };
-        let Some((sequence, at)) = winner(text.as_str())? else {
+    for frame in received.frames() {
+        let (text, read_at) = frame?;
+        let Some((sequence, at)) = winner(text)? else {
             continue;
         };
         ensure!(
@@ -626,9 +609,14 @@ async fn listen(mut socket: crate::ws::Socket, count: usize) -> Result<Vec<f64>>
             "got winner {sequence}, expected {}",
             latencies.len() + 1
         );
-        let micros = (now - at).num_microseconds().unwrap_or(0);
+        let micros = (read_at - at).num_microseconds().unwrap_or(0);
         latencies.push(micros as f64 / 1000.0);
     }
+    ensure!(
+        latencies.len() == count,
+        "a subscriber had {} winners of {count}",
+        latencies.len()
+    );
     Ok(latencies)
 }
 

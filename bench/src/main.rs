@@ -9,6 +9,7 @@ mod fanout;
 mod giveaway;
 mod http;
 mod idle;
+mod lean_ws;
 mod ledger;
 mod market;
 mod rss;
