@@ -7,8 +7,11 @@ use chrono::{Duration, Utc};
 use futures_util::future::join_all;
 use serde_json::json;
 
+use giftdrop_domain::giveaway::attempt::{self, Budget};
+
 use crate::support::events::instant;
 use crate::support::market::assert_ledger_sound;
+use crate::support::proxy::RedisProxy;
 use crate::support::{TestApp, eventually, scalar, spawn_app};
 
 /// A LIVE INSTANT event of `units` units (winChancePercent 100) in
@@ -137,8 +140,9 @@ async fn a_budget_lost_mid_run_is_rebuilt_and_never_awards_more_than_the_pool() 
     let app = spawn_app().await;
     let (event_id, _) = live_event(&app, 100, 1, 120).await;
     let crowd = app.verified_crowd(&event_id, 1_000).await;
-    let key = format!("{}budget:{event_id}", app.config.redis_namespace);
-    let redis = app.running().services.redis.clone();
+    let services = &app.running().services;
+    let key = Budget::key(services, uuid::Uuid::parse_str(&event_id).expect("uuid"));
+    let redis = services.redis.clone();
     let deleting = async {
         for _ in 0..20 {
             let _: Result<i64, _> = redis::cmd("DEL")
@@ -166,35 +170,43 @@ async fn a_budget_lost_mid_run_is_rebuilt_and_never_awards_more_than_the_pool() 
     winners_are_sound(&app, &event_id, 100).await;
 }
 
-#[tokio::test]
-async fn attempts_while_redis_is_unreachable_fail_and_award_nothing() {
-    use crate::support::proxy::RedisProxy;
-    use giftdrop_domain::giveaway::attempt;
-
-    let app = spawn_app().await;
-    let (event_id, _) = live_event(&app, 10, 1, 120).await;
-    let crowd = app.verified_crowd(&event_id, 1).await;
-    let user = app
-        .running()
-        .services
-        .tokens
-        .verify(&crowd[0])
-        .expect("token");
-    let viewer = giftdrop_domain::Viewer {
-        user_id: user,
-        roles: vec![giftdrop_domain::identity::Role::Participant],
-    };
-    let mut proxy = RedisProxy::start(None).await;
+/// The app's services with `budget`, on a Redis reached through `proxy`.
+async fn through(app: &TestApp, proxy: &RedisProxy, budget: Budget) -> giftdrop_domain::Services {
     let mut services = app.running().services.clone();
+    services.budget = budget;
     services.redis = redis::Client::open(format!("redis://{}", proxy.addr))
         .expect("url")
         .get_connection_manager()
         .await
         .expect("connected through the proxy");
-    proxy.cut();
-    let id = uuid::Uuid::parse_str(&event_id).expect("uuid");
+    services
+}
+
+/// `token`'s attempt at `event_id`, straight through the domain on
+/// `services`.
+async fn attempt_on(
+    services: &giftdrop_domain::Services,
+    token: &str,
+    event_id: &str,
+) -> giftdrop_domain::DomainResult<attempt::Attempt> {
+    let viewer = giftdrop_domain::Viewer {
+        user_id: services.tokens.verify(token).expect("token"),
+        roles: vec![giftdrop_domain::identity::Role::Participant],
+    };
+    let id = uuid::Uuid::parse_str(event_id).expect("uuid");
     let meta = giftdrop_domain::RequestMeta::system();
-    let failed = attempt::attempt(&services, &meta, &viewer, id).await;
+    attempt::attempt(services, &meta, &viewer, id).await
+}
+
+#[tokio::test]
+async fn attempts_while_redis_is_unreachable_fail_and_award_nothing() {
+    let app = spawn_app().await;
+    let (event_id, _) = live_event(&app, 10, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 1).await;
+    let mut proxy = RedisProxy::start(None).await;
+    let services = through(&app, &proxy, Budget::default()).await;
+    proxy.cut();
+    let failed = attempt_on(&services, &crowd[0], &event_id).await;
     assert!(
         matches!(failed, Err(giftdrop_domain::DomainError::Internal(_))),
         "{failed:?}"
@@ -203,4 +215,44 @@ async fn attempts_while_redis_is_unreachable_fail_and_award_nothing() {
     // The attempt was not spent: with Redis back, it wins.
     assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
     winners_are_sound(&app, &event_id, 1).await;
+}
+
+/// An event of two units, one won (so Redis knows the budget scripts),
+/// and a participant whose attempt was granted the other in Redis but
+/// failed with INTERNAL because the reply never came back.
+async fn a_grant_lost_on_its_way_back(hold: Duration) -> (TestApp, String, Vec<String>) {
+    let app = spawn_app().await;
+    let (event_id, _) = live_event(&app, 2, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 3).await;
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
+    let proxy = RedisProxy::start(None).await;
+    let budget = Budget::holding_grants_for(hold.to_std().expect("a hold"));
+    let services = through(&app, &proxy, budget).await;
+    proxy.deafen();
+    let failed = attempt_on(&services, &crowd[1], &event_id).await;
+    assert!(
+        matches!(failed, Err(giftdrop_domain::DomainError::Internal(_))),
+        "{failed:?}"
+    );
+    winners_are_sound(&app, &event_id, 1).await;
+    (app, event_id, crowd)
+}
+
+#[tokio::test]
+async fn a_grant_whose_reply_was_lost_is_held_for_its_participant_retry() {
+    let (app, event_id, crowd) = a_grant_lost_on_its_way_back(Duration::seconds(60)).await;
+    // The last unit is held for the participant whose reply was lost:
+    // no one else takes it, and the retry wins it, counted once.
+    assert_eq!(app.attempt(&crowd[2], &event_id).await, "NO_PRIZES_LEFT");
+    assert_eq!(app.attempt(&crowd[1], &event_id).await, "WON");
+    winners_are_sound(&app, &event_id, 2).await;
+}
+
+#[tokio::test]
+async fn a_grant_never_retried_is_released_when_its_hold_ends() {
+    let (app, event_id, crowd) = a_grant_lost_on_its_way_back(Duration::zero()).await;
+    // Its hold over, the grant no longer holds back the last unit.
+    assert_eq!(app.attempt(&crowd[2], &event_id).await, "WON");
+    assert_eq!(app.attempt(&crowd[1], &event_id).await, "NO_PRIZES_LEFT");
+    winners_are_sound(&app, &event_id, 2).await;
 }

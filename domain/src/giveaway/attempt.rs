@@ -2,15 +2,17 @@
 //! participant, an atomic per-slot budget in Redis, and the database as the
 //! second guard.
 //!
-//! The budget is the number of awards so far, in one Redis key per event.
-//! One Lua script checks it against the current slot's cumulative cap and
-//! the prize count, and takes one award from it only for an attempt that
-//! won its roll; so no number of concurrent attempts can award more than
-//! the budget. A unit is then taken from the pool with `FOR UPDATE SKIP
-//! LOCKED`, so even a wrong budget (lost, rebuilt while awards were in
-//! flight) cannot award a unit twice. A budget key Redis lost is rebuilt
-//! from the awards in Postgres. While Redis cannot answer, attempts fail
-//! with INTERNAL and award nothing.
+//! The budget is the set of participants granted an award, in one Redis
+//! key per event ([`Budget`]). One Lua script checks it against the current
+//! slot's cumulative cap and the prize count, and grants an award only to
+//! an attempt that won its roll; so no number of concurrent attempts can
+//! award more than the budget. A grant is held until its award commits, so
+//! an attempt that fails after it (a lost reply, a dropped request) neither
+//! spends it for good nor, retried, counts it twice. A unit is then taken
+//! from the pool with `FOR UPDATE SKIP LOCKED`, so even a wrong budget
+//! (lost, rebuilt while awards were in flight) cannot award a unit twice.
+//! A budget key Redis lost is rebuilt from the awards in Postgres. While
+//! Redis cannot answer, attempts fail with INTERNAL and award nothing.
 
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::award::{self, Unit};
+use super::award;
 use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::participants::{self, ParticipantStatus, WinnerView};
 use crate::Services;
@@ -85,114 +87,180 @@ pub fn slot_cap(event: &EventView, now: DateTime<Utc>) -> i64 {
     (prizes * (slot + 1) + slots - 1) / slots
 }
 
-/// Checks the budget (`KEYS[1]`: awards so far) against the slot cap
-/// (`ARGV[1]`) and the prize count (`ARGV[2]`); takes one award when the
-/// roll won (`ARGV[3]` = 1), keeping the key until `ARGV[4]` seconds.
-/// Returns -1 if the key is missing (rebuild it), 0 no prizes left, 1 slot
-/// budget spent, 2 within budget but not this time, 3 awarded.
-const BUDGET: &str = r"
-local awarded = tonumber(redis.call('GET', KEYS[1]))
-if awarded == nil then return -1 end
-if awarded >= tonumber(ARGV[2]) then return 0 end
-if awarded >= tonumber(ARGV[1]) then return 1 end
+/// The member every budget holds, so that a budget with no grants yet
+/// still exists (Redis deletes an empty sorted set) and a missing key
+/// always means "lost, rebuild it".
+const OPEN: &str = "open";
+
+/// Grants one award to participant `ARGV[5]` when the budget (`KEYS[1]`)
+/// is under the slot cap (`ARGV[1]`) and the prize count (`ARGV[2]`) and
+/// the roll won (`ARGV[3]` = 1), holding it for `ARGV[6]` ms, the key kept
+/// for `ARGV[4]` s. A participant who still holds a grant (an attempt
+/// that failed after it, retried) gets that one back, never a second.
+/// Returns -1 when the budget must be rebuilt (the key is lost, or a grant
+/// outlived its hold), 0 no prizes left, 1 slot budget spent, 2 within
+/// budget but not this time, 3 granted.
+const TAKE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if #redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1) > 0 then return -1 end
+if redis.call('ZSCORE', KEYS[1], ARGV[5]) then return 3 end
+local granted = redis.call('ZCARD', KEYS[1]) - 1
+if granted >= tonumber(ARGV[2]) then return 0 end
+if granted >= tonumber(ARGV[1]) then return 1 end
 if ARGV[3] ~= '1' then return 2 end
-redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 3
 ";
 
-/// The Redis budget of INSTANT events.
-#[derive(Clone, Debug)]
-pub struct Budget {
-    script: std::sync::Arc<Script>,
-    give_back: std::sync::Arc<Script>,
-}
+/// Rebuilds the budget `KEYS[1]`: drops grants whose hold ran out, and
+/// settles the standing winners `ARGV[2..]` read from Postgres, the key
+/// kept for `ARGV[1]` s. Grants still held and winners already settled
+/// stay: a rebuild never lowers the count below what Postgres shows.
+const REBUILD: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], '+inf', ARGV[2])
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], '+inf', ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return redis.call('ZCARD', KEYS[1]) - 1
+";
 
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            script: std::sync::Arc::new(Script::new(BUDGET)),
-            give_back: std::sync::Arc::new(Script::new(GIVE_BACK)),
-        }
-    }
-}
-
-/// One award back to the budget `KEYS[1]`, only if the key exists.
-const GIVE_BACK: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+/// Settles participant `ARGV[1]`'s grant in `KEYS[1]` once its award has
+/// committed; a lost key stays lost (the next attempt rebuilds it).
+const SETTLE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('ZADD', KEYS[1], '+inf', ARGV[1]) end
 return false
 ";
 
+/// The Redis budget of INSTANT events: one sorted set per event of the
+/// participants granted an award, scored by the time their hold ends, or
+/// `+inf` once the award committed. Its size less one ([`OPEN`]) is the
+/// number of awards, made or in flight.
+///
+/// A grant is held, not spent, until its award commits: an attempt that
+/// fails after the grant gives it back; one that cannot (its Redis reply
+/// timed out, its request was dropped) leaves it held, for that
+/// participant's retry or, after `hold`, for the next rebuild to release.
+/// So neither a lost reply nor a lost request can hold back a prize for
+/// good, and no retry counts twice.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    take: std::sync::Arc<Script>,
+    rebuild: std::sync::Arc<Script>,
+    settle: std::sync::Arc<Script>,
+    hold: Duration,
+}
+
+impl Default for Budget {
+    /// Grants held for a minute: longer than any attempt can run (the
+    /// HTTP layer drops a request after 30 s).
+    fn default() -> Self {
+        Self::holding_grants_for(Duration::from_secs(60))
+    }
+}
+
 impl Budget {
-    fn key(s: &Services, event_id: Uuid) -> String {
-        s.ns.key(&format!("budget:{event_id}"))
+    /// A budget whose grants are held for `hold` before a rebuild may
+    /// release them.
+    pub fn holding_grants_for(hold: Duration) -> Self {
+        Self {
+            take: std::sync::Arc::new(Script::new(TAKE)),
+            rebuild: std::sync::Arc::new(Script::new(REBUILD)),
+            settle: std::sync::Arc::new(Script::new(SETTLE)),
+            hold,
+        }
     }
 
-    /// Runs the budget script for one attempt.
+    /// The budget's key of `event_id`.
+    pub fn key(s: &Services, event_id: Uuid) -> String {
+        s.ns.key(&format!("grants:{event_id}"))
+    }
+
+    /// Seconds to keep the key: a day past the end of the event.
+    fn ttl(event: &EventView) -> i64 {
+        (event.ends_at - Utc::now()).num_seconds().max(0) + 86_400
+    }
+
+    /// Runs `invocation` with the attempt's Redis timeout.
+    async fn run<T: redis::FromRedisValue>(
+        s: &Services,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> DomainResult<T> {
+        let mut redis = s.redis.clone();
+        tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async::<T>(&mut redis))
+            .await
+            .map_err(|_| {
+                DomainError::Internal(anyhow::anyhow!("the prize budget timed out in Redis"))
+            })?
+            .map_err(DomainError::from)
+    }
+
+    /// Runs the budget script for `participant`'s attempt.
     async fn take(
         &self,
         s: &Services,
         event: &EventView,
+        participant: Uuid,
         cap: i64,
         won_roll: bool,
     ) -> DomainResult<i64> {
-        let ttl = (event.ends_at - Utc::now()).num_seconds().max(0) + 86_400;
-        let mut invocation = self.script.key(Self::key(s, event.id));
+        let hold = i64::try_from(self.hold.as_millis()).unwrap_or(i64::MAX);
+        let mut invocation = self.take.key(Self::key(s, event.id));
         invocation
             .arg(cap)
             .arg(i64::from(event.prize_count))
             .arg(u8::from(won_roll))
-            .arg(ttl);
-        let mut redis = s.redis.clone();
-        let answer =
-            tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async::<i64>(&mut redis))
-                .await
-                .map_err(|_| {
-                    DomainError::Internal(anyhow::anyhow!("the prize budget timed out in Redis"))
-                })?;
-        Ok(answer?)
+            .arg(Self::ttl(event))
+            .arg(participant.to_string())
+            .arg(hold);
+        Self::run(s, &invocation).await
     }
 
-    /// Writes the budget from Postgres's awards (read on `conn`, the
-    /// attempt's own connection: a pool exhausted by attempts must not
-    /// wait on itself), unless another attempt wrote it first.
+    /// Rebuilds the budget from Postgres's standing winners (read on
+    /// `conn`, the attempt's own connection: a pool exhausted by attempts
+    /// must not wait on itself).
     async fn rebuild<C: ConnectionTrait>(
         &self,
         s: &Services,
         conn: &C,
         event: &EventView,
     ) -> DomainResult<()> {
-        let awarded = events::find(conn, event.id)
-            .await?
-            .map_or(0, |e| e.prizes_awarded);
-        let ttl = (event.ends_at - Utc::now()).num_seconds().max(0) + 86_400;
-        let mut redis = s.redis.clone();
-        let mut set = redis::cmd("SET");
-        set.arg(Self::key(s, event.id))
-            .arg(awarded)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl);
-        tokio::time::timeout(REDIS_TIMEOUT, set.query_async::<Option<String>>(&mut redis))
-            .await
-            .map_err(|_| {
-                DomainError::Internal(anyhow::anyhow!("the prize budget timed out in Redis"))
-            })??;
-        tracing::warn!(event = %event.id, awarded, "prize budget rebuilt from Postgres");
+        let winners = participants::standing_winners(conn, event.id).await?;
+        let mut invocation = self.rebuild.key(Self::key(s, event.id));
+        invocation.arg(Self::ttl(event)).arg(OPEN);
+        for winner in &winners {
+            invocation.arg(winner.to_string());
+        }
+        let granted: i64 = Self::run(s, &invocation).await?;
+        tracing::warn!(event = %event.id, awarded = winners.len(), granted, "prize budget rebuilt from Postgres");
         Ok(())
     }
 
-    /// Gives one award back (a grant that found no unit, a disqualified
-    /// win returned to the pool). Best effort: a budget that stays one too
-    /// high only holds back one award, never allows an extra one.
-    pub async fn give_back(&self, s: &Services, event_id: Uuid) {
+    /// Settles `participant`'s grant once its award committed. Best
+    /// effort: an unsettled grant is settled by the rebuild its hold's end
+    /// brings about.
+    async fn settle(&self, s: &Services, event_id: Uuid, participant: Uuid) {
+        let mut invocation = self.settle.key(Self::key(s, event_id));
+        invocation.arg(participant.to_string());
+        if let Err(err) = Self::run::<Option<i64>>(s, &invocation).await {
+            tracing::warn!(error = %err, event = %event_id, "could not settle an award in the budget");
+        }
+    }
+
+    /// Gives `participant`'s award back (a grant that found no unit or
+    /// whose award failed, a disqualified win returned to the pool). Best
+    /// effort: a grant left behind is released when its hold ends; a
+    /// settled one only holds back one award, never allows an extra one.
+    pub async fn give_back(&self, s: &Services, event_id: Uuid, participant: Uuid) {
         let mut redis = s.redis.clone();
-        // A missing key stays missing (the next attempt rebuilds it from
-        // Postgres): a DECR would create it at -1, a budget off by every
-        // award so far.
-        let decr = self.give_back.key(Self::key(s, event_id));
-        let done =
-            tokio::time::timeout(REDIS_TIMEOUT, decr.invoke_async::<Option<i64>>(&mut redis)).await;
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(Self::key(s, event_id))
+            .arg(participant.to_string());
+        let done = tokio::time::timeout(REDIS_TIMEOUT, zrem.query_async::<i64>(&mut redis)).await;
         if let Err(err) = done
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
@@ -249,7 +317,10 @@ pub async fn attempt(
     let chance = u32::try_from(event.win_chance_percent.unwrap_or(0)).unwrap_or(0);
     let won_roll = rand::rng().random_range(0..100u32) < chance;
     let cap = slot_cap(&event, Utc::now());
-    let mut answer = s.budget.take(s, &event, cap, won_roll).await?;
+    let mut answer = s
+        .budget
+        .take(s, &event, participant.id, cap, won_roll)
+        .await?;
     // A key lost again between its rebuild and the next take is rebuilt
     // again; a few rounds, then the attempt fails rather than guess.
     for _ in 0..REBUILDS {
@@ -257,7 +328,10 @@ pub async fn attempt(
             break;
         }
         s.budget.rebuild(s, &txn, &event).await?;
-        answer = s.budget.take(s, &event, cap, won_roll).await?;
+        answer = s
+            .budget
+            .take(s, &event, participant.id, cap, won_roll)
+            .await?;
     }
     let outcome = match answer {
         0 => AttemptOutcome::NoPrizesLeft,
@@ -274,37 +348,45 @@ pub async fn attempt(
         txn.commit().await?;
         return Ok(Attempt::lost(outcome));
     }
-    let unit: Option<Unit> = match award::take_unit(&txn, event_id).await {
-        Ok(unit) => unit,
-        Err(err) => {
-            s.budget.give_back(s, event_id).await;
-            return Err(err);
+    let granted = async {
+        match award::take_unit(&txn, event_id).await? {
+            Some(unit) => Ok(Some(
+                award::award(s, &txn, meta, &participant, unit).await?.0,
+            )),
+            // The budget granted more than the pool holds (it was rebuilt
+            // while awards were in flight): the database says no.
+            None => Ok(None),
         }
-    };
-    let Some(unit) = unit else {
-        // The budget granted more than the pool holds (it was rebuilt
-        // while awards were in flight): the database says no.
-        s.budget.give_back(s, event_id).await;
-        txn.commit().await?;
-        return Ok(Attempt::lost(AttemptOutcome::NoPrizesLeft));
-    };
-    let awarded = async {
-        let (winner, _) = award::award(s, &txn, meta, &participant, unit).await?;
-        txn.commit().await?;
-        Ok::<_, DomainError>(winner)
     }
     .await;
-    match awarded {
-        Ok(winner) => {
+    let finished = match granted {
+        Ok(winner) => txn
+            .commit()
+            .await
+            .map(|()| winner)
+            .map_err(DomainError::from),
+        Err(err) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(error = %rollback, "an attempt's rollback failed");
+            }
+            Err(err)
+        }
+    };
+    match finished {
+        Ok(Some(winner)) => {
             s.outbox.wake();
+            s.budget.settle(s, event_id, participant.id).await;
             Ok(Attempt {
                 outcome: AttemptOutcome::Won,
                 winner: Some(winner),
             })
         }
-        Err(err) => {
-            s.budget.give_back(s, event_id).await;
-            Err(err)
+        unawarded => {
+            // Given back only once the transaction is over: a unit it
+            // still locked would be skipped by the attempt the grant goes
+            // to next.
+            s.budget.give_back(s, event_id, participant.id).await;
+            unawarded.map(|_| Attempt::lost(AttemptOutcome::NoPrizesLeft))
         }
     }
 }

@@ -136,7 +136,9 @@ pub async fn disqualify(
     txn.commit().await?;
     s.outbox.wake();
     match prize {
-        Prize::Pooled => s.budget.give_back(s, event.id).await,
+        Prize::Pooled => {
+            s.budget.give_back(s, event.id, found.participant_id).await;
+        }
         Prize::Refunded(Some(posted)) => posted.committed(s).await,
         Prize::Refunded(None) | Prize::Redrawn => {}
     }

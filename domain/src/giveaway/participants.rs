@@ -194,15 +194,36 @@ async fn of_event_where<C: ConnectionTrait>(
 
 /// The participants of `event_id` who ever held one of its prizes.
 pub async fn ever_won<C: ConnectionTrait>(conn: &C, event_id: Uuid) -> DomainResult<Vec<Uuid>> {
-    let rows = conn
-        .query_all_raw(statement(
-            "SELECT DISTINCT participant_id FROM giveaway.winners WHERE event_id = $1",
-            vec![event_id.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| Ok(r.try_get("", "participant_id")?))
-        .collect()
+    winning_participants(
+        conn,
+        "SELECT DISTINCT participant_id FROM giveaway.winners WHERE event_id = $1",
+        event_id,
+    )
+    .await
+}
+
+/// The participants of `event_id` who hold one of its prizes now.
+pub async fn standing_winners<C: ConnectionTrait>(
+    conn: &C,
+    event_id: Uuid,
+) -> DomainResult<Vec<Uuid>> {
+    winning_participants(
+        conn,
+        "SELECT participant_id FROM giveaway.winners WHERE event_id = $1 AND disqualified_at IS NULL",
+        event_id,
+    )
+    .await
+}
+
+async fn winning_participants<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    event_id: Uuid,
+) -> DomainResult<Vec<Uuid>> {
+    fetch_all(conn, sql, vec![event_id.into()], |r| {
+        Ok(r.try_get("", "participant_id")?)
+    })
+    .await
 }
 
 /// `user_id`'s participation in `event_id`, if any.
