@@ -601,9 +601,8 @@ fn latencies_of(received: &crate::lean_ws::Received, count: usize) -> Result<Vec
     let mut latencies = Vec::with_capacity(count);
     for frame in received.frames() {
         let (text, read_at) = frame?;
-        let Some((sequence, at)) = winner(text)? else {
-            continue;
-        };
+        // The subscriber answered protocol pings itself.
+        let (sequence, at) = winner(text)?.context("a protocol ping among the winners")?;
         ensure!(
             usize::try_from(sequence).ok() == Some(latencies.len() + 1),
             "got winner {sequence}, expected {}",

@@ -129,14 +129,14 @@ impl Subscriber {
     /// The payload of the next text frame, during the handshake.
     async fn next_text(&mut self) -> Result<Vec<u8>> {
         loop {
-            while let Some((opcode, payload)) = frame(&self.pending)? {
-                let end = payload.end;
-                let bytes = self.pending[payload].to_vec();
-                self.pending.drain(..end);
-                if opcode == TEXT {
-                    return Ok(bytes);
-                }
-                self.control(opcode, &bytes).await?;
+            let mut text = None;
+            self.frame_pending(|bytes| {
+                text = Some(bytes.to_vec());
+                false
+            })
+            .await?;
+            if let Some(text) = text {
+                return Ok(text);
             }
             self.read().await?;
         }
@@ -150,29 +150,44 @@ impl Subscriber {
             frames: Vec::with_capacity(count),
         };
         loop {
-            let mut framed = 0;
             let at = Utc::now();
-            while let Some((opcode, payload)) = frame(&self.pending[framed..])? {
-                let whole = framed..framed + payload.end;
-                let payload = framed + payload.start..framed + payload.end;
-                framed = whole.end;
-                let bytes = &self.pending[payload];
-                if opcode != TEXT {
-                    let bytes = bytes.to_vec();
-                    self.control(opcode, &bytes).await?;
-                } else if bytes.starts_with(br#"{"type":"ping""#) {
-                    self.send_text(&json!({ "type": "pong" })).await?;
-                } else {
-                    received.bytes.extend_from_slice(bytes);
-                    received.frames.push((received.bytes.len(), at));
-                }
-            }
-            self.pending.drain(..framed);
+            self.frame_pending(|bytes| {
+                received.bytes.extend_from_slice(bytes);
+                received.frames.push((received.bytes.len(), at));
+                true
+            })
+            .await?;
             if received.frames.len() >= count {
                 return Ok(received);
             }
             self.read().await?;
         }
+    }
+
+    /// Frames what is pending, in order: answers WebSocket and protocol
+    /// pings, and hands every other text frame's payload to `text` until
+    /// it answers `false`; what was framed is dropped, the rest stays.
+    async fn frame_pending(&mut self, mut text: impl FnMut(&[u8]) -> bool) -> Result<()> {
+        let mut framed = 0;
+        let mut wanted = true;
+        while wanted {
+            let Some((opcode, payload)) = frame(&self.pending[framed..])? else {
+                break;
+            };
+            let payload = framed + payload.start..framed + payload.end;
+            framed = payload.end;
+            let bytes = &self.pending[payload];
+            if opcode != TEXT {
+                let bytes = bytes.to_vec();
+                self.control(opcode, &bytes).await?;
+            } else if bytes.starts_with(br#"{"type":"ping""#) {
+                self.send_text(&json!({ "type": "pong" })).await?;
+            } else {
+                wanted = text(bytes);
+            }
+        }
+        self.pending.drain(..framed);
+        Ok(())
     }
 
     /// Answers a WebSocket ping; fails on a close.

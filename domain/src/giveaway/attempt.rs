@@ -359,21 +359,12 @@ pub async fn attempt(
         }
     }
     .await;
-    let finished = match granted {
-        Ok(winner) => txn
-            .commit()
-            .await
-            .map(|()| winner)
-            .map_err(DomainError::from),
-        Err(err) => {
-            if let Err(rollback) = txn.rollback().await {
-                tracing::warn!(error = %rollback, "an attempt's rollback failed");
-            }
-            Err(err)
-        }
-    };
-    match finished {
+    match granted {
         Ok(Some(winner)) => {
+            // A commit whose outcome is unknown leaves the grant held: the
+            // retry gets it back if nothing committed, and the rebuild at
+            // the end of its hold settles it if the award did.
+            txn.commit().await?;
             s.outbox.wake();
             s.budget.settle(s, event_id, participant.id).await;
             Ok(Attempt {
@@ -381,12 +372,20 @@ pub async fn attempt(
                 winner: Some(winner),
             })
         }
-        unawarded => {
+        Ok(None) => {
+            s.budget.give_back(s, event_id, participant.id).await;
+            txn.commit().await?;
+            Ok(Attempt::lost(AttemptOutcome::NoPrizesLeft))
+        }
+        Err(err) => {
             // Given back only once the transaction is over: a unit it
             // still locked would be skipped by the attempt the grant goes
             // to next.
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(error = %rollback, "an attempt's rollback failed");
+            }
             s.budget.give_back(s, event_id, participant.id).await;
-            unawarded.map(|_| Attempt::lost(AttemptOutcome::NoPrizesLeft))
+            Err(err)
         }
     }
 }
