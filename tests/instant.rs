@@ -183,19 +183,27 @@ async fn through(app: &TestApp, proxy: &RedisProxy, budget: Budget) -> giftdrop_
 }
 
 /// `token`'s attempt at `event_id`, straight through the domain on
-/// `services`.
-async fn attempt_on(
+/// `services`, fails with INTERNAL and leaves the `awarded` winners there
+/// were.
+async fn fails_internally(
+    app: &TestApp,
     services: &giftdrop_domain::Services,
     token: &str,
     event_id: &str,
-) -> giftdrop_domain::DomainResult<attempt::Attempt> {
+    awarded: i64,
+) {
     let viewer = giftdrop_domain::Viewer {
         user_id: services.tokens.verify(token).expect("token"),
         roles: vec![giftdrop_domain::identity::Role::Participant],
     };
     let id = uuid::Uuid::parse_str(event_id).expect("uuid");
     let meta = giftdrop_domain::RequestMeta::system();
-    attempt::attempt(services, &meta, &viewer, id).await
+    let failed = attempt::attempt(services, &meta, &viewer, id).await;
+    assert!(
+        matches!(failed, Err(giftdrop_domain::DomainError::Internal(_))),
+        "{failed:?}"
+    );
+    winners_are_sound(app, event_id, awarded).await;
 }
 
 #[tokio::test]
@@ -206,12 +214,7 @@ async fn attempts_while_redis_is_unreachable_fail_and_award_nothing() {
     let mut proxy = RedisProxy::start(None).await;
     let services = through(&app, &proxy, Budget::default()).await;
     proxy.cut();
-    let failed = attempt_on(&services, &crowd[0], &event_id).await;
-    assert!(
-        matches!(failed, Err(giftdrop_domain::DomainError::Internal(_))),
-        "{failed:?}"
-    );
-    winners_are_sound(&app, &event_id, 0).await;
+    fails_internally(&app, &services, &crowd[0], &event_id, 0).await;
     // The attempt was not spent: with Redis back, it wins.
     assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
     winners_are_sound(&app, &event_id, 1).await;
@@ -229,12 +232,7 @@ async fn a_grant_lost_on_its_way_back(hold: Duration) -> (TestApp, String, Vec<S
     let budget = Budget::holding_grants_for(hold.to_std().expect("a hold"));
     let services = through(&app, &proxy, budget).await;
     proxy.deafen();
-    let failed = attempt_on(&services, &crowd[1], &event_id).await;
-    assert!(
-        matches!(failed, Err(giftdrop_domain::DomainError::Internal(_))),
-        "{failed:?}"
-    );
-    winners_are_sound(&app, &event_id, 1).await;
+    fails_internally(&app, &services, &crowd[1], &event_id, 1).await;
     (app, event_id, crowd)
 }
 

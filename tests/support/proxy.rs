@@ -43,7 +43,10 @@ impl RedisProxy {
                     if let Ok(server) = TcpStream::connect(upstream).await {
                         let (mut from_client, mut to_client) = client.into_split();
                         let (mut from_server, mut to_server) = server.into_split();
-                        let requests = tokio::io::copy(&mut from_client, &mut to_server);
+                        let requests = async {
+                            tokio::io::copy(&mut from_client, &mut to_server).await?;
+                            to_server.shutdown().await
+                        };
                         let replies = async {
                             let mut buf = vec![0u8; 16 * 1024];
                             loop {

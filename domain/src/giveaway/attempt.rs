@@ -185,18 +185,13 @@ impl Budget {
         (event.ends_at - Utc::now()).num_seconds().max(0) + 86_400
     }
 
-    /// Runs `invocation` with the attempt's Redis timeout.
+    /// Runs `invocation` within the attempt's Redis timeout.
     async fn run<T: redis::FromRedisValue>(
         s: &Services,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> DomainResult<T> {
         let mut redis = s.redis.clone();
-        tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async::<T>(&mut redis))
-            .await
-            .map_err(|_| {
-                DomainError::Internal(anyhow::anyhow!("the prize budget timed out in Redis"))
-            })?
-            .map_err(DomainError::from)
+        in_time(invocation.invoke_async::<T>(&mut redis)).await
     }
 
     /// Runs the budget script for `participant`'s attempt.
@@ -246,9 +241,8 @@ impl Budget {
     async fn settle(&self, s: &Services, event_id: Uuid, participant: Uuid) {
         let mut invocation = self.settle.key(Self::key(s, event_id));
         invocation.arg(participant.to_string());
-        if let Err(err) = Self::run::<Option<i64>>(s, &invocation).await {
-            tracing::warn!(error = %err, event = %event_id, "could not settle an award in the budget");
-        }
+        let done = Self::run::<Option<i64>>(s, &invocation).await;
+        best_effort(done, event_id, "settle an award in");
     }
 
     /// Gives `participant`'s award back (a grant that found no unit or
@@ -260,13 +254,23 @@ impl Budget {
         let mut zrem = redis::cmd("ZREM");
         zrem.arg(Self::key(s, event_id))
             .arg(participant.to_string());
-        let done = tokio::time::timeout(REDIS_TIMEOUT, zrem.query_async::<i64>(&mut redis)).await;
-        if let Err(err) = done
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-        {
-            tracing::warn!(error = %err, event = %event_id, "could not give an award back to the budget");
-        }
+        let done = in_time(zrem.query_async::<i64>(&mut redis)).await;
+        best_effort(done, event_id, "give an award back to");
+    }
+}
+
+/// `call` to Redis within the attempt's timeout.
+async fn in_time<T>(call: impl Future<Output = redis::RedisResult<T>>) -> DomainResult<T> {
+    tokio::time::timeout(REDIS_TIMEOUT, call)
+        .await
+        .map_err(|_| DomainError::Internal(anyhow::anyhow!("the prize budget timed out in Redis")))?
+        .map_err(DomainError::from)
+}
+
+/// Logs a budget update that failed (`could not {what} the budget`).
+fn best_effort<T>(done: DomainResult<T>, event_id: Uuid, what: &str) {
+    if let Err(err) = done {
+        tracing::warn!(error = %err, event = %event_id, "could not {what} the budget");
     }
 }
 
