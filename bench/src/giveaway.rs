@@ -63,6 +63,12 @@ pub struct Args {
     /// fastest the server can announce.
     #[arg(long, default_value_t = 0)]
     announce_every_ms: u64,
+    /// Make the announced event a DRAW instead: it ends once the sockets
+    /// have subscribed, and its end-of-event job announces every winner in
+    /// one transaction. Latencies then count from the last winner's
+    /// `announcedAt`, which the commit follows.
+    #[arg(long)]
+    draw: bool,
     /// Keep-alive connections reading `event(id)`.
     #[arg(long, default_value = "64")]
     connections: NonZeroUsize,
@@ -103,7 +109,8 @@ async fn scenario(base_url: &str, admin: &sea_orm::DatabaseConnection, args: &Ar
         return report_announce(base_url, args).await;
     }
     let started = Instant::now();
-    let (event_id, host) = setup_event(base_url, args, args.participants).await?;
+    let (event_id, host) =
+        setup_event(base_url, args, args.participants, Selection::Instant).await?;
     let participants = setup_participants(base_url, &event_id, args.participants).await?;
     println!(
         "giveaway: event {event_id} with {} units and {} verified participants, set up through the API in {:.1?}",
@@ -194,13 +201,21 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     if args.subscribers > 0 {
         let fanout = announce(base_url, args).await?;
+        let how = if args.draw {
+            "drawn in one transaction; from the last winner's announcedAt (the commit follows it)"
+                .to_owned()
+        } else {
+            format!(
+                "{ANNOUNCE_CONCURRENCY} attempts at once, started {} ms apart; from a winner's announcedAt (set just before its commit)",
+                args.announce_every_ms
+            )
+        };
         println!(
-            "\nwinnerAnnounced: {} subscribers, {} winners ({ANNOUNCE_CONCURRENCY} attempts at once, started {} ms apart), {} deliveries. \
-             From a winner's announcedAt (set just before its commit) to receipt: p50 {} ms, p99 {} ms, max {} ms; \
+            "\nwinnerAnnounced: {} subscribers, {} winners ({how}), {} deliveries. \
+             To receipt: p50 {} ms, p99 {} ms, max {} ms; \
              until its last subscriber had it: p50 {} ms, p99 {} ms",
             args.subscribers,
             args.prizes,
-            args.announce_every_ms,
             fanout.deliveries,
             ms(fanout.p50_ms),
             ms(fanout.p99_ms),
@@ -209,8 +224,10 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
             ms(fanout.last_p99_ms),
         );
         println!(
-            "announced in {:.0?}, delivered in {:.0?}; CPU: server {} ms, load generator {:.0} ms ({:.2} + {:.2} µs per delivery)",
-            fanout.announced_in,
+            "announced in {}, delivered in {:.0?}; CPU: server {} ms, load generator {:.0} ms ({:.2} + {:.2} µs per delivery)",
+            fanout
+                .announced_in
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:.0?}")),
             fanout.delivered_in,
             fanout
                 .server_cpu_ms
@@ -226,7 +243,21 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
 
 /// The host, its funded wallet, and the published event, starting once
 /// `participants` can have joined.
-async fn setup_event(base_url: &str, args: &Args, participants: usize) -> Result<(String, Api)> {
+/// How the event picks its winners.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Selection {
+    /// Every attempt wins while units are left; the event lasts an hour.
+    Instant,
+    /// A draw when the event ends, this long after it starts.
+    Draw(Duration),
+}
+
+async fn setup_event(
+    base_url: &str,
+    args: &Args,
+    participants: usize,
+    selection: Selection,
+) -> Result<(String, Api)> {
     let market = setup_market(
         base_url,
         &args.admin_email,
@@ -246,7 +277,7 @@ async fn setup_event(base_url: &str, args: &Args, participants: usize) -> Result
     let setup = Duration::from_millis(40 * u64::try_from(participants).unwrap_or(u64::MAX));
     let starts =
         chrono::Utc::now() + chrono::Duration::from_std(setup.max(Duration::from_secs(10)))?;
-    let input = json!({
+    let mut input = json!({
         "title": "Bench giveaway",
         "description": "Attempted by giftdrop-bench",
         "selection": "INSTANT",
@@ -255,6 +286,11 @@ async fn setup_event(base_url: &str, args: &Args, participants: usize) -> Result
         "endsAt": (starts + chrono::Duration::hours(1)).to_rfc3339(),
         "prizes": [{ "cardProductId": market.product_id, "faceValue": FACE_VALUE.to_string(), "quantity": args.prizes }],
     });
+    if let Selection::Draw(lasting) = selection {
+        input["selection"] = json!("DRAW");
+        input["winChancePercent"] = Value::Null;
+        input["endsAt"] = json!((starts + chrono::Duration::from_std(lasting)?).to_rfc3339());
+    }
     let data = host
         .execute(
             "mutation($i: CreateEventInput!) { createEvent(input: $i) { id } }",
@@ -476,8 +512,8 @@ async fn hammer(
 const ANNOUNCE_CONCURRENCY: usize = 8;
 
 struct Fanout {
-    /// From the first attempt until every attempt was answered.
-    announced_in: Duration,
+    /// From the first attempt until every attempt was answered (INSTANT).
+    announced_in: Option<Duration>,
     /// From the first attempt until every subscriber had every winner.
     delivered_in: Duration,
     /// CPU the server and the load generator used over `delivered_in`.
@@ -494,11 +530,19 @@ struct Fanout {
 
 /// A second event of `--prizes` units and as many verified participants;
 /// `--subscribers` anonymous sockets subscribe to its `winnerAnnounced`;
-/// every participant attempts (and wins) once it is LIVE. Every subscriber
-/// must receive every winner, in order.
+/// every participant attempts (and wins) once it is LIVE, or, with
+/// `--draw`, wins the draw when it ends. Every subscriber must receive
+/// every winner, in order.
 async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     let count = usize::try_from(args.prizes).context("--prizes")?;
-    let (event_id, host) = setup_event(base_url, args, count).await?;
+    let selection = if args.draw {
+        // Long enough for the sockets to subscribe (about 4 ms each here).
+        let subscribing = Duration::from_millis(4 * u64::try_from(args.subscribers)?);
+        Selection::Draw(subscribing + Duration::from_secs(10))
+    } else {
+        Selection::Instant
+    };
+    let (event_id, host) = setup_event(base_url, args, count, selection).await?;
     let winners = setup_participants(base_url, &event_id, count).await?;
     let ws_url = crate::ws::endpoint(base_url);
     let query = format!(
@@ -528,32 +572,11 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         args.subscribers
     );
     let started = Instant::now();
-    let every = Duration::from_millis(args.announce_every_ms);
-    let start_at = |n: usize| {
-        tokio::time::Instant::from_std(started) + every * u32::try_from(n).unwrap_or(u32::MAX)
+    let announced_in = if args.draw {
+        None
+    } else {
+        Some(attempt_all(&event_id, winners, args.announce_every_ms, started).await?)
     };
-    stream::iter(winners.into_iter().enumerate())
-        .map(|(n, api)| {
-            let event_id = event_id.clone();
-            async move {
-                tokio::time::sleep_until(start_at(n)).await;
-                let data = api
-                    .execute(
-                        "mutation($e: ID!) { attemptPrize(eventId: $e) { outcome } }",
-                        json!({ "e": event_id }),
-                    )
-                    .await?;
-                ensure!(
-                    string_at(&data, "/attemptPrize/outcome")? == "WON",
-                    "an announced attempt gave {data}"
-                );
-                Ok::<_, anyhow::Error>(())
-            }
-        })
-        .buffer_unordered(ANNOUNCE_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
-    let announced_in = started.elapsed();
     let mut received = Vec::with_capacity(args.subscribers);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while let Some(joined) = tokio::time::timeout_at(deadline, listeners.join_next())
@@ -568,11 +591,23 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         _ => None,
     };
     let client_cpu_ms = cpu_ms(None)? - cpu_before.1;
-    // Checked only now, so checking costs the deliveries no CPU.
+    // Checked only now, so checking costs the deliveries no CPU. A draw's
+    // winners commit together, after the last one's announcedAt.
+    let committed = if args.draw {
+        let first = received.first().context("no subscriber")?;
+        let mut last = None;
+        for frame in first.frames() {
+            let (_, at) = winner(frame?.0)?.context("a protocol ping among the winners")?;
+            last = last.max(Some(at));
+        }
+        last
+    } else {
+        None
+    };
     let mut latencies = Vec::with_capacity(args.subscribers * count);
     let mut last_by_winner = vec![0.0_f64; count];
     for frames in &received {
-        let seen = latencies_of(frames, count)?;
+        let seen = latencies_of(frames, count, committed)?;
         for (last, latency) in last_by_winner.iter_mut().zip(&seen) {
             *last = last.max(*latency);
         }
@@ -594,10 +629,52 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     })
 }
 
+/// Every one of `winners` attempts (and must win), at most
+/// [`ANNOUNCE_CONCURRENCY`] at once, the n-th starting no earlier than
+/// `n * every_ms` after `started`; returns when the last was answered.
+async fn attempt_all(
+    event_id: &str,
+    winners: Vec<Api>,
+    every_ms: u64,
+    started: Instant,
+) -> Result<Duration> {
+    let every = Duration::from_millis(every_ms);
+    let start_at = |n: usize| {
+        tokio::time::Instant::from_std(started) + every * u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    stream::iter(winners.into_iter().enumerate())
+        .map(|(n, api)| {
+            let event_id = event_id.to_owned();
+            async move {
+                tokio::time::sleep_until(start_at(n)).await;
+                let data = api
+                    .execute(
+                        "mutation($e: ID!) { attemptPrize(eventId: $e) { outcome } }",
+                        json!({ "e": event_id }),
+                    )
+                    .await?;
+                ensure!(
+                    string_at(&data, "/attemptPrize/outcome")? == "WON",
+                    "an announced attempt gave {data}"
+                );
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(ANNOUNCE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(started.elapsed())
+}
+
 /// One subscriber's winners: all `count` of them, each exactly once and
-/// in sequence order, as their latencies from `announcedAt` to the moment
-/// the frame was read (ms), by sequence.
-fn latencies_of(received: &crate::lean_ws::Received, count: usize) -> Result<Vec<f64>> {
+/// in sequence order, as their latencies from `announcedAt` (or from
+/// `committed`, when all were committed together) to the moment the frame
+/// was read (ms), by sequence.
+fn latencies_of(
+    received: &crate::lean_ws::Received,
+    count: usize,
+    committed: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Vec<f64>> {
     let mut latencies = Vec::with_capacity(count);
     for frame in received.frames() {
         let (text, read_at) = frame?;
@@ -608,7 +685,9 @@ fn latencies_of(received: &crate::lean_ws::Received, count: usize) -> Result<Vec
             "got winner {sequence}, expected {}",
             latencies.len() + 1
         );
-        let micros = (read_at - at).num_microseconds().unwrap_or(0);
+        let micros = (read_at - committed.unwrap_or(at))
+            .num_microseconds()
+            .unwrap_or(0);
         latencies.push(micros as f64 / 1000.0);
     }
     ensure!(

@@ -28,6 +28,8 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// Room made for each read: a few batched frames.
 const READ_CHUNK: usize = 4 * 1024;
+/// Room kept per expected text frame (a winner's is about 120 bytes).
+const FRAME_ROOM: usize = 192;
 
 const TEXT: u8 = 0x1;
 const CLOSE: u8 = 0x8;
@@ -41,8 +43,12 @@ pub(crate) struct Subscriber {
     pending: Vec<u8>,
 }
 
-/// The text frames one subscriber received, in order.
+/// The text frames one subscriber received, in order, and its socket,
+/// still open: closing thousands of sockets while others still receive
+/// would spend both sides' CPU on teardown in the middle of a measurement,
+/// so they close when the caller drops these, after it.
 pub(crate) struct Received {
+    _socket: Subscriber,
     /// Their payloads, back to back.
     bytes: Vec<u8>,
     /// Per frame: where its payload ends in `bytes`, and when the read
@@ -145,20 +151,28 @@ impl Subscriber {
     /// Reads until `count` text frames other than protocol pings came,
     /// answering pings meanwhile.
     pub(crate) async fn receive(mut self, count: usize) -> Result<Received> {
-        let mut received = Received {
-            bytes: Vec::with_capacity(count * 128),
-            frames: Vec::with_capacity(count),
-        };
+        let mut bytes = Vec::new();
+        let mut frames = Vec::new();
+        // Touched now, before the deliveries: first touches of fresh pages
+        // would fault in the middle of the measurement.
+        bytes.resize(count * FRAME_ROOM, 0);
+        bytes.clear();
+        frames.resize(count, (0, DateTime::<Utc>::MIN_UTC));
+        frames.clear();
         loop {
             let at = Utc::now();
-            self.frame_pending(|bytes| {
-                received.bytes.extend_from_slice(bytes);
-                received.frames.push((received.bytes.len(), at));
+            self.frame_pending(|text| {
+                bytes.extend_from_slice(text);
+                frames.push((bytes.len(), at));
                 true
             })
             .await?;
-            if received.frames.len() >= count {
-                return Ok(received);
+            if frames.len() >= count {
+                return Ok(Received {
+                    _socket: self,
+                    bytes,
+                    frames,
+                });
             }
             self.read().await?;
         }
