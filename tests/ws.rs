@@ -298,3 +298,59 @@ async fn identical_snapshot_subscriptions_share_one_execution() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_upgrade_request_is_checked_and_its_subprotocol_chosen_by_preference() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let app = spawn_app().await;
+    let plain = app
+        .client
+        .get(app.url("/graphql/ws"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(plain.status(), 400, "a GET that is no upgrade");
+    let old_version = app
+        .client
+        .get(app.url("/graphql/ws"))
+        .header("Connection", "keep-alive, Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "8")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(old_version.status(), 400, "a WebSocket version before 13");
+
+    // The client's order does not matter: graphql-transport-ws is preferred.
+    let mut request = app.ws_url().into_client_request().expect("ws url");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-ws, graphql-transport-ws"),
+    );
+    // tungstenite checks Sec-WebSocket-Accept against its key.
+    let (_, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrades");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol"),
+        Some(&HeaderValue::from_static("graphql-transport-ws"))
+    );
+
+    // No subprotocol offered: none named, and graphql-transport-ws spoken.
+    let (socket, response) = tokio_tungstenite::connect_async(app.ws_url())
+        .await
+        .expect("upgrades");
+    assert_eq!(response.headers().get("sec-websocket-protocol"), None);
+    let mut client = WsClient::from_socket(socket);
+    client.init(None).await;
+    assert_eq!(client.next().await["type"], "connection_ack");
+    client.subscribe("1", "{ platform { currency } }").await;
+    let next = client.next().await;
+    assert_eq!(next["type"], "next");
+    assert_eq!(next["id"], "1");
+    assert!(next["payload"]["data"]["platform"]["currency"].is_string());
+    assert_eq!(client.next().await["type"], "complete");
+}

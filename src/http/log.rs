@@ -284,7 +284,13 @@ struct Follower {
     replay: Option<Execution>,
     /// Where the running replay of a gap started: it must send something.
     gap_from: Option<i32>,
+    /// Frames taken from the window after `last` and not sent yet: a
+    /// subscriber behind by several takes them under one lock.
+    taken: VecDeque<Frame>,
 }
+
+/// Most frames a subscriber takes from the window at once.
+const TAKE: usize = 16;
 
 impl Follower {
     async fn next(&mut self) -> Frame {
@@ -325,6 +331,10 @@ impl Follower {
             let Some(last) = self.last else {
                 return Frame::internal(&self.data.meta.correlation_id);
             };
+            if let Some(frame) = self.taken.pop_front() {
+                self.last = Some(last + 1);
+                return frame;
+            }
             self.changed.borrow_and_update();
             let step = {
                 let window = lock(&self.log.window);
@@ -333,9 +343,11 @@ impl Follower {
                     Some(after) => {
                         let index = usize::try_from(i64::from(last) - i64::from(after))
                             .unwrap_or(usize::MAX);
-                        match window.frames.get(index) {
+                        let mut ready = window.frames.range(index.min(window.frames.len())..);
+                        match ready.next() {
                             Some(frame) => {
                                 self.last = Some(last + 1);
+                                self.taken.extend(ready.take(TAKE - 1).cloned());
                                 Step::Send(frame.clone())
                             }
                             None => window.end.clone().map_or(Step::Wait, Step::Send),
@@ -374,6 +386,7 @@ fn follow(log: Arc<Log>, data: RequestData) -> BoxStream<'static, Frame> {
         last: None,
         replay: Some(replay),
         gap_from: None,
+        taken: VecDeque::new(),
     };
     until_final(stream::unfold(follower, |mut me| async move {
         let frame = me.next().await;

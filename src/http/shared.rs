@@ -22,6 +22,8 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
+
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
 use giftdrop_graphql::AppSchema;
@@ -45,10 +47,12 @@ pub enum Frame {
 }
 
 /// A serialized response, shared by every socket it goes to, with the
-/// protocol message first asked of it: thousands of sockets that run one
-/// operation under the same subscription id (most clients number theirs
-/// from 1) share that message too, so each only copies its bytes, and
-/// reading it takes no lock (thousands of sockets on every core ask).
+/// WebSocket frame of the protocol message first asked of it: thousands of
+/// sockets that run one operation under the same subscription id (most
+/// clients number theirs from 1) share that frame, byte for byte (a
+/// server's frames are not masked), so each only hands the kernel the same
+/// bytes, and reading it takes no lock (thousands of sockets on every core
+/// ask).
 #[derive(Clone, Debug)]
 pub struct Payload(Arc<PayloadInner>);
 
@@ -56,8 +60,8 @@ pub struct Payload(Arc<PayloadInner>);
 struct PayloadInner {
     json: Box<str>,
     /// The first `(message type, subscription id)` asked for, and the
-    /// message for them.
-    framed: OnceLock<(&'static str, Box<str>, axum::extract::ws::Utf8Bytes)>,
+    /// frame for them.
+    framed: OnceLock<(&'static str, Box<str>, Bytes)>,
 }
 
 impl Payload {
@@ -66,13 +70,14 @@ impl Payload {
         &self.0.json
     }
 
-    /// The server message `{"type":kind,"id":id,"payload":…}`: built once
-    /// for the first (kind, id) asked for, and for any other each time.
-    pub fn message(&self, kind: &'static str, id: &str) -> axum::extract::ws::Utf8Bytes {
-        let build = || axum::extract::ws::Utf8Bytes::from(framed_message(kind, id, &self.0.json));
-        let (k, i, message) = self.0.framed.get_or_init(|| (kind, id.into(), build()));
+    /// The WebSocket frame of the server message
+    /// `{"type":kind,"id":id,"payload":…}`: built once for the first
+    /// (kind, id) asked for, and for any other each time.
+    pub fn frame(&self, kind: &'static str, id: &str) -> Bytes {
+        let build = || text_frame(&framed_message(kind, id, &self.0.json));
+        let (k, i, frame) = self.0.framed.get_or_init(|| (kind, id.into(), build()));
         if *k == kind && **i == *id {
-            message.clone()
+            frame.clone()
         } else {
             build()
         }
@@ -94,6 +99,29 @@ pub(super) fn framed_message(kind: &str, id: &str, payload: &str) -> String {
     // The id is the client's: escaped as a JSON string.
     let id = serde_json::Value::from(id);
     format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#)
+}
+
+/// The final, unmasked WebSocket text frame (RFC 6455 §5.2) of `message`,
+/// as a server sends it.
+pub(super) fn text_frame(message: &str) -> Bytes {
+    const FINAL_TEXT: u8 = 0x81;
+    let length = message.len();
+    let mut frame = Vec::with_capacity(length + 10);
+    frame.push(FINAL_TEXT);
+    match (u8::try_from(length), u16::try_from(length)) {
+        (Ok(short @ 0..=125), _) => frame.push(short),
+        (_, Ok(medium)) => {
+            frame.push(126);
+            frame.extend_from_slice(&medium.to_be_bytes());
+        }
+        _ => {
+            frame.push(127);
+            let long = u64::try_from(length).unwrap_or(u64::MAX);
+            frame.extend_from_slice(&long.to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(message.as_bytes());
+    frame.into()
 }
 
 impl Frame {
@@ -528,27 +556,62 @@ fn follow(
 
 #[cfg(test)]
 mod tests {
-    use super::Payload;
+    use std::io::Cursor;
+
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+
+    use super::{Payload, text_frame};
+
+    /// The text a server frame carries, read back by tungstenite's parser.
+    fn text_of(frame: &[u8]) -> String {
+        let mut cursor = Cursor::new(frame);
+        let (header, length) = FrameHeader::parse(&mut cursor)
+            .expect("a frame header")
+            .expect("a whole header");
+        assert!(header.is_final);
+        assert_eq!(header.opcode, OpCode::Data(Data::Text));
+        assert_eq!(header.mask, None, "a server frame is never masked");
+        let start = usize::try_from(cursor.position()).expect("offset");
+        let body = &frame[start..];
+        assert_eq!(u64::try_from(body.len()).expect("length"), length);
+        String::from_utf8(body.to_vec()).expect("UTF-8")
+    }
 
     #[test]
-    fn a_payload_frames_each_kind_and_id_exactly_and_reuses_the_first_message() {
+    fn text_frames_match_tungstenite_at_every_length_encoding() {
+        // 7-bit, 16-bit and 64-bit lengths, on both sides of each boundary.
+        for length in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let message = "x".repeat(length);
+            let ours = text_frame(&message);
+            let mut theirs = Vec::new();
+            Frame::message(message.clone(), OpCode::Data(Data::Text), true)
+                .format(&mut theirs)
+                .expect("format");
+            assert_eq!(&ours[..], &theirs[..], "length {length}");
+            assert_eq!(text_of(&ours), message);
+        }
+    }
+
+    #[test]
+    fn a_payload_frames_each_kind_and_id_exactly_and_reuses_the_first_frame() {
         let payload = Payload::from(r#"{"data":{"n":1}}"#.to_owned());
-        let first = payload.message("next", "1");
+        let first = payload.frame("next", "1");
         assert_eq!(
-            first.as_str(),
+            text_of(&first),
             r#"{"type":"next","id":"1","payload":{"data":{"n":1}}}"#
         );
-        // The same message again: the very same bytes, not a copy.
-        let again = payload.message("next", "1");
-        assert!(std::ptr::eq(first.as_str(), again.as_str()));
+        // The same frame again: the very same bytes, not a copy.
+        let again = payload.frame("next", "1");
+        assert!(std::ptr::eq(first.as_ptr(), again.as_ptr()));
         // Another client's id is escaped as a JSON string.
-        let other = payload.message("data", "a\"b");
-        let parsed: serde_json::Value = serde_json::from_str(other.as_str()).expect("JSON");
+        let other = text_of(&payload.frame("data", "a\"b"));
+        let parsed: serde_json::Value = serde_json::from_str(&other).expect("JSON");
         assert_eq!(parsed["type"], "data");
         assert_eq!(parsed["id"], "a\"b");
         assert_eq!(parsed["payload"]["data"]["n"], 1);
-        // The first message stays the shared one.
-        let after_other = payload.message("next", "1");
-        assert!(std::ptr::eq(first.as_str(), after_other.as_str()));
+        // The first frame stays the shared one.
+        let after_other = payload.frame("next", "1");
+        assert!(std::ptr::eq(first.as_ptr(), after_other.as_ptr()));
     }
 }

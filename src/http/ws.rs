@@ -8,6 +8,14 @@
 //! before ack, 4403 bad token, 4408 no init in time, 4409 duplicate id, 4429
 //! second init; at most 50 subscriptions per connection; server pings; small
 //! buffers. One task per connection drives all its subscriptions.
+//!
+//! Subscription messages skip tungstenite's framing: a server's frames are
+//! not masked, so the frame of one winner under one subscription id is the
+//! same bytes for every socket, built once ([`Payload::frame`]); each
+//! socket hands the kernel those shared bytes, a batch of them in one
+//! vectored write. tungstenite reads the client's frames and writes the
+//! rest (acknowledgements, pings, closes), and its buffer is always flushed
+//! before shared bytes go out, so frames never interleave.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -17,20 +25,29 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Buf, Bytes};
 use futures_util::stream::BoxStream;
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt, stream};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::{Auth, RequestData};
 use giftdrop_graphql::live::{is_log_subscription, is_snapshot_subscription};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::shared::{Frame, framed_message as framed};
+use super::shared::{Frame, framed_message as framed, text_frame};
 use super::{AppState, CorrelationId, resolve_auth};
 
 /// Most active subscriptions on one connection.
@@ -70,42 +87,147 @@ impl Protocol {
     }
 }
 
+/// The subprotocols served, most preferred first.
+const PROTOCOLS: [(&str, Protocol); 2] = [
+    ("graphql-transport-ws", Protocol::TransportWs),
+    ("graphql-ws", Protocol::LegacyWs),
+];
+
+/// A valid WebSocket upgrade request (RFC 6455 §4.2.1, HTTP/1.1).
+struct Handshake {
+    accept: String,
+    /// The subprotocol chosen among the client's, if it offered one we serve.
+    protocol: Option<(&'static str, Protocol)>,
+    upgrade: OnUpgrade,
+}
+
+/// True if the comma-separated `name` header lists `token` (any case).
+fn lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+impl Handshake {
+    /// Checks the upgrade request as axum's extractor does, with its
+    /// answers: 400 for a request that is not a WebSocket upgrade, 426 for
+    /// a connection that cannot be upgraded.
+    fn of(request: &mut Request) -> Result<Self, (StatusCode, &'static str)> {
+        let headers = request.headers();
+        if !lists(headers, header::CONNECTION, "upgrade") {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "Connection header did not include 'upgrade'",
+            ));
+        }
+        if !lists(headers, header::UPGRADE, "websocket") {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "`Upgrade` header did not include 'websocket'",
+            ));
+        }
+        if headers.get(header::SEC_WEBSOCKET_VERSION) != Some(&HeaderValue::from_static("13")) {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Version` header did not include '13'",
+            ));
+        }
+        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Key` header missing",
+            ));
+        };
+        let accept = derive_accept_key(key.as_bytes());
+        let protocol = PROTOCOLS
+            .into_iter()
+            .find(|(name, _)| lists(headers, header::SEC_WEBSOCKET_PROTOCOL, name));
+        let Some(upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+            return Err((
+                StatusCode::UPGRADE_REQUIRED,
+                "WebSocket request couldn't be upgraded since no upgrade state was present",
+            ));
+        };
+        Ok(Self {
+            accept,
+            protocol,
+            upgrade,
+        })
+    }
+
+    /// The `101 Switching Protocols` answer.
+    fn response(&self) -> Response {
+        let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&self.accept) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if let Some((name, _)) = self.protocol {
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(name),
+            );
+        }
+        response
+    }
+}
+
 /// `GET /graphql/ws`.
 pub async fn upgrade(
     State(state): State<AppState>,
     Extension(correlation): Extension<CorrelationId>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
-    let ws = ws.protocols(["graphql-transport-ws", "graphql-ws"]);
-    let protocol = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
-        Some("graphql-ws") => Protocol::LegacyWs,
-        _ => Protocol::TransportWs,
+    let handshake = match Handshake::of(&mut request) {
+        Ok(handshake) => handshake,
+        Err(refusal) => return refusal.into_response(),
     };
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(4 * MAX_MESSAGE)
-        .max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| {
-            let connection = Connection {
-                state,
-                protocol,
-                meta: RequestMeta {
-                    correlation_id: correlation.0,
-                },
-                client_ip: peer.ip().to_string(),
-                auth: None,
-                // Most sockets run one subscription.
-                subscriptions: StreamMap::with_capacity(1),
-            };
-            let live = connection.state.live.clone();
-            live.spawn(connection.run(socket));
-            std::future::ready(())
-        })
+    let response = handshake.response();
+    let connection = Connection {
+        protocol: handshake.protocol.map_or(Protocol::TransportWs, |(_, p)| p),
+        state,
+        meta: RequestMeta {
+            correlation_id: correlation.0,
+        },
+        client_ip: peer.ip().to_string(),
+        auth: None,
+        // Most sockets run one subscription.
+        subscriptions: StreamMap::with_capacity(1),
+    };
+    // Awaited here, on the request's runtime, so the connection's own task
+    // (on the live runtime, for as long as the socket lives) is only as
+    // large as serving it takes.
+    let upgrade = handshake.upgrade;
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(err) => {
+                tracing::debug!(error = %err, "a WebSocket upgrade failed");
+                return;
+            }
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_write_buffer_size(4 * MAX_MESSAGE)
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        let live = connection.state.live.clone();
+        live.spawn(connection.run(socket));
+    });
+    response
 }
 
-type Sink = WebSocket;
+type Sink = WebSocketStream<TokioIo<Upgraded>>;
 type Close = (u16, &'static str);
 
 struct Connection {
@@ -128,7 +250,7 @@ enum Event {
     InitTimeout,
     Ping,
     Frame(Arc<str>, Frame),
-    Incoming(Option<Result<Message, axum::Error>>),
+    Incoming(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
 }
 
 /// The waker the socket's read side is polled with: it wakes the task and
@@ -152,16 +274,48 @@ impl Wake for ReadWake {
 }
 
 async fn send(sink: &mut Sink, value: &Value) -> Result<(), Gone> {
-    sink.send(Message::Text(value.to_string().into()))
+    sink.send(Message::Text(Utf8Bytes::from(value.to_string())))
         .await
         .map_err(|_| Gone)
+}
+
+/// Writes whole frames, already encoded, straight to the socket, in as few
+/// vectored writes as it takes. Whatever tungstenite still holds goes first,
+/// so its frames and these never interleave.
+async fn write_frames(sink: &mut Sink, mut frames: Vec<Bytes>) -> Result<(), Gone> {
+    sink.flush().await.map_err(|_| Gone)?;
+    let socket = sink.get_mut();
+    let mut first = 0;
+    while first < frames.len() {
+        let mut slices = [std::io::IoSlice::new(&[]); BATCH];
+        let count = frames.len().saturating_sub(first).min(BATCH);
+        for (slice, frame) in slices.iter_mut().zip(&frames[first..first + count]) {
+            *slice = std::io::IoSlice::new(frame);
+        }
+        let mut written = socket
+            .write_vectored(&slices[..count])
+            .await
+            .map_err(|_| Gone)?;
+        if written == 0 {
+            return Err(Gone);
+        }
+        while let Some(frame) = frames.get_mut(first) {
+            if written < frame.len() {
+                frame.advance(written);
+                break;
+            }
+            written -= frame.len();
+            first += 1;
+        }
+    }
+    Ok(())
 }
 
 impl Connection {
     /// Serves the connection until it closes. Not an `async fn`: that keeps
     /// a second copy of its arguments for as long as it runs, in every idle
     /// socket's task.
-    fn run(mut self, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
+    fn run(mut self, mut socket: Sink) -> impl Future<Output = ()> + Send {
         metrics::gauge!("giftdrop_ws_connections").increment(1.0);
         async move {
             // Boxed, and dropped once the connection is acknowledged.
@@ -262,14 +416,14 @@ impl Connection {
                             Some(Ok(Message::Binary(_))) => {
                                 break Ok(Some((4400, "Binary messages are not supported")));
                             }
-                            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                         }
                     }
                 }
             };
             if let Ok(Some((code, reason))) = close {
                 let frame = CloseFrame {
-                    code,
+                    code: CloseCode::from(code),
                     reason: reason.into(),
                 };
                 let _ = socket.send(Message::Close(Some(frame))).await;
@@ -283,7 +437,7 @@ impl Connection {
         // A WebSocket ping frame is answered by every client (browsers
         // included), which keeps `last_seen` fresh; the protocol-level
         // message is what graphql-transport-ws clients expect.
-        sink.send(Message::Ping(Default::default()))
+        sink.send(Message::Ping(Bytes::new()))
             .await
             .map_err(|_| Gone)?;
         let text = match protocol {
@@ -297,15 +451,17 @@ impl Connection {
     }
 
     /// Writes `frame`, then every other frame already waiting on this
-    /// connection's subscriptions (at most [`BATCH`]), and flushes once: a
-    /// burst of winners reaches a socket in a few writes, not one each.
+    /// connection's subscriptions (at most [`BATCH`]), in one vectored
+    /// write: a burst of winners reaches a socket in a few writes, not one
+    /// each.
     async fn forward_ready(
         &mut self,
         sink: &mut Sink,
         id: Arc<str>,
         frame: Frame,
     ) -> Result<(), Gone> {
-        self.forward(sink, id, frame).await?;
+        let mut wire = Vec::with_capacity(4);
+        self.forward(&mut wire, &id, &frame);
         for _ in 1..BATCH {
             let ready = poll_fn(|cx| match self.subscriptions.poll_next_unpin(cx) {
                 Poll::Ready(ready) => Poll::Ready(ready),
@@ -313,45 +469,35 @@ impl Connection {
             })
             .await;
             let Some((id, frame)) = ready else { break };
-            self.forward(sink, id, frame).await?;
+            self.forward(&mut wire, &id, &frame);
         }
-        sink.flush().await.map_err(|_| Gone)
+        write_frames(sink, wire).await
     }
 
-    /// Queues the messages of one frame; the caller flushes.
-    // Every idle socket's task is as large as its largest step, and this
-    // is one: it builds its messages first, then only awaits the writes.
-    async fn forward(&mut self, sink: &mut Sink, id: Arc<str>, frame: Frame) -> Result<(), Gone> {
-        let message = match (&frame, self.protocol) {
-            (Frame::Next(payload), protocol) => Some(payload.message(protocol.next(), &id)),
+    /// Adds the WebSocket frames of one subscription frame to `wire`.
+    fn forward(&mut self, wire: &mut Vec<Bytes>, id: &str, frame: &Frame) {
+        let text = |message: String| text_frame(&message);
+        match (frame, self.protocol) {
+            (Frame::Next(payload), protocol) => wire.push(payload.frame(protocol.next(), id)),
             // graphql-transport-ws: an `error` message ends the operation.
             (Frame::Error(errors), Protocol::TransportWs) => {
-                Some(framed("error", &id, errors).into())
+                wire.push(text(framed("error", id, errors)));
             }
             // graphql-ws: the failed result as `data`, then `complete`.
-            (Frame::Error(errors), Protocol::LegacyWs) => Some(
-                framed(
-                    "data",
-                    &id,
-                    &format!(r#"{{"data":null,"errors":{errors}}}"#),
-                )
-                .into(),
-            ),
-            (Frame::Complete, _) => None,
-        };
-        let mut complete = None;
+            (Frame::Error(errors), Protocol::LegacyWs) => wire.push(text(framed(
+                "data",
+                id,
+                &format!(r#"{{"data":null,"errors":{errors}}}"#),
+            ))),
+            (Frame::Complete, _) => {}
+        }
         if frame.is_final() {
-            self.subscriptions.remove(&id);
+            self.subscriptions.remove(id);
             metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
             if !(matches!(frame, Frame::Error(_)) && self.protocol == Protocol::TransportWs) {
-                complete = Some(json!({ "type": "complete", "id": &*id }).to_string().into());
+                wire.push(text(json!({ "type": "complete", "id": id }).to_string()));
             }
         }
-        drop((id, frame));
-        for text in message.into_iter().chain(complete) {
-            sink.feed(Message::Text(text)).await.map_err(|_| Gone)?;
-        }
-        Ok(())
     }
 
     /// Handles one client message; `Ok(Some(close))` ends the connection.

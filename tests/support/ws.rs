@@ -37,6 +37,11 @@ impl WsClient {
         Self { socket }
     }
 
+    /// A client over a socket already upgraded.
+    pub fn from_socket(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self { socket }
+    }
+
     /// Connects with graphql-transport-ws and completes the handshake.
     pub async fn ready(url: &str, token: Option<&str>) -> Self {
         let mut client = Self::connect(url, "graphql-transport-ws").await;
