@@ -212,3 +212,65 @@ async fn a_job_carries_the_correlation_id_of_the_request_that_caused_it() {
         "no queued job carries the correlation id: {jobs:?}"
     );
 }
+
+#[tokio::test]
+async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_once_redis_is_back() {
+    use futures_util::StreamExt;
+    use giftdrop_domain::RequestMeta;
+
+    use crate::support::proxy::RedisProxy;
+
+    let mut proxy = RedisProxy::start(None).await;
+    let addr = proxy.addr;
+    let app = AppOptions::new()
+        .await
+        .config(|c| {
+            c.redis_url = format!("redis://{addr}");
+            c.outbox_sweep_ms = 100;
+        })
+        .mode(true, false)
+        .spawn()
+        .await;
+    let services = &app.running().services;
+    // Watched on Redis itself, not through the proxy.
+    let channel = services.ns.channel("relay-test");
+    let watcher = redis::Client::open(crate::support::redis_url()).expect("url");
+    let mut watcher = watcher.get_async_pubsub().await.expect("pubsub");
+    watcher.subscribe(&channel).await.expect("subscribe");
+    let mut received = watcher.on_message();
+
+    proxy.cut();
+    let meta = RequestMeta {
+        correlation_id: "relay-test".into(),
+    };
+    for n in 1..=3 {
+        let insert =
+            giftdrop_domain::outbox::publish_statement(&meta, "relay-test", &json!({ "n": n }))
+                .expect("statement");
+        services.db.execute_raw(insert).await.expect("insert");
+    }
+    services.outbox.wake();
+    eventually("the failed rows marked", || async {
+        app.count("ops.outbox WHERE attempts >= 1 AND last_error IS NOT NULL")
+            .await
+            == 3
+    })
+    .await;
+
+    let _restored = RedisProxy::start(Some(addr)).await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(30), received.next())
+            .await
+            .expect("published in time")
+            .expect("a message");
+        let payload: serde_json::Value =
+            serde_json::from_str(&message.get_payload::<String>().expect("text")).expect("JSON");
+        order.push(payload["n"].as_i64().expect("n"));
+    }
+    assert_eq!(order, [1, 2, 3], "one pipeline, in the outbox's order");
+    eventually("the drained outbox", || async {
+        app.count("ops.outbox").await == 0
+    })
+    .await;
+}

@@ -14,7 +14,6 @@ use std::time::Duration;
 use std::future::Future;
 
 use futures_util::{Stream, StreamExt};
-use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -120,9 +119,21 @@ impl Hub {
         topic: &str,
         payload: &str,
     ) -> redis::RedisResult<()> {
-        redis
-            .publish::<_, _, ()>(self.inner.ns.channel(topic), payload)
-            .await
+        self.publish_all(redis, [(topic, payload)]).await
+    }
+
+    /// Publishes every `(topic, payload)` in one round trip, in order. On
+    /// an error some may have gone out: delivery is at least once.
+    pub async fn publish_all<'a>(
+        &self,
+        redis: &mut ConnectionManager,
+        messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for (topic, payload) in messages {
+            pipe.publish(self.inner.ns.channel(topic), payload).ignore();
+        }
+        pipe.query_async::<()>(redis).await
     }
 }
 

@@ -71,33 +71,46 @@ impl Relay {
                 .await?;
             let claimed = rows.len();
             let mut done = Vec::with_capacity(claimed);
-            for row in rows {
+            let mut failed = Vec::new();
+            // Every pub/sub message of the batch in one round trip, in
+            // order, ahead of the jobs: a draw's hundred winners reach their
+            // subscribers together, not each behind the last one's email.
+            let (messages, jobs): (Vec<_>, Vec<_>) =
+                rows.into_iter().partition(|row| row.kind == KIND_PUBLISH);
+            if !messages.is_empty() {
+                match self.publish_all(&messages).await {
+                    Ok(()) => done.extend(messages.iter().map(|row| row.id)),
+                    Err(err) => failed.extend(messages.into_iter().map(|row| (row, err.clone()))),
+                }
+            }
+            for row in jobs {
                 match self.deliver(&row).await {
                     Ok(()) => done.push(row.id),
-                    Err(err) => {
-                        let attempts = row.attempts.saturating_add(1);
-                        let backoff = 2_i64
-                            .saturating_pow(attempts.clamp(0, 8).unsigned_abs())
-                            .min(300);
-                        tracing::error!(
-                            error = format!("{err:#}"),
-                            outbox_id = row.id,
-                            target = %row.target,
-                            correlation_id = row.correlation_id.as_deref().unwrap_or_default(),
-                            attempts,
-                            "outbox delivery failed; will retry"
-                        );
-                        outbox::Entity::update(outbox::ActiveModel {
-                            id: Set(row.id),
-                            attempts: Set(attempts),
-                            last_error: Set(Some(format!("{err:#}"))),
-                            available_at: Set(Utc::now() + chrono::Duration::seconds(backoff)),
-                            ..Default::default()
-                        })
-                        .exec(&txn)
-                        .await?;
-                    }
+                    Err(err) => failed.push((row, err)),
                 }
+            }
+            for (row, err) in failed {
+                let attempts = row.attempts.saturating_add(1);
+                let backoff = 2_i64
+                    .saturating_pow(attempts.clamp(0, 8).unsigned_abs())
+                    .min(300);
+                tracing::error!(
+                    error = %err,
+                    outbox_id = row.id,
+                    target = %row.target,
+                    correlation_id = row.correlation_id.as_deref().unwrap_or_default(),
+                    attempts,
+                    "outbox delivery failed; will retry"
+                );
+                outbox::Entity::update(outbox::ActiveModel {
+                    id: Set(row.id),
+                    attempts: Set(attempts),
+                    last_error: Set(Some(err)),
+                    available_at: Set(Utc::now() + chrono::Duration::seconds(backoff)),
+                    ..Default::default()
+                })
+                .exec(&txn)
+                .await?;
             }
             delivered += done.len();
             if !done.is_empty() {
@@ -113,21 +126,32 @@ impl Relay {
         }
     }
 
-    async fn deliver(&self, row: &outbox::Model) -> anyhow::Result<()> {
+    /// Publishes the pub/sub rows `messages`, in order, in one round trip.
+    async fn publish_all(&self, messages: &[outbox::Model]) -> Result<(), String> {
+        let payloads = messages
+            .iter()
+            .map(|row| serde_json::to_string(&row.payload))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("{err:#}"))?;
+        let topics = messages.iter().map(|row| row.target.as_str());
+        self.hub
+            .publish_all(
+                &mut self.redis.clone(),
+                topics.zip(payloads.iter().map(String::as_str)),
+            )
+            .await
+            .map_err(|err| format!("{err:#}"))
+    }
+
+    /// Delivers one job row; the error as it is logged and stored.
+    async fn deliver(&self, row: &outbox::Model) -> Result<(), String> {
         match row.kind.as_str() {
-            KIND_PUBLISH => {
-                let payload = serde_json::to_string(&row.payload)?;
-                self.hub
-                    .publish(&mut self.redis.clone(), &row.target, &payload)
-                    .await?;
-                Ok(())
-            }
-            KIND_JOB => {
-                self.queues
-                    .push(&row.target, row.payload.clone(), row.correlation_id.clone())
-                    .await
-            }
-            other => anyhow::bail!("unknown outbox kind {other:?}"),
+            KIND_JOB => self
+                .queues
+                .push(&row.target, row.payload.clone(), row.correlation_id.clone())
+                .await
+                .map_err(|err| format!("{err:#}")),
+            other => Err(format!("unknown outbox kind {other:?}")),
         }
     }
 }
