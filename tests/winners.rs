@@ -294,7 +294,9 @@ async fn collect_with<T>(ws: &mut WsClient, n: usize, mut seen: impl FnMut(i64) 
 #[tokio::test]
 async fn countdown_ticks_land_on_whole_seconds_and_finish() {
     let app = spawn_app().await;
-    let (event_id, _) = event_of(&app, "INSTANT", &[1], Utc::now() + Duration::seconds(2), 2).await;
+    // Starting far enough ahead that a loaded machine still subscribes
+    // before it (the first tick must be UNTIL_START).
+    let (event_id, _) = event_of(&app, "INSTANT", &[1], Utc::now() + Duration::seconds(4), 2).await;
     let mut ws = WsClient::ready(&app.ws_url(), None).await;
     ws.subscribe(
         "c",

@@ -22,8 +22,6 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
-
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
 use giftdrop_graphql::AppSchema;
@@ -61,7 +59,15 @@ struct PayloadInner {
     json: Box<str>,
     /// The first `(message type, subscription id)` asked for, and the
     /// frame for them.
-    framed: OnceLock<(&'static str, Box<str>, Bytes)>,
+    framed: OnceLock<Framed>,
+}
+
+/// A payload's WebSocket frame for one (message type, subscription id).
+#[derive(Debug)]
+struct Framed {
+    kind: &'static str,
+    id: Box<str>,
+    bytes: Box<[u8]>,
 }
 
 impl Payload {
@@ -72,14 +78,40 @@ impl Payload {
 
     /// The WebSocket frame of the server message
     /// `{"type":kind,"id":id,"payload":…}`: built once for the first
-    /// (kind, id) asked for, and for any other each time.
-    pub fn frame(&self, kind: &'static str, id: &str) -> Bytes {
+    /// (kind, id) asked for, and for any other each time. The shared frame
+    /// goes as this payload itself, so writing it counts no reference on
+    /// bytes that every socket on every core is writing too.
+    pub fn into_wire(self, kind: &'static str, id: &str) -> Wire {
         let build = || text_frame(&framed_message(kind, id, &self.0.json));
-        let (k, i, frame) = self.0.framed.get_or_init(|| (kind, id.into(), build()));
-        if *k == kind && **i == *id {
-            frame.clone()
+        let framed = self.0.framed.get_or_init(|| Framed {
+            kind,
+            id: id.into(),
+            bytes: build().into_boxed_slice(),
+        });
+        if framed.kind == kind && *framed.id == *id {
+            Wire::Shared(self)
         } else {
-            build()
+            Wire::Own(build())
+        }
+    }
+}
+
+/// The bytes of one whole WebSocket frame, as a socket writes them.
+#[derive(Debug)]
+pub enum Wire {
+    /// A payload's shared frame.
+    Shared(Payload),
+    /// A frame of this socket's own.
+    Own(Vec<u8>),
+}
+
+impl Wire {
+    /// The frame's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            // `into_wire` makes a `Shared` only once the frame is set.
+            Wire::Shared(payload) => payload.0.framed.get().map_or(&[], |f| &f.bytes),
+            Wire::Own(bytes) => bytes,
         }
     }
 }
@@ -103,7 +135,7 @@ pub(super) fn framed_message(kind: &str, id: &str, payload: &str) -> String {
 
 /// The final, unmasked WebSocket text frame (RFC 6455 §5.2) of `message`,
 /// as a server sends it.
-pub(super) fn text_frame(message: &str) -> Bytes {
+pub(super) fn text_frame(message: &str) -> Vec<u8> {
     const FINAL_TEXT: u8 = 0x81;
     let length = message.len();
     let mut frame = Vec::with_capacity(length + 10);
@@ -121,7 +153,7 @@ pub(super) fn text_frame(message: &str) -> Bytes {
         }
     }
     frame.extend_from_slice(message.as_bytes());
-    frame.into()
+    frame
 }
 
 impl Frame {
@@ -561,7 +593,7 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
-    use super::{Payload, text_frame};
+    use super::{Payload, Wire, text_frame};
 
     /// The text a server frame carries, read back by tungstenite's parser.
     fn text_of(frame: &[u8]) -> String {
@@ -594,24 +626,27 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_frames_each_kind_and_id_exactly_and_reuses_the_first_frame() {
+    fn a_payload_frames_each_kind_and_id_exactly_and_shares_the_first_frame() {
         let payload = Payload::from(r#"{"data":{"n":1}}"#.to_owned());
-        let first = payload.frame("next", "1");
+        let first = payload.clone().into_wire("next", "1");
+        assert!(matches!(first, Wire::Shared(_)));
         assert_eq!(
-            text_of(&first),
+            text_of(first.bytes()),
             r#"{"type":"next","id":"1","payload":{"data":{"n":1}}}"#
         );
         // The same frame again: the very same bytes, not a copy.
-        let again = payload.frame("next", "1");
-        assert!(std::ptr::eq(first.as_ptr(), again.as_ptr()));
-        // Another client's id is escaped as a JSON string.
-        let other = text_of(&payload.frame("data", "a\"b"));
-        let parsed: serde_json::Value = serde_json::from_str(&other).expect("JSON");
+        let again = payload.clone().into_wire("next", "1");
+        assert!(std::ptr::eq(first.bytes(), again.bytes()));
+        // Another client's id is escaped as a JSON string, in its own frame.
+        let other = payload.clone().into_wire("data", "a\"b");
+        assert!(matches!(other, Wire::Own(_)));
+        let parsed: serde_json::Value =
+            serde_json::from_str(&text_of(other.bytes())).expect("JSON");
         assert_eq!(parsed["type"], "data");
         assert_eq!(parsed["id"], "a\"b");
         assert_eq!(parsed["payload"]["data"]["n"], 1);
         // The first frame stays the shared one.
-        let after_other = payload.frame("next", "1");
-        assert!(std::ptr::eq(first.as_ptr(), after_other.as_ptr()));
+        let after_other = payload.into_wire("next", "1");
+        assert!(std::ptr::eq(first.bytes(), after_other.bytes()));
     }
 }

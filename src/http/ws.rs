@@ -28,7 +28,7 @@ use axum::Extension;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt, stream};
@@ -47,7 +47,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::shared::{Frame, framed_message as framed, text_frame};
+use super::shared::{Frame, Wire, framed_message as framed, text_frame};
 use super::{AppState, CorrelationId, resolve_auth};
 
 /// Most active subscriptions on one connection.
@@ -282,15 +282,21 @@ async fn send(sink: &mut Sink, value: &Value) -> Result<(), Gone> {
 /// Writes whole frames, already encoded, straight to the socket, in as few
 /// vectored writes as it takes. Whatever tungstenite still holds goes first,
 /// so its frames and these never interleave.
-async fn write_frames(sink: &mut Sink, mut frames: Vec<Bytes>) -> Result<(), Gone> {
+async fn write_frames(sink: &mut Sink, frames: Vec<Wire>) -> Result<(), Gone> {
     sink.flush().await.map_err(|_| Gone)?;
     let socket = sink.get_mut();
-    let mut first = 0;
-    while first < frames.len() {
+    // The first frame not wholly written, and how much of it was.
+    let (mut first, mut offset) = (0, 0);
+    while let Some(rest) = frames.get(first..).filter(|rest| !rest.is_empty()) {
         let mut slices = [std::io::IoSlice::new(&[]); BATCH];
-        let count = frames.len().saturating_sub(first).min(BATCH);
-        for (slice, frame) in slices.iter_mut().zip(&frames[first..first + count]) {
-            *slice = std::io::IoSlice::new(frame);
+        let count = rest.len().min(BATCH);
+        for (n, (slice, frame)) in slices.iter_mut().zip(rest).enumerate() {
+            let bytes = frame.bytes();
+            *slice = std::io::IoSlice::new(if n == 0 {
+                bytes.get(offset..).unwrap_or_default()
+            } else {
+                bytes
+            });
         }
         let mut written = socket
             .write_vectored(&slices[..count])
@@ -299,12 +305,14 @@ async fn write_frames(sink: &mut Sink, mut frames: Vec<Bytes>) -> Result<(), Gon
         if written == 0 {
             return Err(Gone);
         }
-        while let Some(frame) = frames.get_mut(first) {
-            if written < frame.len() {
-                frame.advance(written);
+        for frame in rest {
+            let left = frame.bytes().len() - offset;
+            if written < left {
+                offset += written;
                 break;
             }
-            written -= frame.len();
+            written -= left;
+            offset = 0;
             first += 1;
         }
     }
@@ -461,7 +469,7 @@ impl Connection {
         frame: Frame,
     ) -> Result<(), Gone> {
         let mut wire = Vec::with_capacity(4);
-        self.forward(&mut wire, &id, &frame);
+        self.forward(&mut wire, &id, frame);
         for _ in 1..BATCH {
             let ready = poll_fn(|cx| match self.subscriptions.poll_next_unpin(cx) {
                 Poll::Ready(ready) => Poll::Ready(ready),
@@ -469,19 +477,21 @@ impl Connection {
             })
             .await;
             let Some((id, frame)) = ready else { break };
-            self.forward(&mut wire, &id, &frame);
+            self.forward(&mut wire, &id, frame);
         }
         write_frames(sink, wire).await
     }
 
     /// Adds the WebSocket frames of one subscription frame to `wire`.
-    fn forward(&mut self, wire: &mut Vec<Bytes>, id: &str, frame: &Frame) {
-        let text = |message: String| text_frame(&message);
+    fn forward(&mut self, wire: &mut Vec<Wire>, id: &str, frame: Frame) {
+        let text = |message: String| Wire::Own(text_frame(&message));
+        let last = frame.is_final();
+        let failed = matches!(frame, Frame::Error(_));
         match (frame, self.protocol) {
-            (Frame::Next(payload), protocol) => wire.push(payload.frame(protocol.next(), id)),
+            (Frame::Next(payload), protocol) => wire.push(payload.into_wire(protocol.next(), id)),
             // graphql-transport-ws: an `error` message ends the operation.
             (Frame::Error(errors), Protocol::TransportWs) => {
-                wire.push(text(framed("error", id, errors)));
+                wire.push(text(framed("error", id, &errors)));
             }
             // graphql-ws: the failed result as `data`, then `complete`.
             (Frame::Error(errors), Protocol::LegacyWs) => wire.push(text(framed(
@@ -491,10 +501,10 @@ impl Connection {
             ))),
             (Frame::Complete, _) => {}
         }
-        if frame.is_final() {
+        if last {
             self.subscriptions.remove(id);
             metrics::gauge!("giftdrop_ws_subscriptions").decrement(1.0);
-            if !(matches!(frame, Frame::Error(_)) && self.protocol == Protocol::TransportWs) {
+            if !(failed && self.protocol == Protocol::TransportWs) {
                 wire.push(text(json!({ "type": "complete", "id": id }).to_string()));
             }
         }
