@@ -11,7 +11,8 @@
 //!
 //! Subscription messages skip tungstenite's framing: a server's frames are
 //! not masked, so the frame of one winner under one subscription id is the
-//! same bytes for every socket, built once ([`Payload::frame`]); each
+//! same bytes for every socket, built once
+//! ([`Payload::into_wire`](super::shared::Payload::into_wire)); each
 //! socket hands the kernel those shared bytes, a batch of them in one
 //! vectored write. tungstenite reads the client's frames and writes the
 //! rest (acknowledgements, pings, closes), and its buffer is always flushed
