@@ -301,9 +301,6 @@ async fn identical_snapshot_subscriptions_share_one_execution() {
 
 #[tokio::test]
 async fn an_upgrade_request_is_checked_and_its_subprotocol_chosen_by_preference() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::http::HeaderValue;
-
     let app = spawn_app().await;
     let plain = app
         .client
@@ -325,26 +322,13 @@ async fn an_upgrade_request_is_checked_and_its_subprotocol_chosen_by_preference(
     assert_eq!(old_version.status(), 400, "a WebSocket version before 13");
 
     // The client's order does not matter: graphql-transport-ws is preferred.
-    let mut request = app.ws_url().into_client_request().expect("ws url");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-ws, graphql-transport-ws"),
-    );
-    // tungstenite checks Sec-WebSocket-Accept against its key.
-    let (_, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("upgrades");
-    assert_eq!(
-        response.headers().get("sec-websocket-protocol"),
-        Some(&HeaderValue::from_static("graphql-transport-ws"))
-    );
+    let (_, chosen) =
+        WsClient::offering(&app.ws_url(), Some("graphql-ws, graphql-transport-ws")).await;
+    assert_eq!(chosen.as_deref(), Some("graphql-transport-ws"));
 
     // No subprotocol offered: none named, and graphql-transport-ws spoken.
-    let (socket, response) = tokio_tungstenite::connect_async(app.ws_url())
-        .await
-        .expect("upgrades");
-    assert_eq!(response.headers().get("sec-websocket-protocol"), None);
-    let mut client = WsClient::from_socket(socket);
+    let (mut client, chosen) = WsClient::offering(&app.ws_url(), None).await;
+    assert_eq!(chosen, None);
     client.init(None).await;
     assert_eq!(client.next().await["type"], "connection_ack");
     client.subscribe("1", "{ platform { currency } }").await;

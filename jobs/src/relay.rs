@@ -84,7 +84,7 @@ impl Relay {
                 }
             }
             for row in jobs {
-                match self.deliver(&row).await {
+                match self.push_job(&row).await {
                     Ok(()) => done.push(row.id),
                     Err(err) => failed.push((row, err)),
                 }
@@ -143,8 +143,8 @@ impl Relay {
             .map_err(|err| format!("{err:#}"))
     }
 
-    /// Delivers one job row; the error as it is logged and stored.
-    async fn deliver(&self, row: &outbox::Model) -> Result<(), String> {
+    /// Pushes one job row to its queue; the error as it is logged and stored.
+    async fn push_job(&self, row: &outbox::Model) -> Result<(), String> {
         match row.kind.as_str() {
             KIND_JOB => self
                 .queues

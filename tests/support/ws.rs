@@ -16,30 +16,37 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    /// Connects with `protocol` (`graphql-transport-ws` or `graphql-ws`).
-    pub async fn connect(url: &str, protocol: &str) -> Self {
+    /// Connects offering `protocols` (a `Sec-WebSocket-Protocol` value, or
+    /// none); returns the client and the subprotocol the server chose.
+    pub async fn offering(url: &str, protocols: Option<&str>) -> (Self, Option<String>) {
         let mut request = url.into_client_request().expect("valid ws url");
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(protocol).expect("header"),
-        );
+        if let Some(protocols) = protocols {
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_str(protocols).expect("header"),
+            );
+        }
+        // tungstenite checks Sec-WebSocket-Accept against its key.
         let (socket, response) = tokio_tungstenite::connect_async(request)
             .await
             .expect("ws connects");
+        let chosen = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (Self { socket }, chosen)
+    }
+
+    /// Connects with `protocol` (`graphql-transport-ws` or `graphql-ws`).
+    pub async fn connect(url: &str, protocol: &str) -> Self {
+        let (client, chosen) = Self::offering(url, Some(protocol)).await;
         assert_eq!(
-            response
-                .headers()
-                .get("sec-websocket-protocol")
-                .and_then(|v| v.to_str().ok()),
+            chosen.as_deref(),
             Some(protocol),
             "the server selects the requested protocol"
         );
-        Self { socket }
-    }
-
-    /// A client over a socket already upgraded.
-    pub fn from_socket(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
-        Self { socket }
+        client
     }
 
     /// Connects with graphql-transport-ws and completes the handshake.
