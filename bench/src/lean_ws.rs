@@ -26,8 +26,9 @@ use crate::ws::step;
 /// The RFC 6455 example key and the accept value it must be answered with.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-/// Room made for each read: a few batched frames.
-const READ_CHUNK: usize = 4 * 1024;
+/// Room made for each read: a burst of batched frames (a draw's hundred
+/// winners come to about 12 KiB).
+const READ_CHUNK: usize = 16 * 1024;
 /// Room kept per expected text frame (a winner's is about 120 bytes).
 const FRAME_ROOM: usize = 192;
 

@@ -24,8 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queues::JobQueues;
 
-/// Rows claimed per batch.
-const BATCH: u64 = 200;
+/// Rows claimed per batch: enough that a draw's winners (three rows each:
+/// the winner, the event's change, the email job) go out in one batch, so
+/// their messages reach subscribers in one burst, not in two with a
+/// batch's jobs between them.
+const BATCH: u64 = 1000;
 
 /// Everything the relay needs.
 #[derive(Clone)]

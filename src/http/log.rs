@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 
 use async_graphql::parser::types::ExecutableDocument;
 use futures_util::StreamExt;
@@ -29,7 +30,7 @@ use giftdrop_graphql::live::{LogMode, LogTap};
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::shared::{Frame, Running, forget, lock, request_key, until_final};
+use super::shared::{Frame, Payload, Run, Running, forget, lock, request_key, until_final};
 
 /// One execution of the operation in a [`LogMode`], with its tap.
 struct Execution {
@@ -86,18 +87,22 @@ struct Window {
     /// execution started.
     after: Option<i32>,
     /// Frame `i` is at position `after + 1 + i`.
-    frames: VecDeque<Frame>,
+    frames: VecDeque<Payload>,
     /// Most frames kept: a subscriber further behind replays.
     capacity: usize,
     /// The live execution's final frame, once it ended.
     end: Option<Frame>,
+    /// Runs handed out since the last push, by the position before their
+    /// first frame: every subscriber that had sent the same last frame
+    /// takes the same run.
+    runs: Vec<(i32, Run)>,
 }
 
 impl Window {
     /// Appends the frame at `position`. A position that does not follow the
     /// last one (which the live stream never sends) restarts the window just
     /// before it, so subscribers behind it replay from the database.
-    fn push(&mut self, position: i32, frame: Frame) {
+    fn push(&mut self, position: i32, frame: Payload) {
         let next = self.after.and_then(|after| {
             i32::try_from(self.frames.len())
                 .ok()?
@@ -112,6 +117,34 @@ impl Window {
         if self.frames.len() > self.capacity {
             self.frames.pop_front();
             self.after = self.after.map(|after| after + 1);
+        }
+        self.runs.clear();
+    }
+
+    /// Every frame after position `last` (which the window covers, from
+    /// `after`) as one frame, and how many it holds; `None` if there are
+    /// none yet.
+    fn after(&mut self, last: i32, after: i32) -> Option<(Frame, usize)> {
+        let index = usize::try_from(i64::from(last) - i64::from(after)).unwrap_or(usize::MAX);
+        let count = self.frames.len().saturating_sub(index);
+        match count {
+            0 => None,
+            1 => self
+                .frames
+                .back()
+                .cloned()
+                .map(|frame| (Frame::Next(frame), 1)),
+            _ => {
+                let run = match self.runs.iter().find(|(from, _)| *from == last) {
+                    Some((_, run)) => run.clone(),
+                    None => {
+                        let run = Run::new(self.frames.range(index..).cloned().collect());
+                        self.runs.push((last, run.clone()));
+                        run
+                    }
+                };
+                Some((Frame::Run(run), count))
+            }
         }
     }
 }
@@ -204,6 +237,7 @@ impl SharedLogs {
                     frames: VecDeque::new(),
                     capacity: self.window,
                     end: None,
+                    runs: Vec::new(),
                 }),
                 changed: watch::Sender::new(()),
                 execute,
@@ -221,47 +255,75 @@ impl SharedLogs {
     }
 }
 
-/// The task of one live execution: records each frame in the window.
+/// Most frames of the live execution recorded under one window lock.
+const DRAIN: usize = 256;
+
+/// The task of one live execution: records its frames in the window, all
+/// that are ready at once before the subscribers are woken, so a burst of
+/// winners (a draw's hundred) wakes each of them once, not once a frame.
 async fn drive(mut live: Execution, log: Weak<Log>, stop: CancellationToken) {
     let mut started = false;
+    let mut ready: Vec<(Frame, Option<i32>)> = Vec::new();
     loop {
         let next = poll_fn(|cx| {
-            let poll = live.frames.poll_next_unpin(cx);
-            // The resolver records where it starts before its first item;
-            // subscribers need it even if no item ever comes.
-            if !started && let Some(after) = live.tap.started() {
-                started = true;
-                if let Some(log) = log.upgrade() {
-                    log.change(|window| {
-                        window.after.get_or_insert(after);
-                    });
+            while ready.len() < DRAIN {
+                let poll = live.frames.poll_next_unpin(cx);
+                // The resolver records where it starts before its first
+                // item; subscribers need it even if no item ever comes.
+                if !started && let Some(after) = live.tap.started() {
+                    started = true;
+                    if let Some(log) = log.upgrade() {
+                        log.change(|window| {
+                            window.after.get_or_insert(after);
+                        });
+                    }
+                }
+                match poll {
+                    Poll::Ready(frame) => {
+                        let frame = frame.unwrap_or(Frame::Complete);
+                        let last = frame.is_final();
+                        ready.push((frame, live.tap.pop()));
+                        if last {
+                            break;
+                        }
+                    }
+                    Poll::Pending => break,
                 }
             }
-            poll
+            if ready.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
         });
-        let frame = tokio::select! {
+        tokio::select! {
             () = stop.cancelled() => return,
-            frame = next => frame.unwrap_or(Frame::Complete),
-        };
-        // Every subscriber left while this frame was made.
+            () = next => {}
+        }
+        // Every subscriber left while these frames were made.
         let Some(log) = log.upgrade() else { return };
-        let position = live.tap.pop();
-        match (frame, position) {
-            (frame @ Frame::Next(_), Some(position)) => {
-                log.change(|window| window.push(position, frame));
+        let mut end = None;
+        log.change(|window| {
+            for (frame, position) in ready.drain(..) {
+                match (frame, position) {
+                    (Frame::Next(payload), Some(position)) => window.push(position, payload),
+                    (frame, _) => {
+                        end = Some(if frame.is_final() {
+                            frame
+                        } else {
+                            tracing::error!("a live log frame without a position");
+                            Frame::internal(&live.correlation)
+                        });
+                        break;
+                    }
+                }
             }
-            (frame, _) => {
-                let frame = if matches!(frame, Frame::Next(_)) {
-                    tracing::error!("a live log frame without a position");
-                    Frame::internal(&live.correlation)
-                } else {
-                    frame
-                };
-                // Before the final frame, so nobody joins a finished run.
-                forget(&log.running, &log.key, &log);
-                log.change(|window| window.end = Some(frame));
-                return;
-            }
+        });
+        if let Some(end) = end {
+            // Before the final frame, so nobody joins a finished run.
+            forget(&log.running, &log.key, &log);
+            log.change(|window| window.end = Some(end));
+            return;
         }
     }
 }
@@ -284,13 +346,7 @@ struct Follower {
     replay: Option<Execution>,
     /// Where the running replay of a gap started: it must send something.
     gap_from: Option<i32>,
-    /// Frames taken from the window after `last` and not sent yet: a
-    /// subscriber behind by several takes them under one lock.
-    taken: VecDeque<Frame>,
 }
-
-/// Most frames a subscriber takes from the window at once.
-const TAKE: usize = 16;
 
 impl Follower {
     async fn next(&mut self) -> Frame {
@@ -318,7 +374,7 @@ impl Follower {
                             return Frame::internal(&self.data.meta.correlation_id);
                         }
                     }
-                    (Frame::Next(_), None) => {
+                    (Frame::Next(_), None) | (Frame::Run(_), _) => {
                         tracing::error!("a log replay frame without a position");
                         return Frame::internal(&self.data.meta.correlation_id);
                     }
@@ -331,26 +387,22 @@ impl Follower {
             let Some(last) = self.last else {
                 return Frame::internal(&self.data.meta.correlation_id);
             };
-            if let Some(frame) = self.taken.pop_front() {
-                self.last = Some(last + 1);
-                return frame;
-            }
             self.changed.borrow_and_update();
             let step = {
-                let window = lock(&self.log.window);
+                let mut window = lock(&self.log.window);
                 match window.after {
                     Some(after) if last < after => Step::Replay,
                     Some(after) => {
-                        let index = usize::try_from(i64::from(last) - i64::from(after))
-                            .unwrap_or(usize::MAX);
-                        let mut ready = window.frames.range(index.min(window.frames.len())..);
-                        match ready.next() {
-                            Some(frame) => {
-                                self.last = Some(last + 1);
-                                self.taken.extend(ready.take(TAKE - 1).cloned());
-                                Step::Send(frame.clone())
-                            }
+                        match window.after(last, after) {
                             None => window.end.clone().map_or(Step::Wait, Step::Send),
+                            Some((frame, count)) => {
+                                // Past `i32::MAX` (never reached), the next
+                                // turn fails the operation, as for no cursor.
+                                self.last = i32::try_from(count)
+                                    .ok()
+                                    .and_then(|count| last.checked_add(count));
+                                Step::Send(frame)
+                            }
                         }
                     }
                     None => window.end.clone().map_or(Step::Wait, Step::Send),
@@ -386,7 +438,6 @@ fn follow(log: Arc<Log>, data: RequestData) -> BoxStream<'static, Frame> {
         last: None,
         replay: Some(replay),
         gap_from: None,
-        taken: VecDeque::new(),
     };
     until_final(stream::unfold(follower, |mut me| async move {
         let frame = me.next().await;
@@ -515,12 +566,13 @@ mod tests {
     }
 
     async fn take(follower: &mut BoxStream<'static, Frame>, count: usize) -> Vec<i32> {
+        let position = |payload: &Payload| payload.as_str().parse::<i32>().expect("a position");
         let mut positions = Vec::with_capacity(count);
-        for _ in 0..count {
+        // A run may bring more than `count`: the caller's comparison shows it.
+        while positions.len() < count {
             match follower.next().await {
-                Some(Frame::Next(json)) => {
-                    positions.push(json.as_str().parse().expect("a position"));
-                }
+                Some(Frame::Next(payload)) => positions.push(position(&payload)),
+                Some(Frame::Run(run)) => positions.extend(run.payloads().iter().map(position)),
                 other => panic!("expected a frame, got {other:?}"),
             }
         }
@@ -538,6 +590,34 @@ mod tests {
         fake.announce(5);
         assert_eq!(take(&mut a, 5).await, [4, 5, 6, 7, 8]);
         assert_eq!(take(&mut b, 5).await, [4, 5, 6, 7, 8]);
+    }
+
+    #[tokio::test]
+    async fn frames_announced_together_reach_each_follower_as_one_shared_run() {
+        let logs = SharedLogs::new(8);
+        let fake = Fake::new(0);
+        let (mut a, mut b) = two(&logs, &fake);
+        fake.announce(1);
+        assert_eq!(take(&mut a, 1).await, [1]);
+        assert_eq!(take(&mut b, 1).await, [1]);
+        // Five at once: the live execution records them all before the
+        // followers (waiting on the window) are woken; each takes them in
+        // one turn, and both take the very same run.
+        fake.announce(5);
+        let mut runs = Vec::new();
+        for follower in [&mut a, &mut b] {
+            match follower.next().await {
+                Some(Frame::Run(run)) => {
+                    let positions: Vec<&str> = run.payloads().iter().map(Payload::as_str).collect();
+                    assert_eq!(positions, ["2", "3", "4", "5", "6"]);
+                    runs.push(run);
+                }
+                other => panic!("expected one run of five, got {other:?}"),
+            }
+        }
+        assert!(std::ptr::eq(runs[0].payloads(), runs[1].payloads()));
+        fake.announce(1);
+        assert_eq!(take(&mut a, 1).await, [7]);
     }
 
     #[tokio::test]
@@ -620,13 +700,15 @@ mod tests {
             frames: VecDeque::new(),
             capacity: 2,
             end: None,
+            runs: Vec::new(),
         };
-        window.push(1, next(1));
-        window.push(2, next(2));
-        window.push(3, next(3));
+        let payload = |position: i32| Payload::from(position.to_string());
+        window.push(1, payload(1));
+        window.push(2, payload(2));
+        window.push(3, payload(3));
         assert_eq!(window.after, Some(1));
         assert_eq!(window.frames.len(), 2);
-        window.push(7, next(7));
+        window.push(7, payload(7));
         assert_eq!(window.after, Some(6));
         assert_eq!(window.frames.len(), 1);
     }

@@ -38,6 +38,10 @@ const CAPACITY: usize = 16;
 pub enum Frame {
     /// A response (`{"data":…}`, possibly with partial errors).
     Next(Payload),
+    /// Several responses, in order: what a subscriber behind by more than
+    /// one takes at once, so it costs one turn of the socket's streams and
+    /// one write, not one each.
+    Run(Run),
     /// A failed response: the serialized `errors` array. Ends the operation.
     Error(Arc<str>),
     /// The operation completed.
@@ -57,17 +61,51 @@ pub struct Payload(Arc<PayloadInner>);
 #[derive(Debug)]
 struct PayloadInner {
     json: Box<str>,
-    /// The first `(message type, subscription id)` asked for, and the
-    /// frame for them.
-    framed: OnceLock<Framed>,
+    framed: Framing,
 }
 
-/// A payload's WebSocket frame for one (message type, subscription id).
+/// Consecutive responses that many sockets take together (every socket
+/// that had sent the same last winner, when a burst comes), with the
+/// frames of all of them back to back, built once: such a socket writes
+/// one slice and counts one reference, whatever the run's length.
+#[derive(Clone, Debug)]
+pub struct Run(Arc<RunInner>);
+
+#[derive(Debug)]
+struct RunInner {
+    payloads: Box<[Payload]>,
+    framed: Framing,
+}
+
+/// The WebSocket bytes of a shared payload or run under the first
+/// `(message type, subscription id)` asked for.
+#[derive(Debug, Default)]
+struct Framing(OnceLock<Framed>);
+
+/// A payload's or run's WebSocket frames for one (message type,
+/// subscription id).
 #[derive(Debug)]
 struct Framed {
     kind: &'static str,
     id: Box<str>,
     bytes: Box<[u8]>,
+}
+
+impl Framing {
+    /// True if the shared bytes are those of `(kind, id)`, built with
+    /// `build` if none were yet; false if they were built for another.
+    fn shares(&self, kind: &'static str, id: &str, build: impl FnOnce() -> Vec<u8>) -> bool {
+        let framed = self.0.get_or_init(|| Framed {
+            kind,
+            id: id.into(),
+            bytes: build().into_boxed_slice(),
+        });
+        framed.kind == kind && *framed.id == *id
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.get().map_or(&[], |framed| &framed.bytes)
+    }
 }
 
 impl Payload {
@@ -77,40 +115,84 @@ impl Payload {
     }
 
     /// The WebSocket frame of the server message
-    /// `{"type":kind,"id":id,"payload":…}`: built once for the first
+    /// `{"type":kind,"id":id,"payload":…}`.
+    fn frame(&self, kind: &str, id: &str) -> Vec<u8> {
+        text_frame(&framed_message(kind, id, &self.0.json))
+    }
+
+    /// This payload's frame under `(kind, id)`: built once for the first
     /// (kind, id) asked for, and for any other each time. The shared frame
     /// goes as this payload itself, so writing it counts no reference on
     /// bytes that every socket on every core is writing too.
     pub fn into_wire(self, kind: &'static str, id: &str) -> Wire {
-        let build = || text_frame(&framed_message(kind, id, &self.0.json));
-        let framed = self.0.framed.get_or_init(|| Framed {
-            kind,
-            id: id.into(),
-            bytes: build().into_boxed_slice(),
-        });
-        if framed.kind == kind && *framed.id == *id {
+        if self.0.framed.shares(kind, id, || self.frame(kind, id)) {
             Wire::Shared(self)
         } else {
-            Wire::Own(build())
+            Wire::Own(self.frame(kind, id))
         }
     }
 }
 
-/// The bytes of one whole WebSocket frame, as a socket writes them.
+impl Run {
+    /// A run of `payloads`, in order.
+    pub fn new(payloads: Box<[Payload]>) -> Self {
+        Self(Arc::new(RunInner {
+            payloads,
+            framed: Framing::default(),
+        }))
+    }
+
+    /// The responses, in order.
+    pub fn payloads(&self) -> &[Payload] {
+        &self.0.payloads
+    }
+
+    /// Every payload's frame under `(kind, id)`, back to back.
+    fn frames(&self, kind: &'static str, id: &str) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for payload in self.payloads() {
+            if payload
+                .0
+                .framed
+                .shares(kind, id, || payload.frame(kind, id))
+            {
+                bytes.extend_from_slice(payload.0.framed.bytes());
+            } else {
+                bytes.extend_from_slice(&payload.frame(kind, id));
+            }
+        }
+        bytes
+    }
+
+    /// The run's frames under `(kind, id)`, shared as [`Payload::into_wire`]
+    /// shares one frame.
+    pub fn into_wire(self, kind: &'static str, id: &str) -> Wire {
+        if self.0.framed.shares(kind, id, || self.frames(kind, id)) {
+            Wire::Run(self)
+        } else {
+            Wire::Own(self.frames(kind, id))
+        }
+    }
+}
+
+/// The bytes of whole WebSocket frames, as a socket writes them.
 #[derive(Debug)]
 pub enum Wire {
     /// A payload's shared frame.
     Shared(Payload),
-    /// A frame of this socket's own.
+    /// A run's shared frames.
+    Run(Run),
+    /// Frames of this socket's own.
     Own(Vec<u8>),
 }
 
 impl Wire {
-    /// The frame's bytes.
+    /// The frames' bytes.
     pub fn bytes(&self) -> &[u8] {
         match self {
-            // `into_wire` makes a `Shared` only once the frame is set.
-            Wire::Shared(payload) => payload.0.framed.get().map_or(&[], |f| &f.bytes),
+            // `into_wire` makes a shared wire only once its bytes are set.
+            Wire::Shared(payload) => payload.0.framed.bytes(),
+            Wire::Run(run) => run.0.framed.bytes(),
             Wire::Own(bytes) => bytes,
         }
     }
@@ -120,7 +202,7 @@ impl From<String> for Payload {
     fn from(json: String) -> Self {
         Self(Arc::new(PayloadInner {
             json: json.into_boxed_str(),
-            framed: OnceLock::new(),
+            framed: Framing::default(),
         }))
     }
 }
@@ -219,7 +301,7 @@ impl Frame {
 
     /// True for a frame that ends the operation.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Frame::Next(_))
+        !matches!(self, Frame::Next(_) | Frame::Run(_))
     }
 }
 
@@ -593,7 +675,7 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
-    use super::{Payload, Wire, text_frame};
+    use super::{Payload, Run, Wire, text_frame};
 
     /// The text a server frame carries, read back by tungstenite's parser.
     fn text_of(frame: &[u8]) -> String {
@@ -623,6 +705,28 @@ mod tests {
             assert_eq!(&ours[..], &theirs[..], "length {length}");
             assert_eq!(text_of(&ours), message);
         }
+    }
+
+    #[test]
+    fn a_run_is_its_payloads_frames_back_to_back_shared_under_its_first_id() {
+        let payloads: Vec<Payload> = (1..=3)
+            .map(|n| Payload::from(format!(r#"{{"data":{{"n":{n}}}}}"#)))
+            .collect();
+        let run = Run::new(payloads.clone().into_boxed_slice());
+        let wire = run.clone().into_wire("next", "1");
+        assert!(matches!(wire, Wire::Run(_)));
+        let expected: Vec<u8> = payloads
+            .iter()
+            .flat_map(|payload| payload.clone().into_wire("next", "1").bytes().to_vec())
+            .collect();
+        assert_eq!(wire.bytes(), &expected[..]);
+        let again = run.clone().into_wire("next", "1");
+        assert!(std::ptr::eq(wire.bytes(), again.bytes()));
+        // Under another id: the same frames, this socket's own.
+        let other = run.into_wire("next", "2");
+        assert!(matches!(other, Wire::Own(_)));
+        assert_eq!(other.bytes().len(), expected.len());
+        assert_ne!(other.bytes(), &expected[..]);
     }
 
     #[test]

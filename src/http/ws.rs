@@ -59,8 +59,11 @@ pub const MAX_SUBSCRIPTIONS: usize = 50;
 const READ_BUFFER: usize = 1024;
 /// Writes are gathered up to this much before they reach the socket.
 const WRITE_BUFFER: usize = 4 * 1024;
-/// Most subscription frames written to a socket before one flush.
-const BATCH: usize = 64;
+/// Most subscription frames gathered for one write: what a socket behind
+/// by a burst (a draw's hundred winners) has waiting goes in one write.
+const BATCH: usize = 512;
+/// Most slices one vectored write takes (Linux's `UIO_MAXIOV`).
+const IOVECS: usize = 1024;
 /// Largest message a client may send.
 const MAX_MESSAGE: usize = 64 * 1024;
 
@@ -288,21 +291,18 @@ async fn write_frames(sink: &mut Sink, frames: Vec<Wire>) -> Result<(), Gone> {
     let socket = sink.get_mut();
     // The first frame not wholly written, and how much of it was.
     let (mut first, mut offset) = (0, 0);
+    let mut slices = Vec::with_capacity(frames.len().min(IOVECS));
     while let Some(rest) = frames.get(first..).filter(|rest| !rest.is_empty()) {
-        let mut slices = [std::io::IoSlice::new(&[]); BATCH];
-        let count = rest.len().min(BATCH);
-        for (n, (slice, frame)) in slices.iter_mut().zip(rest).enumerate() {
+        slices.clear();
+        slices.extend(rest.iter().take(IOVECS).enumerate().map(|(n, frame)| {
             let bytes = frame.bytes();
-            *slice = std::io::IoSlice::new(if n == 0 {
+            std::io::IoSlice::new(if n == 0 {
                 bytes.get(offset..).unwrap_or_default()
             } else {
                 bytes
-            });
-        }
-        let mut written = socket
-            .write_vectored(&slices[..count])
-            .await
-            .map_err(|_| Gone)?;
+            })
+        }));
+        let mut written = socket.write_vectored(&slices).await.map_err(|_| Gone)?;
         if written == 0 {
             return Err(Gone);
         }
@@ -460,8 +460,8 @@ impl Connection {
     }
 
     /// Writes `frame`, then every other frame already waiting on this
-    /// connection's subscriptions (at most [`BATCH`]), in one vectored
-    /// write: a burst of winners reaches a socket in a few writes, not one
+    /// connection's subscriptions (up to [`BATCH`]), in one vectored
+    /// write: a burst of winners reaches a socket in one write, not one
     /// each.
     async fn forward_ready(
         &mut self,
@@ -471,7 +471,7 @@ impl Connection {
     ) -> Result<(), Gone> {
         let mut wire = Vec::with_capacity(4);
         self.forward(&mut wire, &id, frame);
-        for _ in 1..BATCH {
+        while wire.len() < BATCH {
             let ready = poll_fn(|cx| match self.subscriptions.poll_next_unpin(cx) {
                 Poll::Ready(ready) => Poll::Ready(ready),
                 Poll::Pending => Poll::Ready(None),
@@ -490,6 +490,7 @@ impl Connection {
         let failed = matches!(frame, Frame::Error(_));
         match (frame, self.protocol) {
             (Frame::Next(payload), protocol) => wire.push(payload.into_wire(protocol.next(), id)),
+            (Frame::Run(run), protocol) => wire.push(run.into_wire(protocol.next(), id)),
             // graphql-transport-ws: an `error` message ends the operation.
             (Frame::Error(errors), Protocol::TransportWs) => {
                 wire.push(text(framed("error", id, &errors)));
