@@ -158,6 +158,9 @@ impl Subscriber {
         // would fault in the middle of the measurement.
         bytes.resize(count * FRAME_ROOM, 0);
         bytes.clear();
+        let framed = self.pending.len();
+        self.pending.resize(framed + READ_CHUNK, 0);
+        self.pending.truncate(framed);
         frames.resize(count, (0, DateTime::<Utc>::MIN_UTC));
         frames.clear();
         loop {
