@@ -59,8 +59,9 @@ pub const MAX_SUBSCRIPTIONS: usize = 50;
 const READ_BUFFER: usize = 1024;
 /// Writes are gathered up to this much before they reach the socket.
 const WRITE_BUFFER: usize = 4 * 1024;
-/// Most subscription frames gathered for one write: what a socket behind
-/// by a burst (a draw's hundred winners) has waiting goes in one write.
+/// Most pieces (a frame, or a shared run of them) gathered for one write:
+/// what a socket behind by a burst (a draw's hundred winners) has waiting
+/// goes in one write.
 const BATCH: usize = 512;
 /// Most slices one vectored write takes (Linux's `UIO_MAXIOV`).
 const IOVECS: usize = 1024;
