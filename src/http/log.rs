@@ -124,7 +124,7 @@ impl Window {
     /// Every frame after position `last` (which the window covers, from
     /// `after`) as one frame, and how many it holds; `None` if there are
     /// none yet.
-    fn after(&mut self, last: i32, after: i32) -> Option<(Frame, usize)> {
+    fn frames_after(&mut self, last: i32, after: i32) -> Option<(Frame, usize)> {
         let index = usize::try_from(i64::from(last) - i64::from(after)).unwrap_or(usize::MAX);
         let count = self.frames.len().saturating_sub(index);
         match count {
@@ -393,7 +393,7 @@ impl Follower {
                 match window.after {
                     Some(after) if last < after => Step::Replay,
                     Some(after) => {
-                        match window.after(last, after) {
+                        match window.frames_after(last, after) {
                             None => window.end.clone().map_or(Step::Wait, Step::Send),
                             Some((frame, count)) => {
                                 // Past `i32::MAX` (never reached), the next

@@ -151,15 +151,7 @@ impl Run {
     fn frames(&self, kind: &'static str, id: &str) -> Vec<u8> {
         let mut bytes = Vec::new();
         for payload in self.payloads() {
-            if payload
-                .0
-                .framed
-                .shares(kind, id, || payload.frame(kind, id))
-            {
-                bytes.extend_from_slice(payload.0.framed.bytes());
-            } else {
-                bytes.extend_from_slice(&payload.frame(kind, id));
-            }
+            bytes.extend_from_slice(payload.clone().into_wire(kind, id).bytes());
         }
         bytes
     }
