@@ -55,7 +55,7 @@ fi
 REDIS_URL=$redis_url DATABASE_URL=$pg_server/giftdrop_bench$pg_options HTTP_ADDR=127.0.0.1:8100 \
   REDIS_NAMESPACE=bench: JWT_SECRET=bench-secret-0123456789abcdef \
   ADMIN_EMAIL=admin@bench.local ADMIN_PASSWORD=admin-password-1 MAIL_DIR=/tmp/benchmail \
-  RUST_LOG=warn "${SERVER:-./target/release/giftdrop}" all >/tmp/giftdrop-bench-server.log 2>&1 &
+  RUST_LOG=${SERVER_LOG:-warn} "${SERVER:-./target/release/giftdrop}" all >/tmp/giftdrop-bench-server.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do

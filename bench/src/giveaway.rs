@@ -213,7 +213,8 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
         println!(
             "\nwinnerAnnounced: {} subscribers, {} winners ({how}), {} deliveries. \
              To receipt: p50 {} ms, p99 {} ms, max {} ms; \
-             until its last subscriber had it: p50 {} ms, p99 {} ms",
+             until its last subscriber had it: p50 {} ms, p99 {} ms; \
+             to arrival on the socket (kernel timestamp): p50 {} ms, p99 {} ms, max {} ms",
             args.subscribers,
             args.prizes,
             fanout.deliveries,
@@ -222,6 +223,9 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
             ms(fanout.max_ms),
             ms(fanout.last_p50_ms),
             ms(fanout.last_p99_ms),
+            ms(fanout.arrived_p50_ms),
+            ms(fanout.arrived_p99_ms),
+            ms(fanout.arrived_max_ms),
         );
         println!(
             "announced in {}, delivered in {:.0?}; CPU: server {} ms, load generator {:.0} ms ({:.2} + {:.2} µs per delivery)",
@@ -523,6 +527,11 @@ struct Fanout {
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     max_ms: Option<f64>,
+    /// The same, to the moment the kernel received each frame on the
+    /// subscriber's socket, before the load generator read it.
+    arrived_p50_ms: Option<f64>,
+    arrived_p99_ms: Option<f64>,
+    arrived_max_ms: Option<f64>,
     /// Per winner, until its last subscriber had it.
     last_p50_ms: Option<f64>,
     last_p99_ms: Option<f64>,
@@ -552,9 +561,9 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     let mut sockets = stream::iter(0..args.subscribers)
         .map(|_| crate::lean_ws::Subscriber::open(&ws_url, &subscribe))
         .buffer_unordered(200);
-    let mut listeners = tokio::task::JoinSet::new();
+    let mut receiver = crate::lean_ws::Receiver::start(count)?;
     while let Some(socket) = sockets.next().await {
-        listeners.spawn(socket?.receive(count));
+        receiver.add(socket?)?;
     }
     wait_for(
         &host,
@@ -577,14 +586,8 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     } else {
         Some(attempt_all(&event_id, winners, args.announce_every_ms, started).await?)
     };
-    let mut received = Vec::with_capacity(args.subscribers);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Some(joined) = tokio::time::timeout_at(deadline, listeners.join_next())
-        .await
-        .with_context(|| format!("{} subscribers had every winner in time", received.len()))?
-    {
-        received.push(joined.context("a subscriber task failed")??);
-    }
+    let deadline = Duration::from_secs(60).saturating_sub(started.elapsed());
+    let received = tokio::task::spawn_blocking(move || receiver.finish(deadline)).await??;
     let delivered_in = started.elapsed();
     let server_cpu_ms = match (args.server_pid, cpu_before.0) {
         (Some(pid), Some(before)) => Some(cpu_ms(Some(pid))? - before),
@@ -605,15 +608,18 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         None
     };
     let mut latencies = Vec::with_capacity(args.subscribers * count);
+    let mut arrivals = Vec::with_capacity(args.subscribers * count);
     let mut last_by_winner = vec![0.0_f64; count];
     for frames in &received {
         let seen = latencies_of(frames, count, committed)?;
-        for (last, latency) in last_by_winner.iter_mut().zip(&seen) {
+        for (last, (_, latency)) in last_by_winner.iter_mut().zip(&seen) {
             *last = last.max(*latency);
         }
-        latencies.extend(seen);
+        arrivals.extend(seen.iter().map(|(arrived, _)| *arrived));
+        latencies.extend(seen.into_iter().map(|(_, read)| read));
     }
     let latencies = sorted(latencies);
+    let arrivals = sorted(arrivals);
     let lasts = sorted(last_by_winner);
     Ok(Fanout {
         announced_in,
@@ -624,6 +630,9 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         p50_ms: percentile(&latencies, 500),
         p99_ms: percentile(&latencies, 990),
         max_ms: latencies.last().copied(),
+        arrived_p50_ms: percentile(&arrivals, 500),
+        arrived_p99_ms: percentile(&arrivals, 990),
+        arrived_max_ms: arrivals.last().copied(),
         last_p50_ms: percentile(&lasts, 500),
         last_p99_ms: percentile(&lasts, 990),
     })
@@ -669,15 +678,15 @@ async fn attempt_all(
 /// One subscriber's winners: all `count` of them, each exactly once and
 /// in sequence order, as their latencies from `announcedAt` (or from
 /// `committed`, when all were committed together) to the moment the frame
-/// was read (ms), by sequence.
+/// arrived on the socket and to the moment it was read (ms), by sequence.
 fn latencies_of(
     received: &crate::lean_ws::Received,
     count: usize,
     committed: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<Vec<f64>> {
+) -> Result<Vec<(f64, f64)>> {
     let mut latencies = Vec::with_capacity(count);
     for frame in received.frames() {
-        let (text, read_at) = frame?;
+        let (text, came) = frame?;
         // The subscriber answered protocol pings itself.
         let (sequence, at) = winner(text)?.context("a protocol ping among the winners")?;
         ensure!(
@@ -685,10 +694,13 @@ fn latencies_of(
             "got winner {sequence}, expected {}",
             latencies.len() + 1
         );
-        let micros = (read_at - committed.unwrap_or(at))
-            .num_microseconds()
-            .unwrap_or(0);
-        latencies.push(micros as f64 / 1000.0);
+        let since = |then: chrono::DateTime<chrono::Utc>| {
+            (then - committed.unwrap_or(at))
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
+        latencies.push((since(came.arrived), since(came.read)));
     }
     ensure!(
         latencies.len() == count,

@@ -2,16 +2,19 @@
 //! process, fanned out in-process with a `broadcast` channel per topic.
 //!
 //! A topic's broadcast channel is created by its first local subscriber and
-//! dropped (with a Redis UNSUBSCRIBE) by its last. A subscriber that falls
-//! behind, or that was listening while the Redis connection dropped, gets
-//! [`Delivery::Resync`] instead of silently missing messages: it must
-//! re-send current state from the database.
+//! dropped (with a Redis UNSUBSCRIBE) by its last. Every message of a topic
+//! that reached the process together is one delivery: a draw's hundred
+//! winners are one entry of the topic's buffer, not a hundred that overrun
+//! it. A subscriber that falls behind, or that was listening while the
+//! Redis connection dropped, gets [`Delivery::Resync`] instead of silently
+//! missing messages: it must re-send current state from the database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::task::Poll;
 
 use futures_util::{Stream, StreamExt};
 use redis::aio::ConnectionManager;
@@ -22,16 +25,19 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{DomainError, DomainResult};
 use crate::keys::Namespace;
 
-/// Messages buffered per topic before a slow subscriber is resynced.
+/// Deliveries buffered per topic before a slow subscriber is resynced.
 const TOPIC_CAPACITY: usize = 64;
+/// Most messages taken off the Redis connection as one batch.
+const BATCH: usize = 1024;
 /// How long a new subscriber waits for Redis to confirm its subscription.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a subscriber receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// A published payload (JSON text).
-    Message(Arc<str>),
+    /// Published payloads (JSON text), in the order they were published:
+    /// every message of the topic that arrived with the others.
+    Messages(Arc<[Arc<str>]>),
     /// Messages may have been missed: reload current state.
     Resync,
 }
@@ -183,28 +189,38 @@ impl Subscription {
     {
         let reload = Arc::new(reload);
         let channel = Arc::clone(&self.channel);
-        let changes = self.into_stream().filter_map(move |delivery| {
-            let reload = Arc::clone(&reload);
-            let channel = Arc::clone(&channel);
-            async move {
-                match delivery {
-                    Delivery::Message(json) => serde_json::from_str::<T>(&json)
-                        .inspect_err(|e| {
-                            tracing::error!(error = %e, %channel, "malformed message on pub/sub");
-                        })
-                        .ok(),
-                    // Boxed: a database read is a large future, and inline it
-                    // would size every idle subscription's stream.
-                    Delivery::Resync => Box::pin(reload())
-                        .await
-                        .inspect_err(|e| {
-                            tracing::warn!(error = ?e, %channel, "could not reload after a resync");
-                        })
-                        .ok()
-                        .flatten(),
+        let changes = self
+            .into_stream()
+            .then(move |delivery| {
+                let reload = Arc::clone(&reload);
+                let channel = Arc::clone(&channel);
+                async move {
+                    match delivery {
+                        Delivery::Messages(payloads) => payloads
+                            .iter()
+                            .filter_map(|json| {
+                                serde_json::from_str::<T>(json)
+                                    .inspect_err(|e| {
+                                        tracing::error!(error = %e, %channel, "malformed message on pub/sub");
+                                    })
+                                    .ok()
+                            })
+                            .collect(),
+                        // Boxed: a database read is a large future, and inline it
+                        // would size every idle subscription's stream.
+                        Delivery::Resync => Box::pin(reload())
+                            .await
+                            .inspect_err(|e| {
+                                tracing::warn!(error = ?e, %channel, "could not reload after a resync");
+                            })
+                            .ok()
+                            .flatten()
+                            .into_iter()
+                            .collect::<Vec<T>>(),
+                    }
                 }
-            }
-        });
+            })
+            .flat_map(futures_util::stream::iter);
         futures_util::stream::once(async move { current }).chain(changes)
     }
 }
@@ -289,18 +305,102 @@ async fn run(
                         healthy = sink.unsubscribe(&channel).await.is_ok();
                     }
                 },
-                message = stream.next() => match message {
+                messages = next_batch(&mut stream) => match messages {
                     None => healthy = false,
-                    Some(message) => {
+                    Some(messages) => {
                         let Some(hub) = inner.upgrade() else { return };
-                        let payload: Arc<str> = String::from_utf8_lossy(message.get_payload_bytes()).into();
-                        if let Some(topic) = hub.topics().get(message.get_channel_name()) {
-                            let _ = topic.tx.send(Delivery::Message(payload));
+                        let topics = hub.topics();
+                        for (channel, payloads) in by_channel(&messages) {
+                            if let Some(topic) = topics.get(channel) {
+                                let _ = topic.tx.send(Delivery::Messages(payloads.into()));
+                            }
                         }
                     }
                 },
             }
         }
         tracing::error!("redis pub/sub connection lost, reconnecting");
+    }
+}
+
+/// Every message the connection has ready, at least one and at most
+/// [`BATCH`]; `None` once it closed.
+async fn next_batch(
+    stream: &mut (impl Stream<Item = redis::Msg> + Unpin),
+) -> Option<Vec<redis::Msg>> {
+    poll_fn(|cx| {
+        let mut batch = Vec::new();
+        while batch.len() < BATCH {
+            match stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(message)) => batch.push(message),
+                // What came before the close is delivered; the next poll ends.
+                Poll::Ready(None) if batch.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if batch.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(batch))
+        }
+    })
+    .await
+}
+
+/// `messages` grouped by channel, each channel's payloads in the order
+/// they came, the channels in the order of their first message.
+fn by_channel(messages: &[redis::Msg]) -> Vec<(&str, Vec<Arc<str>>)> {
+    let mut groups: Vec<(&str, Vec<Arc<str>>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for message in messages {
+        let channel = message.get_channel_name();
+        let payload: Arc<str> = String::from_utf8_lossy(message.get_payload_bytes()).into();
+        let group = *index.entry(channel).or_insert_with(|| {
+            groups.push((channel, Vec::new()));
+            groups.len() - 1
+        });
+        if let Some((_, payloads)) = groups.get_mut(group) {
+            payloads.push(payload);
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    fn message(channel: &str, payload: &str) -> redis::Msg {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        redis::Msg::from_owned_value(Value::Array(vec![
+            bulk("message"),
+            bulk(channel),
+            bulk(payload),
+        ]))
+        .expect("a message")
+    }
+
+    #[test]
+    fn messages_that_came_together_are_grouped_by_channel_in_order() {
+        let messages = [
+            message("a", "1"),
+            message("b", "x"),
+            message("a", "2"),
+            message("a", "3"),
+            message("b", "y"),
+        ];
+        let groups: Vec<(&str, Vec<String>)> = by_channel(&messages)
+            .into_iter()
+            .map(|(channel, payloads)| (channel, payloads.iter().map(|p| p.to_string()).collect()))
+            .collect();
+        let strings = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            groups,
+            [
+                ("a", strings(&["1", "2", "3"])),
+                ("b", strings(&["x", "y"]))
+            ]
+        );
     }
 }

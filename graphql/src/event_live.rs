@@ -140,10 +140,26 @@ fn coalesced<T: Send + 'static>(
     )
 }
 
+/// Queues the winners of `payloads` that follow `last`, in order; `true`
+/// when one skipped ahead, so the gap must be read from the database (which
+/// holds the rest of `payloads` too: winners are published once committed).
+fn queue_next(queue: &mut VecDeque<WinnerView>, last: i32, payloads: &[Arc<str>]) -> bool {
+    for json in payloads {
+        let queued = queue.back().map_or(last, |w| w.sequence);
+        match serde_json::from_str::<WinnerView>(json) {
+            Ok(w) if w.sequence <= queued => {}
+            Ok(w) if w.sequence == queued + 1 => queue.push_back(w),
+            Ok(_) => return true,
+            Err(e) => tracing::error!(error = %e, "malformed winner message"),
+        }
+    }
+    false
+}
+
 /// The winners after sequence `after`: `replay` (read from the database
 /// after subscribing to `updates`), then live, in order, without a gap or
 /// a repeat. A message that skips ahead, or a resync, is filled in with
-/// `missed_after(last shown)`.
+/// `missed_after(the last one sent or queued)`.
 fn winners<F, Fut>(
     missed_after: F,
     updates: giftdrop_domain::pubsub::Subscription,
@@ -169,23 +185,14 @@ where
                     }
                     continue;
                 }
+                // The queue is empty: everything up to `last` was sent.
                 let fill = match updates.recv().await? {
-                    Delivery::Message(json) => match serde_json::from_str::<WinnerView>(&json) {
-                        Ok(w) if w.sequence <= last => false,
-                        Ok(w) if w.sequence == last + 1 => {
-                            queue.push_back(w);
-                            false
-                        }
-                        Ok(_) => true,
-                        Err(e) => {
-                            tracing::error!(error = %e, "malformed winner message");
-                            false
-                        }
-                    },
+                    Delivery::Messages(payloads) => queue_next(&mut queue, last, &payloads),
                     Delivery::Resync => true,
                 };
                 if fill {
-                    match Box::pin(missed_after(last)).await {
+                    let queued = queue.back().map_or(last, |w| w.sequence);
+                    match Box::pin(missed_after(queued)).await {
                         Ok(missed) => queue.extend(missed),
                         Err(e) => tracing::warn!(error = ?e, "could not read missed winners"),
                     }
@@ -372,5 +379,45 @@ mod tests {
         assert_eq!(until_next_second(on), Duration::from_secs(1));
         let mid = on + chrono::Duration::milliseconds(250);
         assert_eq!(until_next_second(mid), Duration::from_millis(750));
+    }
+
+    fn winner_json(sequence: i32) -> Arc<str> {
+        let winner = WinnerView {
+            id: Uuid::nil(),
+            event_id: Uuid::nil(),
+            participant_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            host_id: Uuid::nil(),
+            display_name: "w".into(),
+            prize_id: Uuid::nil(),
+            card_id: Uuid::nil(),
+            sequence,
+            announced_at: Utc::now(),
+            disqualified_at: None,
+        };
+        serde_json::to_string(&winner).expect("serializable").into()
+    }
+
+    fn sequences(queue: &VecDeque<WinnerView>) -> Vec<i32> {
+        queue.iter().map(|w| w.sequence).collect()
+    }
+
+    #[test]
+    fn a_delivery_of_many_winners_queues_those_after_the_last_sent_in_order() {
+        let mut queue = VecDeque::new();
+        let payloads: Vec<_> = [2, 3, 4, 5, 4, 6].into_iter().map(winner_json).collect();
+        assert!(!queue_next(&mut queue, 3, &payloads));
+        assert_eq!(sequences(&queue), [4, 5, 6]);
+    }
+
+    #[test]
+    fn a_winner_that_skips_ahead_asks_for_the_gap_after_what_was_queued() {
+        let mut queue = VecDeque::new();
+        let payloads: Vec<_> = [1, 2, 4, 5].into_iter().map(winner_json).collect();
+        assert!(queue_next(&mut queue, 0, &payloads));
+        assert_eq!(sequences(&queue), [1, 2]);
+        let malformed: Arc<str> = "{}".into();
+        assert!(!queue_next(&mut queue, 0, &[malformed, winner_json(3)]));
+        assert_eq!(sequences(&queue), [1, 2, 3]);
     }
 }

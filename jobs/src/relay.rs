@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::future::join_all;
 use giftdrop_domain::outbox::{KIND_JOB, KIND_PUBLISH, OutboxSignal};
 use giftdrop_domain::pubsub::Hub;
 use giftdrop_entities::ops::outbox;
@@ -86,8 +87,12 @@ impl Relay {
                     Err(err) => failed.extend(messages.into_iter().map(|row| (row, err.clone()))),
                 }
             }
-            for row in jobs {
-                match self.push_job(&row).await {
+            // At once: on the one multiplexed connection their commands go
+            // out back to back, not a round trip each (a draw's hundred
+            // emails would keep the relay busy while its winners fan out).
+            let pushed = join_all(jobs.iter().map(|row| self.push_job(row))).await;
+            for (row, pushed) in jobs.into_iter().zip(pushed) {
+                match pushed {
                     Ok(()) => done.push(row.id),
                     Err(err) => failed.push((row, err)),
                 }
