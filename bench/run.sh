@@ -27,6 +27,9 @@
 #
 # SERVER runs another build of the server against the same load generator
 # (an A/B comparison in one session), e.g. SERVER=/tmp/giftdrop-before.
+# SERVER_LOG is the server's RUST_LOG (default warn; its log goes to
+# /tmp/giftdrop-bench-server.log), e.g. SERVER_LOG=warn,giftdrop_domain::pubsub=debug
+# to see live subscribers resynced.
 #
 # Needs Postgres and Redis as for the tests, and
 # `cargo build --release -p giftdrop -p giftdrop-bench` first.
@@ -74,6 +77,6 @@ case "$scenario" in
     ./target/release/giftdrop-bench http --pair wallet "$@" --server-pid "$server"
     ;;
   market) ./target/release/giftdrop-bench market --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
-  giveaway) ./target/release/giftdrop-bench giveaway --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
+  giveaway) ${BENCH_WRAP:-} ./target/release/giftdrop-bench giveaway --database-url "$pg_server/postgres$pg_options" "$@" --server-pid "$server" ;;
   *) ${BENCH_WRAP:-} ./target/release/giftdrop-bench "$scenario" "$@" --server-pid "$server" ;;
 esac
