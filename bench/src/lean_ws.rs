@@ -60,13 +60,7 @@ pub(crate) struct Subscriber {
 /// still open: closing thousands of sockets while others still receive
 /// would spend both sides' CPU on teardown in the middle of a measurement,
 /// so they close when the caller drops these, after it.
-pub(crate) struct Received {
-    _socket: MioStream,
-    /// Their payloads, back to back.
-    bytes: Vec<u8>,
-    /// Per frame: where its payload ends in `bytes`, and when it came.
-    frames: Vec<(usize, Came)>,
-}
+pub(crate) struct Received(Socket);
 
 /// When a frame came to its subscriber.
 #[derive(Clone, Copy, Debug)]
@@ -82,12 +76,10 @@ pub(crate) struct Came {
 impl Received {
     /// Each frame's text and when it came.
     pub(crate) fn frames(&self) -> impl Iterator<Item = Result<(&str, Came)>> {
-        let starts = std::iter::once(0).chain(self.frames.iter().map(|(end, _)| *end));
-        starts.zip(&self.frames).map(|(start, (end, came))| {
-            let bytes = self
-                .bytes
-                .get(start..*end)
-                .context("a frame past the bytes")?;
+        let Socket { bytes, frames, .. } = &self.0;
+        let starts = std::iter::once(0).chain(frames.iter().map(|(end, _)| *end));
+        starts.zip(frames).map(|(start, (end, came))| {
+            let bytes = bytes.get(start..*end).context("a frame past the bytes")?;
             let text = std::str::from_utf8(bytes).context("a text frame that is not UTF-8")?;
             Ok((text, *came))
         })
@@ -253,8 +245,11 @@ impl Receiver {
 /// One subscriber on the receiving thread.
 struct Socket {
     stream: MioStream,
+    /// Bytes read and not framed yet.
     pending: Vec<u8>,
+    /// The text frames' payloads, back to back.
     bytes: Vec<u8>,
+    /// Per frame: where its payload ends in `bytes`, and when it came.
     frames: Vec<(usize, Came)>,
 }
 
@@ -357,7 +352,14 @@ fn receive(
     let mut buffer = vec![0; 4 * READ_CHUNK];
     let mut open = true;
     let mut complete = 0;
-    while open || complete < sockets.len() {
+    // Counts `socket` once it has every frame.
+    let mut finished = |socket: &Socket| {
+        if socket.frames.len() >= count {
+            complete += 1;
+            done.store(complete, Ordering::Relaxed);
+        }
+    };
+    while open || done.load(Ordering::Relaxed) < sockets.len() {
         poll.poll(&mut events, None)?;
         for event in &events {
             if event.token() == WAKE {
@@ -372,6 +374,7 @@ fn receive(
                             )?;
                             // What came with the handshake.
                             socket.frame(None)?;
+                            finished(&socket);
                             sockets.push(socket);
                         }
                         Err(mpsc::TryRecvError::Empty) => break,
@@ -390,20 +393,10 @@ fn receive(
                 continue;
             }
             socket.readable(&mut buffer)?;
-            if socket.frames.len() >= count {
-                complete += 1;
-                done.store(complete, Ordering::Relaxed);
-            }
+            finished(socket);
         }
     }
-    Ok(sockets
-        .into_iter()
-        .map(|socket| Received {
-            _socket: socket.stream,
-            bytes: socket.bytes,
-            frames: socket.frames,
-        })
-        .collect())
+    Ok(sockets.into_iter().map(Received).collect())
 }
 
 /// Frames what is `pending`, in order: answers WebSocket and protocol

@@ -145,7 +145,7 @@ fn coalesced<T: Send + 'static>(
 /// holds the rest of `payloads` too: winners are published once committed).
 fn queue_next(queue: &mut VecDeque<WinnerView>, last: i32, payloads: &[Arc<str>]) -> bool {
     for json in payloads {
-        let queued = queue.back().map_or(last, |w| w.sequence);
+        let queued = queued_up_to(queue, last);
         match serde_json::from_str::<WinnerView>(json) {
             Ok(w) if w.sequence <= queued => {}
             Ok(w) if w.sequence == queued + 1 => queue.push_back(w),
@@ -154,6 +154,11 @@ fn queue_next(queue: &mut VecDeque<WinnerView>, last: i32, payloads: &[Arc<str>]
         }
     }
     false
+}
+
+/// The last sequence sent (`last`) or queued after it.
+fn queued_up_to(queue: &VecDeque<WinnerView>, last: i32) -> i32 {
+    queue.back().map_or(last, |w| w.sequence)
 }
 
 /// The winners after sequence `after`: `replay` (read from the database
@@ -191,8 +196,7 @@ where
                     Delivery::Resync => true,
                 };
                 if fill {
-                    let queued = queue.back().map_or(last, |w| w.sequence);
-                    match Box::pin(missed_after(queued)).await {
+                    match Box::pin(missed_after(queued_up_to(&queue, last))).await {
                         Ok(missed) => queue.extend(missed),
                         Err(e) => tracing::warn!(error = ?e, "could not read missed winners"),
                     }
