@@ -398,7 +398,8 @@ pub async fn start(
 
     let mut http_addr = None;
     let mut live = None;
-    let shared = SharedSubscriptions::new(config.ws_log_window);
+    // Shared executions run on this runtime, the sockets on the live one.
+    let shared = SharedSubscriptions::new(config.ws_log_window, tokio::runtime::Handle::current());
     if let Some(listener) = listener {
         let runtime = http::LiveRuntime::new().context("could not start the WebSocket runtime")?;
         let schema = giftdrop_graphql::build_schema(

@@ -213,6 +213,7 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
         println!(
             "\nwinnerAnnounced: {} subscribers, {} winners ({how}), {} deliveries. \
              To receipt: p50 {} ms, p99 {} ms, max {} ms; \
+             until its first subscriber's socket had it: p50 {} ms, p99 {} ms; \
              until its last subscriber had it: p50 {} ms, p99 {} ms; \
              to arrival on the socket (kernel timestamp): p50 {} ms, p99 {} ms, max {} ms",
             args.subscribers,
@@ -221,6 +222,8 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
             ms(fanout.p50_ms),
             ms(fanout.p99_ms),
             ms(fanout.max_ms),
+            ms(fanout.first_p50_ms),
+            ms(fanout.first_p99_ms),
             ms(fanout.last_p50_ms),
             ms(fanout.last_p99_ms),
             ms(fanout.arrived_p50_ms),
@@ -535,6 +538,10 @@ struct Fanout {
     /// Per winner, until its last subscriber had it.
     last_p50_ms: Option<f64>,
     last_p99_ms: Option<f64>,
+    /// Per winner, until it arrived on its first subscriber's socket: the
+    /// pipeline before the fan-out (commit, relay, Redis, hub, live log).
+    first_p50_ms: Option<f64>,
+    first_p99_ms: Option<f64>,
 }
 
 /// A second event of `--prizes` units and as many verified participants;
@@ -610,10 +617,16 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     let mut latencies = Vec::with_capacity(args.subscribers * count);
     let mut arrivals = Vec::with_capacity(args.subscribers * count);
     let mut last_by_winner = vec![0.0_f64; count];
+    let mut first_by_winner = vec![f64::INFINITY; count];
     for frames in &received {
         let seen = latencies_of(frames, count, committed)?;
-        for (last, (_, latency)) in last_by_winner.iter_mut().zip(&seen) {
-            *last = last.max(*latency);
+        for ((last, first), (arrived, read)) in last_by_winner
+            .iter_mut()
+            .zip(&mut first_by_winner)
+            .zip(&seen)
+        {
+            *last = last.max(*read);
+            *first = first.min(*arrived);
         }
         arrivals.extend(seen.iter().map(|(arrived, _)| *arrived));
         latencies.extend(seen.into_iter().map(|(_, read)| read));
@@ -621,6 +634,7 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
     let latencies = sorted(latencies);
     let arrivals = sorted(arrivals);
     let lasts = sorted(last_by_winner);
+    let firsts = sorted(first_by_winner);
     Ok(Fanout {
         announced_in,
         delivered_in,
@@ -635,6 +649,8 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
         arrived_max_ms: arrivals.last().copied(),
         last_p50_ms: percentile(&lasts, 500),
         last_p99_ms: percentile(&lasts, 990),
+        first_p50_ms: percentile(&firsts, 500),
+        first_p99_ms: percentile(&firsts, 990),
     })
 }
 

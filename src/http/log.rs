@@ -30,7 +30,7 @@ use giftdrop_graphql::live::{LogMode, LogTap};
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::shared::{Frame, Payload, Run, Running, forget, lock, request_key, until_final};
+use super::shared::{Feeds, Frame, Payload, Run, Running, forget, lock, request_key, until_final};
 
 /// One execution of the operation in a [`LogMode`], with its tap.
 struct Execution {
@@ -182,14 +182,18 @@ pub struct SharedLogs {
     running: Running<Log>,
     /// Frames each execution keeps (`WS_LOG_WINDOW`).
     window: usize,
+    /// Where the live executions' tasks run.
+    feeds: Feeds,
 }
 
 impl SharedLogs {
-    /// Shared logs keeping `window` frames each (at least one).
-    pub fn new(window: usize) -> Self {
+    /// Shared logs keeping `window` frames each (at least one), their
+    /// live executions running on `feeds`.
+    pub fn new(window: usize, feeds: Feeds) -> Self {
         Self {
             running: Running::default(),
             window: window.max(1),
+            feeds,
         }
     }
 
@@ -247,7 +251,7 @@ impl SharedLogs {
             });
             running.insert(key, Arc::downgrade(&log));
             metrics::gauge!("giftdrop_ws_shared_logs").increment(1.0);
-            tokio::spawn(drive(live, Arc::downgrade(&log), stop));
+            self.feeds.spawn(drive(live, Arc::downgrade(&log), stop));
             log
         };
         drop(running);
@@ -448,6 +452,7 @@ fn follow(log: Arc<Log>, data: RequestData) -> BoxStream<'static, Frame> {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+    use std::time::Duration;
 
     use futures_util::StreamExt;
     use giftdrop_domain::RequestMeta;
@@ -581,7 +586,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_share_one_live_execution_and_see_every_position_once() {
-        let logs = SharedLogs::new(4);
+        let logs = SharedLogs::new(4, Feeds::current());
         let fake = Fake::new(3);
         let (mut a, mut b) = two(&logs, &fake);
         assert_eq!(logs.running(), 1);
@@ -594,7 +599,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_announced_together_reach_each_follower_as_one_shared_run() {
-        let logs = SharedLogs::new(8);
+        let logs = SharedLogs::new(8, Feeds::current());
         let fake = Fake::new(0);
         let (mut a, mut b) = two(&logs, &fake);
         fake.announce(1);
@@ -622,7 +627,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_follower_left_behind_by_the_window_replays_the_gap_from_the_store() {
-        let logs = SharedLogs::new(4);
+        let logs = SharedLogs::new(4, Feeds::current());
         let fake = Fake::new(0);
         // The live execution follows the feed from the moment it is made.
         let (mut reader, mut behind) = two(&logs, &fake);
@@ -637,7 +642,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_follower_joining_late_gets_the_store_then_the_live_frames() {
-        let logs = SharedLogs::new(4);
+        let logs = SharedLogs::new(4, Feeds::current());
         let fake = Fake::new(0);
         let key: Arc<str> = "k".into();
         let mut first = logs.join(Arc::clone(&key), data(), || fake.execute());
@@ -651,7 +656,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_end_of_the_live_execution_reaches_every_follower_after_its_frames() {
-        let logs = SharedLogs::new(4);
+        let logs = SharedLogs::new(4, Feeds::current());
         let fake = Fake::new(1);
         let (mut a, mut b) = two(&logs, &fake);
         assert_eq!(take(&mut a, 1).await, [1]);
@@ -675,7 +680,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_live_execution_stops_when_its_last_follower_leaves() {
-        let logs = SharedLogs::new(4);
+        let logs = SharedLogs::new(4, Feeds::current());
         let fake = Fake::new(0);
         let (a, b) = two(&logs, &fake);
         assert_eq!(fake.live.receiver_count(), 1);
@@ -691,6 +696,42 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(fake.live.receiver_count(), 0);
+    }
+
+    #[test]
+    fn the_live_execution_records_frames_on_the_feeds_runtime_while_the_followers_runtime_is_busy()
+    {
+        let runtime = |builder: &mut tokio::runtime::Builder| {
+            builder.enable_all().build().expect("a runtime")
+        };
+        let feeds = runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(1));
+        let sockets = runtime(&mut tokio::runtime::Builder::new_current_thread());
+        let logs = SharedLogs::new(8, feeds.handle().clone());
+        let fake = Fake::new(0);
+        let (mut a, _b) = {
+            let _sockets = sockets.enter();
+            two(&logs, &fake)
+        };
+        let log = lock(&logs.running)
+            .get("k")
+            .and_then(Weak::upgrade)
+            .expect("a running log");
+        fake.announce(3);
+        // The followers' runtime runs nothing until it takes the frames
+        // below: the window fills without it (on the sockets' runtime, the
+        // live execution would wait behind every socket of a round).
+        let mut changed = log.changed.subscribe();
+        let recorded = feeds.block_on(async {
+            let filled = async {
+                while lock(&log.window).frames.len() < 3 {
+                    changed.changed().await.expect("the log lives");
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), filled).await
+        });
+        assert!(recorded.is_ok(), "the live execution recorded nothing");
+        assert_eq!(lock(&log.window).after, Some(0));
+        assert_eq!(sockets.block_on(take(&mut a, 3)), [1, 2, 3]);
     }
 
     #[test]

@@ -412,15 +412,26 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct SharedSubscriptions {
     running: Running<Shared>,
     logs: super::log::SharedLogs,
+    /// Where the tasks that run shared executions go (see [`Feeds`]).
+    feeds: Feeds,
 }
+
+/// The runtime the tasks of shared executions run on: never the sockets'
+/// own. There, the task that takes a new winner in would wait behind every
+/// socket of the round in progress (5,000 tasks queued by the last one)
+/// before any socket could see it; on another runtime it records the
+/// winner at once, and each socket still queued in the round sends it in
+/// the same write as the rest.
+pub type Feeds = tokio::runtime::Handle;
 
 impl SharedSubscriptions {
     /// No execution running yet; shared log executions keep `log_window`
-    /// frames each.
-    pub fn new(log_window: usize) -> Self {
+    /// frames each; the tasks of shared executions run on `feeds`.
+    pub fn new(log_window: usize, feeds: Feeds) -> Self {
         Self {
             running: Running::default(),
-            logs: super::log::SharedLogs::new(log_window),
+            logs: super::log::SharedLogs::new(log_window, feeds.clone()),
+            feeds,
         }
     }
 
@@ -451,7 +462,7 @@ impl SharedSubscriptions {
             // Never both locks at once here: a solo subscriber takes
             // `running` while holding its execution's state.
             drop(running);
-            return join(shared);
+            return join(shared, &self.feeds);
         }
         let frames = Frame::execute(schema, request, data);
         let shared = Arc::new(Shared {
@@ -523,7 +534,7 @@ impl Drop for Shared {
 }
 
 /// A second (or later) subscriber joins `shared`.
-fn join(shared: Arc<Shared>) -> BoxStream<'static, Frame> {
+fn join(shared: Arc<Shared>, feeds: &Feeds) -> BoxStream<'static, Frame> {
     let (rx, first) = {
         let mut state = lock(&shared.state);
         let mode = std::mem::replace(&mut state.mode, Mode::Ended);
@@ -539,7 +550,7 @@ fn join(shared: Arc<Shared>) -> BoxStream<'static, Frame> {
             Mode::Solo { frames, waker } => {
                 let (tx, handoff) = broadcast::channel(CAPACITY);
                 let stop = CancellationToken::new();
-                tokio::spawn(broadcast_frames(
+                feeds.spawn(broadcast_frames(
                     frames,
                     Arc::downgrade(&shared),
                     tx.clone(),
