@@ -170,6 +170,32 @@ async fn a_budget_lost_mid_run_is_rebuilt_and_never_awards_more_than_the_pool() 
     winners_are_sound(&app, &event_id, 100).await;
 }
 
+#[tokio::test]
+async fn a_budget_lost_under_a_storm_is_rebuilt_once_for_every_attempt_that_found_it_lost() {
+    let app = spawn_app().await;
+    let (event_id, _) = live_event(&app, 100, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 300).await;
+    let (early, storming) = crowd.split_at(20);
+    let outcomes = storm(&app, early, &event_id).await;
+    assert_eq!(outcomes.get("WON"), Some(&20), "{outcomes:?}");
+    let services = &app.running().services;
+    let key = Budget::key(services, uuid::Uuid::parse_str(&event_id).expect("uuid"));
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut services.redis.clone())
+        .await
+        .expect("DEL");
+    assert_eq!(deleted, 1);
+    let before = services.budget.rebuilds();
+    // Every attempt that reaches the budget before the rebuild finds it
+    // lost; one rebuilds it, the others wait and take from it.
+    let outcomes = storm(&app, storming, &event_id).await;
+    assert_eq!(outcomes.get("WON"), Some(&80), "{outcomes:?}");
+    assert_eq!(outcomes.get("NO_PRIZES_LEFT"), Some(&200), "{outcomes:?}");
+    assert_eq!(services.budget.rebuilds() - before, 1);
+    winners_are_sound(&app, &event_id, 100).await;
+}
+
 /// The app's services with `budget`, on a Redis reached through `proxy`.
 async fn through(app: &TestApp, proxy: &RedisProxy, budget: Budget) -> giftdrop_domain::Services {
     let mut services = app.running().services.clone();

@@ -14,6 +14,8 @@
 //! A budget key Redis lost is rebuilt from the awards in Postgres. While
 //! Redis cannot answer, attempts fail with INTERNAL and award nothing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -129,6 +131,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return redis.call('ZCARD', KEYS[1]) - 1
 ";
 
+/// 1 when the budget `KEYS[1]` must be rebuilt (the key is lost, or a
+/// grant outlived its hold), as [`TAKE`] answers -1; else 0.
+const NEEDS_REBUILD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if #redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1) > 0 then return 1 end
+return 0
+";
+
 /// Settles participant `ARGV[1]`'s grant in `KEYS[1]` once its award has
 /// committed; a lost key stays lost (the next attempt rebuilds it).
 const SETTLE: &str = r"
@@ -147,13 +159,28 @@ return false
 /// participant's retry or, after `hold`, for the next rebuild to release.
 /// So neither a lost reply nor a lost request can hold back a prize for
 /// good, and no retry counts twice.
+///
+/// A process rebuilds an event's budget once at a time: when the key is
+/// lost in the middle of a storm, every attempt in flight finds it
+/// missing; one reads the standing winners and rebuilds (for the largest
+/// event, a script of 50,000 arguments), and the others wait for it, see
+/// the budget whole again and take from it.
 #[derive(Clone, Debug)]
 pub struct Budget {
-    take: std::sync::Arc<Script>,
-    rebuild: std::sync::Arc<Script>,
-    settle: std::sync::Arc<Script>,
+    take: Arc<Script>,
+    rebuild: Arc<Script>,
+    needs_rebuild: Arc<Script>,
+    settle: Arc<Script>,
     hold: Duration,
+    /// One rebuild at a time per event, by the event id's stripe.
+    rebuilding: Arc<[tokio::sync::Mutex<()>; REBUILD_STRIPES]>,
+    /// Rebuilds this process made.
+    rebuilt: Arc<AtomicU64>,
 }
+
+/// Stripes of [`Budget::rebuilding`]: two events' rebuilds wait for each
+/// other only when their ids share one.
+const REBUILD_STRIPES: usize = 64;
 
 impl Default for Budget {
     /// Grants held for a minute: longer than any attempt can run (the
@@ -168,11 +195,19 @@ impl Budget {
     /// release them.
     pub fn holding_grants_for(hold: Duration) -> Self {
         Self {
-            take: std::sync::Arc::new(Script::new(TAKE)),
-            rebuild: std::sync::Arc::new(Script::new(REBUILD)),
-            settle: std::sync::Arc::new(Script::new(SETTLE)),
+            take: Arc::new(Script::new(TAKE)),
+            rebuild: Arc::new(Script::new(REBUILD)),
+            needs_rebuild: Arc::new(Script::new(NEEDS_REBUILD)),
+            settle: Arc::new(Script::new(SETTLE)),
             hold,
+            rebuilding: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            rebuilt: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Budgets this process rebuilt from Postgres so far.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilt.load(Ordering::Relaxed)
     }
 
     /// The budget's key of `event_id`.
@@ -217,13 +252,20 @@ impl Budget {
 
     /// Rebuilds the budget from Postgres's standing winners (read on
     /// `conn`, the attempt's own connection: a pool exhausted by attempts
-    /// must not wait on itself).
+    /// must not wait on itself), unless another attempt of this process
+    /// rebuilt it while this one waited for its turn.
     async fn rebuild<C: ConnectionTrait>(
         &self,
         s: &Services,
         conn: &C,
         event: &EventView,
     ) -> DomainResult<()> {
+        let stripe = usize::try_from(event.id.as_u128() % REBUILD_STRIPES as u128).unwrap_or(0);
+        let _turn = self.rebuilding[stripe].lock().await;
+        let needed: i64 = Self::run(s, &self.needs_rebuild.key(Self::key(s, event.id))).await?;
+        if needed == 0 {
+            return Ok(());
+        }
         let winners = participants::standing_winners(conn, event.id).await?;
         let mut invocation = self.rebuild.key(Self::key(s, event.id));
         invocation.arg(Self::ttl(event)).arg(OPEN);
@@ -231,6 +273,8 @@ impl Budget {
             invocation.arg(winner.to_string());
         }
         let granted: i64 = Self::run(s, &invocation).await?;
+        self.rebuilt.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("giftdrop_prize_budget_rebuilds_total").increment(1);
         tracing::warn!(event = %event.id, awarded = winners.len(), granted, "prize budget rebuilt from Postgres");
         Ok(())
     }
