@@ -14,12 +14,13 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use giftdrop_domain::outbox::{KIND_JOB, KIND_PUBLISH, OutboxSignal};
 use giftdrop_domain::pubsub::Hub;
+use giftdrop_domain::sql::statement;
 use giftdrop_entities::ops::outbox;
 use redis::aio::ConnectionManager;
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -122,10 +123,13 @@ impl Relay {
             }
             delivered += done.len();
             if !done.is_empty() {
-                outbox::Entity::delete_many()
-                    .filter(outbox::Column::Id.is_in(done))
-                    .exec(&txn)
-                    .await?;
+                // One statement text whatever the batch's size: a list of
+                // `$n` per row made a new prepared statement per size.
+                txn.execute_raw(statement(
+                    "DELETE FROM ops.outbox WHERE id = ANY($1)",
+                    vec![done.into()],
+                ))
+                .await?;
             }
             txn.commit().await?;
             if claimed < usize::try_from(BATCH).unwrap_or(usize::MAX) {
