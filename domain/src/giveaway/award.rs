@@ -108,9 +108,8 @@ pub(super) async fn award(
         },
     )
     .await?;
-    let user = identity::find_users(txn, &[participant.user_id])
+    let email = identity::email_of(txn, participant.user_id)
         .await?
-        .pop()
         .ok_or_else(|| bug("a participant's user vanished"))?;
     // The event row last: every winner of the event takes its lock, held
     // from here to the commit.
@@ -166,7 +165,7 @@ pub(super) async fn award(
     rest.push(outbox::job_statement(
         meta,
         &SendEmail {
-            to: user.email,
+            to: email,
             subject: format!("You won a prize in \"{}\"", event.title),
             body: format!(
                 "Congratulations, {}! You won a {} gift card in \"{}\". \
