@@ -383,14 +383,14 @@ pub async fn start(
                 Ok(())
             }
         });
-        let verify = giftdrop_jobs::verify::VerifyDeps {
+        let jobs = giftdrop_jobs::worker::ServiceDeps {
             services: services.clone(),
             max_attempts: usize::try_from(config.job_max_attempts.max(1)).unwrap_or(1),
         };
         tasks.spawn(giftdrop_jobs::worker::run(
             queues.clone(),
             email,
-            verify,
+            jobs,
             options,
             shutdown.child_token(),
         ));

@@ -8,6 +8,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use giftdrop_domain::giveaway::attempt::{self, Budget};
+use giftdrop_domain::jobs::JobPayload;
 
 use crate::support::events::instant;
 use crate::support::market::assert_ledger_sound;
@@ -279,4 +280,58 @@ async fn a_grant_never_retried_is_released_when_its_hold_ends() {
     assert_eq!(app.attempt(&crowd[2], &event_id).await, "WON");
     assert_eq!(app.attempt(&crowd[1], &event_id).await, "NO_PRIZES_LEFT");
     winners_are_sound(&app, &event_id, 2).await;
+}
+
+#[tokio::test]
+async fn a_win_disqualified_while_redis_is_unreachable_still_goes_back_to_the_budget() {
+    let app = spawn_app().await;
+    let (event_id, host) = live_event(&app, 1, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 2).await;
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
+    let event = app
+        .ok(
+            Some(&host),
+            "query($id: ID!) { event(id: $id) { winners { id } } }",
+            json!({ "id": event_id }),
+            "event",
+        )
+        .await;
+    let winner =
+        uuid::Uuid::parse_str(event["winners"][0]["id"].as_str().expect("a winner")).expect("uuid");
+    // The host disqualifies the win on a process whose Redis is cut.
+    let mut proxy = RedisProxy::start(None).await;
+    let services = through(&app, &proxy, Budget::default()).await;
+    proxy.cut();
+    let user = services.tokens.verify(&host).expect("token");
+    let viewer = giftdrop_domain::identity::load_viewer(&services.db, user)
+        .await
+        .expect("the host");
+    let meta = giftdrop_domain::RequestMeta::system();
+    let disqualified =
+        giftdrop_domain::giveaway::disqualify::disqualify(&services, &meta, &viewer, winner, "bot")
+            .await
+            .expect("disqualified without Redis");
+    assert!(disqualified.disqualified_at.is_some());
+    // Its award goes back to the budget through the job queue (the app's
+    // own relay and worker reach Redis): the unit can be won again, once.
+    let queues = &app.running().queues;
+    eventually("the award given back", || async {
+        queues
+            .done(attempt::ReleaseGrant::KIND)
+            .await
+            .expect("redis")
+            == 1
+    })
+    .await;
+    assert_eq!(app.attempt(&crowd[1], &event_id).await, "WON");
+    let standing = scalar(
+        &app.db,
+        &format!(
+            "SELECT count(*) FROM giveaway.winners WHERE event_id = '{event_id}' AND disqualified_at IS NULL"
+        ),
+    )
+    .await;
+    assert_eq!(standing, 1);
+    assert_eq!(app.event(None, &event_id).await["prizesAwarded"], 1);
+    assert_ledger_sound(&app).await;
 }

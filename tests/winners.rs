@@ -4,6 +4,8 @@
 
 use chrono::{Duration, Timelike, Utc};
 use futures_util::future::join_all;
+use giftdrop_domain::giveaway::attempt::ReleaseGrant;
+use giftdrop_domain::jobs::JobPayload;
 use serde_json::{Value, json};
 
 use crate::draw::{independent_assign, sha256_hex};
@@ -410,7 +412,13 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
         "disqualifyWinner",
     )
     .await;
-    // Back in the pool: the next attempt wins it, with the next sequence.
+    // Back in the pool, and its award back in the budget through the job
+    // queue: the next attempt wins it, with the next sequence.
+    let queues = &app.running().queues;
+    eventually("the award given back", || async {
+        queues.done(ReleaseGrant::KIND).await.expect("redis") == 1
+    })
+    .await;
     let body = app
         .gql(
             Some(&crowd[2]),

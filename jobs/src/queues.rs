@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use apalis::prelude::TaskSink;
 use apalis_redis::{Config, RedisStorage};
+use giftdrop_domain::giveaway::attempt::ReleaseGrant;
 use giftdrop_domain::giveaway::verify::VerifyParticipant;
 use giftdrop_domain::jobs::{JobPayload, SendEmail};
 use giftdrop_domain::keys::Namespace;
@@ -28,6 +29,8 @@ pub struct JobQueues {
     pub send_email: RedisStorage<Envelope<SendEmail>>,
     /// Social-handle checks of new participants.
     pub verify_participant: RedisStorage<Envelope<VerifyParticipant>>,
+    /// Awards of disqualified INSTANT wins given back to their budgets.
+    pub release_grant: RedisStorage<Envelope<ReleaseGrant>>,
     redis: ConnectionManager,
 }
 
@@ -52,6 +55,8 @@ impl JobQueues {
             send_email: RedisStorage::new(redis.clone()).with_config(config(ns, SendEmail::KIND)),
             verify_participant: RedisStorage::new(redis.clone())
                 .with_config(config(ns, VerifyParticipant::KIND)),
+            release_grant: RedisStorage::new(redis.clone())
+                .with_config(config(ns, ReleaseGrant::KIND)),
             redis,
         }
     }
@@ -81,6 +86,7 @@ impl JobQueues {
         match kind {
             SendEmail::KIND => push!(self.send_email, SendEmail),
             VerifyParticipant::KIND => push!(self.verify_participant, VerifyParticipant),
+            ReleaseGrant::KIND => push!(self.release_grant, ReleaseGrant),
             other => anyhow::bail!("unknown job kind {other:?}"),
         }
     }
@@ -89,6 +95,7 @@ impl JobQueues {
         match kind {
             SendEmail::KIND => Ok(self.send_email.get_config()),
             VerifyParticipant::KIND => Ok(self.verify_participant.get_config()),
+            ReleaseGrant::KIND => Ok(self.release_grant.get_config()),
             other => anyhow::bail!("unknown job kind {other:?}"),
         }
     }

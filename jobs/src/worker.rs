@@ -2,12 +2,56 @@
 
 use std::time::Duration;
 
-use apalis::prelude::{BackendExt, Monitor, WorkerBuilder};
+use apalis::prelude::{AbortError, Attempt, BackendExt, BoxDynError, Monitor, WorkerBuilder};
+use giftdrop_domain::{DomainResult, Services};
 use tokio_util::sync::CancellationToken;
 
 use crate::email::{EmailDeps, send_email};
+use crate::grants::release_grant;
 use crate::queues::JobQueues;
-use crate::verify::{VerifyDeps, verify_participant};
+use crate::verify::verify_participant;
+
+/// What a job that only calls a use case needs.
+#[derive(Clone)]
+pub struct ServiceDeps {
+    /// The services (database, Redis, verifier).
+    pub services: Services,
+    /// Runs before the job is given up and moved to the dead set.
+    pub max_attempts: usize,
+}
+
+/// A use case's `outcome` as the job's result, counted and logged: a
+/// failure is retried, and the last allowed one (whose consequence is
+/// `then`) is reported with the correlation id and aborted to the dead
+/// set.
+pub(crate) fn report(
+    kind: &'static str,
+    then: &str,
+    correlation_id: &str,
+    attempt: &Attempt,
+    max_attempts: usize,
+    outcome: DomainResult<()>,
+) -> Result<(), BoxDynError> {
+    match outcome {
+        Ok(()) => {
+            metrics::counter!("giftdrop_jobs_total", "kind" => kind, "outcome" => "ok")
+                .increment(1);
+            Ok(())
+        }
+        Err(err) if attempt.current() >= max_attempts => {
+            metrics::counter!("giftdrop_jobs_total", "kind" => kind, "outcome" => "dead")
+                .increment(1);
+            tracing::error!(error = ?err, %correlation_id, "{kind} failed on its last attempt; {then}");
+            Err(AbortError::new(err).into())
+        }
+        Err(err) => {
+            metrics::counter!("giftdrop_jobs_total", "kind" => kind, "outcome" => "retry")
+                .increment(1);
+            tracing::warn!(error = ?err, "{kind} failed; it will be retried");
+            Err(err.into())
+        }
+    }
+}
 
 /// Worker tuning.
 #[derive(Clone, Copy, Debug)]
@@ -23,7 +67,7 @@ pub struct WorkerOptions {
 pub async fn run(
     queues: JobQueues,
     email: EmailDeps,
-    verify: VerifyDeps,
+    services: ServiceDeps,
     options: WorkerOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -33,6 +77,9 @@ pub async fn run(
     let emails = queues.send_email.clone();
     let checks = queues.verify_participant.clone();
     let checker = instance.clone();
+    let releases = queues.release_grant.clone();
+    let releaser = instance.clone();
+    let verify = services.clone();
     Monitor::new()
         .register(move |restarts| {
             WorkerBuilder::new(format!("send_email-{instance}-{restarts}"))
@@ -45,6 +92,12 @@ pub async fn run(
                 .backend(checks.clone().poll_with_interval(options.poll))
                 .data(verify.clone())
                 .build(verify_participant)
+        })
+        .register(move |restarts| {
+            WorkerBuilder::new(format!("release_grant-{releaser}-{restarts}"))
+                .backend(releases.clone().poll_with_interval(options.poll))
+                .data(services.clone())
+                .build(release_grant)
         })
         .shutdown_timeout(options.grace)
         .run_with_signal(async move {

@@ -31,6 +31,7 @@ use super::participants::{self, ParticipantStatus, WinnerView};
 use crate::Services;
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
+use crate::jobs::JobPayload;
 use crate::sql::{db_name, statement};
 
 /// The rate limit (`RATE_LIMITS`) attempts count against.
@@ -289,18 +290,48 @@ impl Budget {
         best_effort(done, event_id, "settle an award in");
     }
 
-    /// Gives `participant`'s award back (a grant that found no unit or
-    /// whose award failed, a disqualified win returned to the pool). Best
-    /// effort: a grant left behind is released when its hold ends; a
-    /// settled one only holds back one award, never allows an extra one.
-    pub async fn give_back(&self, s: &Services, event_id: Uuid, participant: Uuid) {
+    /// Gives `participant`'s grant back (one that found no unit, or whose
+    /// award failed). Best effort: a grant left behind is released when
+    /// its hold ends.
+    async fn give_back(&self, s: &Services, event_id: Uuid, participant: Uuid) {
+        let done = Self::remove(s, event_id, participant).await;
+        best_effort(done, event_id, "give an award back to");
+    }
+
+    /// Removes `participant` from `event_id`'s budget.
+    async fn remove(s: &Services, event_id: Uuid, participant: Uuid) -> DomainResult<()> {
         let mut redis = s.redis.clone();
         let mut zrem = redis::cmd("ZREM");
         zrem.arg(Self::key(s, event_id))
             .arg(participant.to_string());
-        let done = in_time(zrem.query_async::<i64>(&mut redis)).await;
-        best_effort(done, event_id, "give an award back to");
+        in_time(zrem.query_async::<i64>(&mut redis)).await?;
+        Ok(())
     }
+}
+
+/// The `release_grant` job: a disqualified INSTANT win's award given back
+/// to the budget once the disqualification committed (its unit is back in
+/// the pool). Queued through the outbox in the disqualification's
+/// transaction, so a Redis that cannot answer then delays it and never
+/// loses it: given back inline and failing, it held back one prize until
+/// the key expired, a day after the event. Running twice is harmless: a
+/// disqualified participant never attempts again, so never holds a grant
+/// again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseGrant {
+    /// The INSTANT event.
+    pub event_id: Uuid,
+    /// The disqualified participant.
+    pub participant_id: Uuid,
+}
+
+impl JobPayload for ReleaseGrant {
+    const KIND: &'static str = "release_grant";
+}
+
+/// Runs a [`ReleaseGrant`] job.
+pub async fn release_grant(s: &Services, job: &ReleaseGrant) -> DomainResult<()> {
+    Budget::remove(s, job.event_id, job.participant_id).await
 }
 
 /// `call` to Redis within the attempt's timeout.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
+use super::attempt::ReleaseGrant;
 use super::award::{self, Unit};
 use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::live;
@@ -17,11 +18,13 @@ use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::giftcard::escrow;
 use crate::ledger::Posted;
+use crate::outbox;
 use crate::sql::{Batch, bug, fetch_one, statement, text_input};
 
 /// What a disqualification did with the prize.
 enum Prize {
-    /// Back in the INSTANT pool: give its award back to the budget.
+    /// Back in the INSTANT pool; its award goes back to the budget through
+    /// a [`ReleaseGrant`] job.
     Pooled,
     /// Re-awarded to the next participant of the draw.
     Redrawn,
@@ -123,7 +126,15 @@ pub async fn disqualify(
     .await?;
     txn.execute_raw(live::changed(meta, &after)?).await?;
     let prize = match (event.selection, event.status) {
-        (WinnerSelection::Instant, EventStatus::Live) => Prize::Pooled,
+        (WinnerSelection::Instant, EventStatus::Live) => {
+            let release = ReleaseGrant {
+                event_id: event.id,
+                participant_id: found.participant_id,
+            };
+            txn.execute_raw(outbox::job_statement(meta, &release)?)
+                .await?;
+            Prize::Pooled
+        }
         (WinnerSelection::Draw, EventStatus::Ended) => {
             if redraw(s, &txn, meta, &event, unit).await? {
                 Prize::Redrawn
@@ -135,12 +146,8 @@ pub async fn disqualify(
     };
     txn.commit().await?;
     s.outbox.wake();
-    match prize {
-        Prize::Pooled => {
-            s.budget.give_back(s, event.id, found.participant_id).await;
-        }
-        Prize::Refunded(Some(posted)) => posted.committed(s).await,
-        Prize::Refunded(None) | Prize::Redrawn => {}
+    if let Prize::Refunded(Some(posted)) = prize {
+        posted.committed(s).await;
     }
     participants::find_winner(&s.db, winner_id)
         .await?

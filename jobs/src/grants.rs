@@ -1,0 +1,37 @@
+//! The `release_grant` job: a disqualified INSTANT win's award given back
+//! to the event's Redis budget ([`ReleaseGrant`]). Running twice is
+//! harmless; a failure (Redis unreachable) is retried.
+
+use apalis::prelude::{Attempt, BoxDynError, Data};
+use giftdrop_domain::giveaway::attempt::{self, ReleaseGrant};
+use tracing::Instrument;
+
+use crate::queues::Envelope;
+use crate::worker::{ServiceDeps, report};
+
+/// Gives one award back.
+pub async fn release_grant(
+    envelope: Envelope<ReleaseGrant>,
+    deps: Data<ServiceDeps>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
+    let correlation_id = envelope.correlation_id.clone().unwrap_or_default();
+    let ReleaseGrant {
+        event_id,
+        participant_id,
+    } = envelope.job;
+    let span = tracing::info_span!("job", kind = "release_grant", %correlation_id, event = %event_id, participant = %participant_id, attempt = attempt.current());
+    async move {
+        let released = attempt::release_grant(&deps.services, &envelope.job).await;
+        report(
+            "release_grant",
+            "one prize stays held back until the budget is rebuilt or expires",
+            &correlation_id,
+            &attempt,
+            deps.max_attempts,
+            released,
+        )
+    }
+    .instrument(span)
+    .await
+}
