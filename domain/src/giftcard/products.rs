@@ -61,8 +61,12 @@ pub struct NewProduct {
 
 const COLUMNS: &str =
     "id, merchant_id, name, description, denominations, validity_days, active, created_at";
+/// [`COLUMNS`] of the products table aliased `p`, for joins.
+pub(crate) const P_COLUMNS: &str = "p.id, p.merchant_id, p.name, p.description, p.denominations, \
+     p.validity_days, p.active, p.created_at";
 
-fn view(row: &QueryResult) -> DomainResult<ProductView> {
+/// A product from a row of [`COLUMNS`] (or [`P_COLUMNS`]).
+pub(crate) fn view(row: &QueryResult) -> DomainResult<ProductView> {
     let denominations: Vec<i64> = row.try_get("", "denominations")?;
     Ok(ProductView {
         id: row.try_get("", "id")?,
@@ -117,8 +121,7 @@ async fn with_merchants<C: ConnectionTrait>(
     let rows = conn
         .query_all_raw(statement(
             &format!(
-                "SELECT p.id, p.merchant_id, p.name, p.description, p.denominations, p.validity_days, p.active, \
-                   p.created_at, m.id AS m_id, m.name AS m_name, m.status AS m_status, \
+                "SELECT {P_COLUMNS}, m.id AS m_id, m.name AS m_name, m.status AS m_status, \
                    m.service_rate_bps AS m_service_rate_bps, m.payout_account AS m_payout_account, \
                    m.created_at AS m_created_at \
                  FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id WHERE {condition}"

@@ -15,11 +15,11 @@ use crate::audit::{self, AuditRecord};
 use crate::context::RequestMeta;
 use crate::error::DomainResult;
 use crate::giftcard::cards::{self, IssueCard};
-use crate::giftcard::products;
-use crate::identity;
+use crate::giftcard::products::{self, P_COLUMNS, ProductView};
 use crate::jobs::SendEmail;
+use crate::money::Amount;
 use crate::outbox;
-use crate::sql::{Batch, bug, fetch_all, fetch_one, statement};
+use crate::sql::{Batch, amount, bug, fetch_all, fetch_one, statement};
 
 /// A prize unit in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +80,45 @@ pub(super) async fn pool(txn: &DatabaseTransaction, event_id: Uuid) -> DomainRes
     .await
 }
 
+/// What an award reads besides its unit.
+struct Inputs {
+    /// The card product of the unit's prize.
+    product: ProductView,
+    /// The prize's face value.
+    face_value: Amount,
+    /// Where the winner's email goes.
+    email: String,
+}
+
+/// The [`Inputs`] of an award of a unit of `prize_id` to `user_id`, in one
+/// query.
+async fn inputs(txn: &DatabaseTransaction, prize_id: Uuid, user_id: Uuid) -> DomainResult<Inputs> {
+    let (product, face_value, email) = fetch_one(
+        txn,
+        &format!(
+            "SELECT {P_COLUMNS}, z.face_value AS prize_face_value, \
+               (SELECT email FROM identity.users WHERE id = $2) AS winner_email \
+             FROM giveaway.prizes z JOIN giftcard.card_products p ON p.id = z.card_product_id \
+             WHERE z.id = $1"
+        ),
+        vec![prize_id.into(), user_id.into()],
+        |row| {
+            Ok((
+                products::view(row)?,
+                amount(row, "prize_face_value")?,
+                row.try_get::<Option<String>>("", "winner_email")?,
+            ))
+        },
+    )
+    .await?
+    .ok_or_else(|| bug("a unit's prize or its product vanished"))?;
+    Ok(Inputs {
+        product,
+        face_value,
+        email: email.ok_or_else(|| bug("a participant's user vanished"))?,
+    })
+}
+
 /// Awards `unit` to `participant` inside `txn`, which holds the unit's
 /// lock: issues the card, numbers the win, queues the winner's email and
 /// announces the winner and the event. The winner and the event after.
@@ -90,13 +129,11 @@ pub(super) async fn award(
     participant: &ParticipantView,
     unit: Unit,
 ) -> DomainResult<(WinnerView, EventView)> {
-    let prize = events::find_prizes(txn, &[unit.prize_id])
-        .await?
-        .pop()
-        .ok_or_else(|| bug("a unit's prize vanished"))?;
-    let product = products::find(txn, prize.card_product_id)
-        .await?
-        .ok_or_else(|| bug("a prize's product vanished"))?;
+    let Inputs {
+        product,
+        face_value,
+        email,
+    } = inputs(txn, unit.prize_id, participant.user_id).await?;
     let card = cards::issue(
         txn,
         &s.card_secrets,
@@ -104,13 +141,10 @@ pub(super) async fn award(
             product: &product,
             owner_id: participant.user_id,
             escrow_id: unit.escrow_id,
-            face_value: prize.face_value,
+            face_value,
         },
     )
     .await?;
-    let email = identity::email_of(txn, participant.user_id)
-        .await?
-        .ok_or_else(|| bug("a participant's user vanished"))?;
     // The event row last: every winner of the event takes its lock, held
     // from here to the commit.
     let event = events::fetch_one_returning(
@@ -127,7 +161,7 @@ pub(super) async fn award(
         user_id: participant.user_id,
         host_id: participant.host_id,
         display_name: participant.display_name.clone(),
-        prize_id: prize.id,
+        prize_id: unit.prize_id,
         card_id: card.id,
         sequence: event.last_sequence,
         announced_at: Utc::now(),
@@ -154,7 +188,7 @@ pub(super) async fn award(
     ));
     rest.push(statement(
         "UPDATE giveaway.prizes SET awarded = awarded + 1 WHERE id = $1",
-        vec![prize.id.into()],
+        vec![unit.prize_id.into()],
     ));
     rest.push(statement(
         "UPDATE giveaway.participants SET won = true WHERE id = $1",
@@ -170,7 +204,7 @@ pub(super) async fn award(
             body: format!(
                 "Congratulations, {}! You won a {} gift card in \"{}\". \
                  Find its code and pin under My cards.",
-                participant.display_name, prize.face_value, event.title
+                participant.display_name, face_value, event.title
             ),
             dedupe_key: format!("win:{}", winner.id),
         },
@@ -185,7 +219,7 @@ pub(super) async fn award(
                 subject: format!("winner:{}", winner.id),
                 detail: Some(format!(
                     "unit {} of prize {} to participant {} (card {})",
-                    unit.unit, prize.id, participant.id, card.id
+                    unit.unit, unit.prize_id, participant.id, card.id
                 )),
             },
         ),

@@ -105,15 +105,6 @@ pub async fn find_user<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<O
     }
 }
 
-/// The email address of the user with `id`, if any, in one query (no
-/// roles read).
-pub async fn email_of<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<String>> {
-    Ok(users::Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .map(|user| user.email))
-}
-
 /// The users with these ids (unknown ids are skipped), in two queries.
 pub async fn find_users<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> DomainResult<Vec<UserView>> {
     if ids.is_empty() {
