@@ -16,13 +16,10 @@ pub async fn release_grant(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     let correlation_id = envelope.correlation_id.clone().unwrap_or_default();
-    let ReleaseGrant {
-        event_id,
-        participant_id,
-    } = envelope.job;
-    let span = tracing::info_span!("job", kind = "release_grant", %correlation_id, event = %event_id, participant = %participant_id, attempt = attempt.current());
+    let job = &envelope.job;
+    let span = tracing::info_span!("job", kind = "release_grant", %correlation_id, event = %job.event_id, participant = %job.participant_id, attempt = attempt.current());
     async move {
-        let released = attempt::release_grant(&deps.services, &envelope.job).await;
+        let released = attempt::release_grant(&deps.services, job).await;
         report(
             "release_grant",
             "one prize stays held back until the budget is rebuilt or expires",

@@ -16,7 +16,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::memo::Remembered;
 use crate::money::Amount;
-use crate::sql::{bug, by_id, by_ids, fetch_all, statement, text_input};
+use crate::sql::{bug, by_ids, fetch_all, statement, text_input};
 
 /// Most denominations a product may offer.
 pub const MAX_DENOMINATIONS: usize = 20;
@@ -81,11 +81,6 @@ pub(crate) fn view(row: &QueryResult) -> DomainResult<ProductView> {
         active: row.try_get("", "active")?,
         created_at: row.try_get("", "created_at")?,
     })
-}
-
-/// The product `id`, whoever asks.
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<ProductView>> {
-    by_id(conn, "giftcard.card_products", COLUMNS, id, view).await
 }
 
 /// The products with these ids (unknown ids are skipped), in one query.

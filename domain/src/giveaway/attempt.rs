@@ -95,6 +95,25 @@ pub fn slot_cap(event: &EventView, now: DateTime<Utc>) -> i64 {
 /// always means "lost, rebuild it".
 const OPEN: &str = "open";
 
+/// A budget script on `KEYS[1]`: `$body` after the Redis clock in ms
+/// (`now`) and `must_rebuild()`, true when the key is lost or a grant
+/// outlived its hold. One definition of both for every script that asks.
+macro_rules! budget_script {
+    ($body:literal) => {
+        concat!(
+            r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function must_rebuild()
+  return redis.call('EXISTS', KEYS[1]) == 0
+    or #redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1) > 0
+end
+",
+            $body
+        )
+    };
+}
+
 /// Grants one award to participant `ARGV[5]` when the budget (`KEYS[1]`)
 /// is under the slot cap (`ARGV[1]`) and the prize count (`ARGV[2]`) and
 /// the roll won (`ARGV[3]` = 1), holding it for `ARGV[6]` ms, the key kept
@@ -103,11 +122,9 @@ const OPEN: &str = "open";
 /// Returns -1 when the budget must be rebuilt (the key is lost, or a grant
 /// outlived its hold), 0 no prizes left, 1 slot budget spent, 2 within
 /// budget but not this time, 3 granted.
-const TAKE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if #redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1) > 0 then return -1 end
+const TAKE: &str = budget_script!(
+    r"
+if must_rebuild() then return -1 end
 if redis.call('ZSCORE', KEYS[1], ARGV[5]) then return 3 end
 local granted = redis.call('ZCARD', KEYS[1]) - 1
 if granted >= tonumber(ARGV[2]) then return 0 end
@@ -116,31 +133,31 @@ if ARGV[3] ~= '1' then return 2 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 3
-";
+"
+);
 
 /// Rebuilds the budget `KEYS[1]`: drops grants whose hold ran out, and
 /// settles the standing winners `ARGV[2..]` read from Postgres, the key
 /// kept for `ARGV[1]` s. Grants still held and winners already settled
 /// stay: a rebuild never lowers the count below what Postgres shows.
-const REBUILD: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const REBUILD: &str = budget_script!(
+    r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], '+inf', ARGV[2])
 for i = 3, #ARGV do redis.call('ZADD', KEYS[1], '+inf', ARGV[i]) end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return redis.call('ZCARD', KEYS[1]) - 1
-";
+"
+);
 
-/// 1 when the budget `KEYS[1]` must be rebuilt (the key is lost, or a
-/// grant outlived its hold), as [`TAKE`] answers -1; else 0.
-const NEEDS_REBUILD: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if #redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1) > 0 then return 1 end
+/// 1 when the budget `KEYS[1]` must be rebuilt, as [`TAKE`] answers -1;
+/// else 0.
+const NEEDS_REBUILD: &str = budget_script!(
+    r"
+if must_rebuild() then return 1 end
 return 0
-";
+"
+);
 
 /// Settles participant `ARGV[1]`'s grant in `KEYS[1]` once its award has
 /// committed; a lost key stays lost (the next attempt rebuilds it).
