@@ -6,6 +6,7 @@ use chrono::{Duration, Timelike, Utc};
 use futures_util::future::join_all;
 use giftdrop_domain::giveaway::attempt::ReleaseGrant;
 use giftdrop_domain::jobs::JobPayload;
+use giftdrop_domain::pubsub::Delivery;
 use serde_json::{Value, json};
 
 use crate::draw::{independent_assign, sha256_hex};
@@ -620,4 +621,63 @@ async fn winners_reach_subscribers_of_another_instance() {
             .expect("a count");
     }
     assert_eq!(awarded, 2);
+}
+
+#[tokio::test]
+async fn a_winner_reaches_this_instances_watchers_at_its_commit_and_its_relayed_copy_is_not_sent_again()
+ {
+    // No relay running: only the attempt itself can hand a winner to the
+    // sockets of its instance.
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.outbox_relay = false)
+        .spawn()
+        .await;
+    let (event_id, _) = live_instant(&app, 3).await;
+    let crowd = app.verified_crowd(&event_id, 3).await;
+    let mut ws = WsClient::ready(&app.ws_url(), None).await;
+    ws.subscribe(
+        "w",
+        &format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence }} }}"),
+    )
+    .await;
+    // Beside the socket, what this instance's hub hands its subscribers.
+    let services = &app.running().services;
+    let topic = giftdrop_domain::giveaway::live::winners_topic(event_id.parse().expect("a uuid"));
+    let mut tap = services.hub.subscribe(&topic).await.expect("subscribed");
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "WON");
+    assert_eq!(collect(&mut ws, 1).await, [1]);
+    let announcements =
+        "SELECT count(*) FROM ops.outbox WHERE kind = 'publish' AND target LIKE '%:winners'";
+    assert_eq!(
+        scalar(&app.db, announcements).await,
+        1,
+        "the winner went out before the relay moved its row"
+    );
+    // The relay's copy of each winner reaches the same live execution
+    // through Redis, here before the next winner: it is not sent again.
+    let relay = giftdrop_jobs::relay::Relay {
+        db: services.db.clone(),
+        redis: services.redis.clone(),
+        hub: services.hub.clone(),
+        queues: app.running().queues.clone(),
+        signal: services.outbox.clone(),
+    };
+    for (n, token) in crowd[1..].iter().enumerate() {
+        relay.drain().await.expect("relayed");
+        // The winner as its attempt handed it over, then the relayed copy;
+        // the live execution had both before the next winner.
+        for _ in 0..2 {
+            let delivery = tokio::time::timeout(std::time::Duration::from_secs(10), tap.recv())
+                .await
+                .expect("a delivery in time");
+            assert!(
+                matches!(delivery, Some(Delivery::Messages(ref m)) if m.len() == 1),
+                "{delivery:?}"
+            );
+        }
+        assert_eq!(app.attempt(token, &event_id).await, "WON");
+        let sequence = i64::try_from(n).expect("small") + 2;
+        assert_eq!(collect(&mut ws, 1).await, [sequence]);
+    }
 }

@@ -118,6 +118,24 @@ impl Hub {
         }
     }
 
+    /// Hands `payloads`, already committed for publishing on `topic`
+    /// through the outbox, to this process's subscribers now, ahead of the
+    /// relay's copy through Redis, which the other processes wait for and
+    /// which these subscribers receive again. Only for a topic whose
+    /// subscribers drop a message they already have and read a gap from
+    /// the database (an event log by sequence, `winnerAnnounced`): a
+    /// snapshot topic's subscribers would show the state twice.
+    pub fn deliver_here(&self, topic: &str, payloads: Vec<Arc<str>>) {
+        if payloads.is_empty() {
+            return;
+        }
+        let channel = self.inner.ns.channel(topic);
+        if let Some(topic) = self.inner.topics().get(&channel) {
+            // No receiver left: nobody here is watching.
+            let _ = topic.tx.send(Delivery::Messages(payloads.into()));
+        }
+    }
+
     /// Publishes `payload` on `topic` to every process.
     pub async fn publish(
         &self,

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::award;
 use super::events::{self, EventStatus, EventView, WinnerSelection};
+use super::live;
 use super::participants::{self, ParticipantStatus, WinnerView};
 use crate::Services;
 use crate::context::{RequestMeta, Viewer};
@@ -462,6 +463,7 @@ pub async fn attempt(
             // the end of its hold settles it if the award did.
             txn.commit().await?;
             s.outbox.wake();
+            live::announce_here(&s.hub, event_id, std::slice::from_ref(&winner));
             s.budget.settle(s, event_id, participant.id).await;
             Ok(Attempt {
                 outcome: AttemptOutcome::Won,

@@ -2,6 +2,8 @@
 //! status or count change (`eventUpdated`), and each winner
 //! (`winnerAnnounced`). Both leave through the outbox with the change.
 
+use std::sync::Arc;
+
 use sea_orm::Statement;
 use uuid::Uuid;
 
@@ -10,6 +12,7 @@ use super::participants::WinnerView;
 use crate::context::RequestMeta;
 use crate::error::DomainResult;
 use crate::outbox;
+use crate::pubsub::Hub;
 
 /// The topic carrying an event's state: every message is the whole
 /// [`EventView`].
@@ -30,4 +33,23 @@ pub fn changed(meta: &RequestMeta, event: &EventView) -> DomainResult<Statement>
 /// The statement announcing `winner`.
 pub fn announced(meta: &RequestMeta, winner: &WinnerView) -> DomainResult<Statement> {
     outbox::publish_statement(meta, &winners_topic(winner.event_id), winner)
+}
+
+/// Hands `winners` of event `event_id`, just committed with their
+/// [`announced`] rows, to this process's `winnerAnnounced` subscribers at
+/// once: the relay's copy through Redis, which the other processes wait
+/// for, comes after the outbox's round trips, and the subscribers here
+/// drop it as already sent (a winner is a position in a log). Never before
+/// the commit: what is delivered must be in the database.
+pub fn announce_here(hub: &Hub, event_id: Uuid, winners: &[WinnerView]) {
+    let payloads = winners
+        .iter()
+        .filter_map(|winner| {
+            serde_json::to_string(winner)
+                .inspect_err(|e| tracing::error!(error = %e, "could not encode a winner"))
+                .ok()
+        })
+        .map(Arc::from)
+        .collect();
+    hub.deliver_here(&winners_topic(event_id), payloads);
 }

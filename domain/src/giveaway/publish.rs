@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::award;
 use super::events::{self, EventStatus, EventView, START_GRACE, WinnerSelection};
 use super::live;
-use super::participants;
+use super::participants::{self, WinnerView};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -330,9 +330,11 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
     if event.status != EventStatus::Live || event.ends_at > Utc::now() {
         return Ok(None);
     }
-    if event.selection == WinnerSelection::Draw {
-        draw_winners(s, &txn, meta, &event).await?;
-    }
+    let drawn = if event.selection == WinnerSelection::Draw {
+        draw_winners(s, &txn, meta, &event).await?
+    } else {
+        Vec::new()
+    };
     let posted = release_unawarded(&txn, meta, &event, "event ended").await?;
     let ended = events::fetch_one_returning(
         &txn,
@@ -344,6 +346,7 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
     outbox_now(&txn, live::changed(meta, &ended)?).await?;
     txn.commit().await?;
     s.outbox.wake();
+    live::announce_here(&s.hub, id, &drawn);
     if let Some(posted) = posted {
         posted.committed(s).await;
     }
@@ -353,13 +356,13 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
 /// The DRAW of FLOWS.md §5 for `event`, in `txn`: its committed seed
 /// shuffles the VERIFIED participants, and the k-th unit (prizes by id as
 /// text, then unit number) goes to the k-th of them. Setting `drawn_at`
-/// afterwards reveals the seed.
+/// afterwards reveals the seed. The winners, by sequence.
 async fn draw_winners(
     s: &Services,
     txn: &DatabaseTransaction,
     meta: &RequestMeta,
     event: &EventView,
-) -> DomainResult<()> {
+) -> DomainResult<Vec<WinnerView>> {
     let seed = super::draw::Seed::from_hex(&events::seed_hex(txn, event.id).await?)
         .ok_or_else(|| bug("a DRAW event without a seed"))?;
     let verified = participants::verified(txn, event.id).await?;
@@ -377,7 +380,9 @@ async fn draw_winners(
         .collect();
     let by_id: std::collections::HashMap<Uuid, &participants::ParticipantView> =
         verified.iter().map(|p| (p.id, p)).collect();
-    for assignment in super::draw::assign(&seed, &ids, &prizes) {
+    let assignments = super::draw::assign(&seed, &ids, &prizes);
+    let mut winners = Vec::with_capacity(assignments.len());
+    for assignment in assignments {
         let number =
             i32::try_from(assignment.unit).map_err(|_| bug("a unit number out of range"))?;
         let unit = *pool
@@ -386,7 +391,7 @@ async fn draw_winners(
         let participant = *by_id
             .get(&assignment.participant_id)
             .ok_or_else(|| bug("a drawn participant vanished"))?;
-        award::award(s, txn, meta, participant, unit).await?;
+        winners.push(award::award(s, txn, meta, participant, unit).await?.0);
     }
-    Ok(())
+    Ok(winners)
 }
