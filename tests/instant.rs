@@ -121,6 +121,34 @@ async fn two_thousand_attempts_at_once_award_exactly_the_hundred_prizes() {
 }
 
 #[tokio::test]
+async fn only_a_verified_participant_of_a_visible_event_attempts() {
+    let app = spawn_app().await;
+    let (event_id, _) = live_event(&app, 2, 1, 120).await;
+    let crowd = app.verified_crowd(&event_id, 3).await;
+    scalar(
+        &app.db,
+        "WITH p AS (UPDATE giveaway.participants SET status = 'PENDING_VERIFICATION' \
+           WHERE id = (SELECT id FROM giveaway.participants ORDER BY joined_at, id LIMIT 1) RETURNING 1) \
+         SELECT count(*) FROM p",
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    for token in &crowd {
+        outcomes.push(app.attempt(token, &event_id).await);
+    }
+    outcomes.sort();
+    assert_eq!(outcomes, ["FORBIDDEN", "WON", "WON"]);
+    assert_eq!(
+        app.attempt(&crowd[0], &uuid::Uuid::new_v4().to_string())
+            .await,
+        "NOT_FOUND"
+    );
+    // The unverified participant's attempt is not spent.
+    let unspent = "SELECT count(*) FROM giveaway.participants WHERE attempted_at IS NULL";
+    assert_eq!(scalar(&app.db, unspent).await, 1);
+}
+
+#[tokio::test]
 async fn each_slot_obeys_its_cumulative_cap() {
     let app = spawn_app().await;
     // 4 slots of 30 s: by the end of the first, at most 25 of 100.

@@ -378,7 +378,7 @@ pub async fn attempt(
     s.limiter
         .check(RATE_LIMIT, &viewer.user_id.to_string())
         .await?;
-    let event = events::find_visible(&s.db, Some(viewer), event_id)
+    let (event, participant) = events::find_visible_with_participant(&s.db, viewer, event_id)
         .await?
         .ok_or(DomainError::NotFound)?;
     if event.selection != WinnerSelection::Instant {
@@ -392,9 +392,7 @@ pub async fn attempt(
             db_name(&event.status)
         )));
     }
-    let participant = participants::of_user(&s.db, event_id, viewer.user_id)
-        .await?
-        .ok_or(DomainError::Forbidden)?;
+    let participant = participant.ok_or(DomainError::Forbidden)?;
     if participant.status != ParticipantStatus::Verified {
         return Err(DomainError::Forbidden);
     }

@@ -308,6 +308,26 @@ pub async fn find_visible<C: ConnectionTrait>(
     Ok(find(conn, id).await?.filter(|e| e.visible_to(viewer)))
 }
 
+/// The event `id` if `viewer` may see it, and `viewer`'s participation in
+/// it, in one query.
+pub(super) async fn find_visible_with_participant<C: ConnectionTrait>(
+    conn: &C,
+    viewer: &Viewer,
+    id: Uuid,
+) -> DomainResult<Option<(EventView, Option<super::participants::ParticipantView>)>> {
+    let found = crate::sql::fetch_one(
+        conn,
+        &format!(
+            "SELECT {COLUMNS}, p.* FROM giveaway.events {} WHERE id = $1",
+            super::participants::OF_USER_BESIDE_EVENT
+        ),
+        vec![id.into(), viewer.user_id.into()],
+        |row| Ok((view(row)?, super::participants::of_user_beside(row)?)),
+    )
+    .await?;
+    Ok(found.filter(|(event, _)| event.visible_to(Some(viewer))))
+}
+
 /// The events with these ids (unknown ids are skipped), in one query.
 pub async fn find_many<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> DomainResult<Vec<EventView>> {
     crate::sql::by_ids(conn, "giveaway.events", COLUMNS, ids, view).await

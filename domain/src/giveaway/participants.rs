@@ -115,17 +115,38 @@ pub fn display_name_for(
 const COLUMNS: &str = "id, event_id, user_id, social_handle, display_name, status, joined_at, won, \
      (SELECT host_id FROM giveaway.events e WHERE e.id = event_id) AS host_id";
 
+/// The participation of user `$2` in event `$1`, its [`COLUMNS`] named
+/// `p_...`, beside the row of `giveaway.events` it is joined to (none:
+/// every `p_` column NULL); read with [`of_user_beside`].
+pub(super) const OF_USER_BESIDE_EVENT: &str = "LEFT JOIN LATERAL (SELECT id AS p_id, event_id AS p_event_id, \
+     user_id AS p_user_id, social_handle AS p_social_handle, display_name AS p_display_name, \
+     status AS p_status, joined_at AS p_joined_at, won AS p_won, giveaway.events.host_id AS p_host_id \
+     FROM giveaway.participants WHERE event_id = $1 AND user_id = $2) p ON true";
+
 fn view(row: &QueryResult) -> DomainResult<ParticipantView> {
+    view_prefixed(row, "")
+}
+
+/// The participant of a row read with [`OF_USER_BESIDE_EVENT`], if any.
+pub(super) fn of_user_beside(row: &QueryResult) -> DomainResult<Option<ParticipantView>> {
+    match row.try_get::<Option<Uuid>>("", "p_id")? {
+        Some(_) => view_prefixed(row, "p_").map(Some),
+        None => Ok(None),
+    }
+}
+
+fn view_prefixed(row: &QueryResult, prefix: &str) -> DomainResult<ParticipantView> {
+    let column = |name: &str| format!("{prefix}{name}");
     Ok(ParticipantView {
-        id: row.try_get("", "id")?,
-        event_id: row.try_get("", "event_id")?,
-        user_id: row.try_get("", "user_id")?,
-        host_id: row.try_get("", "host_id")?,
-        social_handle: row.try_get("", "social_handle")?,
-        display_name: row.try_get("", "display_name")?,
-        status: enum_col(row, "status")?,
-        joined_at: row.try_get("", "joined_at")?,
-        won: row.try_get("", "won")?,
+        id: row.try_get("", &column("id"))?,
+        event_id: row.try_get("", &column("event_id"))?,
+        user_id: row.try_get("", &column("user_id"))?,
+        host_id: row.try_get("", &column("host_id"))?,
+        social_handle: row.try_get("", &column("social_handle"))?,
+        display_name: row.try_get("", &column("display_name"))?,
+        status: enum_col(row, &column("status"))?,
+        joined_at: row.try_get("", &column("joined_at"))?,
+        won: row.try_get("", &column("won"))?,
     })
 }
 
