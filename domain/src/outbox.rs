@@ -4,7 +4,10 @@
 //! with its business rows and, after commit, wakes the relay (`jobs` crate)
 //! through [`OutboxSignal`]. A rolled-back transaction therefore emits
 //! nothing, and a committed one is delivered even if this process dies (the
-//! relay's periodic sweep picks the row up).
+//! relay's periodic sweep picks the row up). After the commit, a use case
+//! may also hand an event log's message (a winner) to this process's own
+//! subscribers at once (`Hub::deliver_here`); the row still carries it to
+//! every process.
 
 use std::sync::Arc;
 
