@@ -681,3 +681,23 @@ async fn a_winner_reaches_this_instances_watchers_at_its_commit_and_its_relayed_
         assert_eq!(collect(&mut ws, 1).await, [sequence]);
     }
 }
+
+#[tokio::test]
+async fn a_draws_winners_reach_this_instances_watchers_at_its_commit() {
+    // No relay running: only the draw itself can hand its winners over.
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.outbox_relay = false)
+        .spawn()
+        .await;
+    let (event_id, _) = event_of(&app, "DRAW", &[3], Utc::now() + Duration::seconds(1), 2).await;
+    app.verified_crowd(&event_id, 5).await;
+    let mut ws = WsClient::ready(&app.ws_url(), None).await;
+    ws.subscribe(
+        "w",
+        &format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence }} }}"),
+    )
+    .await;
+    assert_eq!(collect(&mut ws, 3).await, [1, 2, 3]);
+    status_is(&app, &event_id, "ENDED").await;
+}
