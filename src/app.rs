@@ -319,13 +319,7 @@ pub async fn start(
     let mut tasks = JoinSet::new();
 
     if config.outbox_relay {
-        let relay = Relay {
-            db: db.clone(),
-            redis: redis.clone(),
-            hub: hub.clone(),
-            queues: queues.clone(),
-            signal: services.outbox.clone(),
-        };
+        let relay = Relay::new(&services, queues.clone());
         let token = shutdown.child_token();
         let sweep = Duration::from_millis(config.outbox_sweep_ms);
         tasks.spawn(async move {

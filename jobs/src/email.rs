@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use giftdrop_domain::jobs::SendEmail;
 use giftdrop_domain::keys::Namespace;
 use redis::AsyncCommands;
@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::mail::Mailer;
 use crate::queues::Envelope;
+use crate::worker::report;
 
 /// What the handler needs.
 #[derive(Clone)]
@@ -72,35 +73,27 @@ pub async fn send_email(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     let correlation_id = envelope.correlation_id.clone().unwrap_or_default();
-    let span = tracing::info_span!("job", kind = "send_email", %correlation_id, attempt = attempt.current());
+    let job = &envelope.job;
+    let dedupe_key = &job.dedupe_key;
+    let span = tracing::info_span!("job", kind = "send_email", %correlation_id, %dedupe_key, attempt = attempt.current());
     async move {
-        if deps.sent.contains(&envelope.job.dedupe_key).await {
+        if deps.sent.contains(dedupe_key).await {
             metrics::counter!("giftdrop_jobs_total", "kind" => "send_email", "outcome" => "duplicate").increment(1);
-            tracing::info!(dedupe_key = %envelope.job.dedupe_key, "email already sent; skipped");
+            tracing::info!("email already sent; skipped");
             return Ok(());
         }
-        match deps.mailer.send(&envelope.job).await {
-            Ok(()) => {
-                deps.sent.insert(&envelope.job.dedupe_key).await;
-                metrics::counter!("giftdrop_jobs_total", "kind" => "send_email", "outcome" => "ok").increment(1);
-                Ok(())
-            }
-            Err(err) if attempt.current() >= deps.max_attempts => {
-                metrics::counter!("giftdrop_jobs_total", "kind" => "send_email", "outcome" => "dead").increment(1);
-                tracing::error!(
-                    error = format!("{err:#}"),
-                    %correlation_id,
-                    dedupe_key = %envelope.job.dedupe_key,
-                    "send_email failed on its last attempt; moved to the dead set"
-                );
-                Err(AbortError::new(err.into_boxed_dyn_error()).into())
-            }
-            Err(err) => {
-                metrics::counter!("giftdrop_jobs_total", "kind" => "send_email", "outcome" => "retry").increment(1);
-                tracing::warn!(error = format!("{err:#}"), "send_email failed; it will be retried");
-                Err(err.into_boxed_dyn_error())
-            }
+        let sent = deps.mailer.send(job).await;
+        if sent.is_ok() {
+            deps.sent.insert(dedupe_key).await;
         }
+        report(
+            "send_email",
+            "moved to the dead set",
+            &correlation_id,
+            &attempt,
+            deps.max_attempts,
+            sent,
+        )
     }
     .instrument(span)
     .await

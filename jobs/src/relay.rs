@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::future::join_all;
+use giftdrop_domain::Services;
 use giftdrop_domain::outbox::{KIND_JOB, KIND_PUBLISH, OutboxSignal};
 use giftdrop_domain::pubsub::Hub;
 use giftdrop_domain::sql::statement;
@@ -48,6 +49,17 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// The relay of the process whose services are `services`.
+    pub fn new(services: &Services, queues: JobQueues) -> Self {
+        Self {
+            db: services.db.clone(),
+            redis: services.redis.clone(),
+            hub: services.hub.clone(),
+            queues,
+            signal: services.outbox.clone(),
+        }
+    }
+
     /// Drains on every wake-up and every `sweep`, until `shutdown`.
     pub async fn run(self, sweep: Duration, shutdown: CancellationToken) {
         loop {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use apalis::prelude::{AbortError, Attempt, BackendExt, BoxDynError, Monitor, WorkerBuilder};
-use giftdrop_domain::{DomainResult, Services};
+use giftdrop_domain::Services;
 use tokio_util::sync::CancellationToken;
 
 use crate::email::{EmailDeps, send_email};
@@ -20,17 +20,16 @@ pub struct ServiceDeps {
     pub max_attempts: usize,
 }
 
-/// A use case's `outcome` as the job's result, counted and logged: a
-/// failure is retried, and the last allowed one (whose consequence is
-/// `then`) is reported with the correlation id and aborted to the dead
-/// set.
-pub(crate) fn report(
+/// A job's `outcome` as its result, counted and logged: a failure is
+/// retried, and the last allowed one (whose consequence is `then`) is
+/// reported with the correlation id and aborted to the dead set.
+pub(crate) fn report<E: std::fmt::Debug + Into<BoxDynError>>(
     kind: &'static str,
     then: &str,
     correlation_id: &str,
     attempt: &Attempt,
     max_attempts: usize,
-    outcome: DomainResult<()>,
+    outcome: Result<(), E>,
 ) -> Result<(), BoxDynError> {
     match outcome {
         Ok(()) => {

@@ -21,17 +21,6 @@ use crate::ledger::Posted;
 use crate::outbox;
 use crate::sql::{Batch, bug, fetch_one, statement, text_input};
 
-/// What a disqualification did with the prize.
-enum Prize {
-    /// Back in the INSTANT pool; its award goes back to the budget through
-    /// a [`ReleaseGrant`] job.
-    Pooled,
-    /// Re-awarded to the next participant of the draw.
-    Redrawn,
-    /// Its escrow released to the host.
-    Refunded(Option<Posted>),
-}
-
 /// `disqualifyWinner`.
 pub async fn disqualify(
     s: &Services,
@@ -125,7 +114,9 @@ pub async fn disqualify(
     )
     .await?;
     txn.execute_raw(live::changed(meta, &after)?).await?;
-    let prize = match (event.selection, event.status) {
+    // The prize goes back to the INSTANT pool (and its award to the
+    // budget, through a job), to the draw's next in line, or to the host.
+    let refunded = match (event.selection, event.status) {
         (WinnerSelection::Instant, EventStatus::Live) => {
             let release = ReleaseGrant {
                 event_id: event.id,
@@ -133,20 +124,20 @@ pub async fn disqualify(
             };
             txn.execute_raw(outbox::job_statement(meta, &release)?)
                 .await?;
-            Prize::Pooled
+            None
         }
         (WinnerSelection::Draw, EventStatus::Ended) => {
             if redraw(s, &txn, meta, &event, unit).await? {
-                Prize::Redrawn
+                None
             } else {
-                Prize::Refunded(refund(&txn, meta, &event, unit).await?)
+                refund(&txn, meta, &event, unit).await?
             }
         }
-        _ => Prize::Refunded(refund(&txn, meta, &event, unit).await?),
+        _ => refund(&txn, meta, &event, unit).await?,
     };
     txn.commit().await?;
     s.outbox.wake();
-    if let Prize::Refunded(Some(posted)) = prize {
+    if let Some(posted) = refunded {
         posted.committed(s).await;
     }
     participants::find_winner(&s.db, winner_id)
