@@ -23,11 +23,7 @@ async fn registering_returns_a_token_for_a_new_participant() {
 
 #[tokio::test]
 async fn an_email_is_taken_case_insensitively_and_the_failure_writes_nothing() {
-    let app = AppOptions::new()
-        .await
-        .config(|c| c.outbox_relay = false)
-        .spawn()
-        .await;
+    let app = AppOptions::new().await.without_relay().spawn().await;
     app.register("ada@example.com", "Ada").await;
     let (users, outbox) = (
         app.count("identity.users").await,

@@ -8,7 +8,6 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use giftdrop_domain::giveaway::attempt::{self, Budget};
-use giftdrop_domain::jobs::JobPayload;
 
 use crate::support::events::instant;
 use crate::support::market::assert_ledger_sound;
@@ -143,6 +142,16 @@ async fn only_a_verified_participant_of_a_visible_event_attempts() {
             .await,
         "NOT_FOUND"
     );
+    // Only while the event is LIVE.
+    scalar(
+        &app.db,
+        &format!(
+            "WITH e AS (UPDATE giveaway.events SET status = 'ENDED' WHERE id = '{event_id}' RETURNING 1) \
+             SELECT count(*) FROM e"
+        ),
+    )
+    .await;
+    assert_eq!(app.attempt(&crowd[0], &event_id).await, "CONFLICT");
     // The unverified participant's attempt is not spent.
     let unspent = "SELECT count(*) FROM giveaway.participants WHERE attempted_at IS NULL";
     assert_eq!(scalar(&app.db, unspent).await, 1);
@@ -342,15 +351,7 @@ async fn a_win_disqualified_while_redis_is_unreachable_still_goes_back_to_the_bu
     assert!(disqualified.disqualified_at.is_some());
     // Its award goes back to the budget through the job queue (the app's
     // own relay and worker reach Redis): the unit can be won again, once.
-    let queues = &app.running().queues;
-    eventually("the award given back", || async {
-        queues
-            .done(attempt::ReleaseGrant::KIND)
-            .await
-            .expect("redis")
-            == 1
-    })
-    .await;
+    app.grants_released(1).await;
     assert_eq!(app.attempt(&crowd[1], &event_id).await, "WON");
     let standing = scalar(
         &app.db,

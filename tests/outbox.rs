@@ -33,11 +33,7 @@ async fn registering_sends_a_welcome_email_through_the_job_queue() {
 
 #[tokio::test]
 async fn a_failed_mutation_emits_nothing() {
-    let app = AppOptions::new()
-        .await
-        .config(|c| c.outbox_relay = false)
-        .spawn()
-        .await;
+    let app = AppOptions::new().await.without_relay().spawn().await;
     let admin = app.admin_token().await;
     let failures = [
         json!({ "query": "mutation($u: ID!) { grantRole(userId: $u, role: HOST) { id } }", "variables": { "u": uuid::Uuid::new_v4() } }),

@@ -4,8 +4,6 @@
 
 use chrono::{Duration, Timelike, Utc};
 use futures_util::future::join_all;
-use giftdrop_domain::giveaway::attempt::ReleaseGrant;
-use giftdrop_domain::jobs::JobPayload;
 use giftdrop_domain::pubsub::Delivery;
 use serde_json::{Value, json};
 
@@ -274,6 +272,17 @@ async fn winner_announced_replays_then_goes_live_without_a_gap_or_a_repeat() {
     assert_eq!(app.running().shared.logs().running(), 2);
 }
 
+/// A socket on `app` subscribed to the sequences of `event_id`'s winners.
+async fn watch_winners(app: &TestApp, event_id: &str) -> WsClient {
+    let mut ws = WsClient::ready(&app.ws_url(), None).await;
+    ws.subscribe(
+        "w",
+        &format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence }} }}"),
+    )
+    .await;
+    ws
+}
+
 /// The sequences of the next `n` winners on `ws`.
 async fn collect(ws: &mut WsClient, n: usize) -> Vec<i64> {
     collect_with(ws, n, |_| 0).await
@@ -415,11 +424,7 @@ async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_a
     .await;
     // Back in the pool, and its award back in the budget through the job
     // queue: the next attempt wins it, with the next sequence.
-    let queues = &app.running().queues;
-    eventually("the award given back", || async {
-        queues.done(ReleaseGrant::KIND).await.expect("redis") == 1
-    })
-    .await;
+    app.grants_released(1).await;
     let body = app
         .gql(
             Some(&crowd[2]),
@@ -589,12 +594,7 @@ async fn winners_reach_subscribers_of_another_instance() {
     let (event_id, _) = live_instant(&app, 2).await;
     let crowd = app.verified_crowd(&event_id, 2).await;
     // Watching on the second instance; winning on the first.
-    let mut ws = WsClient::ready(&other.ws_url(), None).await;
-    ws.subscribe(
-        "w",
-        &format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence }} }}"),
-    )
-    .await;
+    let mut ws = watch_winners(&other, &event_id).await;
     let mut updates = WsClient::ready(&other.ws_url(), None).await;
     updates
         .subscribe(
@@ -628,19 +628,10 @@ async fn a_winner_reaches_this_instances_watchers_at_its_commit_and_its_relayed_
  {
     // No relay running: only the attempt itself can hand a winner to the
     // sockets of its instance.
-    let app = AppOptions::new()
-        .await
-        .config(|c| c.outbox_relay = false)
-        .spawn()
-        .await;
+    let app = AppOptions::new().await.without_relay().spawn().await;
     let (event_id, _) = live_instant(&app, 3).await;
     let crowd = app.verified_crowd(&event_id, 3).await;
-    let mut ws = WsClient::ready(&app.ws_url(), None).await;
-    ws.subscribe(
-        "w",
-        &format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence }} }}"),
-    )
-    .await;
+    let mut ws = watch_winners(&app, &event_id).await;
     // Beside the socket, what this instance's hub hands its subscribers.
     let services = &app.running().services;
     let topic = giftdrop_domain::giveaway::live::winners_topic(event_id.parse().expect("a uuid"));
@@ -656,13 +647,7 @@ async fn a_winner_reaches_this_instances_watchers_at_its_commit_and_its_relayed_
     );
     // The relay's copy of each winner reaches the same live execution
     // through Redis, here before the next winner: it is not sent again.
-    let relay = giftdrop_jobs::relay::Relay {
-        db: services.db.clone(),
-        redis: services.redis.clone(),
-        hub: services.hub.clone(),
-        queues: app.running().queues.clone(),
-        signal: services.outbox.clone(),
-    };
+    let relay = giftdrop_jobs::relay::Relay::new(services, app.running().queues.clone());
     for (n, token) in crowd[1..].iter().enumerate() {
         relay.drain().await.expect("relayed");
         // The winner as its attempt handed it over, then the relayed copy;
@@ -685,19 +670,10 @@ async fn a_winner_reaches_this_instances_watchers_at_its_commit_and_its_relayed_
 #[tokio::test]
 async fn a_draws_winners_reach_this_instances_watchers_at_its_commit() {
     // No relay running: only the draw itself can hand its winners over.
-    let app = AppOptions::new()
-        .await
-        .config(|c| c.outbox_relay = false)
-        .spawn()
-        .await;
+    let app = AppOptions::new().await.without_relay().spawn().await;
     let (event_id, _) = event_of(&app, "DRAW", &[3], Utc::now() + Duration::seconds(1), 2).await;
     app.verified_crowd(&event_id, 5).await;
-    let mut ws = WsClient::ready(&app.ws_url(), None).await;
-    ws.subscribe(
-        "w",
-        &format!("subscription {{ winnerAnnounced(eventId: \"{event_id}\") {{ sequence }} }}"),
-    )
-    .await;
+    let mut ws = watch_winners(&app, &event_id).await;
     assert_eq!(collect(&mut ws, 3).await, [1, 2, 3]);
     status_is(&app, &event_id, "ENDED").await;
 }

@@ -122,6 +122,21 @@ impl TestApp {
             .collect()
     }
 
+    /// Waits until `n` disqualified INSTANT wins have had their awards
+    /// given back to their budgets (`release_grant` jobs done).
+    pub async fn grants_released(&self, n: u64) {
+        use giftdrop_domain::jobs::JobPayload;
+        let queues = &self.running().queues;
+        super::eventually("the awards given back", || async {
+            queues
+                .done(giftdrop_domain::giveaway::attempt::ReleaseGrant::KIND)
+                .await
+                .expect("redis")
+                == n
+        })
+        .await;
+    }
+
     /// `attemptPrize` by `token`: the outcome, or the error code.
     pub async fn attempt(&self, token: &str, event_id: &str) -> String {
         let body = self

@@ -174,10 +174,15 @@ impl AppOptions {
         self
     }
 
+    /// Without the outbox relay: committed rows stay in `ops.outbox`.
+    pub fn without_relay(self) -> Self {
+        self.config(|c| c.outbox_relay = false)
+    }
+
     /// Serving only, without the outbox relay: nothing runs statements or
     /// delivers messages but the requests a test makes.
     pub fn quiet(self) -> Self {
-        self.config(|c| c.outbox_relay = false).mode(true, false)
+        self.without_relay().mode(true, false)
     }
 
     /// Runs only these parts.
