@@ -23,6 +23,7 @@ mod outbox;
 mod payout;
 mod provider;
 mod schema;
+mod settlement;
 mod statements;
 mod wallet;
 mod winners;

@@ -39,6 +39,39 @@ async fn shop_with_earnings(app: &TestApp) -> Shop {
     shop
 }
 
+/// A payout of `minor` reserved and committed PENDING under `id`, as its
+/// first step leaves it when the process dies right after.
+async fn reserved_payout(app: &TestApp, shop: &Shop, minor: i64, id: uuid::Uuid) {
+    use giftdrop_domain::context::{RequestMeta, Viewer};
+    use giftdrop_domain::giftcard::merchants;
+    use giftdrop_domain::money::Amount;
+    use giftdrop_domain::payments::payout;
+
+    let services = &app.running().services;
+    let merchant_id = uuid::Uuid::parse_str(&shop.merchant_id).expect("merchant id");
+    let merchant = merchants::find(&services.db, merchant_id)
+        .await
+        .expect("merchant read")
+        .expect("the shop's merchant");
+    let viewer = Viewer {
+        user_id: uuid::Uuid::parse_str(&shop.staff_id).expect("staff id"),
+        roles: Vec::new(),
+    };
+    let amount = Amount::positive(minor).expect("amount");
+    let pending = payout::reserve(
+        services,
+        &RequestMeta::system(),
+        &viewer,
+        &merchant,
+        amount,
+        id,
+    )
+    .await
+    .expect("reserved")
+    .expect("a new payout");
+    assert_eq!(pending.id(), id);
+}
+
 fn knobs(app: &TestApp) -> Arc<SandboxKnobs> {
     app.running()
         .services
@@ -226,19 +259,22 @@ async fn payouts_left_pending_by_a_crash_are_settled_from_what_the_provider_says
     let mut references = Vec::new();
     for amount in [30_000, 40_000] {
         let id = uuid::Uuid::now_v7();
-        let reference = format!("po_{}", id.simple());
+        reserved_payout(&app, &shop, amount, id).await;
         app.db
             .execute_unprepared(&format!(
-                "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id, created_at) \
-                 SELECT '{id}', '{m}', a.id, {amount}, '{reference}', '0123456789', '{u}', 'crashed', now() - interval '10 minutes' \
-                 FROM ledger.accounts a WHERE a.kind = 'MERCHANT' AND a.owner_id = '{m}'",
-                m = shop.merchant_id,
-                u = shop.staff_id,
+                "UPDATE ledger.payouts SET created_at = now() - interval '10 minutes' WHERE id = '{id}'"
             ))
             .await
             .expect("a stale payout");
-        references.push(reference);
+        references.push(format!("po_{}", id.simple()));
     }
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        93_575 - 70_000,
+        "both amounts are held in flight"
+    );
+    assert_ledger_sound(&app).await;
     let reached = services
         .payments
         .provider
@@ -293,7 +329,6 @@ async fn a_retry_of_a_payout_whose_outcome_was_lost_resumes_it_and_never_pays_tw
     use giftdrop_domain::money::Amount;
     use giftdrop_domain::payments::TransferRequest;
     use giftdrop_domain::payments::payout::payout_id;
-    use sea_orm::ConnectionTrait;
 
     let app = spawn_app().await;
     let shop = shop_with_earnings(&app).await;
@@ -303,15 +338,7 @@ async fn a_retry_of_a_payout_whose_outcome_was_lost_resumes_it_and_never_pays_tw
     // database blinked), which released the key.
     let id = payout_id(staff, "lost");
     let reference = format!("po_{}", id.simple());
-    app.db
-        .execute_unprepared(&format!(
-            "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id) \
-             SELECT '{id}', '{m}', a.id, 30000, '{reference}', '0123456789', '{staff}', 'lost' \
-             FROM ledger.accounts a WHERE a.kind = 'MERCHANT' AND a.owner_id = '{m}'",
-            m = shop.merchant_id,
-        ))
-        .await
-        .expect("the first attempt's payout");
+    reserved_payout(&app, &shop, 30_000, id).await;
     app.running()
         .services
         .payments
@@ -352,4 +379,142 @@ async fn a_retry_of_a_payout_whose_outcome_was_lost_resumes_it_and_never_pays_tw
         "the first attempt's and the retry's; the replay asked nothing"
     );
     assert_ledger_sound(&app).await;
+}
+
+/// Ten payout keys, each sent three times at once, against a wallet that
+/// covers six of them: the provider paid exactly the payouts the ledger
+/// booked to it, the rest never reached the provider, nothing is left in
+/// flight, and every answer of a key agrees with its stored outcome.
+#[tokio::test]
+async fn concurrent_payouts_beyond_the_balance_pay_exactly_what_the_ledger_books() {
+    use sea_orm::ConnectionTrait;
+
+    const KEYS: usize = 10;
+    const SENDS: usize = 3;
+    const EACH: i64 = 15_000;
+    // A little provider latency keeps the payouts in flight together.
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.sandbox_latency_ms = 30)
+        .spawn()
+        .await;
+    let shop = shop_with_earnings(&app).await;
+    let covered = 93_575 / EACH;
+    assert_eq!(covered, 6);
+
+    let (app_ref, shop_ref) = (&app, &shop);
+    let sends = (0..KEYS).flat_map(|k| std::iter::repeat_n(k, SENDS));
+    let answers = futures_util::future::join_all(sends.map(|k| async move {
+        let answer = payout(app_ref, shop_ref, EACH, &format!("key-{k}")).await;
+        (k, answer)
+    }))
+    .await;
+    // The stored outcome of each key, asked once more after the storm.
+    let mut outcomes = Vec::with_capacity(KEYS);
+    for k in 0..KEYS {
+        outcomes.push(payout(&app, &shop, EACH, &format!("key-{k}")).await);
+    }
+    let summary = |body: &Value| match body["data"]["requestPayout"].as_object() {
+        Some(payout) => format!("{} {}", payout["id"], payout["status"]),
+        None => code(body).to_owned(),
+    };
+    for (k, answer) in &answers {
+        if code(answer) == "IDEMPOTENCY_KEY_IN_USE" {
+            continue;
+        }
+        assert_eq!(
+            summary(answer),
+            summary(&outcomes[*k]),
+            "key {k}: every answer is the key's one outcome"
+        );
+    }
+    let succeeded: Vec<&Value> = outcomes
+        .iter()
+        .filter_map(|body| body["data"]["requestPayout"].as_object().map(|_| body))
+        .collect();
+    assert!(
+        succeeded
+            .iter()
+            .all(|body| body["data"]["requestPayout"]["status"] == "SUCCEEDED"),
+        "{succeeded:?}"
+    );
+    assert_eq!(succeeded.len(), 6, "the wallet covers six: {outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|body| body["data"]["requestPayout"].is_null())
+            .all(|body| code(body) == "INSUFFICIENT_FUNDS"),
+        "{outcomes:?}"
+    );
+
+    // The provider's transfers, the ledger's payouts to the provider and
+    // the SUCCEEDED answers are the same set, amount for amount.
+    let mut at_provider: Vec<(String, i64)> = knobs(&app)
+        .transfers()
+        .into_iter()
+        .map(|(reference, amount)| (reference, amount.minor()))
+        .collect();
+    at_provider.sort();
+    let mut answered: Vec<(String, i64)> = succeeded
+        .iter()
+        .map(|body| {
+            let payout = &body["data"]["requestPayout"];
+            (
+                payout["reference"].as_str().expect("reference").to_owned(),
+                payout["amount"]
+                    .as_str()
+                    .expect("amount")
+                    .parse()
+                    .expect("integer amount"),
+            )
+        })
+        .collect();
+    answered.sort();
+    let booked = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 'po_' || replace(e.reference, '-', '') AS reference, e.amount \
+             FROM ledger.entries e JOIN ledger.accounts a ON a.id = e.account_id \
+             WHERE a.kind = 'PROVIDER_CLEARING' AND e.kind = 'PAYOUT' AND e.direction = 'CREDIT' \
+             ORDER BY 1",
+        ))
+        .await
+        .expect("payouts booked to the provider");
+    let booked: Vec<(String, i64)> = booked
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "reference").expect("reference"),
+                row.try_get("", "amount").expect("amount"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        at_provider, booked,
+        "the provider paid what the ledger booked"
+    );
+    assert_eq!(answered, booked, "and what the answers say");
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM ledger.payouts WHERE status <> 'SUCCEEDED'"
+        )
+        .await,
+        0,
+        "a refused payout leaves no row, and none is left PENDING"
+    );
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        93_575 - 6 * EACH
+    );
+    assert_ledger_sound(&app).await;
+
+    // And the wallet still pays out what it holds.
+    let rest = payout(&app, &shop, 93_575 - 6 * EACH, "the-rest").await;
+    assert_eq!(
+        rest["data"]["requestPayout"]["status"], "SUCCEEDED",
+        "{rest}"
+    );
 }

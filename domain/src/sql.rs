@@ -78,8 +78,15 @@ pub fn amount_opt(row: &QueryResult, column: &str) -> DomainResult<Option<Amount
 
 /// The basis-point column `column` of `row`.
 pub fn bps(row: &QueryResult, column: &str) -> DomainResult<u32> {
-    let value: i32 = row.try_get("", column)?;
-    u32::try_from(value).map_err(|_| bug(format_args!("a negative {column}")))
+    bps_opt(row, column)?.ok_or_else(|| bug(format_args!("no {column}")))
+}
+
+/// A nullable basis-points column.
+pub fn bps_opt(row: &QueryResult, column: &str) -> DomainResult<Option<u32>> {
+    let value: Option<i32> = row.try_get("", column)?;
+    value
+        .map(|v| u32::try_from(v).map_err(|_| bug(format_args!("a negative {column}"))))
+        .transpose()
 }
 
 /// A text column holding one of `T`'s variants, spelled as its serde name

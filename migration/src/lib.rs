@@ -14,6 +14,8 @@ mod m20261123_000002_wallet_version;
 mod m20261201_000001_giftcard;
 mod m20261202_000001_giveaway;
 mod m20261203_000001_lean_writes;
+mod m20261206_000001_payout_reservation;
+mod m20261206_000002_escrow_deposit_rate;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_giftcard::Migration),
             Box::new(m20261202_000001_giveaway::Migration),
             Box::new(m20261203_000001_lean_writes::Migration),
+            Box::new(m20261206_000001_payout_reservation::Migration),
+            Box::new(m20261206_000002_escrow_deposit_rate::Migration),
         ]
     }
 }

@@ -223,6 +223,16 @@ pub async fn assert_ledger_sound(app: &TestApp) {
         reserved,
         "escrow holding equals the RESERVED escrows"
     );
+    let pending = super::scalar(
+        &app.db,
+        "SELECT coalesce(sum(amount), 0)::bigint FROM ledger.payouts WHERE status = 'PENDING'",
+    )
+    .await;
+    assert_eq!(
+        platform_balance(app, "PAYOUTS_IN_FLIGHT").await,
+        pending,
+        "payouts in flight equal the PENDING payouts"
+    );
     let drift = super::scalar(
         &app.db,
         "SELECT count(*) FROM ledger.accounts a WHERE a.kind IN ('USER', 'MERCHANT') AND a.balance <> \

@@ -287,6 +287,7 @@ pub async fn purchase(
         buyer: viewer.user_id,
         product_id,
         face_value,
+        deposit_fee_bps: s.settings.deposit_fee_bps,
     };
     let scope = Scope {
         caller: viewer.user_id,
@@ -312,6 +313,8 @@ struct Order {
     buyer: Uuid,
     product_id: Uuid,
     face_value: Amount,
+    /// `DEPOSIT_FEE_BPS` when the order came in, kept on its escrow.
+    deposit_fee_bps: u32,
 }
 
 impl Order {
@@ -362,6 +365,7 @@ impl Order {
             funder_account_id: wallet,
             transfer_id,
             event_id: None,
+            deposit_fee_bps: self.deposit_fee_bps,
         }
     }
 

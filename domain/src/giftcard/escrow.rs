@@ -20,7 +20,7 @@ use crate::identity::staff::Reach;
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer};
 use crate::money::{Amount, Settlement};
 use crate::sql::{
-    amount, amount_opt, bps, bug, by_id, by_ids, db_name, enum_col, fetch_all, statement,
+    amount, amount_opt, bps, bps_opt, bug, by_id, by_ids, db_name, enum_col, fetch_all, statement,
 };
 
 /// `EscrowStatus` of the contract.
@@ -76,6 +76,9 @@ pub struct EscrowView {
     pub event_id: Option<Uuid>,
     /// The merchant's rate when it was reserved.
     pub service_rate_bps: u32,
+    /// The deposit fee rate in force when it was reserved (`None` for
+    /// escrows reserved before rates were kept: the configured rate).
+    pub deposit_fee_bps: Option<u32>,
     /// The split, once SETTLED.
     pub settlement: Option<Settlement>,
     /// When it was reserved.
@@ -97,7 +100,7 @@ impl EscrowView {
 }
 
 const COLUMNS: &str = "id, status, source, amount, merchant_id, funder_id, funder_account_id, event_id, \
-     service_rate_bps, deposit_fee, service_fee, merchant_payout, created_at, settled_at, released_at, release_reason";
+     service_rate_bps, deposit_fee_bps, deposit_fee, service_fee, merchant_payout, created_at, settled_at, released_at, release_reason";
 
 fn view(row: &QueryResult) -> DomainResult<EscrowView> {
     let split = (
@@ -115,6 +118,7 @@ fn view(row: &QueryResult) -> DomainResult<EscrowView> {
         funder_account_id: row.try_get("", "funder_account_id")?,
         event_id: row.try_get("", "event_id")?,
         service_rate_bps: bps(row, "service_rate_bps")?,
+        deposit_fee_bps: bps_opt(row, "deposit_fee_bps")?,
         settlement: match split {
             (Some(deposit_fee), Some(service_fee), Some(merchant_payout)) => Some(Settlement {
                 deposit_fee,
@@ -157,6 +161,9 @@ pub struct Funding {
     pub transfer_id: Uuid,
     /// The event whose prize units they back; `None` for a purchase.
     pub event_id: Option<Uuid>,
+    /// The deposit fee rate in force (`DEPOSIT_FEE_BPS`), kept on every
+    /// escrow so that settling it later uses this rate.
+    pub deposit_fee_bps: u32,
 }
 
 /// Inserts RESERVED escrows funded by `funding`, in one statement, inside
@@ -188,8 +195,8 @@ pub fn reserve_statement(funding: Funding, escrows: &[NewEscrow]) -> Statement {
         .collect();
     statement(
         "INSERT INTO giftcard.escrows (id, source, amount, merchant_id, funder_id, funder_account_id, \
-         event_id, service_rate_bps, reserve_transfer_id) \
-         SELECT e.id, e.source, e.amount, e.merchant_id, $6, $7, $9, e.rate, $8 \
+         event_id, service_rate_bps, reserve_transfer_id, deposit_fee_bps) \
+         SELECT e.id, e.source, e.amount, e.merchant_id, $6, $7, $9, e.rate, $8, $10 \
          FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::uuid[], $5::integer[]) \
            AS e (id, source, amount, merchant_id, rate)",
         vec![
@@ -202,6 +209,9 @@ pub fn reserve_statement(funding: Funding, escrows: &[NewEscrow]) -> Statement {
             funding.funder_account_id.into(),
             funding.transfer_id.into(),
             funding.event_id.into(),
+            i32::try_from(funding.deposit_fee_bps.min(10_000))
+                .unwrap_or(0)
+                .into(),
         ],
     )
 }
@@ -298,15 +308,21 @@ pub struct Transition {
 
 /// RESERVED -> SETTLED: the merchant's wallet gets `merchantPayout`, the
 /// platform-fees account `serviceFee`, and the deposit fee returns to the
-/// provider-fees account; one balanced transfer. `Conflict` if final.
+/// provider-fees account; one balanced transfer, at the rates the escrow
+/// kept when it was reserved (`configured_deposit_fee_bps` only for an
+/// escrow older than kept deposit rates). `Conflict` if final.
 pub async fn settle(
     txn: &DatabaseTransaction,
     meta: &RequestMeta,
     id: Uuid,
-    deposit_fee_bps: u32,
+    configured_deposit_fee_bps: u32,
 ) -> DomainResult<Transition> {
     let escrow = lock_reserved(txn, id).await?;
-    let split = Settlement::of(escrow.amount, deposit_fee_bps, escrow.service_rate_bps);
+    let split = Settlement::of(
+        escrow.amount,
+        escrow.deposit_fee_bps.unwrap_or(configured_deposit_fee_bps),
+        escrow.service_rate_bps,
+    );
     let merchant_wallet =
         ledger::wallet_of(txn, ledger::WalletOwner::Merchant(escrow.merchant_id)).await?;
     let mut legs = vec![Leg::debit(

@@ -75,7 +75,14 @@ pub async fn publish(
                 },
             )
             .await?;
-            let mut closing = prize_pool(&txn, &event, wallet, funded.transfer_id).await?;
+            let funding = Funding {
+                funder_id: event.host_id,
+                funder_account_id: wallet,
+                transfer_id: funded.transfer_id,
+                event_id: Some(event.id),
+                deposit_fee_bps: s.settings.deposit_fee_bps,
+            };
+            let mut closing = prize_pool(&txn, &event, funding).await?;
             let (seed, commitment) = match event.selection {
                 WinnerSelection::Draw => {
                     let seed = super::draw::Seed::random();
@@ -123,14 +130,13 @@ pub async fn publish(
         .ok_or_else(|| bug("a published event vanished"))
 }
 
-/// The escrows and prize units of `event`'s prizes, as statements for the
-/// publishing transaction. Every prize must still be on sale by an ACTIVE
-/// merchant (else CONFLICT).
+/// The escrows and prize units of `event`'s prizes, funded by `funding`,
+/// as statements for the publishing transaction. Every prize must still be
+/// on sale by an ACTIVE merchant (else CONFLICT).
 async fn prize_pool(
     txn: &DatabaseTransaction,
     event: &EventView,
-    wallet: Uuid,
-    transfer_id: Uuid,
+    funding: Funding,
 ) -> DomainResult<Batch> {
     let prizes = events::prizes_of(txn, &[event.id]).await?;
     let product_ids: Vec<Uuid> = prizes.iter().map(|p| p.card_product_id).collect();
@@ -169,15 +175,7 @@ async fn prize_pool(
     }
     let escrow_ids: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
     let mut pool = Batch::new();
-    pool.push(escrow::reserve_statement(
-        Funding {
-            funder_id: event.host_id,
-            funder_account_id: wallet,
-            transfer_id,
-            event_id: Some(event.id),
-        },
-        &escrows,
-    ));
+    pool.push(escrow::reserve_statement(funding, &escrows));
     pool.push(statement(
         "INSERT INTO giveaway.prize_units (id, event_id, prize_id, unit, escrow_id) \
          SELECT u.id, $5, u.prize_id, u.unit, u.escrow_id \

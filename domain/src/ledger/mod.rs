@@ -49,6 +49,9 @@ pub enum PlatformAccount {
     PlatformFees,
     /// Deposit fees paid to the provider, recovered at settlement.
     ProviderFees,
+    /// Payouts reserved from merchant wallets, not yet answered by the
+    /// provider; equals the sum of PENDING payouts.
+    PayoutsInFlight,
 }
 
 impl PlatformAccount {
@@ -59,6 +62,7 @@ impl PlatformAccount {
             Self::EscrowHolding => uuid!("00000000-0000-0000-0000-00000000a002"),
             Self::PlatformFees => uuid!("00000000-0000-0000-0000-00000000a003"),
             Self::ProviderFees => uuid!("00000000-0000-0000-0000-00000000a004"),
+            Self::PayoutsInFlight => uuid!("00000000-0000-0000-0000-00000000a005"),
         }
     }
 }

@@ -1,22 +1,30 @@
 //! Merchant payouts (FLOWS.md §3): money from a merchant wallet to the
 //! merchant's bank account through the provider.
 //!
-//! The order is what makes a payout safe to retry:
-//! 1. Under the wallet's row lock, the amount is checked against the
-//!    balance less every PENDING payout, and a PENDING payout is committed
-//!    with a reference derived only from its id. Concurrent payouts can
-//!    therefore never promise more than the wallet holds.
+//! A payout is a pending transfer in the ledger, settled or voided by the
+//! provider's answer. The order is what makes it safe to retry and to run
+//! concurrently:
+//! 1. [`reserve`]: one transaction posts the reservation (the amount moves
+//!    from the merchant wallet to the payouts-in-flight account, a PAYOUT
+//!    transfer) and records the PENDING payout, with a reference derived
+//!    only from its id. The wallet's own balance check, on its row lock,
+//!    refuses what it cannot cover, so concurrent payouts can never
+//!    promise more than the wallet holds and nothing is computed beside
+//!    the ledger.
 //! 2. The provider is asked to transfer, with that reference (a repeat is
 //!    the same transfer at the provider).
-//! 3. Only if the provider accepts is the PAYOUT debit posted; otherwise
-//!    the payout is FAILED and the wallet untouched. The outcome is stored
-//!    under the idempotency key in the same transaction, so a retry with
-//!    the key returns it and never calls the provider again.
+//! 3. The answer settles the reservation: accepted moves it on to provider
+//!    clearing (PAYOUT) and makes the payout SUCCEEDED; declined returns it
+//!    to the wallet (PAYOUT_REVERSAL) and makes it FAILED. Neither can fail
+//!    for lack of funds: the money is already in flight. The outcome is
+//!    stored under the idempotency key in the same transaction, so a retry
+//!    with the key returns it and never calls the provider again.
 //!
 //! While the provider's breaker is open the request fails fast with
 //! `PAYMENT_PROVIDER_UNAVAILABLE` before anything is written. A payout left
-//! PENDING by a process that died mid-way is finished by
-//! [`reconcile_stale`], which asks the provider what became of it.
+//! PENDING by a process that died mid-way (or whose answer could not be
+//! recorded) is finished by [`reconcile_stale`], which asks the provider
+//! what became of it.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait};
@@ -132,9 +140,11 @@ pub fn payout_id(caller: Uuid, key: &str) -> Uuid {
 
 /// Step 1: the payout `id` of this request. A PENDING one left by an
 /// earlier attempt is resumed as it is; a finished one is `None` (its
-/// outcome stands). Otherwise, under the wallet lock, the amount is checked
-/// against the balance less PENDING payouts and a PENDING payout committed.
-async fn reserve(
+/// outcome stands). Otherwise the amount is reserved in the ledger (wallet
+/// -> payouts in flight; `InsufficientFunds` when the wallet cannot cover
+/// it, and nothing is written) and the PENDING payout committed with it.
+/// Public so that tests can stop a payout here, as a crash would.
+pub async fn reserve(
     s: &Services,
     meta: &RequestMeta,
     viewer: &Viewer,
@@ -143,74 +153,121 @@ async fn reserve(
     id: Uuid,
 ) -> DomainResult<Option<Pending>> {
     let txn = s.db.begin().await?;
-    let wallet = ledger::wallet_of(&txn, WalletOwner::Merchant(merchant.id)).await?;
-    let row = txn
-        .query_one_raw(statement(
-            "SELECT a.balance - coalesce((SELECT sum(p.amount) FROM ledger.payouts p \
-               WHERE p.account_id = a.id AND p.status = 'PENDING'), 0)::bigint AS available \
-             FROM ledger.accounts a WHERE a.id = $1 FOR UPDATE",
-            vec![wallet.id.into()],
-        ))
-        .await?
-        .ok_or_else(|| bug("a merchant wallet vanished"))?;
-    // Under the wallet lock, so two attempts cannot both make it.
     let mut id = id;
     if let Some(earlier) = find(&txn, id).await? {
+        if earlier.status == PayoutStatus::Pending {
+            let wallet_id = s
+                .wallet_ids
+                .of(&txn, WalletOwner::Merchant(merchant.id))
+                .await?;
+            return Ok(Some(Pending::new(
+                id,
+                wallet_id,
+                earlier.amount,
+                earlier.destination,
+            )));
+        }
         let retention = chrono::Duration::from_std(idempotency::RETENTION)
             .map_err(|e| bug(format_args!("retention out of range: {e}")))?;
-        if earlier.status == PayoutStatus::Pending {
-            return Ok(Some(Pending {
-                id,
-                wallet_id: wallet.id,
-                amount: earlier.amount,
-                destination: earlier.destination,
-            }));
-        }
         if earlier.created_at > Utc::now() - retention {
             return Ok(None);
         }
         // The key was used again after its outcome expired: a new payout.
         id = Uuid::now_v7();
     }
-    let available: i64 = row.try_get("", "available")?;
-    let available = Amount::new(available.max(0)).unwrap_or(Amount::ZERO);
-    if available < amount {
-        return Err(DomainError::InsufficientFunds {
-            required: amount,
-            available,
-        });
-    }
+    let wallet_id = s
+        .wallet_ids
+        .of(&txn, WalletOwner::Merchant(merchant.id))
+        .await?;
+    let pending = Pending::new(id, wallet_id, amount, merchant.payout_account.clone());
+    let reserved = ledger::post(&txn, meta, pending.reservation()).await?;
     txn.execute_raw(statement(
-        "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id, reservation_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         vec![
             id.into(),
             merchant.id.into(),
-            wallet.id.into(),
+            wallet_id.into(),
             amount.minor().into(),
             reference_of(id).into(),
             merchant.payout_account.as_str().into(),
             viewer.user_id.into(),
             meta.correlation_id.as_str().into(),
+            reserved.transfer_id.into(),
         ],
     ))
     .await?;
     txn.commit().await?;
-    Ok(Some(Pending {
-        id,
-        wallet_id: wallet.id,
-        amount,
-        destination: merchant.payout_account.clone(),
-    }))
+    reserved.committed(s).await;
+    Ok(Some(pending))
 }
 
-/// A PENDING payout, as much as sending it needs.
-struct Pending {
+/// A PENDING payout, as much as sending and settling it needs.
+#[derive(Debug)]
+pub struct Pending {
     id: Uuid,
+    /// The id as the ledger's transfers reference it.
+    ledger_ref: String,
     wallet_id: Uuid,
     amount: Amount,
     destination: String,
 }
+
+impl Pending {
+    fn new(id: Uuid, wallet_id: Uuid, amount: Amount, destination: String) -> Self {
+        Self {
+            id,
+            ledger_ref: id.to_string(),
+            wallet_id,
+            amount,
+            destination,
+        }
+    }
+
+    /// The payout's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The wallet's money put aside for the provider's answer.
+    fn reservation(&self) -> Transfer<'_> {
+        self.moving(
+            EntryKind::Payout,
+            Account::Wallet(self.wallet_id),
+            IN_FLIGHT,
+        )
+    }
+
+    /// The provider's answer booked: accepted moves the reservation on to
+    /// provider clearing; declined returns it to the wallet.
+    fn outcome(&self, accepted: bool) -> Transfer<'_> {
+        if accepted {
+            self.moving(
+                EntryKind::Payout,
+                IN_FLIGHT,
+                Account::Platform(PlatformAccount::ProviderClearing),
+            )
+        } else {
+            self.moving(
+                EntryKind::PayoutReversal,
+                IN_FLIGHT,
+                Account::Wallet(self.wallet_id),
+            )
+        }
+    }
+
+    /// The payout's amount from `from` to `to`, referencing the payout.
+    fn moving(&self, kind: EntryKind, from: Account, to: Account) -> Transfer<'_> {
+        Transfer {
+            kind,
+            reference: &self.ledger_ref,
+            legs: vec![Leg::debit(from, self.amount), Leg::credit(to, self.amount)],
+        }
+    }
+}
+
+/// Where a payout's money waits for the provider's answer.
+const IN_FLIGHT: Account = Account::Platform(PlatformAccount::PayoutsInFlight);
 
 /// Step 2: asks the provider to transfer, under the payout's reference.
 async fn send(s: &Services, payout: &Pending) -> Result<TransferOutcome, ProviderError> {
@@ -232,9 +289,10 @@ async fn send(s: &Services, payout: &Pending) -> Result<TransferOutcome, Provide
 }
 
 /// Step 3: records the provider's answer on the payout, in a transaction
-/// returned open: accepted posts the PAYOUT debit and makes it SUCCEEDED,
-/// declined makes it FAILED. A payout that is no longer PENDING (finished
-/// meanwhile by the other path) is left as it is.
+/// returned open with the posting that settles its reservation: accepted
+/// makes it SUCCEEDED, declined FAILED with the money back in the wallet.
+/// A payout that is no longer PENDING (finished meanwhile by the other
+/// path) is left as it is.
 async fn record(
     s: &Services,
     meta: &RequestMeta,
@@ -252,49 +310,32 @@ async fn record(
     if !still_pending {
         return Ok((txn, None));
     }
-    match answer {
-        TransferOutcome::Accepted => {
-            let paid = ledger::post(
-                &txn,
-                meta,
-                Transfer {
-                    kind: EntryKind::Payout,
-                    reference: &payout.id.to_string(),
-                    legs: vec![
-                        Leg::debit(Account::Wallet(payout.wallet_id), payout.amount),
-                        Leg::credit(
-                            Account::Platform(PlatformAccount::ProviderClearing),
-                            payout.amount,
-                        ),
-                    ],
-                },
-            )
-            .await?;
-            txn.execute_raw(statement(
-                "UPDATE ledger.payouts SET status = 'SUCCEEDED', transfer_id = $2, completed_at = now() WHERE id = $1",
-                vec![payout.id.into(), paid.transfer_id.into()],
-            ))
-            .await?;
-            metrics::counter!("giftdrop_payouts_total", "status" => "SUCCEEDED").increment(1);
-            Ok((txn, Some(paid)))
-        }
-        TransferOutcome::Declined(reason) => {
-            txn.execute_raw(statement(
-                "UPDATE ledger.payouts SET status = 'FAILED', failure_reason = $2, completed_at = now() WHERE id = $1",
-                vec![payout.id.into(), reason.into()],
-            ))
-            .await?;
-            metrics::counter!("giftdrop_payouts_total", "status" => "FAILED").increment(1);
-            Ok((txn, None))
-        }
-    }
+    let (status, reason) = match answer {
+        TransferOutcome::Accepted => ("SUCCEEDED", None),
+        TransferOutcome::Declined(reason) => ("FAILED", Some(reason)),
+    };
+    let posted = ledger::post(&txn, meta, payout.outcome(reason.is_none())).await?;
+    txn.execute_raw(statement(
+        "UPDATE ledger.payouts SET status = $2, failure_reason = $3, transfer_id = $4, completed_at = now() \
+         WHERE id = $1",
+        vec![
+            payout.id.into(),
+            status.into(),
+            reason.into(),
+            posted.transfer_id.into(),
+        ],
+    ))
+    .await?;
+    metrics::counter!("giftdrop_payouts_total", "status" => status).increment(1);
+    Ok((txn, Some(posted)))
 }
 
 /// Settles payouts left PENDING for longer than `age` (the process that
-/// made them died between committing the payout and recording the
-/// provider's answer), at most `batch` of them; returns how many. The
-/// provider is asked what became of each reference: accepted is posted,
-/// declined or unknown to it is FAILED, no answer waits for the next pass.
+/// made them died, or could not record the provider's answer), at most
+/// `batch` of them; returns how many. The provider is asked what became of
+/// each reference: accepted settles the reservation, declined or unknown to
+/// it returns the money to the wallet; no answer waits for the next pass.
+/// One payout that cannot be settled now never holds up the others.
 pub async fn reconcile_stale(
     s: &Services,
     age: std::time::Duration,
@@ -310,57 +351,70 @@ pub async fn reconcile_stale(
         .await?;
     let mut settled = 0;
     for row in &rows {
-        let payout = Pending {
-            id: row.try_get("", "id")?,
-            wallet_id: row.try_get("", "account_id")?,
-            amount: amount(row, "amount")?,
-            destination: row.try_get("", "destination")?,
-        };
+        let payout = Pending::new(
+            row.try_get("", "id")?,
+            row.try_get("", "account_id")?,
+            amount(row, "amount")?,
+            row.try_get("", "destination")?,
+        );
         if s.payments.ready().is_err() {
             break;
         }
-        let reference = reference_of(payout.id);
-        let status = s
-            .payments
-            .call(s.payments.provider.transfer_status(&reference))
-            .await;
-        let answer = match status {
-            Ok(Some(answer)) => answer,
-            Ok(None) => {
-                TransferOutcome::Declined("the provider never received the transfer".into())
-            }
+        match reconcile_one(s, &payout).await {
+            Ok(true) => settled += 1,
+            Ok(false) => {}
             Err(err) => {
-                tracing::warn!(error = %err, payout = %payout.id, "cannot reconcile a stale payout yet");
-                continue;
+                tracing::error!(error = ?err, payout = %payout.id, "cannot settle a stale payout yet");
             }
-        };
-        let meta = RequestMeta::system();
-        let (txn, posted) = record(s, &meta, &payout, answer).await?;
-        audit::record(
-            &txn,
-            &meta,
-            AuditRecord {
-                actor: None,
-                action: "payout.reconcile",
-                subject: format!("payout:{}", payout.id),
-                detail: Some(
-                    if posted.is_some() {
-                        "accepted by the provider"
-                    } else {
-                        "failed"
-                    }
-                    .to_owned(),
-                ),
-            },
-        )
-        .await?;
-        txn.commit().await?;
-        if let Some(posted) = posted {
-            posted.committed(s).await;
         }
-        settled += 1;
     }
     Ok(settled)
+}
+
+/// Settles one stale payout from the provider's answer; false when the
+/// provider could not say (the next pass asks again) or another process
+/// settled it first.
+async fn reconcile_one(s: &Services, payout: &Pending) -> DomainResult<bool> {
+    let reference = reference_of(payout.id);
+    let status = s
+        .payments
+        .call(s.payments.provider.transfer_status(&reference))
+        .await;
+    let answer = match status {
+        Ok(Some(answer)) => answer,
+        Ok(None) => TransferOutcome::Declined("the provider never received the transfer".into()),
+        Err(err) => {
+            tracing::warn!(error = %err, payout = %payout.id, "cannot reconcile a stale payout yet");
+            return Ok(false);
+        }
+    };
+    let meta = RequestMeta::system();
+    let accepted = answer == TransferOutcome::Accepted;
+    let (txn, posted) = record(s, &meta, payout, answer).await?;
+    let Some(posted) = posted else {
+        return Ok(false);
+    };
+    audit::record(
+        &txn,
+        &meta,
+        AuditRecord {
+            actor: None,
+            action: "payout.reconcile",
+            subject: format!("payout:{}", payout.id),
+            detail: Some(
+                if accepted {
+                    "accepted by the provider"
+                } else {
+                    "failed"
+                }
+                .to_owned(),
+            ),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    posted.committed(s).await;
+    Ok(true)
 }
 
 /// `requestPayout` (staff of an ACTIVE merchant), once per idempotency key.

@@ -75,6 +75,14 @@ impl SandboxKnobs {
         self.ledger().get(reference).copied()
     }
 
+    /// Every transfer made so far: its reference and amount.
+    pub fn transfers(&self) -> Vec<(String, Amount)> {
+        self.ledger()
+            .iter()
+            .map(|(reference, (amount, _))| (reference.clone(), *amount))
+            .collect()
+    }
+
     /// Transfer calls received so far, failed ones included.
     pub fn transfer_calls(&self) -> u64 {
         self.transfer_calls.load(Ordering::Relaxed)
