@@ -324,7 +324,9 @@ mod tests {
     fn every_variable_is_named_like_its_flag() {
         for arg in Settings::command().get_arguments() {
             let Some(name) = arg.get_env() else { continue };
-            let long = arg.get_long().map(|long| long.to_uppercase().replace('-', "_"));
+            let long = arg
+                .get_long()
+                .map(|long| long.to_uppercase().replace('-', "_"));
             assert_eq!(long.as_deref(), name.to_str(), "the flag of {name:?}");
         }
     }

@@ -6,8 +6,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let cli: giftdrop::cli::Cli =
-        giftdrop::config::parse(std::env::args_os(), std::env::vars_os())
-            .unwrap_or_else(|error| error.exit());
+    let cli: giftdrop::cli::Cli = giftdrop::config::parse(std::env::args_os(), std::env::vars_os())
+        .unwrap_or_else(|error| error.exit());
     giftdrop::run(cli)
 }

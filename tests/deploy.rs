@@ -7,6 +7,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clap::CommandFactory;
+use giftdrop_domain::jobs::{JobPayload, SendEmail};
+use giftdrop_domain::keys::Namespace;
+use giftdrop_jobs::queues::JobQueues;
 use tokio::process::{Child, Command};
 
 use crate::support::{eventually, redis_url, server_url};
@@ -75,7 +78,11 @@ impl Process {
     /// Panics, with its output, unless it is still running.
     fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("process status") {
-            panic!("giftdrop {} exited ({status}):\n{}", self.mode, self.output());
+            panic!(
+                "giftdrop {} exited ({status}):\n{}",
+                self.mode,
+                self.output()
+            );
         }
     }
 
@@ -85,7 +92,12 @@ impl Process {
             .await
             .expect("exits within a minute")
             .expect("process status");
-        assert!(status.success(), "giftdrop {} exited ({status}):\n{}", self.mode, self.output());
+        assert!(
+            status.success(),
+            "giftdrop {} exited ({status}):\n{}",
+            self.mode,
+            self.output()
+        );
     }
 
     /// Kills it and waits until it is gone (its port is free again).
@@ -97,6 +109,7 @@ impl Process {
 
 /// Waits until `GET url` answers 200 while `process` keeps running.
 async fn ready(process: &mut Process, url: &str) {
+    giftdrop::install_crypto_provider();
     let client = reqwest::Client::new();
     eventually(&format!("giftdrop {} ready", process.mode), || {
         process.assert_running();
@@ -106,18 +119,37 @@ async fn ready(process: &mut Process, url: &str) {
     .await;
 }
 
-/// The Redis keys of `namespace`.
-async fn keys(namespace: &str) -> Vec<String> {
+/// Queues an email for the workers of `namespace`, as the outbox relay would.
+async fn queue_email(namespace: &str, subject: &str) {
     let client = redis::Client::open(redis_url()).expect("redis url");
-    let mut redis = client
-        .get_multiplexed_async_connection()
+    let redis = redis::aio::ConnectionManager::new(client)
         .await
         .expect("redis reachable");
-    redis::cmd("KEYS")
-        .arg(format!("{namespace}*"))
-        .query_async(&mut redis)
+    let queues = JobQueues::new(redis, &Namespace::new(namespace.to_owned()));
+    let email = SendEmail {
+        to: "ops@example.com".into(),
+        subject: subject.into(),
+        body: "Sent by the worker.".into(),
+        dedupe_key: format!("deploy:{subject}"),
+    };
+    queues
+        .push(
+            SendEmail::KIND,
+            serde_json::to_value(email).expect("JSON"),
+            None,
+        )
         .await
-        .expect("KEYS")
+        .expect("job queued");
+}
+
+/// The text of every `.eml` file in `dir` (none if it does not exist yet).
+fn mails(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .collect()
 }
 
 /// Every mode comes up with `.env.example` as its whole environment, as
@@ -130,7 +162,11 @@ async fn every_mode_starts_with_env_example_as_its_environment() {
     let mut vars = env_file(&env_example());
     let database = format!("giftdrop_test_{}", uuid::Uuid::new_v4().simple());
     let namespace = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    set(&mut vars, "DATABASE_URL", format!("{}/{database}", server_url()));
+    set(
+        &mut vars,
+        "DATABASE_URL",
+        format!("{}/{database}", server_url()),
+    );
     set(&mut vars, "REDIS_NAMESPACE", namespace.clone());
     let addr: std::net::SocketAddr = vars
         .iter()
@@ -143,24 +179,40 @@ async fn every_mode_starts_with_env_example_as_its_environment() {
         "port {} must be free: this test serves on .env.example's HTTP_ADDR",
         addr.port()
     );
-    let dir = std::env::temp_dir().join(format!("giftdrop-env-example-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "giftdrop-env-example-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).expect("working directory");
 
     // migrate creates the database and migrates it.
-    Process::start("migrate", &vars, &dir).assert_succeeds().await;
+    Process::start("migrate", &vars, &dir)
+        .assert_succeeds()
+        .await;
 
     let mut serve = Process::start("serve", &vars, &dir);
     ready(&mut serve, &health).await;
     serve.stop().await;
 
-    // The worker's job loops register their queues' workers in Redis.
+    // The worker's job loops run: a queued email is sent (written under
+    // MAIL_DIR, from MAIL_FROM's default, the variable being empty).
     let mut worker = Process::start("worker", &vars, &dir);
-    eventually("the worker's job loops in Redis", || {
+    queue_email(&namespace, "deploy check").await;
+    eventually("the worker to send the queued email", || {
         worker.assert_running();
-        let keys = keys(&namespace);
-        async move { keys.await.iter().any(|key| key.contains("worker")) }
+        let sent = mails(&dir.join("mail"));
+        async move {
+            sent.iter()
+                .any(|mail| mail.contains("Subject: deploy check"))
+        }
     })
     .await;
+    let sent = mails(&dir.join("mail"));
+    assert!(
+        sent[0].contains("From: giftdrop <no-reply@giftdrop.local>"),
+        "{}",
+        sent[0]
+    );
     worker.assert_running();
     worker.stop().await;
 
@@ -176,7 +228,10 @@ async fn every_mode_starts_with_env_example_as_its_environment() {
 fn env_example_values_need_no_quoting() {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
     for (key, value) in env_file(&env_example()) {
-        assert!(value.chars().all(safe), "{key}={value} needs quoting somewhere");
+        assert!(
+            value.chars().all(safe),
+            "{key}={value} needs quoting somewhere"
+        );
     }
 }
 
@@ -189,6 +244,9 @@ fn env_example_names_every_setting() {
         .map(|name| name.to_string_lossy().into_owned())
         .chain(["RUST_LOG".to_owned()])
         .collect();
-    let example: BTreeSet<String> = env_file(&env_example()).into_iter().map(|(k, _)| k).collect();
+    let example: BTreeSet<String> = env_file(&env_example())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(example, settings);
 }
