@@ -11,7 +11,8 @@ else from the invoking shell. The one-shot services (those others wait for
 with `service_completed_successfully`) run first and must exit 0; then the
 long-running ones start together and must pass their compose health check.
 Through the API it then credits a sandbox top-up and runs an event
-SCHEDULED -> LIVE -> ENDED, which only the worker's event clock can do.
+SCHEDULED -> LIVE -> ENDED, which only the worker's event clock can do
+(compose_smoke_api.py).
 
 The image's paths (its WORKDIR, /app) become a temporary directory: that is
 the only liberty taken with the environment. Postgres, Redis and any other
@@ -32,17 +33,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 import yaml
+from compose_smoke_api import Api, Failure, exercise, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-PASSWORD = "smoke-test-password"
 
 # ------------------------------------------------------------------ compose
 
@@ -197,234 +196,113 @@ class Service:
         return "\n".join(f"    {self.name} | {line}" for line in text[-lines:])
 
     def healthcheck(self):
-        """The service's compose health check, run as compose runs it."""
+        """The command of the service's compose health check, if it has one."""
         check = self.spec.get("healthcheck") or {}
         test = check.get("test")
         if check.get("disable") or not test:
             return None
         if test[0] == "CMD":
-            argv = test[1:]
-        elif test[0] == "CMD-SHELL":
-            argv = ["sh", "-c", test[1]]
-        else:
-            sys.exit(f"{self.name}: unsupported healthcheck {test}")
+            return test[1:]
+        if test[0] == "CMD-SHELL":
+            return ["sh", "-c", test[1]]
+        fail(f"{self.name}: unsupported healthcheck {test}")
+
+    def healthy(self):
+        """Runs the health check as compose does (in the service's environment)."""
         env = dict(self.env, PATH=os.environ.get("PATH", "/usr/bin:/bin"))
-        return subprocess.run(argv, env=env, capture_output=True).returncode == 0
-
-
-def wait_for(what, check, timeout, processes=()):
-    """Polls `check` until it holds; fails after `timeout` s or if a process dies."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        for process in processes:
-            if not process.alive():
-                fail(f"{process.name} exited ({process.process.returncode}) while waiting for {what}")
-        if time.monotonic() > deadline:
-            fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
+        return subprocess.run(self.healthcheck(), env=env, capture_output=True).returncode == 0
 
 
 RUNNING = []
 
 
 def fail(message):
+    """Ends the test, with the end of each running service's log."""
     print(f"FAIL: {message}", file=sys.stderr)
     for service in RUNNING:
         print(service.log_tail(), file=sys.stderr)
     sys.exit(1)
 
 
-# ---------------------------------------------------------------- the API
-
-
-class Api:
-    """GraphQL and sandbox calls to the running API."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def post(self, url, body=None, token=None):
-        data = json.dumps(body).encode() if body is not None else b""
-        request = urllib.request.Request(url, data=data, method="POST")
-        request.add_header("content-type", "application/json")
-        if token:
-            request.add_header("authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(errors="replace")
-
-    def gql(self, query, variables=None, token=None):
-        """`data` of the operation; fails the test on any error."""
-        status, body = self.post(f"{self.base}/graphql", {"query": query, "variables": variables or {}}, token)
-        if status != 200 or body.get("errors"):
-            fail(f"GraphQL {query.split('(')[0]} answered {status}: {body}")
-        return body["data"]
-
-
-def register(api, email, name):
-    data = api.gql(
-        "mutation($i: RegisterInput!) { register(input: $i) { token user { id } } }",
-        {"i": {"email": email, "password": PASSWORD, "displayName": name}},
-    )
-    return data["register"]["token"]
-
-
-def login(api, email, password):
-    data = api.gql(
-        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-        {"e": email, "p": password},
-    )
-    return data["login"]["token"]
-
-
-def balance(api, token):
-    return api.gql("{ me { wallet { balance } } }", token=token)["me"]["wallet"]["balance"]
-
-
-def top_up(api, token, amount):
-    """initiateTopup, then the sandbox checkout's pay URL; the wallet shows it."""
-    topup = api.gql(
-        "mutation($i: TopupInput!) { initiateTopup(input: $i) { checkoutUrl } }",
-        {"i": {"amount": str(amount), "idempotencyKey": str(uuid.uuid4())}},
-        token,
-    )["initiateTopup"]
-    status, body = api.post(f"{topup['checkoutUrl']}/pay")
-    if status != 200:
-        fail(f"the sandbox checkout answered {status}: {body}")
-    credited = balance(api, token)
-    if credited != str(amount):
-        fail(f"the wallet shows {credited} after a top-up of {amount}")
-    print(f"    top-up of {amount} credited: the wallet shows {credited}")
-
-
-def card_product(api, admin, run, face_value):
-    """A merchant approved by the admin, with one product; its id."""
-    staff = register(api, f"smoke-shop-{run}@example.com", "Smoke Shop")
-    merchant = api.gql(
-        "mutation($i: RegisterMerchantInput!) { registerMerchant(input: $i) { id status } }",
-        {"i": {"name": f"Smoke Shop {run}", "payoutAccount": "0123456789"}},
-        staff,
-    )["registerMerchant"]["id"]
-    api.gql("mutation($id: ID!) { approveMerchant(id: $id) { status } }", {"id": merchant}, admin)
-    product = api.gql(
-        "mutation($i: CardProductInput!) { createCardProduct(input: $i) { id } }",
-        {"i": {"merchantId": merchant, "name": "Gift card", "description": "Spend in store",
-               "denominations": [str(face_value)], "validityDays": 365}},
-        staff,
-    )
-    return product["createCardProduct"]["id"]
-
-
-def iso(seconds_from_now):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds_from_now))
-
-
-def event_lifecycle(api, host, product, face_value):
-    """Publishes an INSTANT event starting in 5 s for 5 s; waits for LIVE, ENDED."""
-    event = api.gql(
-        "mutation($i: CreateEventInput!) { createEvent(input: $i) { id status } }",
-        {"i": {"title": "Smoke giveaway", "description": "Like the post, win a card",
-               "socialPostUrl": "https://social.example/p/1", "selection": "INSTANT",
-               "winChancePercent": 50, "startsAt": iso(5), "endsAt": iso(10),
-               "prizes": [{"cardProductId": product, "faceValue": str(face_value), "quantity": 1}]}},
-        host,
-    )["createEvent"]
-    published = api.gql(
-        "mutation($id: ID!, $k: String!) { publishEvent(id: $id, idempotencyKey: $k) { status } }",
-        {"id": event["id"], "k": str(uuid.uuid4())},
-        host,
-    )["publishEvent"]
-    seen = [published["status"]]
-    print(f"    event {event['id']}: {seen[0]}")
-
-    def reaches(status):
-        current = api.gql("query($id: ID!) { event(id: $id) { status } }", {"id": event["id"]}, host)
-        current = current["event"]["status"]
-        if current != seen[-1]:
-            seen.append(current)
-            print(f"    event {event['id']}: {current}")
-        return current == status
-
-    wait_for("the event to go LIVE", lambda: reaches("LIVE"), 30, RUNNING)
-    wait_for("the event to end", lambda: reaches("ENDED"), 30, RUNNING)
-    if seen != ["SCHEDULED", "LIVE", "ENDED"]:
-        fail(f"the event went {' -> '.join(seen)}")
+def all_alive():
+    """Raises Failure if a running service has exited."""
+    for task in RUNNING:
+        if not task.alive():
+            raise Failure(f"{task.name} exited ({task.process.returncode})")
 
 
 # ---------------------------------------------------------------- main
 
 
-def port_free(port):
+def prepare(compose, binary, root):
+    """A Service per app service, with the image's ENV under the compose
+    environment, and the image's paths (WORKDIR) moved under `root`."""
+    image_env, workdir = image()
+
+    def local(value):
+        return str(root) + value[len(workdir):] if value.startswith(workdir + "/") else value
+
+    one_shot, long_running = app_services(compose)
+    services = {}
+    for name in one_shot + long_running:
+        spec = compose["services"][name]
+        env = dict(image_env, **compose_env(spec, os.environ))
+        services[name] = Service(name, spec, binary, {k: local(v) for k, v in env.items()}, root)
+    return services
+
+
+def run_to_completion(task):
+    """A one-shot service (`migrate`): it must exit 0."""
+    task.start()
+    RUNNING.append(task)
+    try:
+        code = task.process.wait(120)
+    except subprocess.TimeoutExpired:
+        fail(f"{task.name} did not finish in 120 s")
+    if code != 0:
+        fail(f"{task.name} exited {code}")
+    RUNNING.remove(task)
+    print(f"    {task.name} exited 0")
+
+
+def api_port(services):
+    """The port of the one service that publishes one (the API): its HTTP_ADDR's."""
+    published = [task for task in services if task.spec.get("ports")]
+    if len(published) != 1 or "HTTP_ADDR" not in published[0].env:
+        fail("expected one service publishing the API's HTTP_ADDR")
+    port = int(published[0].env["HTTP_ADDR"].rsplit(":", 1)[1])
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            fail(f"port {port} is already in use; the API service listens there")
+    return published[0], port
 
 
 def run(binary):
     compose = load_compose()
-    image_env, workdir = image()
     one_shot, long_running = app_services(compose)
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     root = Path(tempfile.mkdtemp(prefix="giftdrop-compose-smoke-"))
-    print(f"compose smoke {run_id}: logs and the image's {workdir} under {root}")
-
-    def service(name):
-        spec = compose["services"][name]
-        env = dict(image_env, **compose_env(spec, os.environ))
-        # The image's paths live in a temporary directory here.
-        env = {k: (str(root) + v[len(workdir):] if v.startswith(workdir + "/") else v) for k, v in env.items()}
-        for value in env.values():
-            if value.startswith(str(root) + "/"):
-                Path(value).mkdir(parents=True, exist_ok=True)
-        return Service(name, spec, binary, env, root)
-
+    print(f"compose smoke {run_id}: logs, and the image's paths, under {root}")
+    services = prepare(compose, binary, root)
     for name in one_shot:
-        task = service(name)
-        task.start()
-        RUNNING.append(task)
-        try:
-            code = task.process.wait(120)
-        except subprocess.TimeoutExpired:
-            fail(f"{name} did not finish in 120 s")
-        if code != 0:
-            fail(f"{name} exited {code}")
-        RUNNING.remove(task)
-        print(f"    {name} exited 0")
+        run_to_completion(services[name])
 
-    services = [service(name) for name in long_running]
-    # The service that publishes a port is the API; it listens on its HTTP_ADDR.
-    published = [task for task in services if task.spec.get("ports")]
-    if len(published) != 1 or "HTTP_ADDR" not in published[0].env:
-        fail("expected one service publishing the API's HTTP_ADDR")
-    api_port = int(published[0].env["HTTP_ADDR"].rsplit(":", 1)[1])
-    if not port_free(api_port):
-        fail(f"port {api_port} is already in use; the API service listens there")
+    together = [services[name] for name in long_running]
+    api, port = api_port(together)
     try:
-        for task in services:
+        for task in together:
             task.start()
             RUNNING.append(task)
-        for task in services:
-            if task.spec.get("healthcheck", {}).get("disable"):
-                continue
-            wait_for(f"{task.name}'s health check", task.healthcheck, 60, services)
-            print(f"    {task.name} is healthy")
-        api = Api(f"http://127.0.0.1:{api_port}")
-        env = services[0].env
-        admin = login(api, env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"])
-        host = register(api, f"smoke-host-{run_id}@example.com", "Smoke Host")
-        api.gql("mutation { becomeHost { id } }", token=host)
-        top_up(api, host, 500_000)
-        product = card_product(api, admin, run_id, 5_000)
-        event_lifecycle(api, host, product, 5_000)
-        for task in services:
-            if not task.alive():
-                fail(f"{task.name} exited ({task.process.returncode})")
+        for task in together:
+            if task.healthcheck():
+                wait_for(f"{task.name}'s health check", task.healthy, 60, all_alive)
+                print(f"    {task.name} is healthy")
+        exercise(Api(f"http://127.0.0.1:{port}"), api.env, run_id, all_alive)
+        all_alive()
+    except Failure as failure:
+        fail(str(failure))
     finally:
-        codes = {task.name: task.stop(40) for task in services}
+        codes = {task.name: task.stop(40) for task in together}
     if any(code != 0 for code in codes.values()):
         fail(f"not every service stopped cleanly on SIGTERM: {codes}")
     print(f"compose smoke passed: {', '.join(one_shot + long_running)} ran as docker-compose.yml says")
