@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -315,6 +316,7 @@ def run(binary):
         codes = {task.name: task.stop(40) for task in together}
     if any(code != 0 for code in codes.values()):
         fail(f"not every service stopped cleanly on SIGTERM: {codes}")
+    shutil.rmtree(root)
     print(f"compose smoke passed: {', '.join(one_shot + long_running)} ran as docker-compose.yml says")
 
 
