@@ -1,5 +1,6 @@
-//! Deploy paths: the released binary started the way an operator starts it,
-//! with `.env.example` as its whole environment.
+//! Deploy paths: the giftdrop binary started the way an operator starts it,
+//! with `.env.example` as its whole environment. (docker-compose.yml has its
+//! own smoke test, `scripts/compose-smoke`, which CI runs after the tests.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -218,6 +219,7 @@ async fn every_mode_starts_with_env_example_as_its_environment() {
     let mut all = Process::start("all", &vars, &dir);
     ready(&mut all, &health).await;
     all.stop().await;
+    std::fs::remove_dir_all(&dir).expect("working directory removed");
 }
 
 /// Every value in `.env.example` reads the same in Docker's `--env-file`
