@@ -1,6 +1,8 @@
 //! Typed configuration from the environment (FLOWS.md §7), with the same
-//! names as flags for local overrides.
+//! names as flags for local overrides. An empty variable counts as unset.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 
 use clap::{Args, ValueEnum};
@@ -171,15 +173,72 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
 }
 
+/// The settings alone, without a run mode.
+#[derive(clap::Parser)]
+struct Settings {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// Said at the end of `--help`: clap's own `[env: ...]` notes are gone
+/// because [`parse`] reads the environment itself.
+const ENV_HELP: &str = "Every flag can also be set by the environment variable named like its value \
+     (--smtp-url <SMTP_URL> by SMTP_URL); a flag wins over its variable, and an empty variable \
+     counts as unset.";
+
+/// Parses `args` (a command line, program name first), taking each
+/// setting that no flag gives from `vars` (an environment).
+///
+/// An empty variable counts as unset: compose passes `SMTP_URL:
+/// ${SMTP_URL:-}` as "", which clap would take as a value (an empty URL,
+/// number or enum) and refuse or misuse. Clap reads the process environment
+/// by itself when an `env` argument is built, with no way to skip empty
+/// values, so its bindings are dropped; instead every variable that holds a
+/// value is passed as its flag in front of the command line, where a flag
+/// given explicitly comes later and overrides it. Being a function of
+/// `vars`, this is testable without touching the process environment.
+pub fn parse<P: clap::Parser>(
+    args: impl IntoIterator<Item = OsString>,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<P, clap::Error> {
+    let vars: HashMap<OsString, OsString> = vars
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    let mut from_vars = Vec::new();
+    let command = P::command()
+        .args_override_self(true)
+        .after_help(ENV_HELP)
+        .mut_args(|arg| {
+            let (Some(name), Some(long)) = (arg.get_env(), arg.get_long()) else {
+                return arg;
+            };
+            if let Some(value) = vars.get(name) {
+                let mut flag = OsString::from(format!("--{long}="));
+                flag.push(value);
+                from_vars.push(flag);
+            }
+            arg.env(None)
+        });
+    let mut args = args.into_iter();
+    let program = args.next().unwrap_or_else(|| "giftdrop".into());
+    let mut matches =
+        command.try_get_matches_from(std::iter::once(program).chain(from_vars).chain(args))?;
+    P::from_arg_matches_mut(&mut matches)
+}
+
 impl Config {
-    /// The configuration from the environment alone.
+    /// The configuration from the process environment alone; exits with
+    /// clap's message when a variable holds an invalid value.
     pub fn from_env() -> Self {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            config: Config,
-        }
-        <Only as clap::Parser>::parse_from(["giftdrop"]).config
+        Self::from_vars(std::env::vars_os()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// The configuration from `vars` alone (see [`parse`]).
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Self, clap::Error> {
+        parse::<Settings>(["giftdrop".into()], vars).map(|settings| settings.config)
     }
 
     /// True in production.
@@ -190,5 +249,85 @@ impl Config {
     /// Introspection and GraphiQL are on outside production unless overridden.
     pub fn introspection(&self) -> bool {
         self.graphql_introspection.unwrap_or(!self.is_production())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `vars` as an environment.
+    fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        vars.iter()
+            .map(|(name, value)| (name.into(), value.into()))
+            .collect()
+    }
+
+    /// The variable of every setting.
+    fn names() -> Vec<String> {
+        Settings::command()
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let config = Config::from_vars(env(&[
+            ("SMTP_URL", ""),
+            ("MAIL_FROM", ""),
+            ("APP_ENV", ""),
+            ("JOB_POLL_MS", ""),
+            ("GRAPHQL_INTROSPECTION", ""),
+        ]))
+        .expect("empty variables are unset");
+        assert!(config.smtp_url.is_none());
+        assert_eq!(config.mail_from, "giftdrop <no-reply@giftdrop.local>");
+        assert_eq!(config.app_env, AppEnv::Development);
+        assert_eq!(config.job_poll_ms, 250);
+        assert_eq!(config.graphql_introspection, None);
+    }
+
+    #[test]
+    fn every_variable_empty_gives_the_defaults() {
+        let names = names();
+        assert!(names.len() > 40, "every setting has a variable");
+        let empty: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), "")).collect();
+        let config = Config::from_vars(env(&empty)).expect("empty variables are unset");
+        let defaults = Config::from_vars(env(&[])).expect("the defaults parse");
+        assert_eq!(format!("{config:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn a_variable_gives_its_value_and_a_flag_wins_over_it() {
+        let vars = env(&[("JOB_POLL_MS", "40"), ("OUTBOX_RELAY", "false")]);
+        let config = Config::from_vars(vars.clone()).expect("valid variables");
+        assert_eq!(config.job_poll_ms, 40);
+        assert!(!config.outbox_relay);
+        let args = ["giftdrop", "--job-poll-ms", "7"].map(OsString::from);
+        let flagged: Settings = parse(args, vars).expect("a flag and a variable");
+        assert_eq!(flagged.config.job_poll_ms, 7);
+        assert!(!flagged.config.outbox_relay);
+    }
+
+    #[test]
+    fn an_invalid_variable_is_refused_naming_its_flag() {
+        let error = Config::from_vars(env(&[("JOB_POLL_MS", "soon")])).expect_err("not a number");
+        assert!(error.to_string().contains("--job-poll-ms"), "{error}");
+    }
+
+    /// What `--help` says (`ENV_HELP`): each variable is its flag's name.
+    #[test]
+    fn every_variable_is_named_like_its_flag() {
+        for arg in Settings::command().get_arguments() {
+            let Some(name) = arg.get_env() else { continue };
+            let long = arg
+                .get_long()
+                .map(|long| long.to_uppercase().replace('-', "_"));
+            assert_eq!(long.as_deref(), name.to_str(), "the flag of {name:?}");
+        }
     }
 }

@@ -30,9 +30,7 @@ pub fn init(config: &Config) -> anyhow::Result<SentryGuard> {
         }
         None => None,
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,tower_http=warn")
-    });
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let sentry_layer = guard
         .as_ref()
         .map(|_| sentry::integrations::tracing::ErrorLayer::new().with_filter(LevelFilter::ERROR));
@@ -54,6 +52,17 @@ pub fn init(config: &Config) -> anyhow::Result<SentryGuard> {
     Ok(guard)
 }
 
+/// The log filter: `RUST_LOG`, unless it is unset, empty (which counts as
+/// unset, as for every setting) or invalid; then the default.
+fn log_filter(rust_log: Option<&str>) -> EnvFilter {
+    rust_log
+        .filter(|directives| !directives.is_empty())
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| {
+            EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,tower_http=warn")
+        })
+}
+
 /// The process-wide Prometheus recorder (installed on first use, so several
 /// app instances in one test process share it).
 pub fn metrics() -> &'static PrometheusHandle {
@@ -66,4 +75,17 @@ pub fn metrics() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_rust_log_keeps_the_default_filter() {
+        let level = |rust_log| log_filter(rust_log).max_level_hint();
+        assert_eq!(level(None), Some(LevelFilter::INFO));
+        assert_eq!(level(Some("")), Some(LevelFilter::INFO));
+        assert_eq!(level(Some("debug")), Some(LevelFilter::DEBUG));
+    }
 }

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod deploy;
 mod draw;
 mod escrow_race;
 mod events;
