@@ -615,3 +615,24 @@ async fn joins_at_the_same_moment_all_count() {
     assert!(joins.iter().all(|j| j["errors"].is_null()), "{joins:?}");
     assert_eq!(app.event(None, &event_id).await["participantCount"], 12);
 }
+
+#[tokio::test]
+async fn joining_counts_against_the_join_rate_limit() {
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.rate_limits = "join=2/60".into())
+        .spawn()
+        .await;
+    let (fan, _) = app.register("fan@example.com", "Fay N").await;
+    let join = || {
+        app.gql(
+            Some(&fan),
+            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
+            json!({ "i": { "eventId": uuid::Uuid::now_v7(), "socialHandle": "@fay" } }),
+        )
+    };
+    assert_eq!(error_code(&join().await), "NOT_FOUND");
+    assert_eq!(error_code(&join().await), "NOT_FOUND");
+    let limited = join().await;
+    assert_eq!(error_code(&limited), "RATE_LIMITED", "{limited}");
+}

@@ -356,6 +356,9 @@ pub async fn find_winner<C: ConnectionTrait>(
         .pop())
 }
 
+/// The rate limit (`RATE_LIMITS`) `joinEvent` counts against.
+pub const RATE_LIMIT: &str = "join";
+
 /// `joinEvent`: the viewer joins a SCHEDULED or LIVE event they do not
 /// host, once (CONFLICT on a second time); a job then checks the handle.
 pub async fn join(
@@ -372,6 +375,9 @@ pub async fn join(
             "must not contain spaces",
         ));
     }
+    s.limiter
+        .check(RATE_LIMIT, &viewer.user_id.to_string())
+        .await?;
     let txn = s.db.begin().await?;
     // Read without a lock; the counter's update below re-checks the status
     // under the row lock (a share lock here would deadlock two joins, each
