@@ -206,6 +206,13 @@ impl PgConnection {
         let mut logger = QueryLogger::new(query, self.inner.log_settings.clone());
         let sql = logger.sql().as_str();
 
+        // giftdrop patch (vendor/README.md): without a statement cache,
+        // nothing is left prepared on the server: the statement is unnamed.
+        // Upstream parsed a named `sqlx_s_N` that was never closed, which a
+        // pooler that shares server connections (PgBouncer in transaction
+        // mode) hands to another client: "prepared statement already exists".
+        let persistent = persistent && self.inner.cache_statement.is_enabled();
+
         // before we continue, wait until we are "ready" to accept more queries
         self.wait_until_ready().await?;
 
@@ -238,6 +245,22 @@ impl PgConnection {
 
             // consume messages till `ReadyForQuery` before bind and execute
             self.wait_until_ready().await?;
+
+            // giftdrop patch (vendor/README.md): an unnamed statement is
+            // parsed again in the same Sync as its Bind. The Parse above ended
+            // with a Sync: a pooler in transaction mode may then give the
+            // server connection to another client (outside a transaction) and
+            // this Bind would reach another server, or another client's
+            // unnamed statement; and the type lookups after it (simple queries)
+            // destroy the unnamed statement even on a direct connection.
+            if statement == StatementId::UNNAMED {
+                let param_types = self.resolve_types(&arguments.types).await?;
+                self.inner.stream.write_msg(Parse {
+                    param_types: &param_types,
+                    query: sql,
+                    statement,
+                })?;
+            }
 
             // bind to attach the arguments to the statement and create a portal
             self.inner.stream.write_msg(Bind {
