@@ -114,7 +114,7 @@ async fn ensure_database(url: &str) -> anyhow::Result<()> {
     let (server, name) = url
         .rsplit_once('/')
         .filter(|(_, name)| !name.is_empty())
-        .context("DATABASE_URL must name a database")?;
+        .context("DATABASE_MIGRATION_URL (default: DATABASE_URL) must name a database")?;
     let name = name.split('?').next().unwrap_or(name);
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("database name {name:?} must be letters, digits and underscores");
