@@ -26,17 +26,16 @@ async fn pgbouncer() -> String {
     static STARTED: OnceCell<String> = OnceCell::const_new();
     STARTED
         .get_or_init(|| async {
-            let url =
-                app_server_url().unwrap_or_else(|| "postgres://postgres@127.0.0.1:6432".into());
-            if app_server_url().is_none() {
-                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pgbouncer");
-                let status = tokio::process::Command::new(script)
-                    .status()
-                    .await
-                    .expect("scripts/pgbouncer runs");
-                assert!(status.success(), "scripts/pgbouncer failed: {status}");
+            if let Some(url) = app_server_url() {
+                return url;
             }
-            url
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pgbouncer");
+            let status = tokio::process::Command::new(script)
+                .status()
+                .await
+                .expect("scripts/pgbouncer runs");
+            assert!(status.success(), "scripts/pgbouncer failed: {status}");
+            "postgres://postgres@127.0.0.1:6432".to_owned()
         })
         .await
         .clone()
