@@ -271,12 +271,10 @@ pub async fn start(
     let payments = payments(&config, public_url(&config, listening))?;
     let card_secrets = card_secrets(&config)?;
     if mode.migrate {
-        crate::db::ensure_database(&config.database_url).await?;
+        crate::db::prepare(config.migration_url()).await?;
     }
-    let (db, db_statements) = crate::db::connect_counted(&config.database_url).await?;
-    if mode.migrate {
-        crate::db::migrate(&db).await?;
-    }
+    let pooling = crate::db::Pooling::from_pgbouncer(config.database_pgbouncer);
+    let (db, db_statements) = crate::db::connect_counted(&config.database_url, pooling).await?;
     let redis_client =
         redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
     let redis = redis_connection(&redis_client).await?;

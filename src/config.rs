@@ -36,6 +36,16 @@ pub struct Config {
         default_value = "postgres://postgres@localhost:5432/giftdrop"
     )]
     pub database_url: String,
+    /// Postgres URL used to create the database and run migrations (`migrate`,
+    /// `all`); set it to a direct connection when `DATABASE_URL` goes through
+    /// PgBouncer. Default: `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_MIGRATION_URL")]
+    pub database_migration_url: Option<String>,
+    /// `DATABASE_URL` goes through PgBouncer in transaction pooling mode (or
+    /// another pooler that shares server connections between transactions):
+    /// no statement is then left prepared on the server.
+    #[arg(long, env = "DATABASE_PGBOUNCER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub database_pgbouncer: bool,
     /// Redis URL.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
@@ -239,6 +249,14 @@ impl Config {
         vars: impl IntoIterator<Item = (OsString, OsString)>,
     ) -> Result<Self, clap::Error> {
         parse::<Settings>(["giftdrop".into()], vars).map(|settings| settings.config)
+    }
+
+    /// The URL that creates the database and migrates it.
+    pub fn migration_url(&self) -> &str {
+        self.database_migration_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .unwrap_or(&self.database_url)
     }
 
     /// True in production.

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use giftdrop_migration::Migrator;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 /// How many SQL statements a pool has run (transaction control aside):
@@ -22,9 +24,38 @@ impl StatementCount {
     }
 }
 
+/// What sits between the process and Postgres, which decides whether
+/// statements may stay prepared on a server connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// Postgres itself (or a pooler in session mode): each statement is
+    /// prepared once per connection and cached there.
+    Session,
+    /// PgBouncer in transaction mode (`DATABASE_PGBOUNCER`): consecutive
+    /// transactions of one connection may run on different server
+    /// connections, so nothing may outlive a statement. Statements are
+    /// unnamed and parsed in the same round trip as their execution
+    /// (vendor/README.md); no startup parameter PgBouncer would refuse.
+    Transaction,
+}
+
+impl Pooling {
+    /// `Transaction` when `DATABASE_PGBOUNCER` says so.
+    pub fn from_pgbouncer(pgbouncer: bool) -> Self {
+        if pgbouncer {
+            Pooling::Transaction
+        } else {
+            Pooling::Session
+        }
+    }
+}
+
 /// A pool on `url`, with its statement count.
-pub async fn connect_counted(url: &str) -> anyhow::Result<(DatabaseConnection, StatementCount)> {
-    let mut db = connect(url).await?;
+pub async fn connect_counted(
+    url: &str,
+    pooling: Pooling,
+) -> anyhow::Result<(DatabaseConnection, StatementCount)> {
+    let mut db = connect(url, pooling).await?;
     let count = StatementCount::default();
     let counter = count.clone();
     db.set_metric_callback(move |info| {
@@ -38,51 +69,68 @@ pub async fn connect_counted(url: &str) -> anyhow::Result<(DatabaseConnection, S
 }
 
 /// A pool on `url`.
-pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(url: &str, pooling: Pooling) -> anyhow::Result<DatabaseConnection> {
+    pool(url, pooling, 20).await
+}
+
+async fn pool(url: &str, pooling: Pooling, size: u32) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(20)
+        .max_connections(size)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
+    if pooling == Pooling::Transaction {
+        // No statement cache makes every statement unnamed (the patch in
+        // vendor/sqlx-postgres); PgBouncer refuses `extra_float_digits`
+        // unless told to ignore it, and giftdrop reads no float as text.
+        options
+            .map_sqlx_postgres_opts(|pg| pg.statement_cache_capacity(0).extra_float_digits(None));
+    }
     Database::connect(options)
         .await
         .with_context(|| format!("failed to connect to Postgres at {}", redact(url)))
 }
 
+/// Creates the database named in `url` if missing, then applies pending
+/// migrations; `url` is `DATABASE_MIGRATION_URL` (default `DATABASE_URL`).
+/// Safe when several processes start at once: the database is created once,
+/// and migrations run one process at a time (the others wait, then find
+/// nothing to do). Works on a direct connection and through PgBouncer alike:
+/// no session state, no statement left prepared.
+pub async fn prepare(url: &str) -> anyhow::Result<()> {
+    ensure_database(url).await?;
+    let db = pool(url, Pooling::Transaction, 1).await?;
+    migrate(&db).await?;
+    db.close()
+        .await
+        .context("failed to close the migration connection")
+}
+
 /// Creates the database named in `url` if it does not exist (connecting to
 /// the server's `postgres` database to do so).
-pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+async fn ensure_database(url: &str) -> anyhow::Result<()> {
     let (server, name) = url
         .rsplit_once('/')
         .filter(|(_, name)| !name.is_empty())
-        .context("DATABASE_URL must name a database")?;
+        .context("DATABASE_MIGRATION_URL (default: DATABASE_URL) must name a database")?;
     let name = name.split('?').next().unwrap_or(name);
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("database name {name:?} must be letters, digits and underscores");
     }
-    let admin = connect(&format!("{server}/postgres")).await?;
-    let exists = admin
-        .query_one_raw(Statement::from_sql_and_values(
-            admin.get_database_backend(),
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            [name.into()],
-        ))
-        .await
-        .context("failed to look up the database")?
-        .is_some();
-    if !exists {
+    let admin = pool(&format!("{server}/postgres"), Pooling::Transaction, 1).await?;
+    if !database_exists(&admin, name).await? {
         let created = admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await;
-        // Another process may have created it in the meantime.
-        if let Err(err) = created
-            && !err.to_string().contains("already exists")
-        {
-            return Err(err).context("failed to create the database");
+        match created {
+            Ok(_) => tracing::info!(database = name, "created database"),
+            // Another process created it in the meantime: "already exists",
+            // or a unique violation when both inserted at once.
+            Err(_) if database_exists(&admin, name).await? => {}
+            Err(err) => return Err(err).context("failed to create the database"),
         }
-        tracing::info!(database = name, "created database");
     }
     admin
         .close()
@@ -91,11 +139,40 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies pending migrations.
-pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
+async fn database_exists(admin: &DatabaseConnection, name: &str) -> anyhow::Result<bool> {
+    Ok(admin
+        .query_one_raw(Statement::from_sql_and_values(
+            admin.get_database_backend(),
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [name.into()],
+        ))
         .await
-        .context("failed to run migrations")
+        .context("failed to look up the database")?
+        .is_some())
+}
+
+/// Key of the advisory lock that serialises migrations (any bigint that no
+/// other lock of the database uses).
+const MIGRATION_LOCK: i64 = 0x6769_6674_6d69_6772; // "giftmigr"
+
+/// Applies pending migrations, all in one transaction that first takes
+/// [`MIGRATION_LOCK`]: a second process waits for the first to commit, then
+/// finds nothing pending. A transaction-level lock, not a session one, so it
+/// holds through PgBouncer in transaction mode and can never be left behind.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let txn = db
+        .begin()
+        .await
+        .context("failed to start the migration transaction")?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await
+        .context("failed to take the migration lock")?;
+    Migrator::up(&txn, None)
+        .await
+        .context("failed to run migrations")?;
+    txn.commit()
+        .await
+        .context("failed to commit the migrations")
 }
 
 /// `url` without its password, for logs.

@@ -32,9 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let command = cli.command.unwrap_or(Command::All);
         if command == Command::Migrate {
-            db::ensure_database(&cli.config.database_url).await?;
-            let db = db::connect(&cli.config.database_url).await?;
-            db::migrate(&db).await?;
+            db::prepare(cli.config.migration_url()).await?;
             tracing::info!("migrations applied");
             return Ok(());
         }

@@ -22,6 +22,7 @@ mod market_auth;
 mod marketplace;
 mod outbox;
 mod payout;
+mod pgbouncer;
 mod provider;
 mod schema;
 mod settlement;

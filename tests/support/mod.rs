@@ -29,6 +29,16 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// Where the app under test reaches that server: `TEST_DATABASE_APP_SERVER`
+/// (PgBouncer in transaction mode, e.g. `postgres://postgres@127.0.0.1:6432`,
+/// which turns `DATABASE_PGBOUNCER` on), else the server itself. Test
+/// databases are created, and asserted on, directly.
+pub fn app_server_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_APP_SERVER")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
 /// The Redis server tests run against.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -127,7 +137,14 @@ impl AppOptions {
     pub async fn new() -> Self {
         let mut config = Config::from_env();
         let database = fresh_database().await;
-        config.database_url = format!("{}/{database}", server_url());
+        let direct = format!("{}/{database}", server_url());
+        let app_server = app_server_url();
+        config.database_pgbouncer = app_server.is_some();
+        config.database_url = match app_server {
+            Some(server) => format!("{server}/{database}"),
+            None => direct.clone(),
+        };
+        config.database_migration_url = Some(direct);
         config.redis_url = redis_url();
         config.redis_namespace = format!("test:{}:", uuid::Uuid::new_v4().simple());
         config.http_addr = "127.0.0.1:0".parse().expect("valid address");
@@ -185,6 +202,12 @@ impl AppOptions {
         self.without_relay().mode(true, false)
     }
 
+    /// Also creates the database if missing and migrates it, as `all` does.
+    pub fn migrating(mut self) -> Self {
+        self.mode.migrate = true;
+        self
+    }
+
     /// Runs only these parts.
     pub fn mode(mut self, serve: bool, worker: bool) -> Self {
         self.mode = Mode {
@@ -202,7 +225,7 @@ impl AppOptions {
         let running = app::start(self.config.clone(), self.mode, shutdown.clone())
             .await
             .expect("app starts");
-        let db = Database::connect(self.config.database_url.clone())
+        let db = Database::connect(direct_url(&self.config))
             .await
             .expect("test connection");
         TestApp {
@@ -228,6 +251,21 @@ pub struct TestApp {
     running: Option<Running>,
     /// A direct connection to its database, for assertions.
     pub db: DatabaseConnection,
+}
+
+/// The name of the app's database.
+pub fn database_name(config: &Config) -> &str {
+    let (_, database) = config
+        .database_url
+        .rsplit_once('/')
+        .expect("DATABASE_URL names a database");
+    database
+}
+
+/// The app's database on the test server itself, even when the app goes
+/// through PgBouncer.
+pub fn direct_url(config: &Config) -> String {
+    format!("{}/{}", server_url(), database_name(config))
 }
 
 /// An app with default options.
