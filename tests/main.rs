@@ -9,6 +9,7 @@
 
 mod support;
 
+mod conn;
 mod draw;
 mod escrow_race;
 mod events;
@@ -27,3 +28,4 @@ mod statements;
 mod wallet;
 mod winners;
 mod ws;
+mod ws_account;
