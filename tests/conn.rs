@@ -135,3 +135,33 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     drop(socket);
     assert_eq!(response(&mut last).await, "HTTP/1.1 200 OK");
 }
+
+#[tokio::test]
+async fn shutdown_finishes_the_request_in_flight_and_closes_websockets() {
+    let mut app = AppOptions::new().await.quiet().spawn().await;
+    let addr = app.addr.expect("serving");
+    let mut socket = WsClient::ready(&app.ws_url(), None).await;
+    let body = br#"{"query":"{ platform { currency } }"}"#;
+    let mut tcp = TcpStream::connect(addr).await.expect("connects");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: giftdrop.test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    // The server asks for the body once the handler reads it: in flight.
+    assert_eq!(response(&mut tcp).await, "HTTP/1.1 100 Continue");
+
+    let stopped = tokio::spawn(async move { app.stop().await });
+    assert_eq!(socket.closed().await, 1001, "sockets are told the server goes away");
+    tcp.write_all(body).await.expect("write");
+    assert_eq!(response(&mut tcp).await, "HTTP/1.1 200 OK");
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the connection closes after its request");
+    tokio::time::timeout(PATIENCE, stopped)
+        .await
+        .expect("the app stops")
+        .expect("no panic")
+        .expect("a clean stop");
+}
