@@ -104,9 +104,7 @@ async fn permit(
     }
     if last_warning.is_none_or(|at| at.elapsed() >= CAP_WARNING_EVERY) {
         *last_warning = Some(Instant::now());
-        tracing::warn!(
-            "HTTP_MAX_CONNECTIONS connections are open: new ones wait until one closes"
-        );
+        tracing::warn!("HTTP_MAX_CONNECTIONS connections are open: new ones wait until one closes");
     }
     metrics::counter!("giftdrop_http_connection_cap_reached_total").increment(1);
     Arc::clone(permits).acquire_owned().await.ok()

@@ -153,7 +153,11 @@ async fn shutdown_finishes_the_request_in_flight_and_closes_websockets() {
     assert_eq!(response(&mut tcp).await, "HTTP/1.1 100 Continue");
 
     let stopped = tokio::spawn(async move { app.stop().await });
-    assert_eq!(socket.closed().await, 1001, "sockets are told the server goes away");
+    assert_eq!(
+        socket.closed().await,
+        1001,
+        "sockets are told the server goes away"
+    );
     tcp.write_all(body).await.expect("write");
     assert_eq!(response(&mut tcp).await, "HTTP/1.1 200 OK");
     let mut rest = Vec::new();

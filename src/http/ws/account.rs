@@ -66,9 +66,7 @@ pub(super) async fn sign_in(
 impl Account {
     /// Time left until the token stops being accepted.
     pub(super) fn remaining(&self) -> Duration {
-        (self.valid_until - Utc::now())
-            .to_std()
-            .unwrap_or_default()
+        (self.valid_until - Utc::now()).to_std().unwrap_or_default()
     }
 
     /// The account as it is now: [`Auth::Invalid`] once the token has
