@@ -32,7 +32,6 @@ use crate::cli::Command;
 use crate::config::{Config, PaymentProvider};
 use crate::http::shared::SharedSubscriptions;
 use crate::http::{self, AppState};
-use axum::serve::ListenerExt as _;
 
 /// What this process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -414,21 +413,13 @@ pub async fn start(
         http_addr = Some(listener.local_addr().context("listener has no address")?);
         let router = http::router(state);
         let token = shutdown.child_token();
+        let options = crate::serve::ServeOptions {
+            max_connections: config.http_max_connections,
+            header_timeout: Duration::from_millis(config.http_header_timeout_ms.max(1)),
+        };
         tasks.spawn(async move {
-            // No Nagle delay: a response or a batch of subscription frames
-            // is written whole, and must leave at once.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(err) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %err, "could not set TCP_NODELAY");
-                }
-            });
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .context("HTTP server failed")
+            crate::serve::serve(listener, router, options, token).await;
+            Ok(())
         });
     }
 

@@ -55,6 +55,14 @@ pub struct Config {
     /// Where the HTTP server listens.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8000")]
     pub http_addr: SocketAddr,
+    /// Most HTTP connections open at once, WebSockets included; at the cap,
+    /// new ones wait until one closes. Keep it below the open-file limit.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub http_max_connections: usize,
+    /// Time a client has to send a whole request header, ms; also how long
+    /// an idle keep-alive connection stays open.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
     /// HS256 secret for access tokens; random per process when unset.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,

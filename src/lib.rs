@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod serve;
 pub mod telemetry;
 
 use anyhow::Context;

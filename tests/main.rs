@@ -9,6 +9,7 @@
 
 mod support;
 
+mod conn;
 mod deploy;
 mod draw;
 mod escrow_race;
@@ -30,3 +31,4 @@ mod statements;
 mod wallet;
 mod winners;
 mod ws;
+mod ws_account;

@@ -7,7 +7,10 @@
 //! rule of FLOWS.md §6 is explicit: 4400 unparseable message, 4401 subscribe
 //! before ack, 4403 bad token, 4408 no init in time, 4409 duplicate id, 4429
 //! second init; at most 50 subscriptions per connection; server pings; small
-//! buffers. One task per connection drives all its subscriptions.
+//! buffers. One task per connection drives all its subscriptions. The
+//! connection follows its account ([`account`]): 4403 once the token
+//! expires or an admin's ADMIN role is revoked, and every subscribe runs
+//! with the roles the account holds then.
 //!
 //! Subscription messages skip tungstenite's framing: a server's frames are
 //! not masked, so the frame of one winner under one subscription id is the
@@ -49,7 +52,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::shared::{Frame, Wire, framed_message as framed, text_frame};
-use super::{AppState, CorrelationId, resolve_auth};
+use super::{AppState, CorrelationId};
+
+mod account;
 
 /// Most active subscriptions on one connection.
 pub const MAX_SUBSCRIPTIONS: usize = 50;
@@ -202,6 +207,7 @@ pub async fn upgrade(
         },
         client_ip: peer.ip().to_string(),
         auth: None,
+        account: None,
         // Most sockets run one subscription.
         subscriptions: StreamMap::with_capacity(1),
     };
@@ -235,6 +241,11 @@ pub async fn upgrade(
 type Sink = WebSocketStream<TokioIo<Upgraded>>;
 type Close = (u16, &'static str);
 
+/// A bad token: at init, once expired, or a user no longer there.
+const FORBIDDEN: Close = (4403, "Forbidden");
+/// An infrastructure failure while reading credentials.
+const INTERNAL: Close = (1011, "Internal error");
+
 struct Connection {
     state: AppState,
     protocol: Protocol,
@@ -242,6 +253,8 @@ struct Connection {
     client_ip: String,
     /// `None` until connection_init was accepted.
     auth: Option<Auth>,
+    /// The signed-in account, kept current; `None` when anonymous.
+    account: Option<account::Account>,
     /// The serialized results of each operation, by operation id.
     subscriptions: StreamMap<Arc<str>, BoxStream<'static, Frame>>,
 }
@@ -252,7 +265,10 @@ struct Gone;
 /// What the connection's task was woken for.
 enum Event {
     Shutdown,
-    InitTimeout,
+    /// No connection_init in time, or, once acknowledged, the token expired.
+    Deadline,
+    /// The account may have changed.
+    Account,
     Ping,
     Frame(Arc<str>, Frame),
     Incoming(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
@@ -328,8 +344,10 @@ impl Connection {
     fn run(mut self, mut socket: Sink) -> impl Future<Output = ()> + Send {
         metrics::gauge!("giftdrop_ws_connections").increment(1.0);
         async move {
-            // Boxed, and dropped once the connection is acknowledged.
-            let mut init_deadline = Some(Box::pin(tokio::time::sleep(self.state.ws.init_timeout)));
+            // Boxed: connection_init's deadline, then the token's expiry
+            // (none for an anonymous connection).
+            let mut deadline = Some(Box::pin(tokio::time::sleep(self.state.ws.init_timeout)));
+            let mut acked = false;
             let ping_every = self.state.ws.ping_every;
             let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
             let mut last_seen = Instant::now();
@@ -345,8 +363,12 @@ impl Connection {
             // so a busy feed cannot starve the client's messages and pings.
             let mut frames_first = true;
             let close: Result<Option<Close>, Gone> = loop {
-                if self.auth.is_some() {
-                    init_deadline = None;
+                if !acked && self.auth.is_some() {
+                    acked = true;
+                    deadline = self
+                        .account
+                        .as_ref()
+                        .map(|account| Box::pin(tokio::time::sleep(account.remaining())));
                 }
                 let event = poll_fn(|cx| {
                     let subscriptions = &mut self.subscriptions;
@@ -373,10 +395,15 @@ impl Connection {
                     if shutdown.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Event::Shutdown);
                     }
-                    if let Some(deadline) = init_deadline.as_mut()
+                    if let Some(deadline) = deadline.as_mut()
                         && deadline.as_mut().poll(cx).is_ready()
                     {
-                        return Poll::Ready(Event::InitTimeout);
+                        return Poll::Ready(Event::Deadline);
+                    }
+                    if let Some(account) = self.account.as_mut()
+                        && account.poll_changed(cx).is_ready()
+                    {
+                        return Poll::Ready(Event::Account);
                     }
                     if !frames_first && let Some(event) = frame(cx) {
                         return Poll::Ready(event);
@@ -387,9 +414,14 @@ impl Connection {
                 .await;
                 match event {
                     Event::Shutdown => break Ok(Some((1001, "Server is shutting down"))),
-                    Event::InitTimeout => {
+                    Event::Deadline if acked => break Ok(Some(FORBIDDEN)),
+                    Event::Deadline => {
                         break Ok(Some((4408, "Connection initialisation timeout")));
                     }
+                    Event::Account => match Box::pin(self.on_account_change()).await {
+                        None => {}
+                        close => break Ok(close),
+                    },
                     Event::Ping => {
                         if last_seen.elapsed() > ping_every * 2 {
                             break Ok(Some((1001, "No response to pings")));
@@ -567,15 +599,16 @@ impl Connection {
         let token = payload
             .and_then(|p| p.get("authorization").or_else(|| p.get("Authorization")))
             .and_then(Value::as_str);
-        match resolve_auth(&self.state.services, token).await {
-            Ok(Auth::Invalid) => {
+        match account::sign_in(&self.state.services, token).await {
+            Ok((Auth::Invalid, _)) => {
                 if self.protocol == Protocol::LegacyWs {
                     send(sink, &json!({ "type": "connection_error", "payload": { "message": "Forbidden" } })).await?;
                 }
-                Ok(Some((4403, "Forbidden")))
+                Ok(Some(FORBIDDEN))
             }
-            Ok(auth) => {
+            Ok((auth, account)) => {
                 self.auth = Some(auth);
+                self.account = account;
                 send(sink, &json!({ "type": "connection_ack" })).await?;
                 if self.protocol == Protocol::LegacyWs {
                     send(sink, &json!({ "type": "ka" })).await?;
@@ -584,8 +617,40 @@ impl Connection {
             }
             Err(err) => {
                 tracing::error!(error = %err, "could not resolve WebSocket credentials");
-                Ok(Some((1011, "Internal error")))
+                Ok(Some(INTERNAL))
             }
+        }
+    }
+
+    /// The account as it is now, for a subscribe or after a change; `Err`
+    /// closes the connection: the token expired, the user is gone, or the
+    /// account could not be read.
+    async fn current_auth(&mut self) -> Result<Auth, Close> {
+        let Some(account) = self.account.as_mut() else {
+            // Anonymous: nothing to follow.
+            return self.auth.clone().ok_or((4401, "Unauthorized"));
+        };
+        match account.current(&self.state.services).await {
+            Ok(Auth::Invalid) => Err(FORBIDDEN),
+            Ok(auth) => {
+                self.auth = Some(auth.clone());
+                Ok(auth)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not read a WebSocket connection's account");
+                Err(INTERNAL)
+            }
+        }
+    }
+
+    /// An admin's account changed: closes the connection once it is no
+    /// longer an admin, since its running subscriptions may show what only
+    /// admins see.
+    async fn on_account_change(&mut self) -> Option<Close> {
+        match self.current_auth().await {
+            Ok(Auth::User(viewer)) if viewer.is_admin() => None,
+            Ok(_) => Some(FORBIDDEN),
+            Err(close) => Some(close),
         }
     }
 
@@ -595,9 +660,9 @@ impl Connection {
         id: String,
         payload: Option<Value>,
     ) -> Result<Option<Close>, Gone> {
-        let Some(auth) = self.auth.clone() else {
+        if self.auth.is_none() {
             return Ok(Some((4401, "Unauthorized")));
-        };
+        }
         if self.subscriptions.contains_key(id.as_str()) {
             // The close reason must fit a control frame (123 bytes).
             return Ok(Some((4409, "Subscriber for this id already exists")));
@@ -618,6 +683,12 @@ impl Connection {
             .await?;
             return Ok(None);
         }
+        // As the account is now: an expired token or a revoked role no
+        // longer authorizes anything.
+        let auth = match self.current_auth().await {
+            Ok(auth) => auth,
+            Err(close) => return Ok(Some(close)),
+        };
         let data = RequestData::new(auth, self.meta.clone(), self.client_ip.clone());
         let operation_name = request.operation_name.clone();
         // Parsed once (or taken from the cache) here; execution reuses it.

@@ -377,6 +377,12 @@ impl TestApp {
     pub fn running(&self) -> &Running {
         self.running.as_ref().expect("running")
     }
+
+    /// Shuts the app down as SIGTERM does and waits until every part stopped.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.running.take().expect("running").stopped().await
+    }
 }
 
 /// The one integer `sql` selects.

@@ -5,7 +5,7 @@ pub mod staff;
 mod token;
 mod types;
 
-pub use token::TokenIssuer;
+pub use token::{TokenIssuer, Verified};
 pub use types::{DisplayName, Email, Password, Role};
 
 use chrono::{DateTime, Utc};

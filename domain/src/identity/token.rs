@@ -16,6 +16,20 @@ struct Claims {
     exp: i64,
 }
 
+/// Tolerance for clocks that disagree between the processes that issue
+/// and verify tokens, seconds.
+const LEEWAY_SECS: u64 = 5;
+
+/// A token that verified: whose it is, and until when it is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The user it was issued to.
+    pub user_id: Uuid,
+    /// The instant the token stops being accepted (its expiry, plus the
+    /// clock leeway): a connection authorized by it must stop there too.
+    pub valid_until: DateTime<Utc>,
+}
+
 /// Issues and verifies access tokens with one secret. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenIssuer {
@@ -34,7 +48,7 @@ impl TokenIssuer {
     pub fn new(secret: &SecretString, lifetime: Duration) -> Self {
         let bytes = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             inner: std::sync::Arc::new(Keys {
@@ -66,18 +80,36 @@ impl TokenIssuer {
 
     /// The user id of a valid, unexpired token; `Unauthenticated` otherwise.
     pub fn verify(&self, token: &str) -> DomainResult<Uuid> {
-        decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
-            .map(|data| data.claims.sub)
-            .map_err(|_| DomainError::Unauthenticated)
+        self.check(token).map(|verified| verified.user_id)
+    }
+
+    /// Whose a valid, unexpired token is and until when it is accepted;
+    /// `Unauthenticated` otherwise.
+    pub fn check(&self, token: &str) -> DomainResult<Verified> {
+        let claims = decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
+            .map_err(|_| DomainError::Unauthenticated)?
+            .claims;
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
+        let valid_until = DateTime::from_timestamp(claims.exp.saturating_add(leeway), 0)
+            .ok_or(DomainError::Unauthenticated)?;
+        Ok(Verified {
+            user_id: claims.sub,
+            valid_until,
+        })
     }
 
     /// Parses an `Authorization` value (`Bearer <token>`) into a user id.
     pub fn verify_bearer(&self, header: &str) -> DomainResult<Uuid> {
+        self.check_bearer(header).map(|verified| verified.user_id)
+    }
+
+    /// [`TokenIssuer::check`] of an `Authorization` value (`Bearer <token>`).
+    pub fn check_bearer(&self, header: &str) -> DomainResult<Verified> {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or(DomainError::Unauthenticated)?;
-        self.verify(token.trim())
+        self.check(token.trim())
     }
 }
 
@@ -104,6 +136,18 @@ mod tests {
         assert!(
             a.verify_bearer(&token).is_err(),
             "the Bearer prefix is required"
+        );
+    }
+
+    #[test]
+    fn a_token_is_accepted_until_its_expiry_and_the_leeway() {
+        let a = issuer("secret-a-0123456789", Duration::hours(1));
+        let (token, expires_at) = a.issue(Uuid::new_v4()).expect("signing works");
+        let verified = a.check(&token).expect("valid");
+        assert_eq!(
+            verified.valid_until.timestamp(),
+            expires_at.timestamp() + 5,
+            "the expiry, to the second, plus the leeway"
         );
     }
 
