@@ -19,14 +19,13 @@
 //! before shared bytes go out, so frames never interleave.
 
 use std::future::poll_fn;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -49,7 +48,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::shared::{Frame, Wire, framed_message as framed, text_frame};
-use super::{AppState, CorrelationId, resolve_auth};
+use super::{AppState, ClientIp, CorrelationId, resolve_auth};
 
 /// Most active subscriptions on one connection.
 pub const MAX_SUBSCRIPTIONS: usize = 50;
@@ -186,7 +185,7 @@ impl Handshake {
 pub async fn upgrade(
     State(state): State<AppState>,
     Extension(correlation): Extension<CorrelationId>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     mut request: Request,
 ) -> Response {
     let handshake = match Handshake::of(&mut request) {
@@ -200,7 +199,7 @@ pub async fn upgrade(
         meta: RequestMeta {
             correlation_id: correlation.0,
         },
-        client_ip: peer.ip().to_string(),
+        client_ip: client.to_string(),
         auth: None,
         // Most sockets run one subscription.
         subscriptions: StreamMap::with_capacity(1),
