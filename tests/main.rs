@@ -21,6 +21,7 @@ mod market_auth;
 mod marketplace;
 mod outbox;
 mod payout;
+mod production;
 mod provider;
 mod schema;
 mod statements;
