@@ -36,8 +36,8 @@ async fn config_with(change: impl FnOnce(&mut Config)) -> Config {
 
 /// A production configuration that may start: a real (unreachable, never
 /// called at start) provider, SMTP and verifier, fresh secrets, and a
-/// bearer token on `/metrics`.
-fn production(c: &mut Config) {
+/// bearer token on `/metrics`. For every test of production behaviour.
+pub fn safe_production(c: &mut Config) {
     c.app_env = giftdrop::config::AppEnv::Production;
     c.payment_provider = PaymentProvider::Http;
     c.payment_provider_url = Some("http://127.0.0.1:9/v1/".to_owned());
@@ -70,7 +70,7 @@ async fn start_error(config: Config, command: Command) -> Option<String> {
 /// The start error of a production configuration changed by `change`.
 async fn production_error(change: impl FnOnce(&mut Config)) -> Option<String> {
     let config = config_with(|c| {
-        production(c);
+        safe_production(c);
         change(c);
     })
     .await;
@@ -196,7 +196,7 @@ async fn production_refuses_public_metrics_unless_a_token_or_their_own_address_p
     assert_eq!(own_address, None);
     // A worker answers no HTTP at all.
     let worker = config_with(|c| {
-        production(c);
+        safe_production(c);
         c.metrics_token = None;
     })
     .await;
