@@ -70,6 +70,8 @@ impl From<Command> for Mode {
 pub struct Running {
     /// Where HTTP listens, when serving.
     pub http_addr: Option<SocketAddr>,
+    /// Where `/metrics` listens, when serving with `METRICS_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     /// The services, for tests and tools.
     pub services: Services,
     /// The job queues.
@@ -257,6 +259,7 @@ pub async fn start(
     let rate_limits =
         RateLimits::parse(&config.rate_limits).map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
     // Settings that can be wrong are checked before any connection is made.
+    config.refuse_unsafe(mode.serve)?;
     let listener = if mode.serve {
         Some(
             tokio::net::TcpListener::bind(config.http_addr)
@@ -265,6 +268,14 @@ pub async fn start(
         )
     } else {
         None
+    };
+    let metrics_listener = match config.metrics_addr.filter(|_| mode.serve) {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to listen on METRICS_ADDR {addr}"))?,
+        ),
+        None => None,
     };
     let listening = listener.as_ref().and_then(|l| l.local_addr().ok());
     let payments = payments(&config, public_url(&config, listening))?;
@@ -423,8 +434,14 @@ pub async fn start(
         });
     }
 
+    let metrics_addr = match metrics_listener {
+        Some(listener) => Some(serve_metrics(listener, &config, &mut tasks, &shutdown)?),
+        None => None,
+    };
+
     Ok(Running {
         http_addr,
+        metrics_addr,
         services,
         queues,
         shared,
@@ -432,6 +449,27 @@ pub async fn start(
         tasks,
         _live: live,
     })
+}
+
+/// Serves `/metrics` alone on `listener` (`METRICS_ADDR`); its address.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    config: &Config,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let addr = listener
+        .local_addr()
+        .context("the metrics listener has no address")?;
+    let router = http::metrics_router(http::MetricsToken::new(config.metrics_token.as_ref()));
+    let token = shutdown.child_token();
+    tasks.spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("metrics server failed")
+    });
+    Ok(addr)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -3,10 +3,16 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+mod production;
+
+pub use production::{PUBLISHED_SECRETS, is_published_secret};
+
 use std::net::SocketAddr;
 
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
+
+use crate::http::client_ip::TrustedProxies;
 
 /// Deployment environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -63,6 +69,16 @@ pub struct Config {
     /// an idle keep-alive connection stays open.
     #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub http_header_timeout_ms: u64,
+    /// Serve `/metrics` only here, not on `HTTP_ADDR` (API processes).
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Bearer token `/metrics` requires; unset: none.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<SecretString>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: IPs and
+    /// CIDR networks, comma-separated; empty trusts none.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
     /// HS256 secret for access tokens; random per process when unset.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
@@ -270,6 +286,22 @@ impl Config {
     /// True in production.
     pub fn is_production(&self) -> bool {
         self.app_env == AppEnv::Production
+    }
+
+    /// In production, refuses every unsafe setting at once (see
+    /// `production.rs`); `serving`: this process answers HTTP.
+    pub fn refuse_unsafe(&self, serving: bool) -> anyhow::Result<()> {
+        if !self.is_production() {
+            return Ok(());
+        }
+        let refused = production::refusals(self, serving);
+        if refused.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "APP_ENV=production refuses to start:\n- {}",
+            refused.join("\n- ")
+        )
     }
 
     /// Introspection and GraphiQL are on outside production unless overridden.

@@ -146,9 +146,8 @@ async fn production_turns_off_graphiql_introspection_and_suggestions() {
     let app = AppOptions::new()
         .await
         .config(|c| {
-            c.app_env = giftdrop::config::AppEnv::Production;
-            // Production needs a real verification service.
-            c.social_verifier_url = Some("http://127.0.0.1:9/verify".into());
+            // Production refuses the test defaults: sandbox, published secrets.
+            crate::production::safe_production(c);
         })
         .mode(true, false)
         .spawn()

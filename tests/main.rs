@@ -24,6 +24,7 @@ mod marketplace;
 mod outbox;
 mod payout;
 mod pgbouncer;
+mod production;
 mod provider;
 mod schema;
 mod settlement;

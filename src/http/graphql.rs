@@ -1,8 +1,6 @@
 //! GraphQL over HTTP: `POST /graphql` (JSON only, one operation per
 //! request) and `GET /graphql` (GraphiQL for browsers, queries only).
 
-use std::net::SocketAddr;
-
 use async_graphql::http::GraphiQLSource;
 use std::sync::PoisonError;
 
@@ -11,7 +9,7 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::RequestMeta;
@@ -20,7 +18,7 @@ use giftdrop_graphql::error::{stamp_correlation, to_graphql};
 use giftdrop_graphql::limits;
 use giftdrop_graphql::operation;
 
-use super::{AppState, CorrelationId, error_response, resolve_auth};
+use super::{AppState, ClientIp, CorrelationId, error_response, resolve_auth};
 
 fn is_json(headers: &HeaderMap) -> bool {
     headers
@@ -38,7 +36,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 pub async fn post(
     State(state): State<AppState>,
     Extension(correlation): Extension<CorrelationId>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -69,7 +67,7 @@ pub async fn post(
     if let Err(error) = state.documents.prepare(&mut request) {
         return refused(error);
     }
-    execute(&state, request, &headers, correlation, peer).await
+    execute(&state, request, &headers, correlation, client).await
 }
 
 /// A request refused before execution, as GraphQL answers it (200 with
@@ -83,7 +81,7 @@ fn refused(error: ServerError) -> Response {
 pub async fn get(
     State(state): State<AppState>,
     Extension(correlation): Extension<CorrelationId>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -126,7 +124,7 @@ pub async fn get(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, request, &headers, correlation, peer).await
+    execute(&state, request, &headers, correlation, client).await
 }
 
 /// True when the operation the request selects is a query. A document that
@@ -146,7 +144,7 @@ async fn execute(
     request: async_graphql::Request,
     headers: &HeaderMap,
     correlation: CorrelationId,
-    peer: SocketAddr,
+    client: ClientIp,
 ) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -166,7 +164,7 @@ async fn execute(
         }
     };
     let correlation = meta.correlation_id.clone();
-    let data = RequestData::new(auth, meta, peer.ip().to_string());
+    let data = RequestData::new(auth, meta, client.to_string());
     let mut response = state.schema.execute(request.data(data)).await;
     stamp_correlation(&mut response, &correlation);
     Json(response).into_response()

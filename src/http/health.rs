@@ -1,13 +1,16 @@
 //! Liveness, readiness and metrics.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRef, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, routing::get};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
-use super::AppState;
+use super::{AppState, error_response};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -45,8 +48,63 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format.
-pub async fn metrics() -> Response {
+/// The bearer token `/metrics` requires (`METRICS_TOKEN`); none when unset
+/// or empty.
+#[derive(Clone, Default)]
+pub struct MetricsToken(Option<Arc<SecretString>>);
+
+impl MetricsToken {
+    /// The token of `METRICS_TOKEN`.
+    pub fn new(token: Option<&SecretString>) -> Self {
+        Self(
+            token
+                .filter(|t| !t.expose_secret().is_empty())
+                .map(|t| Arc::new(t.clone())),
+        )
+    }
+
+    /// True when no token is required or `authorization` carries it,
+    /// compared in constant time.
+    fn admits(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some(token) = &self.0 else { return true };
+        let presented = authorization
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        presented
+            .trim()
+            .as_bytes()
+            .ct_eq(token.expose_secret().as_bytes())
+            .into()
+    }
+}
+
+impl FromRef<AppState> for MetricsToken {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics_token.clone()
+    }
+}
+
+/// `/metrics` alone, for its own listener (`METRICS_ADDR`).
+pub fn metrics_router(token: MetricsToken) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(token)
+}
+
+/// Prometheus text format; 401 without the configured bearer token.
+pub async fn metrics(State(token): State<MetricsToken>, headers: HeaderMap) -> Response {
+    if !token.admits(headers.get(header::AUTHORIZATION)) {
+        let mut response = error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::metrics().render(),

@@ -1,6 +1,7 @@
 //! The HTTP surface: GraphQL over HTTP and WebSocket, health, metrics, and
 //! the correlation id on every response.
 
+pub mod client_ip;
 mod graphql;
 mod health;
 pub mod log;
@@ -26,6 +27,9 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::config::Config;
+
+pub use client_ip::{ClientIp, TrustedProxies};
+pub use health::{MetricsToken, metrics_router};
 
 /// The `x-correlation-id` header.
 pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -60,6 +64,18 @@ pub struct AppStateInner {
     pub documents: graphql::DocumentCache,
     /// Where WebSocket connections run (see [`LiveRuntime`]).
     pub live: tokio::runtime::Handle,
+    /// Whose `X-Forwarded-For` names the client (see [`ClientIp`]).
+    pub trusted_proxies: TrustedProxies,
+    /// Serve `/metrics` on this router (no `METRICS_ADDR`).
+    pub metrics_here: bool,
+    /// What `/metrics` requires.
+    pub metrics_token: MetricsToken,
+}
+
+impl axum::extract::FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.trusted_proxies.clone()
+    }
 }
 
 /// The runtime WebSocket connections and their shared executions run on,
@@ -126,6 +142,9 @@ impl AppState {
             shared,
             documents: graphql::DocumentCache::default(),
             live,
+            trusted_proxies: config.trusted_proxies.clone(),
+            metrics_here: config.metrics_addr.is_none(),
+            metrics_token: MetricsToken::new(config.metrics_token.as_ref()),
         }))
     }
 }
@@ -140,8 +159,12 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
         .route("/webhooks/payments", post(payments::webhook));
+    let api = if state.metrics_here {
+        api.route("/metrics", get(health::metrics))
+    } else {
+        api
+    };
     let api = if state.services.payments.sandbox.is_some() {
         api.route(
             "/sandbox/checkout/{reference}",

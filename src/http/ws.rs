@@ -22,14 +22,13 @@
 //! before shared bytes go out, so frames never interleave.
 
 use std::future::poll_fn;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -52,7 +51,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::shared::{Frame, Wire, framed_message as framed, text_frame};
-use super::{AppState, CorrelationId};
+use super::{AppState, ClientIp, CorrelationId};
 
 mod account;
 
@@ -191,7 +190,7 @@ impl Handshake {
 pub async fn upgrade(
     State(state): State<AppState>,
     Extension(correlation): Extension<CorrelationId>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     mut request: Request,
 ) -> Response {
     let handshake = match Handshake::of(&mut request) {
@@ -205,7 +204,7 @@ pub async fn upgrade(
         meta: RequestMeta {
             correlation_id: correlation.0,
         },
-        client_ip: peer.ip().to_string(),
+        client_ip: client.to_string(),
         auth: None,
         account: None,
         // Most sockets run one subscription.
