@@ -19,6 +19,7 @@ mod instant;
 mod ledger;
 mod market_auth;
 mod marketplace;
+mod outage;
 mod outbox;
 mod payout;
 mod provider;
