@@ -30,8 +30,11 @@ pub fn init(config: &Config) -> anyhow::Result<SentryGuard> {
         }
         None => None,
     };
+    // apalis_core logs every failed poll of a job worker (an ERROR and
+    // three WARNs per restart while Redis is down); the workers' own outage
+    // log reports those once (giftdrop_jobs::worker).
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,tower_http=warn")
+        EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=off,tower_http=warn")
     });
     let sentry_layer = guard
         .as_ref()

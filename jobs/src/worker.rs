@@ -71,7 +71,7 @@ pub struct WorkerOptions {
 }
 
 /// Pauses before a job worker that lost its queue (Redis) starts again.
-const RESTART: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+const RESTART: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 
 /// The queue (job kind) of every worker, in the order they are registered,
 /// with the task name its outage is logged under.
