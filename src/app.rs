@@ -336,6 +336,8 @@ pub async fn start(
         });
     }
 
+    // The job workers of this process, for readiness (when it serves too).
+    let mut job_workers = None;
     if mode.worker {
         let email = EmailDeps {
             mailer: mailer(&config)?,
@@ -389,11 +391,14 @@ pub async fn start(
             services: services.clone(),
             max_attempts: usize::try_from(config.job_max_attempts.max(1)).unwrap_or(1),
         };
+        let workers = giftdrop_jobs::worker::JobWorkers::default();
+        job_workers = Some(workers.clone());
         tasks.spawn(giftdrop_jobs::worker::run(
             queues.clone(),
             email,
             jobs,
             options,
+            workers,
             shutdown.child_token(),
         ));
     }
@@ -422,7 +427,10 @@ pub async fn start(
         );
         live = Some(runtime);
         http_addr = Some(listener.local_addr().context("listener has no address")?);
-        let router = http::router(state);
+        let mut router = http::router(state);
+        if let Some(workers) = job_workers {
+            router = router.layer(axum::Extension(workers));
+        }
         let token = shutdown.child_token();
         let options = crate::serve::ServeOptions {
             max_connections: config.http_max_connections,

@@ -59,7 +59,12 @@ fn log_filter(rust_log: Option<&str>) -> EnvFilter {
         .filter(|directives| !directives.is_empty())
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| {
-            EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,tower_http=warn")
+            // apalis_core logs every failed poll of a job worker (an ERROR
+            // and three WARNs per restart while Redis is down); the workers'
+            // own outage log reports those once (giftdrop_jobs::worker).
+            EnvFilter::new(
+                "info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=off,tower_http=warn",
+            )
         })
 }
 

@@ -21,6 +21,7 @@ mod instant;
 mod ledger;
 mod market_auth;
 mod marketplace;
+mod outage;
 mod outbox;
 mod payout;
 mod pgbouncer;

@@ -1,6 +1,8 @@
-//! Read-through cache in Redis for read-heavy values (wallet balances,
-//! platform stats), invalidated on write, and bypassed, never an error,
-//! when Redis is unreachable.
+//! Read-through cache in Redis for read-heavy values that may lag a little
+//! (platform stats), invalidated on write, and bypassed, never an error,
+//! when Redis is unreachable. Never for money: wallet balances are read
+//! from Postgres (`ledger::wallet`), because an invalidation lost to a Redis
+//! outage leaves a stale copy served after Redis returns, until its TTL.
 //!
 //! Invalidation is race-free by versioning rather than deleting: every name
 //! has a version counter, and a value is stored tagged with the version that

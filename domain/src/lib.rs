@@ -6,6 +6,7 @@
 //! `jobs` and the app.
 
 pub mod audit;
+pub mod backoff;
 pub mod breaker;
 pub mod cache;
 pub mod context;

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{Backoff, Outage};
 use crate::error::{DomainError, DomainResult};
 use crate::keys::Namespace;
 
@@ -29,6 +30,8 @@ use crate::keys::Namespace;
 const TOPIC_CAPACITY: usize = 64;
 /// Most messages taken off the Redis connection as one batch.
 const BATCH: usize = 1024;
+/// Pauses between reconnection attempts while Redis is unreachable.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
 /// How long a new subscriber waits for Redis to confirm its subscription.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -267,7 +270,7 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let mut reconnecting = false;
-    let mut backoff = Duration::from_millis(100);
+    let mut outage = Outage::new("the redis pub/sub connection", RECONNECT);
     loop {
         let pubsub = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -276,16 +279,14 @@ async fn run(
         let (mut sink, mut stream) = match pubsub {
             Ok(pubsub) => pubsub.split(),
             Err(err) => {
-                tracing::error!(error = %err, "redis pub/sub connection failed, retrying");
+                let pause = outage.failed(&err);
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(pause) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
-        backoff = Duration::from_millis(100);
         let Some(hub) = inner.upgrade() else { return };
         let current: Vec<(String, watch::Sender<bool>)> = hub
             .topics()
@@ -299,6 +300,9 @@ async fn run(
                 break;
             }
             ready.send_replace(true);
+        }
+        if healthy {
+            outage.succeeded();
         }
         if reconnecting && healthy {
             tracing::info!("redis pub/sub reconnected, resyncing subscribers");
@@ -337,7 +341,15 @@ async fn run(
                 },
             }
         }
-        tracing::error!("redis pub/sub connection lost, reconnecting");
+        // The first loss reconnects at once; a connection that fails
+        // again before it works waits out the backoff.
+        let pause = outage.failed(&"the connection was lost");
+        if outage.failures() > 1 {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
     }
 }
 

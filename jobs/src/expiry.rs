@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use giftdrop_domain::{Services, giftcard};
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +20,7 @@ pub async fn expire_due_cards(services: &Services) -> anyhow::Result<u64> {
     loop {
         let expired = giftcard::expire_due(services, BATCH)
             .await
-            .map_err(|e| anyhow::anyhow!("card expiry failed: {e:?}"))?;
+            .context("card expiry failed")?;
         total += expired;
         if expired < u64::from(BATCH) {
             return Ok(total);
@@ -29,12 +30,12 @@ pub async fn expire_due_cards(services: &Services) -> anyhow::Result<u64> {
 
 /// Runs [`expire_due_cards`] every `period` until `shutdown`.
 pub async fn run(services: Services, period: Duration, shutdown: CancellationToken) {
-    crate::schedule::every(period, shutdown, || async {
-        match expire_due_cards(&services).await {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "expired cards released to their funders"),
-            Err(err) => tracing::error!(error = format!("{err:#}"), "card expiry failed"),
+    crate::schedule::every("card expiry", period, shutdown, || async {
+        let expired = expire_due_cards(&services).await?;
+        if expired > 0 {
+            tracing::info!(expired, "expired cards released to their funders");
         }
+        Ok(())
     })
     .await;
 }

@@ -14,15 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs [`publish::advance`] every `period` until `shutdown`.
 pub async fn run(services: Services, period: Duration, shutdown: CancellationToken) {
-    crate::schedule::every(period, shutdown, || async {
-        match publish::advance(&services).await {
-            Ok(moved) => {
-                for event in moved {
-                    tracing::info!(event = %event.id, status = ?event.status, "event moved on");
-                }
-            }
-            Err(err) => tracing::error!(error = ?err, "the event clock failed"),
+    crate::schedule::every("the event clock", period, shutdown, || async {
+        let moved = publish::advance(&services).await?;
+        for event in moved {
+            tracing::info!(event = %event.id, status = ?event.status, "event moved on");
         }
+        Ok(())
     })
     .await;
 }

@@ -18,15 +18,15 @@ const BATCH: u32 = 50;
 
 /// Runs one reconciliation pass every `period` until `shutdown`.
 pub async fn run(services: Services, period: Duration, shutdown: CancellationToken) {
-    crate::schedule::every(period, shutdown, || async {
-        match payout::reconcile_stale(&services, STALE_AFTER, BATCH).await {
-            Ok(0) => {}
-            Ok(settled) => tracing::warn!(
+    crate::schedule::every("payout reconciliation", period, shutdown, || async {
+        let settled = payout::reconcile_stale(&services, STALE_AFTER, BATCH).await?;
+        if settled > 0 {
+            tracing::warn!(
                 settled,
                 "stale PENDING payouts reconciled with the provider"
-            ),
-            Err(err) => tracing::error!(error = ?err, "payout reconciliation failed"),
+            );
         }
+        Ok(())
     })
     .await;
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures_util::future::join_all;
 use giftdrop_domain::Services;
+use giftdrop_domain::backoff::{Backoff, Outage};
 use giftdrop_domain::outbox::{KIND_JOB, KIND_PUBLISH, OutboxSignal};
 use giftdrop_domain::pubsub::Hub;
 use giftdrop_domain::sql::statement;
@@ -32,6 +33,16 @@ use crate::queues::JobQueues;
 /// their messages reach subscribers in one burst, not in two with a
 /// batch's jobs between them.
 const BATCH: u64 = 1000;
+
+/// The longest pause between passes while deliveries fail.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What one pass of the relay did.
+struct Pass {
+    delivered: usize,
+    /// The first delivery error of the pass, if a row failed.
+    failed: Option<String>,
+}
 
 /// Everything the relay needs.
 #[derive(Clone)]
@@ -60,23 +71,47 @@ impl Relay {
         }
     }
 
-    /// Drains on every wake-up and every `sweep`, until `shutdown`.
+    /// Drains on every wake-up and every `sweep`, until `shutdown`. While
+    /// passes fail (Postgres down) or rows cannot be delivered (Redis
+    /// down), the next pass waits out a backoff instead, and the outage is
+    /// logged once, not per pass and row.
     pub async fn run(self, sweep: Duration, shutdown: CancellationToken) {
+        let mut outage = Outage::new(
+            "the outbox relay",
+            Backoff::new(sweep, sweep.max(MAX_BACKOFF)),
+        );
         loop {
-            if let Err(err) = self.drain().await {
-                tracing::error!(error = format!("{err:#}"), "outbox relay pass failed");
-            }
+            let failure = match self.pass().await {
+                Ok(Pass { failed: None, .. }) => None,
+                Ok(Pass {
+                    failed: Some(err), ..
+                }) => Some(format!("rows could not be delivered: {err}")),
+                Err(err) => Some(format!("{err:#}")),
+            };
+            let wait = match failure {
+                None => {
+                    outage.succeeded();
+                    sweep
+                }
+                Some(error) => outage.failed(&error),
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = self.signal.woken() => {}
-                () = tokio::time::sleep(sweep) => {}
+                () = self.signal.woken(), if !outage.is_down() => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
     /// Delivers every row that is due; returns how many were delivered.
     pub async fn drain(&self) -> anyhow::Result<usize> {
+        Ok(self.pass().await?.delivered)
+    }
+
+    /// [`Self::drain`], with the first delivery error, if any row failed.
+    async fn pass(&self) -> anyhow::Result<Pass> {
         let mut delivered = 0;
+        let mut first_failure = None;
         loop {
             let txn = self.db.begin().await?;
             let rows = outbox::Entity::find()
@@ -115,7 +150,9 @@ impl Relay {
                 let backoff = 2_i64
                     .saturating_pow(attempts.clamp(0, 8).unsigned_abs())
                     .min(300);
-                tracing::error!(
+                // One line per row, below ERROR: the relay's outage is the
+                // one error (see `run`).
+                tracing::warn!(
                     error = %err,
                     outbox_id = row.id,
                     target = %row.target,
@@ -123,6 +160,7 @@ impl Relay {
                     attempts,
                     "outbox delivery failed; will retry"
                 );
+                first_failure.get_or_insert_with(|| err.clone());
                 outbox::Entity::update(outbox::ActiveModel {
                     id: Set(row.id),
                     attempts: Set(attempts),
@@ -145,7 +183,10 @@ impl Relay {
             }
             txn.commit().await?;
             if claimed < usize::try_from(BATCH).unwrap_or(usize::MAX) {
-                return Ok(delivered);
+                return Ok(Pass {
+                    delivered,
+                    failed: first_failure,
+                });
             }
         }
     }

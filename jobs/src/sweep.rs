@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use giftdrop_domain::idempotency;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,7 @@ pub async fn sweep_idempotency_keys(db: &DatabaseConnection) -> anyhow::Result<u
     loop {
         let deleted = idempotency::sweep(db, BATCH)
             .await
-            .map_err(|e| anyhow::anyhow!("idempotency sweep failed: {e:?}"))?;
+            .context("idempotency sweep failed")?;
         total += deleted;
         if deleted < u64::from(BATCH) {
             return Ok(total);
@@ -28,15 +29,13 @@ pub async fn sweep_idempotency_keys(db: &DatabaseConnection) -> anyhow::Result<u
 
 /// Sweeps every `period` until `shutdown`.
 pub async fn run(db: DatabaseConnection, period: Duration, shutdown: CancellationToken) {
-    crate::schedule::every(period, shutdown, || async {
-        match sweep_idempotency_keys(&db).await {
-            Ok(0) => {}
-            Ok(deleted) => {
-                metrics::counter!("giftdrop_idempotency_keys_swept_total").increment(deleted);
-                tracing::info!(deleted, "expired idempotency keys swept");
-            }
-            Err(err) => tracing::error!(error = format!("{err:#}"), "idempotency sweep failed"),
+    crate::schedule::every("the idempotency sweep", period, shutdown, || async {
+        let deleted = sweep_idempotency_keys(&db).await?;
+        if deleted > 0 {
+            metrics::counter!("giftdrop_idempotency_keys_swept_total").increment(deleted);
+            tracing::info!(deleted, "expired idempotency keys swept");
         }
+        Ok(())
     })
     .await;
 }

@@ -191,6 +191,11 @@ impl AppOptions {
         self
     }
 
+    /// On the Redis at `url` (e.g. a private server a test stops and starts).
+    pub fn redis(self, url: &str) -> Self {
+        self.config(|c| url.clone_into(&mut c.redis_url))
+    }
+
     /// Without the outbox relay: committed rows stay in `ops.outbox`.
     pub fn without_relay(self) -> Self {
         self.config(|c| c.outbox_relay = false)

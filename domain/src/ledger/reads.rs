@@ -1,6 +1,12 @@
-//! Reading wallets (through the balance cache) and their entries.
-
-use std::time::Duration;
+//! Reading wallets and their entries, always from Postgres.
+//!
+//! Balances are not cached: a balance read after a posting commits must
+//! never show an older balance, in any process, with or without a Redis
+//! outage in between. A Redis copy cannot promise that (an invalidation
+//! lost while Redis was unreachable left a copy served after it came back,
+//! in every process), and knowing whether a copy is current takes reading
+//! the account row, which is all a balance read costs: one indexed SELECT
+//! (BENCHMARKS.md measured no gain from the cache).
 
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
@@ -14,31 +20,15 @@ use crate::Services;
 use crate::error::DomainResult;
 use crate::money::Amount;
 
-/// How long a cached wallet may be served. Every posting invalidates it
-/// after its commit, so this only bounds staleness when Redis was
-/// unreachable at that moment.
-const TTL: Duration = Duration::from_secs(60);
-
-fn cache_name(owner: WalletOwner) -> String {
-    format!("wallet:{}:{}", owner.kind().as_str(), owner.id())
-}
-
-/// The wallet of `owner` through the balance cache (created on first use).
-/// With Redis down it is read from Postgres, without error.
+/// The wallet of `owner` as committed now (created on first use).
 pub async fn wallet(services: &Services, owner: WalletOwner) -> DomainResult<WalletView> {
-    services
-        .cache
-        .get_or_set(&cache_name(owner), TTL, || wallet_of(&services.db, owner))
-        .await
+    wallet_of(&services.db, owner).await
 }
 
-/// Makes cached copies of `wallet` unservable (after a posting committed).
-pub(super) async fn invalidate(services: &Services, wallet: &WalletView) {
-    services
-        .cache
-        .invalidate(&cache_name(wallet.owner()), TTL)
-        .await;
-}
+/// Called by [`super::Posted::committed`]: nothing to do, balances are
+/// read from Postgres (kept so that the posting code need not change with
+/// this module; remove both together).
+pub(super) async fn invalidate(_services: &Services, _wallet: &WalletView) {}
 
 /// One entry of a wallet, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
