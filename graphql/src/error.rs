@@ -69,7 +69,7 @@ pub fn to_graphql(err: DomainError) -> Error {
         DomainError::Unauthenticated => coded(message, "UNAUTHENTICATED"),
         DomainError::Forbidden => coded(message, "FORBIDDEN"),
         DomainError::NotFound => coded(message, "NOT_FOUND"),
-        DomainError::Conflict(_) => coded(message, "CONFLICT"),
+        DomainError::Conflict(_) | DomainError::BalanceLimit => coded(message, "CONFLICT"),
         DomainError::BadInput { field, .. } => Error::new(message).extend_with(|_, e| {
             e.set("code", BAD_USER_INPUT);
             e.set("field", field);

@@ -83,8 +83,9 @@ fn view(row: &QueryResult) -> DomainResult<TopupView> {
     })
 }
 
-/// Starts a topup of `amount` (validated by the caller: positive) under the
-/// client's idempotency `key`. A repeat with the same key and amount returns
+/// Starts a topup of `amount` (validated by the caller: positive; at most
+/// `TOPUP_MAX_AMOUNT`, else `BAD_USER_INPUT` and nothing is written) under
+/// the client's idempotency `key`. A repeat with the same key and amount returns
 /// the same topup; a provider failure leaves nothing behind.
 pub async fn initiate(
     services: &Services,
@@ -93,6 +94,13 @@ pub async fn initiate(
     amount: Amount,
     key: &str,
 ) -> DomainResult<TopupView> {
+    let max = services.settings.topup_max;
+    if amount > max {
+        return Err(DomainError::bad_input(
+            "input.amount",
+            format!("must be at most {max}"),
+        ));
+    }
     let scope = Scope {
         caller: viewer.user_id,
         operation: OPERATION,
