@@ -12,7 +12,8 @@ use crate::support::{AppOptions, TestApp, code, spawn_app};
 /// `levels` fragments, each spreading the one before twice: 2^levels
 /// `platform` fields once expanded, in under 40 bytes a level.
 fn bomb(levels: usize) -> String {
-    let mut query = format!("query {{ ...F{levels} }} fragment F0 on Query {{ platform {{ currency }} }}");
+    let mut query =
+        format!("query {{ ...F{levels} }} fragment F0 on Query {{ platform {{ currency }} }}");
     for i in 1..=levels {
         query.push_str(&format!(
             " fragment F{i} on Query {{ ...F{} ...F{} }}",
@@ -61,7 +62,8 @@ async fn fragment_bombs_are_refused_with_a_code_before_they_expand() {
 }
 
 const REGISTER: &str = "mutation($i: RegisterInput!) { register(input: $i) { token } }";
-const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+const LOGIN: &str =
+    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
 
 /// Asserts `body` is a `BAD_USER_INPUT` refusal on `field`.
 fn bad_input_on(body: &Value, field: &str) {
@@ -134,7 +136,8 @@ async fn nul_and_control_characters_in_strings_are_bad_user_input() {
     assert_eq!(app.count("giftcard.branches").await, 0, "nothing written");
 }
 
-const INITIATE: &str = "mutation($i: TopupInput!) { initiateTopup(input: $i) { id reference status } }";
+const INITIATE: &str =
+    "mutation($i: TopupInput!) { initiateTopup(input: $i) { id reference status } }";
 const WEBHOOK_SECRET: &str = "whsec-hostile-tests";
 
 async fn initiate(app: &TestApp, token: &str, amount: i64) -> Value {
@@ -227,8 +230,16 @@ async fn a_credit_the_wallet_cannot_hold_fails_the_topup_and_stops_the_retries()
         )
         .await;
     assert_eq!(topup["status"], "FAILED", "{topup}");
-    assert_eq!(app.my_balance(&token).await, i64::MAX - 50, "nothing credited");
-    assert_eq!(app.count("ledger.entries").await, entries, "no partial posting");
+    assert_eq!(
+        app.my_balance(&token).await,
+        i64::MAX - 50,
+        "nothing credited"
+    );
+    assert_eq!(
+        app.count("ledger.entries").await,
+        entries,
+        "no partial posting"
+    );
 }
 
 /// Documents the contract refuses before running anything, with the
@@ -240,21 +251,68 @@ fn bad_documents() -> Vec<(&'static str, String, Value, Option<&'static str>)> {
         " }".repeat(16)
     );
     let complex: String = (0..501).map(|_| "platform { currency } ").collect();
-    let aliases: String = (0..31).map(|i| format!("a{i}: platform {{ currency }} ")).collect();
+    let aliases: String = (0..31)
+        .map(|i| format!("a{i}: platform {{ currency }} "))
+        .collect();
     let page = "{ pageInfo { hasNextPage } }";
     let two = "query A { platform { currency } } query B { me { id } }";
     vec![
-        ("parse error", "{ platform { currency }".into(), json!({}), None),
+        (
+            "parse error",
+            "{ platform { currency }".into(),
+            json!({}),
+            None,
+        ),
         ("unknown field", "{ nope }".into(), json!({}), None),
-        ("unknown argument", "{ platform(x: 1) { currency } }".into(), json!({}), None),
-        ("wrong literal type", format!("{{ merchants(first: \"ten\") {page} }}"), json!({}), None),
-        ("bad enum value", format!("{{ merchants(status: NOPE) {page} }}"), json!({}), None),
-        ("bad variable value", format!("query($n: Int) {{ merchants(first: $n) {page} }}"), json!({ "n": "ten" }), None),
-        ("missing required variable", "query($id: ID!) { event(id: $id) { id } }".into(), json!({}), None),
-        ("undefined variable", "{ event(id: $id) { id } }".into(), json!({}), None),
+        (
+            "unknown argument",
+            "{ platform(x: 1) { currency } }".into(),
+            json!({}),
+            None,
+        ),
+        (
+            "wrong literal type",
+            format!("{{ merchants(first: \"ten\") {page} }}"),
+            json!({}),
+            None,
+        ),
+        (
+            "bad enum value",
+            format!("{{ merchants(status: NOPE) {page} }}"),
+            json!({}),
+            None,
+        ),
+        (
+            "bad variable value",
+            format!("query($n: Int) {{ merchants(first: $n) {page} }}"),
+            json!({ "n": "ten" }),
+            None,
+        ),
+        (
+            "missing required variable",
+            "query($id: ID!) { event(id: $id) { id } }".into(),
+            json!({}),
+            None,
+        ),
+        (
+            "undefined variable",
+            "{ event(id: $id) { id } }".into(),
+            json!({}),
+            None,
+        ),
         ("over depth", deep, json!({}), None),
-        ("over complexity", format!("{{ {complex} }}"), json!({}), None),
-        ("too many aliases", format!("{{ {aliases} }}"), json!({}), None),
+        (
+            "over complexity",
+            format!("{{ {complex} }}"),
+            json!({}),
+            None,
+        ),
+        (
+            "too many aliases",
+            format!("{{ {aliases} }}"),
+            json!({}),
+            None,
+        ),
         ("fragment bomb", bomb(30), json!({}), None),
         ("unknown operationName", two.into(), json!({}), Some("C")),
         ("no operationName among two", two.into(), json!({}), None),
@@ -262,7 +320,12 @@ fn bad_documents() -> Vec<(&'static str, String, Value, Option<&'static str>)> {
 }
 
 /// `GET /graphql` with the request in the query string.
-async fn get(app: &TestApp, query: &str, variables: &Value, operation: Option<&str>) -> (u16, Value) {
+async fn get(
+    app: &TestApp,
+    query: &str,
+    variables: &Value,
+    operation: Option<&str>,
+) -> (u16, Value) {
     let variables = variables.to_string();
     let mut params = vec![("query", query), ("variables", variables.as_str())];
     if let Some(operation) = operation {
@@ -292,9 +355,16 @@ async fn every_refused_document_carries_the_contract_code() {
         let body: Value = response.json().await.expect("JSON body");
         assert_eq!(code(&body), "BAD_USER_INPUT", "POST, {what}: {body}");
         let (status, body) = get(&app, &query, &variables, operation).await;
-        assert_eq!((status, code(&body)), (200, "BAD_USER_INPUT"), "GET, {what}: {body}");
+        assert_eq!(
+            (status, code(&body)),
+            (200, "BAD_USER_INPUT"),
+            "GET, {what}: {body}"
+        );
         for error in body["errors"].as_array().expect("errors") {
-            assert!(error["extensions"]["code"].is_string(), "GET, {what}: {body}");
+            assert!(
+                error["extensions"]["code"].is_string(),
+                "GET, {what}: {body}"
+            );
         }
     }
     let (status, body) = get(&app, "mutation { becomeHost { id } }", &json!({}), None).await;
@@ -307,9 +377,15 @@ async fn get_reads_operation_name_as_the_spec_names_it() {
     let two = "query A { platform { currency } } query B { me { id } }";
     let (status, body) = get(&app, two, &json!({}), Some("A")).await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({ "data": { "platform": { "currency": "NGN" } } }));
+    assert_eq!(
+        body,
+        json!({ "data": { "platform": { "currency": "NGN" } } })
+    );
     let (_, body) = get(&app, "{ platform { currency } }", &json!({}), Some("")).await;
-    assert_eq!(body["data"]["platform"]["currency"], "NGN", "an empty name is none: {body}");
+    assert_eq!(
+        body["data"]["platform"]["currency"], "NGN",
+        "an empty name is none: {body}"
+    );
 }
 
 #[tokio::test]

@@ -8,9 +8,9 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
+use async_graphql::Name;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, Variables};
-use async_graphql::Name;
 use async_graphql_value::{ConstValue, Value};
 
 use crate::error::bad_user_input;
@@ -59,7 +59,9 @@ impl<'a> Walk<'a> {
                     }
                     self.set(&field.node.selection_set.node)?;
                 }
-                Selection::InlineFragment(fragment) => self.set(&fragment.node.selection_set.node)?,
+                Selection::InlineFragment(fragment) => {
+                    self.set(&fragment.node.selection_set.node)?;
+                }
                 // Fragments are looked at once, on their own.
                 Selection::FragmentSpread(_) => {}
             }
@@ -170,7 +172,10 @@ mod tests {
     #[test]
     fn a_nul_anywhere_in_an_argument_is_refused_with_its_path() {
         let login = "mutation($e: String!) { login(email: $e, password: \"p\") { token } }";
-        assert_eq!(refused_at(login, serde_json::json!({ "e": "a@b.io" })), None);
+        assert_eq!(
+            refused_at(login, serde_json::json!({ "e": "a@b.io" })),
+            None
+        );
         assert_eq!(
             refused_at(login, serde_json::json!({ "e": "a\u{0}@b.io" })).as_deref(),
             Some("email")
@@ -202,7 +207,10 @@ mod tests {
         );
         // Unused variables reach nothing, and other strings pass.
         assert_eq!(
-            refused_at("{ f(t: \"line\\nbreak\") }", serde_json::json!({ "unused": "\u{0}" })),
+            refused_at(
+                "{ f(t: \"line\\nbreak\") }",
+                serde_json::json!({ "unused": "\u{0}" })
+            ),
             None
         );
     }

@@ -170,7 +170,9 @@ impl<'a> Walk<'a> {
                     .sum();
                 Size {
                     fields: inner.fields.saturating_add(u64::from(!typename)),
-                    aliases: inner.aliases.saturating_add(u64::from(field.alias.is_some())),
+                    aliases: inner
+                        .aliases
+                        .saturating_add(u64::from(field.alias.is_some())),
                     nodes: inner
                         .nodes
                         .saturating_add(arguments)
@@ -302,7 +304,11 @@ mod tests {
     fn bomb(levels: usize, leaf: &str) -> String {
         let mut query = format!("query {{ ...F{levels} }} fragment F0 on Query {{ {leaf} }}");
         for i in 1..=levels {
-            query.push_str(&format!(" fragment F{i} on Query {{ ...F{} ...F{} }}", i - 1, i - 1));
+            query.push_str(&format!(
+                " fragment F{i} on Query {{ ...F{} ...F{} }}",
+                i - 1,
+                i - 1
+            ));
         }
         query
     }
@@ -317,7 +323,11 @@ mod tests {
                 // The operation's spread, two spreads per fragment, the leaf.
                 let written = 1 + 2 * levels as u64 + if leaf == "__typename" { 1 } else { 2 };
                 // Deeper than 32 levels, the walk stops at the 33rd.
-                assert!(walk.visited <= written, "{leaf} x 2^{levels}: {}", walk.visited);
+                assert!(
+                    walk.visited <= written,
+                    "{leaf} x 2^{levels}: {}",
+                    walk.visited
+                );
                 assert!(
                     ["too complex", "too large", "recursion depth"]
                         .iter()
@@ -357,12 +367,18 @@ mod tests {
             "ofType { ".repeat(12),
             " }".repeat(12)
         );
-        assert_eq!(refusal(&through).as_deref(), Some("Query is nested too deep."));
+        assert_eq!(
+            refusal(&through).as_deref(),
+            Some("Query is nested too deep.")
+        );
         // __typename counts for neither.
         let typenames: String = (0..600).map(|_| "__typename ").collect();
         assert_eq!(refusal(&format!("{{ {typenames} }}")), None);
         let fields: String = (0..501).map(|_| "platform { currency } ").collect();
-        assert_eq!(refusal(&format!("{{ {fields} }}")).as_deref(), Some("Query is too complex."));
+        assert_eq!(
+            refusal(&format!("{{ {fields} }}")).as_deref(),
+            Some("Query is too complex.")
+        );
     }
 
     #[test]
@@ -377,8 +393,11 @@ mod tests {
         // a, c, b, and d through F and again through G.
         assert_eq!(size.aliases, 5);
         assert!(check(&document, LIMITS).is_ok());
-        let aliases: String = (0..16).map(|i| format!("a{i}: platform {{ currency }} ")).collect();
-        let twice = format!("{{ ...F ... on Query {{ ...F }} }} fragment F on Query {{ {aliases} }}");
+        let aliases: String = (0..16)
+            .map(|i| format!("a{i}: platform {{ currency }} "))
+            .collect();
+        let twice =
+            format!("{{ ...F ... on Query {{ ...F }} }} fragment F on Query {{ {aliases} }}");
         assert_eq!(
             refusal(&twice).as_deref(),
             Some("Query has too many aliases (limit 30).")
@@ -388,7 +407,8 @@ mod tests {
     #[test]
     fn cycles_and_long_chains_are_refused_without_deep_recursion() {
         assert_eq!(
-            refusal("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }").as_deref(),
+            refusal("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
+                .as_deref(),
             Some("Cannot spread fragment \"A\" within itself.")
         );
         // A chain of 10,000 fragments nobody spreads: async-graphql's
@@ -409,10 +429,14 @@ mod tests {
     #[test]
     fn large_argument_values_count_once_per_expansion() {
         let list: String = (0..1_000).map(|i| format!("\"{i}\",")).collect();
-        let once = format!("{{ ...F }} fragment F on Query {{ platform {{ currency }} a: user(id: \"x\", list: [{list}]) {{ id }} }}");
+        let once = format!(
+            "{{ ...F }} fragment F on Query {{ platform {{ currency }} a: user(id: \"x\", list: [{list}]) {{ id }} }}"
+        );
         assert_eq!(refusal(&once), None);
         let spreads: String = (0..10).map(|_| "... on Query { ...F } ").collect();
-        let many = format!("{{ {spreads} }} fragment F on Query {{ user(id: \"x\", list: [{list}]) {{ id }} }}");
+        let many = format!(
+            "{{ {spreads} }} fragment F on Query {{ user(id: \"x\", list: [{list}]) {{ id }} }}"
+        );
         assert!(refusal(&many).is_some_and(|m| m.contains("too large")));
     }
 }

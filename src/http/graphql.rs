@@ -143,7 +143,8 @@ struct GetParams {
 /// empty `operationName` means none.
 fn from_query_string(query: &str) -> Option<async_graphql::Request> {
     let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
-    let axum::extract::Query(params) = axum::extract::Query::<GetParams>::try_from_uri(&uri).ok()?;
+    let axum::extract::Query(params) =
+        axum::extract::Query::<GetParams>::try_from_uri(&uri).ok()?;
     let mut request = async_graphql::Request::new(params.query);
     request.operation_name = params.operation_name.filter(|name| !name.is_empty());
     if let Some(variables) = params.variables {
@@ -250,9 +251,9 @@ impl DocumentCache {
     fn prepare(&self, request: &mut async_graphql::Request) -> Result<bool, ServerError> {
         let cached = self.attach(request)?;
         let variables = std::mem::take(&mut request.variables);
-        let strings = request
-            .parsed_query()
-            .map_or(Ok(()), |document| input::check_strings(document, &variables));
+        let strings = request.parsed_query().map_or(Ok(()), |document| {
+            input::check_strings(document, &variables)
+        });
         request.variables = variables;
         strings.map(|()| cached)
     }

@@ -227,10 +227,7 @@ async fn apply(
 /// the ledger holds): nothing is credited, the topup is FAILED for review
 /// (the provider holds the money; an operator refunds it), and the answer
 /// is 200 so the provider stops retrying what can never succeed.
-async fn unpayable(
-    services: &Services,
-    found: &topup::TopupView,
-) -> Result<Received, Refused> {
+async fn unpayable(services: &Services, found: &topup::TopupView) -> Result<Received, Refused> {
     let reason = "the wallet's balance cannot hold this amount";
     tracing::error!(reference = %found.reference, reason, "topup flagged FAILED for review");
     let txn = services.db.begin().await?;
