@@ -240,6 +240,11 @@ async fn a_credit_the_wallet_cannot_hold_fails_the_topup_and_stops_the_retries()
         entries,
         "no partial posting"
     );
+    // A reference Postgres could not even compare is unknown, not a 500.
+    assert_eq!(
+        deliver_success(&app, "tp_\u{0}", 100).await,
+        (404, json!({ "outcome": "unknown_reference" }))
+    );
 }
 
 /// Documents the contract refuses before running anything, with the

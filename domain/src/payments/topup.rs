@@ -188,7 +188,17 @@ pub async fn find_by_reference<C: ConnectionTrait>(
     conn: &C,
     reference: &str,
 ) -> DomainResult<Option<TopupView>> {
+    if !storable(reference) {
+        return Ok(None);
+    }
     one(conn, "reference = $1", reference.into()).await
+}
+
+/// False for a reference no topup can have, which Postgres would refuse
+/// to compare (text cannot hold a NUL): it is unknown, not a failure of
+/// ours that a provider would retry.
+fn storable(reference: &str) -> bool {
+    !reference.contains('\0')
 }
 
 /// The topup with `reference`, locked until `txn` ends.
@@ -196,6 +206,9 @@ pub(super) async fn lock_by_reference(
     txn: &DatabaseTransaction,
     reference: &str,
 ) -> DomainResult<Option<TopupView>> {
+    if !storable(reference) {
+        return Ok(None);
+    }
     one(txn, "reference = $1 FOR UPDATE", reference.into()).await
 }
 
