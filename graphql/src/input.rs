@@ -5,7 +5,7 @@
 //! refused where they matter, by the domain's validated types (an email
 //! has none, a description may have line breaks).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use async_graphql::Name;
@@ -23,9 +23,19 @@ pub fn check_strings(
     document: &ExecutableDocument,
     variables: &Variables,
 ) -> Result<(), ServerError> {
+    let mut defaults = HashMap::new();
+    for (_, operation) in document.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            if let Some(default) = &definition.node.default_value {
+                defaults
+                    .entry(definition.node.name.node.as_str())
+                    .or_insert(&default.node);
+            }
+        }
+    }
     let mut walk = Walk {
-        document,
         variables,
+        defaults,
         seen: HashSet::new(),
         path: String::new(),
     };
@@ -39,8 +49,9 @@ pub fn check_strings(
 }
 
 struct Walk<'a> {
-    document: &'a ExecutableDocument,
     variables: &'a Variables,
+    /// The operations' default values of their variables.
+    defaults: HashMap<&'a str, &'a ConstValue>,
     /// Variables already looked at (a variable may be used many times).
     seen: HashSet<&'a str>,
     /// The input path of the value being looked at.
@@ -134,17 +145,9 @@ impl<'a> Walk<'a> {
 
     /// The value of the variable `name`: the request's, else its default.
     fn variable(&self, name: &str) -> Option<&'a ConstValue> {
-        self.variables.get(name).or_else(|| {
-            self.document.operations.iter().find_map(|(_, operation)| {
-                operation
-                    .node
-                    .variable_definitions
-                    .iter()
-                    .find(|definition| definition.node.name.node == name)
-                    .and_then(|definition| definition.node.default_value.as_ref())
-                    .map(|default| &default.node)
-            })
-        })
+        self.variables
+            .get(name)
+            .or_else(|| self.defaults.get(name).copied())
     }
 }
 
