@@ -312,6 +312,8 @@ pub async fn start(
             currency: config.platform_currency.clone(),
             service_rate_bps: config.service_rate_bps,
             deposit_fee_bps: config.deposit_fee_bps,
+            topup_max: giftdrop_domain::money::Amount::new(config.topup_max_amount)
+                .context("TOPUP_MAX_AMOUNT")?,
         },
         ns: ns.clone(),
     };

@@ -142,6 +142,11 @@ pub struct Config {
     /// Provider deposit fee, basis points.
     #[arg(long, env = "DEPOSIT_FEE_BPS", default_value_t = 150)]
     pub deposit_fee_bps: u32,
+    /// Largest top-up, minor units (10,000,000.00 of a two-decimal
+    /// currency by default): one top-up can never bring a wallet near the
+    /// largest balance the ledger holds.
+    #[arg(long, env = "TOPUP_MAX_AMOUNT", default_value_t = 1_000_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub topup_max_amount: i64,
     /// Sliding-window limits, `op=max/seconds,...`.
     #[arg(long, env = "RATE_LIMITS", default_value = giftdrop_domain::ratelimit::DEFAULT_RATE_LIMITS)]
     pub rate_limits: String,

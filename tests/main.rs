@@ -15,6 +15,7 @@ mod draw;
 mod escrow_race;
 mod events;
 mod health;
+mod hostile;
 mod http;
 mod identity;
 mod instant;

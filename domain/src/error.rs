@@ -54,6 +54,10 @@ pub enum DomainError {
         /// Whole seconds until the next attempt can succeed.
         retry_after_seconds: u64,
     },
+    /// A credit would take a wallet's balance past the largest the ledger
+    /// holds (a bigint): nothing was posted.
+    #[error("the wallet's balance cannot hold this amount")]
+    BalanceLimit,
     /// Anything else: an infrastructure failure or a bug.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -91,6 +95,24 @@ impl DomainError {
         }
     }
 
+    /// `BalanceLimit` in place of a database "numeric value out of range"
+    /// (SQLSTATE 22003), which a posting's balance update raises when the
+    /// sum would overflow; any other error unchanged. Postings call it.
+    #[must_use]
+    pub fn or_balance_limit(self) -> Self {
+        match &self {
+            Self::Internal(err)
+                if err
+                    .downcast_ref::<DbErr>()
+                    .and_then(sqlstate)
+                    .is_some_and(|code| code == NUMERIC_VALUE_OUT_OF_RANGE) =>
+            {
+                Self::BalanceLimit
+            }
+            _ => self,
+        }
+    }
+
     /// Prefixes the input path of a `BadInput` (e.g. `email` -> `input.email`).
     #[must_use]
     pub fn under(self, parent: &str) -> Self {
@@ -118,6 +140,9 @@ impl From<redis::RedisError> for DomainError {
 
 /// Result alias for use cases.
 pub type DomainResult<T> = Result<T, DomainError>;
+
+/// Postgres' SQLSTATE for a value out of its type's range.
+const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 
 /// The SQLSTATE of a database error, if `err` is one.
 fn sqlstate(err: &DbErr) -> Option<String> {

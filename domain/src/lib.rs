@@ -42,6 +42,8 @@ pub struct Settings {
     pub service_rate_bps: u32,
     /// Payment provider deposit fee, in basis points.
     pub deposit_fee_bps: u32,
+    /// The largest top-up (`TOPUP_MAX_AMOUNT`).
+    pub topup_max: money::Amount,
 }
 
 /// Everything a use case may need, built once per process.

@@ -4,26 +4,50 @@
 //! its blanket `From<Display>`: call [`Gql::gql`], which picks the code,
 //! keeps client-safe messages, and turns `Internal` into a generic message
 //! (the cause chain goes to the logs and Sentry, the correlation id is
-//! attached by [`stamp_correlation`], which the transports call on every
+//! attached by [`finish_errors`], which the transports call on every
 //! response).
 
-use async_graphql::{Error, ErrorExtensions};
+use async_graphql::{Error, ErrorExtensionValues, ErrorExtensions, ServerError};
 use giftdrop_domain::DomainError;
 
 /// The generic message of every `INTERNAL` error.
 pub const INTERNAL_MESSAGE: &str =
     "Something went wrong on our side. Quote the correlation id when reporting it.";
 
-/// Stamps `correlation` on every `INTERNAL` error of `response`, so the
-/// generic message a client sees leads to the logged details.
-pub fn stamp_correlation(response: &mut async_graphql::Response, correlation: &str) {
+/// Completes every error of `response` as the contract wants it: an error
+/// without `extensions.code` (async-graphql's own: a parse or validation
+/// failure, an argument or variable that does not coerce, an unknown
+/// operation) gets `BAD_USER_INPUT`, as our resolvers give every error a
+/// code; every `INTERNAL` error gets `correlation`, so the generic message
+/// a client sees leads to the logged details. Both transports call it on
+/// every response.
+pub fn finish_errors(response: &mut async_graphql::Response, correlation: &str) {
     for error in &mut response.errors {
-        if let Some(extensions) = error.extensions.as_mut()
-            && extensions.get("code") == Some(&async_graphql::Value::from("INTERNAL"))
-        {
-            extensions.set("correlationId", correlation);
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        match extensions.get("code") {
+            None => extensions.set("code", BAD_USER_INPUT),
+            Some(code) if *code == async_graphql::Value::from("INTERNAL") => {
+                extensions.set("correlationId", correlation);
+            }
+            Some(_) => {}
         }
     }
+}
+
+/// The contract's code of a request the client got wrong.
+pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+
+/// A `BAD_USER_INPUT` error of a whole request (a document over a limit),
+/// with the input path `field` when there is one.
+pub fn bad_user_input(message: impl Into<String>, field: Option<&str>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", BAD_USER_INPUT);
+    if let Some(field) = field {
+        extensions.set("field", field);
+    }
+    error.extensions = Some(extensions);
+    error
 }
 
 /// Converts a domain result into a GraphQL result with a contract code.
@@ -45,9 +69,9 @@ pub fn to_graphql(err: DomainError) -> Error {
         DomainError::Unauthenticated => coded(message, "UNAUTHENTICATED"),
         DomainError::Forbidden => coded(message, "FORBIDDEN"),
         DomainError::NotFound => coded(message, "NOT_FOUND"),
-        DomainError::Conflict(_) => coded(message, "CONFLICT"),
+        DomainError::Conflict(_) | DomainError::BalanceLimit => coded(message, "CONFLICT"),
         DomainError::BadInput { field, .. } => Error::new(message).extend_with(|_, e| {
-            e.set("code", "BAD_USER_INPUT");
+            e.set("code", BAD_USER_INPUT);
             e.set("field", field);
         }),
         DomainError::InsufficientFunds {

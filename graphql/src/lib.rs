@@ -11,6 +11,7 @@ pub mod event;
 pub mod event_live;
 pub mod identity;
 pub mod ids;
+pub mod input;
 pub mod limits;
 pub mod live;
 pub mod loaders;
@@ -84,6 +85,17 @@ impl Default for SchemaOptions {
     }
 }
 
+impl SchemaOptions {
+    /// The limits the transports check documents against before the
+    /// schema validates them ([`limits::check`]).
+    pub fn limits(&self) -> limits::Limits {
+        limits::Limits {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+        }
+    }
+}
+
 /// Builds the schema once per process.
 pub fn build_schema(services: Services, options: SchemaOptions) -> AppSchema {
     let mut builder = Schema::build(
@@ -95,7 +107,7 @@ pub fn build_schema(services: Services, options: SchemaOptions) -> AppSchema {
     .data(services)
     .limit_depth(options.max_depth)
     .limit_complexity(options.max_complexity)
-    .limit_recursive_depth(32)
+    .limit_recursive_depth(limits::MAX_NESTING)
     .limit_directives(10);
     if !options.introspection {
         builder = builder.disable_introspection();

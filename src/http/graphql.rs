@@ -14,9 +14,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::RequestData;
-use giftdrop_graphql::error::{stamp_correlation, to_graphql};
-use giftdrop_graphql::limits;
+use giftdrop_graphql::error::{finish_errors, to_graphql};
 use giftdrop_graphql::operation;
+use giftdrop_graphql::{SchemaOptions, input, limits};
 
 use super::{AppState, ClientIp, CorrelationId, error_response, resolve_auth};
 
@@ -71,7 +71,8 @@ pub async fn post(
 }
 
 /// A request refused before execution, as GraphQL answers it (200 with
-/// `errors`): an over-limit document.
+/// `errors`, each with its code): an over-limit document, a NUL in a
+/// string.
 fn refused(error: ServerError) -> Response {
     Json(async_graphql::Response::from_errors(vec![error])).into_response()
 }
@@ -100,15 +101,12 @@ pub async fn get(
         )
         .into_response();
     }
-    let mut request = match async_graphql::http::parse_query_string(&query) {
-        Ok(request) => request,
-        Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                "Pass `query` (and optional `variables`, `operationName`) in the query string",
-            );
-        }
+    let Some(mut request) = from_query_string(&query) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Pass `query` (and optional `variables`, `operationName`) in the query string",
+        );
     };
     if let Err(error) = state.documents.prepare(&mut request) {
         return refused(error);
@@ -125,6 +123,32 @@ pub async fn get(
         return response;
     }
     execute(&state, request, &headers, correlation, client).await
+}
+
+/// The parameters of a GraphQL request sent with GET, named as the
+/// GraphQL-over-HTTP spec names them (async-graphql's own parser reads
+/// `operation_name`, which no client sends).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    #[serde(default)]
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+/// The request a GET query string carries; `None` when it is not one. An
+/// empty `operationName` means none.
+fn from_query_string(query: &str) -> Option<async_graphql::Request> {
+    let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
+    let axum::extract::Query(params) =
+        axum::extract::Query::<GetParams>::try_from_uri(&uri).ok()?;
+    let mut request = async_graphql::Request::new(params.query);
+    request.operation_name = params.operation_name.filter(|name| !name.is_empty());
+    if let Some(variables) = params.variables {
+        request.variables = serde_json::from_str(&variables).ok()?;
+    }
+    Some(request)
 }
 
 /// True when the operation the request selects is a query. A document that
@@ -166,17 +190,30 @@ async fn execute(
     let correlation = meta.correlation_id.clone();
     let data = RequestData::new(auth, meta, client.to_string());
     let mut response = state.schema.execute(request.data(data)).await;
-    stamp_correlation(&mut response, &correlation);
+    finish_errors(&mut response, &correlation);
     Json(response).into_response()
 }
 
 /// Parsed documents by query text, so the common operations of a front end
 /// are parsed once per process rather than once per request. Bounded:
 /// when full, new texts are parsed per request until a restart. Every
-/// document a request brings is checked against the alias limit here.
-#[derive(Default)]
+/// document a request brings is checked against the shape limits here
+/// ([`limits::check`]) before the schema validates it, and every request's
+/// strings for NUL ([`input::check_strings`]).
 pub struct DocumentCache {
     documents: std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>,
+    limits: limits::Limits,
+}
+
+impl Default for DocumentCache {
+    /// Checks against the limits of the schema's default options, which
+    /// the server builds its schema with.
+    fn default() -> Self {
+        Self {
+            documents: std::sync::RwLock::default(),
+            limits: SchemaOptions::default().limits(),
+        }
+    }
 }
 
 impl DocumentCache {
@@ -205,12 +242,24 @@ impl DocumentCache {
         Ok(())
     }
 
-    /// Attaches the cached parse of `request`'s query, or parses it (and
-    /// keeps it, when there is room). A document with too many aliases is
-    /// the request's error (and never cached); a syntax error is left for
-    /// execution to report. `Ok(true)` when the attached document is a copy
-    /// of a cached one (cached documents are copies, with exact-size lists).
+    /// Attaches the parse of `request`'s query (see [`Self::attach`]) and
+    /// checks the strings it brings. A syntax error is left for execution
+    /// to report. `Ok(true)` when the attached document is a copy of a
+    /// cached one (cached documents are copies, with exact-size lists).
     fn prepare(&self, request: &mut async_graphql::Request) -> Result<bool, ServerError> {
+        let cached = self.attach(request)?;
+        let variables = std::mem::take(&mut request.variables);
+        let strings = request.parsed_query().map_or(Ok(()), |document| {
+            input::check_strings(document, &variables)
+        });
+        request.variables = variables;
+        strings.map(|()| cached)
+    }
+
+    /// Attaches the cached parse of `request`'s query, or parses it, checks
+    /// it against the shape limits and keeps it (when there is room). A
+    /// document over a limit is the request's error (and never cached).
+    fn attach(&self, request: &mut async_graphql::Request) -> Result<bool, ServerError> {
         let documents = self
             .documents
             .read()
@@ -225,7 +274,7 @@ impl DocumentCache {
         let Ok(document) = request.parsed_query() else {
             return Ok(false);
         };
-        limits::check_aliases(document)?;
+        limits::check(document, self.limits)?;
         if let Some(query) = query {
             let document = document.clone();
             self.documents

@@ -26,7 +26,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, stream};
 use giftdrop_graphql::AppSchema;
 use giftdrop_graphql::auth::{Auth, RequestData};
-use giftdrop_graphql::error::{INTERNAL_MESSAGE, stamp_correlation};
+use giftdrop_graphql::error::{INTERNAL_MESSAGE, finish_errors};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -234,7 +234,7 @@ impl Frame {
     /// Serializes one response, once, its `INTERNAL` errors stamped with
     /// `correlation`, the id of the request that started the execution.
     pub fn of(mut response: async_graphql::Response, correlation: &str) -> Self {
-        stamp_correlation(&mut response, correlation);
+        finish_errors(&mut response, correlation);
         let failed = response.data == async_graphql::Value::Null && !response.errors.is_empty();
         // Serializing these types cannot fail: they hold no maps with
         // non-string keys and no foreign serializers.

@@ -49,7 +49,8 @@ impl Email {
     pub fn parse(raw: &str, field: &str) -> DomainResult<Self> {
         let email = raw.trim().to_lowercase();
         let bad = || DomainError::bad_input(field, "is not a valid email address");
-        if !(3..=254).contains(&email.len()) || email.chars().any(char::is_whitespace) {
+        let blank_or_control = |c: char| c.is_whitespace() || c.is_control();
+        if !(3..=254).contains(&email.len()) || email.chars().any(blank_or_control) {
             return Err(bad());
         }
         let (local, domain) = email.split_once('@').ok_or_else(bad)?;
@@ -147,6 +148,8 @@ mod tests {
             "a da@x.io",
             "a@b@c.io",
             "a@.io",
+            "a\u{0}da@example.com",
+            "ada@exa\u{7}mple.com",
         ] {
             assert!(Email::parse(bad, "email").is_err(), "{bad:?} accepted");
         }

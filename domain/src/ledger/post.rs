@@ -15,8 +15,9 @@ use crate::outbox;
 use crate::sql::{Batch, statement};
 
 /// Posts `transfer` inside `txn`. A debit larger than a wallet's balance is
-/// `InsufficientFunds` (and the caller's transaction must be rolled back,
-/// which dropping it does). An unbalanced transfer is a bug: `Internal`.
+/// `InsufficientFunds`, a credit past the largest balance `BalanceLimit`
+/// (and the caller's transaction must be rolled back, which dropping it
+/// does). An unbalanced transfer is a bug: `Internal`.
 pub async fn post(
     txn: &DatabaseTransaction,
     meta: &RequestMeta,
@@ -39,7 +40,8 @@ pub async fn post(
                  RETURNING id, kind, owner_id, balance, version",
                 vec![(*id).into(), delta.into()],
             ))
-            .await?;
+            .await
+            .map_err(|err| DomainError::from(err).or_balance_limit())?;
         match row {
             Some(row) => wallets.push(wallet_view(&row)?),
             None => {
@@ -163,7 +165,8 @@ async fn post_one_wallet(
 ) -> DomainResult<Posted> {
     let mut batch = Batch::new();
     let transfer_id = push_one_wallet(&mut batch, meta, transfer, wallet, wallet_leg, Guard::Skip)?;
-    let Some(row) = batch.fetch_one(txn, posted_wallet()).await? else {
+    let posted = batch.fetch_one(txn, posted_wallet()).await;
+    let Some(row) = posted.map_err(DomainError::or_balance_limit)? else {
         let available = wallet_balance(txn, wallet)
             .await?
             .ok_or_else(|| bug("posting to a wallet that does not exist"))?;

@@ -83,8 +83,9 @@ fn view(row: &QueryResult) -> DomainResult<TopupView> {
     })
 }
 
-/// Starts a topup of `amount` (validated by the caller: positive) under the
-/// client's idempotency `key`. A repeat with the same key and amount returns
+/// Starts a topup of `amount` (validated by the caller: positive; at most
+/// `TOPUP_MAX_AMOUNT`, else `BAD_USER_INPUT` and nothing is written) under
+/// the client's idempotency `key`. A repeat with the same key and amount returns
 /// the same topup; a provider failure leaves nothing behind.
 pub async fn initiate(
     services: &Services,
@@ -93,6 +94,13 @@ pub async fn initiate(
     amount: Amount,
     key: &str,
 ) -> DomainResult<TopupView> {
+    let max = services.settings.topup_max;
+    if amount > max {
+        return Err(DomainError::bad_input(
+            "input.amount",
+            format!("must be at most {max}"),
+        ));
+    }
     let scope = Scope {
         caller: viewer.user_id,
         operation: OPERATION,
@@ -180,7 +188,17 @@ pub async fn find_by_reference<C: ConnectionTrait>(
     conn: &C,
     reference: &str,
 ) -> DomainResult<Option<TopupView>> {
+    if !storable(reference) {
+        return Ok(None);
+    }
     one(conn, "reference = $1", reference.into()).await
+}
+
+/// False for a reference no topup can have, which Postgres would refuse
+/// to compare (text cannot hold a NUL): it is unknown, not a failure of
+/// ours that a provider would retry.
+fn storable(reference: &str) -> bool {
+    !reference.contains('\0')
 }
 
 /// The topup with `reference`, locked until `txn` ends.
@@ -188,6 +206,9 @@ pub(super) async fn lock_by_reference(
     txn: &DatabaseTransaction,
     reference: &str,
 ) -> DomainResult<Option<TopupView>> {
+    if !storable(reference) {
+        return Ok(None);
+    }
     one(txn, "reference = $1 FOR UPDATE", reference.into()).await
 }
 

@@ -5,7 +5,9 @@
 //! signature is refused before anything is read ([`Refused::BadSignature`],
 //! 401); an unknown reference is 404; an amount that differs from the
 //! topup's flags the topup FAILED for review and is 422; a delivery for a
-//! topup that is no longer PENDING is a duplicate and changes nothing (200).
+//! topup that is no longer PENDING is a duplicate and changes nothing (200);
+//! a payment the wallet's balance cannot hold is credited not at all and
+//! flags the topup FAILED for review (200: a retry could never succeed).
 //! `charge.success` credits the wallet the full amount and books the
 //! provider's fee in one transaction. Concurrent duplicates serialize on the
 //! topup row, so a payment is credited exactly once.
@@ -208,10 +210,30 @@ async fn apply(
         return Ok(Received::MarkedFailed);
     }
     let fee = fee.unwrap_or(Amount::ZERO);
-    let posted = credit(&txn, meta, &found, fee).await?;
+    let posted = match credit(&txn, meta, &found, fee).await {
+        Ok(posted) => posted,
+        Err(Refused::Internal(DomainError::BalanceLimit)) => {
+            txn.rollback().await?;
+            return unpayable(services, &found).await;
+        }
+        Err(refused) => return Err(refused),
+    };
     txn.commit().await?;
     posted.committed(services).await;
     Ok(Received::Credited)
+}
+
+/// A payment the wallet cannot hold (its balance would pass the largest
+/// the ledger holds): nothing is credited, the topup is FAILED for review
+/// (the provider holds the money; an operator refunds it), and the answer
+/// is 200 so the provider stops retrying what can never succeed.
+async fn unpayable(services: &Services, found: &topup::TopupView) -> Result<Received, Refused> {
+    let reason = "the wallet's balance cannot hold this amount";
+    tracing::error!(reference = %found.reference, reason, "topup flagged FAILED for review");
+    let txn = services.db.begin().await?;
+    topup::mark_failed(&txn, found.id, reason).await?;
+    txn.commit().await?;
+    Ok(Received::MarkedFailed)
 }
 
 /// Credits the wallet the full amount: the provider owes us `amount - fee`
