@@ -469,7 +469,7 @@ async fn purchase_at_once(
     let main = posting.main();
     match batch.fetch_one(&s.db, main).await {
         Ok(Some(row)) => {
-            posting.posted(&row)?.committed(s).await;
+            posting.posted(&row)?.committed(s);
             count_purchase();
             Ok(Some(card))
         }

@@ -74,7 +74,7 @@ pub async fn release_as_admin(
     )
     .await?;
     txn.commit().await?;
-    released.posted.committed(s).await;
+    released.posted.committed(s);
     Ok(released.escrow)
 }
 
@@ -140,7 +140,7 @@ pub async fn expire_due(s: &Services, batch: u32) -> DomainResult<u64> {
         )
         .await?;
         txn.commit().await?;
-        released.posted.committed(s).await;
+        released.posted.committed(s);
         expired += 1;
     }
     if expired > 0 {

@@ -138,7 +138,7 @@ pub async fn disqualify(
     txn.commit().await?;
     s.outbox.wake();
     if let Some(posted) = refunded {
-        posted.committed(s).await;
+        posted.committed(s);
     }
     participants::find_winner(&s.db, winner_id)
         .await?

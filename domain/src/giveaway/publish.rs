@@ -267,7 +267,7 @@ pub async fn cancel(
     txn.commit().await?;
     s.outbox.wake();
     if let Some(posted) = posted {
-        posted.committed(s).await;
+        posted.committed(s);
     }
     Ok(cancelled)
 }
@@ -346,7 +346,7 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
     s.outbox.wake();
     live::announce_here(&s.hub, id, &drawn);
     if let Some(posted) = posted {
-        posted.committed(s).await;
+        posted.committed(s);
     }
     Ok(Some(ended))
 }

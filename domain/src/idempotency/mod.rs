@@ -275,7 +275,7 @@ where
         }
     };
     if let Some(posted) = posted {
-        posted.committed(services).await;
+        posted.committed(services);
     }
     Ok(value)
 }

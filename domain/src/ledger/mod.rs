@@ -250,13 +250,10 @@ pub struct Posted {
 }
 
 impl Posted {
-    /// Run once the posting transaction has committed: makes every cached
-    /// balance of the touched wallets unservable and wakes the outbox relay
-    /// that announces them (`walletUpdated`).
-    pub async fn committed(&self, services: &Services) {
-        for wallet in &self.wallets {
-            reads::invalidate(services, wallet).await;
-        }
+    /// Run once the posting transaction has committed: wakes the outbox
+    /// relay that announces the touched wallets (`walletUpdated`). Balances
+    /// are read from Postgres, so there is no cached copy to invalidate.
+    pub fn committed(&self, services: &Services) {
         services.outbox.wake();
     }
 }

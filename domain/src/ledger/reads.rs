@@ -25,11 +25,6 @@ pub async fn wallet(services: &Services, owner: WalletOwner) -> DomainResult<Wal
     wallet_of(&services.db, owner).await
 }
 
-/// Called by [`super::Posted::committed`]: nothing to do, balances are
-/// read from Postgres (kept so that the posting code need not change with
-/// this module; remove both together).
-pub(super) async fn invalidate(_services: &Services, _wallet: &WalletView) {}
-
 /// One entry of a wallet, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryView {

@@ -198,7 +198,7 @@ pub async fn reserve(
     ))
     .await?;
     txn.commit().await?;
-    reserved.committed(s).await;
+    reserved.committed(s);
     Ok(Some(pending))
 }
 
@@ -413,7 +413,7 @@ async fn reconcile_one(s: &Services, payout: &Pending) -> DomainResult<bool> {
     )
     .await?;
     txn.commit().await?;
-    posted.committed(s).await;
+    posted.committed(s);
     Ok(true)
 }
 

@@ -219,7 +219,7 @@ async fn apply(
         Err(refused) => return Err(refused),
     };
     txn.commit().await?;
-    posted.committed(services).await;
+    posted.committed(services);
     Ok(Received::Credited)
 }
 
