@@ -45,6 +45,10 @@ use crate::ledger::{
 use crate::money::Amount;
 use crate::sql::{amount, bug, by_id, enum_col, statement};
 
+mod reconcile;
+
+pub use reconcile::reconcile_stale;
+
 /// The rate limit (`RATE_LIMITS`) `requestPayout` counts against.
 pub const RATE_LIMIT: &str = "payout";
 const OPERATION: &str = "requestPayout";
@@ -328,93 +332,6 @@ async fn record(
     .await?;
     metrics::counter!("giftdrop_payouts_total", "status" => status).increment(1);
     Ok((txn, Some(posted)))
-}
-
-/// Settles payouts left PENDING for longer than `age` (the process that
-/// made them died, or could not record the provider's answer), at most
-/// `batch` of them; returns how many. The provider is asked what became of
-/// each reference: accepted settles the reservation, declined or unknown to
-/// it returns the money to the wallet; no answer waits for the next pass.
-/// One payout that cannot be settled now never holds up the others.
-pub async fn reconcile_stale(
-    s: &Services,
-    age: std::time::Duration,
-    batch: u32,
-) -> DomainResult<u64> {
-    let rows =
-        s.db.query_all_raw(statement(
-            "SELECT id, account_id, amount, destination FROM ledger.payouts \
-             WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1) \
-             ORDER BY created_at LIMIT $2",
-            vec![age.as_secs_f64().into(), i64::from(batch).into()],
-        ))
-        .await?;
-    let mut settled = 0;
-    for row in &rows {
-        let payout = Pending::new(
-            row.try_get("", "id")?,
-            row.try_get("", "account_id")?,
-            amount(row, "amount")?,
-            row.try_get("", "destination")?,
-        );
-        if s.payments.ready().is_err() {
-            break;
-        }
-        match reconcile_one(s, &payout).await {
-            Ok(true) => settled += 1,
-            Ok(false) => {}
-            Err(err) => {
-                tracing::error!(error = ?err, payout = %payout.id, "cannot settle a stale payout yet");
-            }
-        }
-    }
-    Ok(settled)
-}
-
-/// Settles one stale payout from the provider's answer; false when the
-/// provider could not say (the next pass asks again) or another process
-/// settled it first.
-async fn reconcile_one(s: &Services, payout: &Pending) -> DomainResult<bool> {
-    let reference = reference_of(payout.id);
-    let status = s
-        .payments
-        .call(s.payments.provider.transfer_status(&reference))
-        .await;
-    let answer = match status {
-        Ok(Some(answer)) => answer,
-        Ok(None) => TransferOutcome::Declined("the provider never received the transfer".into()),
-        Err(err) => {
-            tracing::warn!(error = %err, payout = %payout.id, "cannot reconcile a stale payout yet");
-            return Ok(false);
-        }
-    };
-    let meta = RequestMeta::system();
-    let accepted = answer == TransferOutcome::Accepted;
-    let (txn, posted) = record(s, &meta, payout, answer).await?;
-    let Some(posted) = posted else {
-        return Ok(false);
-    };
-    audit::record(
-        &txn,
-        &meta,
-        AuditRecord {
-            actor: None,
-            action: "payout.reconcile",
-            subject: format!("payout:{}", payout.id),
-            detail: Some(
-                if accepted {
-                    "accepted by the provider"
-                } else {
-                    "failed"
-                }
-                .to_owned(),
-            ),
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    posted.committed(s);
-    Ok(true)
 }
 
 /// `requestPayout` (staff of an ACTIVE merchant), once per idempotency key.
