@@ -7,8 +7,8 @@
 #   bench/run.sh wallet --connections 32 --seconds 10 --rounds 2
 #
 # `wallet` gives the server its own Redis (port 6391), measures
-# `me { wallet { balance } }` against `me { id }` with the balance cache,
-# then stops that Redis and measures again.
+# `me { wallet { balance } }` (one read of the wallet row in Postgres)
+# against `me { id }`, then stops that Redis and measures again.
 #
 #   bench/run.sh market --buyers 32 --tills 16 --seconds 20
 #   bench/run.sh giveaway --participants 2000 --prizes 100 --concurrency 64
@@ -70,7 +70,7 @@ shift
 case "$scenario" in
   http) ./target/release/giftdrop-bench http "$@" --server-pid "$server" ;;
   wallet)
-    echo "## with the balance cache"
+    echo "## with the server's Redis up"
     ./target/release/giftdrop-bench http --pair wallet "$@" --server-pid "$server"
     redis-cli -p 6391 shutdown nosave >/dev/null 2>&1 || true
     echo "## with the server's Redis stopped"

@@ -65,7 +65,7 @@ enum Target {
     Platform,
     /// `{ me { id } }`: authentication and one user lookup.
     Me,
-    /// `{ me { wallet { balance } } }`: the same plus the balance cache.
+    /// `{ me { wallet { balance } } }`: the same plus the wallet row.
     Wallet,
 }
 

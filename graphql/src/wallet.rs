@@ -75,8 +75,8 @@ pub enum TopupStatusGql {
 /// A wallet, shown only to its owner and admins.
 pub struct Wallet(pub WalletView);
 
-/// The wallet of the user `user_id` (created on first use), through the
-/// balance cache.
+/// The wallet of the user `user_id` (created on first use), read from
+/// Postgres.
 pub async fn of_user(ctx: &Context<'_>, user_id: uuid::Uuid) -> Result<Wallet> {
     let view = ledger::wallet(services(ctx)?, WalletOwner::User(user_id))
         .await
