@@ -36,35 +36,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 20000
-redis-cli --scan --pattern 'bench:*' | xargs -r redis-cli del >/dev/null
-# Every run starts from an empty database, as pgbench starts from a fresh
-# `pgbench -i`: rows left by earlier runs would make later runs work
-# against ever larger tables (the server creates and migrates it).
-psql -q -h 127.0.0.1 -U postgres -d postgres -c 'DROP DATABASE IF EXISTS giftdrop_bench WITH (FORCE)'
+source bench/server.sh
 redis_url=redis://127.0.0.1:6379
 if [ "$1" = wallet ]; then
   redis-server --port 6391 --bind 127.0.0.1 --daemonize yes --save "" --appendonly no >/dev/null
   redis_url=redis://127.0.0.1:6391
 fi
-# Postgres connection options of the server (and, for `market`, of pgbench,
-# which is compared over the same kind of connection): by default TCP on
-# loopback with TLS negotiated (sslmode=prefer); PG_OPTIONS='?sslmode=disable'
-# skips TLS, as in docker-compose, whose Postgres has none.
-pg_server=postgres://postgres@127.0.0.1:5432
-pg_options=${PG_OPTIONS:-}
 if [ "$1" = market ] || [ "$1" = giveaway ]; then
   export RATE_LIMITS=topup=100000/3600,payout=100000/3600,purchase=1000000/3600,attempt=100000/60,join=100000/60,login=100000/300
 fi
-REDIS_URL=$redis_url DATABASE_URL=$pg_server/giftdrop_bench$pg_options HTTP_ADDR=127.0.0.1:8100 \
-  REDIS_NAMESPACE=bench: JWT_SECRET=bench-secret-0123456789abcdef \
-  ADMIN_EMAIL=admin@bench.local ADMIN_PASSWORD=admin-password-1 MAIL_DIR=/tmp/benchmail \
-  RUST_LOG=${SERVER_LOG:-warn} "${SERVER:-./target/release/giftdrop}" all >/tmp/giftdrop-bench-server.log 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 150); do
-  curl -sf http://127.0.0.1:8100/health/ready >/dev/null && break
-  sleep 0.2
-done
+trap 'kill ${server:-} 2>/dev/null; wait ${server:-} 2>/dev/null || true' EXIT
+start_giftdrop "$redis_url"
 scenario=$1
 shift
 case "$scenario" in

@@ -10,6 +10,7 @@ const LOGIN: &str =
     "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
 
 /// A client of one server, signed in or not, on one keep-alive pool.
+#[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
     base_url: String,
@@ -47,6 +48,11 @@ impl Api {
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: None,
         })
+    }
+
+    /// The bearer token this client sends, if signed in.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// The same client, sending `token` as its bearer.

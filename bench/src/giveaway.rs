@@ -27,11 +27,11 @@ use crate::rss::cpu_ms;
 use crate::stats::{percentile, sorted};
 
 /// Setup requests in flight at once (registration hashes a password).
-const SETUP_CONCURRENCY: usize = 4;
-const FACE_VALUE: u64 = 500;
+pub(crate) const SETUP_CONCURRENCY: usize = 4;
+pub(crate) const FACE_VALUE: u64 = 500;
 
 /// `event(id)` as a front end shows it.
-const EVENT: &str = "query($id: ID!) { event(id: $id) { id title status prizeCount prizesAwarded host { id displayName } \
+pub(crate) const EVENT: &str = "query($id: ID!) { event(id: $id) { id title status prizeCount prizesAwarded host { id displayName } \
      prizes { id faceValue quantity awarded cardProduct { id name } } \
      winners { sequence displayName announcedAt participant { id } prize { id faceValue } } } }";
 
@@ -248,30 +248,47 @@ async fn report_announce(base_url: &str, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The host, its funded wallet, and the published event, starting once
-/// `participants` can have joined.
 /// How the event picks its winners.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Selection {
+pub(crate) enum Selection {
     /// Every attempt wins while units are left; the event lasts an hour.
     Instant,
     /// A draw when the event ends, this long after it starts.
     Draw(Duration),
 }
 
+/// The host, its funded wallet, and the published event, starting once
+/// `participants` can have joined.
 async fn setup_event(
     base_url: &str,
     args: &Args,
     participants: usize,
     selection: Selection,
 ) -> Result<(String, Api)> {
-    let market = setup_market(
+    let (host, product_id) = setup_host(
         base_url,
         &args.admin_email,
         &args.admin_password,
-        FACE_VALUE,
+        args.prizes * FACE_VALUE,
     )
     .await?;
+    // Late enough for every participant to join first.
+    let setup = Duration::from_millis(40 * u64::try_from(participants).unwrap_or(u64::MAX));
+    let starts =
+        chrono::Utc::now() + chrono::Duration::from_std(setup.max(Duration::from_secs(10)))?;
+    let event_id = publish_event(&host, &product_id, &[args.prizes], starts, selection).await?;
+    Ok((event_id, host))
+}
+
+/// A merchant's card product, and a HOST whose wallet holds `budget`:
+/// the product and budget every event of this host draws on.
+pub(crate) async fn setup_host(
+    base_url: &str,
+    admin_email: &str,
+    admin_password: &str,
+    budget: u64,
+) -> Result<(Api, String)> {
+    let market = setup_market(base_url, admin_email, admin_password, FACE_VALUE).await?;
     let host = Api::new(base_url)?;
     let session = host.register().await?;
     let host = host.signed_in(session.token);
@@ -279,11 +296,23 @@ async fn setup_event(
         .await
         .context("becomeHost")?;
     let checkout = reqwest::Client::new();
-    fund(&host, &checkout, base_url, args.prizes * FACE_VALUE).await?;
-    // Late enough for every participant to join first.
-    let setup = Duration::from_millis(40 * u64::try_from(participants).unwrap_or(u64::MAX));
-    let starts =
-        chrono::Utc::now() + chrono::Duration::from_std(setup.max(Duration::from_secs(10)))?;
+    fund(&host, &checkout, base_url, budget).await?;
+    Ok((host, market.product_id))
+}
+
+/// Creates and publishes an event of `host` starting at `starts`, with one
+/// prize line of [`FACE_VALUE`] per entry of `quantities`.
+pub(crate) async fn publish_event(
+    host: &Api,
+    product_id: &str,
+    quantities: &[u64],
+    starts: chrono::DateTime<chrono::Utc>,
+    selection: Selection,
+) -> Result<String> {
+    let prizes: Vec<Value> = quantities
+        .iter()
+        .map(|q| json!({ "cardProductId": product_id, "faceValue": FACE_VALUE.to_string(), "quantity": q }))
+        .collect();
     let mut input = json!({
         "title": "Bench giveaway",
         "description": "Attempted by giftdrop-bench",
@@ -291,7 +320,7 @@ async fn setup_event(
         "winChancePercent": 100,
         "startsAt": starts.to_rfc3339(),
         "endsAt": (starts + chrono::Duration::hours(1)).to_rfc3339(),
-        "prizes": [{ "cardProductId": market.product_id, "faceValue": FACE_VALUE.to_string(), "quantity": args.prizes }],
+        "prizes": prizes,
     });
     if let Selection::Draw(lasting) = selection {
         input["selection"] = json!("DRAW");
@@ -317,28 +346,44 @@ async fn setup_event(
         string_at(&data, "/publishEvent/status")? == "SCHEDULED",
         "publishEvent gave {data}"
     );
-    Ok((event_id, host))
+    Ok(event_id)
 }
 
 /// `count` users who registered and joined, once all are VERIFIED.
 async fn setup_participants(base_url: &str, event_id: &str, count: usize) -> Result<Vec<Api>> {
-    let joined: Vec<Api> = stream::iter(0..count)
-        .map(|n| async move {
+    let users = register_users(base_url, count).await?;
+    join_all(&users, event_id).await?;
+    Ok(users)
+}
+
+/// `count` freshly registered users, signed in.
+pub(crate) async fn register_users(base_url: &str, count: usize) -> Result<Vec<Api>> {
+    stream::iter(0..count)
+        .map(|_| async move {
             let api = Api::new(base_url)?;
             let session = api.register().await?;
-            let api = api.signed_in(session.token);
+            Ok::<_, anyhow::Error>(api.signed_in(session.token))
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+/// Every one of `users` joins `event_id`; returns once all are VERIFIED.
+pub(crate) async fn join_all(users: &[Api], event_id: &str) -> Result<()> {
+    stream::iter(users.iter().enumerate())
+        .map(|(n, api)| async move {
             api.execute(
                 "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
                 json!({ "i": { "eventId": event_id, "socialHandle": format!("@fan{n}") } }),
             )
             .await
-            .context("joinEvent")?;
-            Ok::<_, anyhow::Error>(api)
+            .context("joinEvent")
         })
         .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect()
+        .try_collect::<Vec<_>>()
         .await?;
-    for api in &joined {
+    for api in users {
         wait_for(
             api,
             event_id,
@@ -347,11 +392,11 @@ async fn setup_participants(base_url: &str, event_id: &str, count: usize) -> Res
         )
         .await?;
     }
-    Ok(joined)
+    Ok(())
 }
 
 /// Polls the event as `api` sees it until `done` holds (a minute at most).
-async fn wait_for(
+pub(crate) async fn wait_for(
     api: &Api,
     event_id: &str,
     done: impl Fn(&Value) -> bool,
@@ -657,7 +702,7 @@ async fn announce(base_url: &str, args: &Args) -> Result<Fanout> {
 /// Every one of `winners` attempts (and must win), at most
 /// [`ANNOUNCE_CONCURRENCY`] at once, the n-th starting no earlier than
 /// `n * every_ms` after `started`; returns when the last was answered.
-async fn attempt_all(
+pub(crate) async fn attempt_all(
     event_id: &str,
     winners: Vec<Api>,
     every_ms: u64,

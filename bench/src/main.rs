@@ -12,6 +12,7 @@ mod idle;
 mod lean_ws;
 mod ledger;
 mod market;
+mod peer;
 mod rss;
 mod stats;
 mod ws;
@@ -46,6 +47,10 @@ enum Scenario {
     /// The INSTANT attempt storm against `pgbench -b tpcb-like` at the same
     /// concurrency, then `event(id)` against `/health/live`.
     Giveaway(giveaway::Args),
+    /// Seeds the events `bench/peer.sh` reads on giftdrop and PostGraphile.
+    PeerSeed(peer::SeedArgs),
+    /// Announces winners on a LIVE INSTANT event at a steady pace.
+    PeerAnnounce(peer::AnnounceArgs),
 }
 
 #[tokio::main]
@@ -60,5 +65,7 @@ async fn main() -> Result<()> {
         Scenario::Ledger(args) => ledger::run(args).await,
         Scenario::Market(args) => market::run(&cli.url, args).await,
         Scenario::Giveaway(args) => giveaway::run(&cli.url, args).await,
+        Scenario::PeerSeed(args) => peer::seed(&cli.url, args).await,
+        Scenario::PeerAnnounce(args) => peer::announce(&cli.url, args).await,
     }
 }

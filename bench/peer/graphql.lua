@@ -1,0 +1,81 @@
+-- One wrk script for every server: POSTs QUERY_FILE (a GraphQL document
+-- with one `$id` variable, or none) to the server's GraphQL path, with an
+-- id picked at random from IDS_FILE per request (one line: the same event
+-- for every request). GET_PATH instead sends a plain GET (the /health/live
+-- floor). Every response is checked: 200 and a body that starts with
+-- {"data": and carries no "errors"; done() prints one parsable line.
+local query_file = os.getenv("QUERY_FILE")
+local ids_file = os.getenv("IDS_FILE")
+local get_path = os.getenv("GET_PATH")
+local ids = {}
+local query = nil
+
+local function read(path)
+  local f = assert(io.open(path, "r"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- A JSON string literal of `s` (the documents here hold no control bytes
+-- but newlines).
+local function json_string(s)
+  return '"' .. s:gsub('\\', '\\\\'):gsub('"', '\\"'):gsub('\n', ' ') .. '"'
+end
+
+if query_file then
+  query = json_string(read(query_file))
+end
+if ids_file then
+  for line in io.lines(ids_file) do
+    if #line > 0 then ids[#ids + 1] = line end
+  end
+end
+
+-- Bodies are built once, so picking one costs a table lookup.
+local bodies = {}
+if query then
+  if #ids == 0 then
+    bodies[1] = '{"query":' .. query .. '}'
+  else
+    for i, id in ipairs(ids) do
+      bodies[i] = '{"query":' .. query .. ',"variables":{"id":"' .. id .. '"}}'
+    end
+  end
+end
+
+bad = 0 -- global: done() reads it from each thread
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+end
+
+function request()
+  if get_path then
+    return wrk.format("GET", get_path)
+  end
+  return wrk.format("POST", wrk.path, { ["Content-Type"] = "application/json" },
+    bodies[math.random(#bodies)])
+end
+
+function response(status, headers, body)
+  if status ~= 200 or (not get_path and (body:sub(1, 8) ~= '{"data":' or body:find('"errors"', 1, true))) then
+    bad = bad + 1
+    if bad == 1 then io.stderr:write("bad response: " .. status .. " " .. body:sub(1, 300) .. "\n") end
+  end
+end
+
+function done(summary, latency, requests)
+  local bad_total = 0
+  for _, t in ipairs(threads) do bad_total = bad_total + (t:get("bad") or 0) end
+  local seconds = summary.duration / 1e6
+  io.write(string.format("RESULT rps=%.1f p50_ms=%.2f p99_ms=%.2f requests=%d bad=%d socket_errors=%d\n",
+    summary.requests / seconds, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.requests, bad_total,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
