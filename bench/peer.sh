@@ -226,10 +226,9 @@ awk '
     print "|---|---|---|---|---|---|"
     for (i = 1; i <= m; i++) {
       split(order[i], cc, " ")
-      for (k in n) if (index(k, order[i] " ") == 1) {
-        split(k, parts, " ")
-        printf "| %s | %s | %s | %.0f | %.2f | %.2f |\n", cc[1], cc[2], parts[3], rps[k]/n[k], p50[k]/n[k], p99[k]/n[k]
-      }
+      split("giftdrop v5 v4 currency live", names, " ")
+      for (j = 1; j <= 5; j++) if ((k = order[i] " " names[j]) in n)
+        printf "| %s | %s | %s | %.0f | %.2f | %.2f |\n", cc[1], cc[2], names[j], rps[k]/n[k], p50[k]/n[k], p99[k]/n[k]
     }
     print ""
     for (i = 1; i <= m; i++) {

@@ -24,8 +24,8 @@ use serde_json::json;
 
 use crate::api::Api;
 use crate::giveaway::{
-    FACE_VALUE, SETUP_CONCURRENCY, Selection, attempt_all, join_all, publish_event,
-    register_users, setup_host, wait_for,
+    FACE_VALUE, SETUP_CONCURRENCY, Selection, attempt_all, join_all, publish_event, register_users,
+    setup_host, wait_for,
 };
 
 /// Options of `peer-seed`.
@@ -92,8 +92,8 @@ pub async fn seed(base_url: &str, args: &SeedArgs) -> Result<()> {
         args.same_winners <= same_units_usize,
         "more winners than units"
     );
-    let budget = (same_units * args.same_events as u64 + args.max_winners * args.events as u64)
-        * FACE_VALUE;
+    let budget =
+        (same_units * args.same_events as u64 + args.max_winners * args.events as u64) * FACE_VALUE;
     let (host, product_id) =
         setup_host(base_url, &args.admin_email, &args.admin_password, budget).await?;
     let users = register_users(
@@ -174,7 +174,13 @@ pub async fn seed(base_url: &str, args: &SeedArgs) -> Result<()> {
 /// `users` join `event_id` once it is LIVE, and the first `winners` of
 /// them attempt (and win).
 async fn win(host: &Api, event_id: &str, users: &[Api], winners: usize) -> Result<()> {
-    wait_for(host, event_id, |e| e["status"] == "LIVE", "the event to go LIVE").await?;
+    wait_for(
+        host,
+        event_id,
+        |e| e["status"] == "LIVE",
+        "the event to go LIVE",
+    )
+    .await?;
     join_all(users, event_id).await?;
     attempt_all(event_id, users[..winners].to_vec(), 0, Instant::now()).await?;
     let data = host
