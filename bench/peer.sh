@@ -64,15 +64,23 @@ ulimit -n 20000
 
 # --- 1. tools ---------------------------------------------------------------
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v wrk >/dev/null; then
-  as_root apt-get install -y wrk || { as_root apt-get update && as_root apt-get install -y wrk; }
-fi
+# The load generator, the answers' check, and npm (for PostGraphile and the
+# Node 22 runtime); the first apt-get install may need a fresh package list.
+for tool in wrk jq npm; do
+  command -v $tool >/dev/null && continue
+  as_root apt-get install -y $tool || { as_root apt-get update && as_root apt-get install -y $tool; }
+done
 for v in v5 v4; do
   # npm ci reinstalls from the lock file only when node_modules is missing.
   [ -d "$peer/$v/node_modules" ] || (cd "$peer/$v" && npm ci --no-audit --no-fund)
 done
+# The npm package `node` fetches its runtime in an install script: an npm
+# that skips install scripts leaves no binary.
 node22=$peer/v5/node_modules/node/bin/node
-"$node22" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)'
+"$node22" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' || {
+  echo "no Node >= 22 at $node22: remove $peer/v5/node_modules and rerun with npm allowing install scripts" >&2
+  exit 1
+}
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -p giftdrop -p giftdrop-bench
 fi
