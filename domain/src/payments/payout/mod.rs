@@ -157,13 +157,13 @@ pub async fn reserve(
     id: Uuid,
 ) -> DomainResult<Option<Pending>> {
     let txn = s.db.begin().await?;
+    let wallet_id = s
+        .wallet_ids
+        .of(&txn, WalletOwner::Merchant(merchant.id))
+        .await?;
     let mut id = id;
     if let Some(earlier) = find(&txn, id).await? {
         if earlier.status == PayoutStatus::Pending {
-            let wallet_id = s
-                .wallet_ids
-                .of(&txn, WalletOwner::Merchant(merchant.id))
-                .await?;
             return Ok(Some(Pending::new(
                 id,
                 wallet_id,
@@ -179,10 +179,6 @@ pub async fn reserve(
         // The key was used again after its outcome expired: a new payout.
         id = Uuid::now_v7();
     }
-    let wallet_id = s
-        .wallet_ids
-        .of(&txn, WalletOwner::Merchant(merchant.id))
-        .await?;
     let pending = Pending::new(id, wallet_id, amount, merchant.payout_account.clone());
     let reserved = ledger::post(&txn, meta, pending.reservation()).await?;
     txn.execute_raw(statement(
