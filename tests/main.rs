@@ -12,6 +12,7 @@ mod support;
 mod conn;
 mod deploy;
 mod draw;
+mod entities;
 mod escrow_race;
 mod events;
 mod health;

@@ -79,7 +79,7 @@ pub struct Session {
 
 /// The roles of role rows, in display order.
 fn sorted_roles<'a>(rows: impl Iterator<Item = &'a user_roles::Model>) -> Vec<Role> {
-    let mut roles: Vec<Role> = rows.filter_map(|r| Role::parse(&r.role)).collect();
+    let mut roles: Vec<Role> = rows.map(|r| Role::from(r.role)).collect();
     roles.sort();
     roles
 }
@@ -247,7 +247,7 @@ async fn insert_role<C: ConnectionTrait>(
 ) -> DomainResult<bool> {
     let rows = user_roles::Entity::insert(user_roles::ActiveModel {
         user_id: Set(user_id),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role.into()),
         granted_at: Set(Utc::now()),
         granted_by: Set(granted_by),
     })
@@ -358,7 +358,7 @@ async fn change_role(
             }
             user_roles::Entity::delete_many()
                 .filter(user_roles::Column::UserId.eq(user_id))
-                .filter(user_roles::Column::Role.eq(role.as_str()))
+                .filter(user_roles::Column::Role.eq(user_roles::Role::from(role)))
                 .exec(&txn)
                 .await?
                 .rows_affected
@@ -397,7 +397,7 @@ async fn change_role(
 /// two concurrent revocations cannot both pass.
 async fn guard_last_admin<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainResult<()> {
     let admins = user_roles::Entity::find()
-        .filter(user_roles::Column::Role.eq(Role::Admin.as_str()))
+        .filter(user_roles::Column::Role.eq(user_roles::Role::Admin))
         .order_by_asc(user_roles::Column::UserId)
         .lock_exclusive()
         .all(conn)
