@@ -36,7 +36,7 @@ mod reads;
 
 pub use post::{InBatch, post, post_in_batch};
 
-pub use reads::{EntryView, entries, wallet};
+pub use reads::{EntryView, entries, platform_balance, wallet};
 
 /// The platform's own accounts (FLOWS.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
