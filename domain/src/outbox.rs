@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, Statement};
+use giftdrop_entities::ops::outbox::{self, Kind};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Statement};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -19,10 +20,9 @@ use crate::context::RequestMeta;
 use crate::error::DomainResult;
 use crate::jobs::JobPayload;
 
-/// `ops.outbox.kind` of a pub/sub message.
+/// `ops.outbox.kind` of a pub/sub message ([`Kind::Publish`]), for the
+/// statements written by hand (the ledger's posting).
 pub const KIND_PUBLISH: &str = "publish";
-/// `ops.outbox.kind` of a background job.
-pub const KIND_JOB: &str = "job";
 
 /// Wakes the outbox relay of this process after a commit.
 #[derive(Clone, Debug, Default)]
@@ -69,29 +69,49 @@ pub fn publish_statement<T: Serialize>(
     topic: &str,
     payload: &T,
 ) -> DomainResult<Statement> {
-    insert_statement(meta, KIND_PUBLISH, topic, serde_json::to_value(payload))
+    insert_statement(meta, Kind::Publish, topic, serde_json::to_value(payload))
 }
 
 /// The statement of [`enqueue`], for a [`crate::sql::Batch`].
 pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<Statement> {
-    insert_statement(meta, KIND_JOB, J::KIND, serde_json::to_value(job))
+    insert_statement(meta, Kind::Job, J::KIND, serde_json::to_value(job))
 }
 
 fn insert_statement(
     meta: &RequestMeta,
-    kind: &str,
+    kind: Kind,
     target: &str,
     payload: serde_json::Result<serde_json::Value>,
 ) -> DomainResult<Statement> {
     let payload =
         payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
-    Ok(crate::sql::statement(
-        "INSERT INTO ops.outbox (kind, target, payload, correlation_id) VALUES ($1, $2, $3, $4)",
-        vec![
-            kind.into(),
-            target.into(),
-            payload.into(),
-            meta.correlation_id.as_str().into(),
-        ],
-    ))
+    Ok(outbox::Entity::insert(outbox::ActiveModel {
+        kind: Set(kind),
+        target: Set(target.to_owned()),
+        payload: Set(payload),
+        correlation_id: Set(Some(meta.correlation_id.as_str().to_owned())),
+        ..Default::default()
+    })
+    .build(DbBackend::Postgres))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveEnum;
+
+    use super::*;
+
+    #[test]
+    fn the_hand_written_kind_is_the_entitys() {
+        assert_eq!(KIND_PUBLISH, Kind::Publish.to_value());
+    }
+
+    #[test]
+    fn a_row_is_one_insert_of_its_four_columns() {
+        let statement = publish_statement(&RequestMeta::system(), "user:1", &1).expect("encodes");
+        assert_eq!(
+            statement.sql,
+            r#"INSERT INTO "ops"."outbox" ("kind", "target", "payload", "correlation_id") VALUES ($1, $2, $3, $4)"#
+        );
+    }
 }
