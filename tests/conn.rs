@@ -52,7 +52,7 @@ async fn served(addr: std::net::SocketAddr) -> TcpStream {
     tcp
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_client_that_stops_halfway_through_its_header_is_disconnected() {
     let app = AppOptions::new()
         .await
@@ -91,7 +91,7 @@ async fn a_client_that_stops_halfway_through_its_header_is_disconnected() {
     assert_eq!(live.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn connections_over_the_cap_wait_until_one_closes() {
     let app = AppOptions::new()
         .await
@@ -136,7 +136,7 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     assert_eq!(response(&mut last).await, "HTTP/1.1 200 OK");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn shutdown_finishes_the_request_in_flight_and_closes_websockets() {
     let mut app = AppOptions::new().await.quiet().spawn().await;
     let addr = app.addr.expect("serving");

@@ -13,7 +13,9 @@ use giftdrop_domain::keys::Namespace;
 use giftdrop_jobs::queues::JobQueues;
 use tokio::process::{Child, Command};
 
-use crate::support::{eventually, redis_url, server_url};
+use crate::support::{
+    eventually, fresh_namespace, leaves_work, redis_url, server_url, unborn_database,
+};
 
 /// The example configuration at the repository's root.
 fn env_example() -> PathBuf {
@@ -158,11 +160,15 @@ fn mails(dir: &Path) -> Vec<String> {
 /// database of its own, not yet created) and `REDIS_NAMESPACE` (a namespace
 /// of its own) are changed. Its `HTTP_ADDR` (port 8000) is kept, so the
 /// serving modes run one after the other.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn every_mode_starts_with_env_example_as_its_environment() {
     let mut vars = env_file(&env_example());
-    let database = format!("giftdrop_test_{}", uuid::Uuid::new_v4().simple());
-    let namespace = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let database = unborn_database();
+    let namespace = fresh_namespace();
+    leaves_work(
+        &namespace,
+        "the worker is killed as soon as it sent the email, maybe before it acknowledged the job",
+    );
     set(
         &mut vars,
         "DATABASE_URL",

@@ -15,7 +15,7 @@ use crate::support::{AppOptions, scalar};
 const ESCROWS: usize = 1_000;
 const FACE_VALUE: i64 = 1_000;
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_thousand_escrows_hit_by_a_concurrent_settle_and_release_each_end_exactly_once() {
     let app = AppOptions::new()
         .await

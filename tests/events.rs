@@ -27,7 +27,7 @@ fn id(value: &Value) -> String {
     value["id"].as_str().expect("an id").to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_host_drafts_edits_and_publishes_an_event_into_escrow_once() {
     let app = spawn_app().await;
     let shop = app
@@ -130,7 +130,7 @@ async fn a_host_drafts_edits_and_publishes_an_event_into_escrow_once() {
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn every_rule_of_a_draft_names_its_field_and_a_refused_draft_leaves_nothing() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Spar", &[1_000]).await;
@@ -214,7 +214,7 @@ async fn every_rule_of_a_draft_names_its_field_and_a_refused_draft_leaves_nothin
     assert_eq!(app.count("giveaway.prizes").await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn publishing_without_the_funds_reserves_nothing_and_a_draw_commits_to_its_seed() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Ebeano", &[5_000]).await;
@@ -268,7 +268,7 @@ async fn scalar_bytes(app: &TestApp, event_id: &str) -> Vec<u8> {
     row.try_get("", "draw_seed").expect("a seed")
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn cancelling_refunds_every_unawarded_prize_once_and_only_the_host_or_an_admin_may() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Game", &[2_000]).await;
@@ -321,7 +321,7 @@ async fn cancelling_refunds_every_unawarded_prize_once_and_only_the_host_or_an_a
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_event_goes_live_and_ends_on_time_as_event_updated_shows_and_returns_what_nobody_won() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Park", &[1_000]).await;
@@ -379,7 +379,7 @@ async fn an_event_goes_live_and_ends_on_time_as_event_updated_shows_and_returns_
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn participants_join_once_are_verified_by_the_job_and_only_the_host_lists_them() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Mall", &[1_000]).await;
@@ -452,7 +452,7 @@ async fn participants_join_once_are_verified_by_the_job_and_only_the_host_lists_
     assert_eq!(as_grace["myParticipation"]["displayName"], "Grace Hopper");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_http_verifier_asks_the_service_and_rejects_whom_it_rejects() {
     // A stand-in for the social network's verification service.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -529,7 +529,7 @@ async fn the_http_verifier_asks_the_service_and_rejects_whom_it_rejects() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
     use giftdrop_domain::giveaway::publish;
     use sea_orm::ConnectionTrait;
@@ -586,7 +586,7 @@ async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn joins_at_the_same_moment_all_count() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Rush", &[1_000]).await;
@@ -616,7 +616,7 @@ async fn joins_at_the_same_moment_all_count() {
     assert_eq!(app.event(None, &event_id).await["participantCount"], 12);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn joining_counts_against_the_join_rate_limit() {
     let app = AppOptions::new()
         .await

@@ -3,7 +3,7 @@
 use crate::support::proxy::RedisProxy;
 use crate::support::{AppOptions, spawn_app};
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn liveness_and_metrics_answer() {
     let app = spawn_app().await;
     let live = app
@@ -30,7 +30,7 @@ async fn liveness_and_metrics_answer() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn readiness_follows_redis_down_and_back() {
     let mut proxy = RedisProxy::start(None).await;
     let addr = proxy.addr;
@@ -63,7 +63,7 @@ async fn readiness_follows_redis_down_and_back() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_cache_serves_until_invalidated_and_reads_through_when_redis_is_cut() {
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::time::Duration;

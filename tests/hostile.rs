@@ -31,7 +31,7 @@ fn only_error(body: &Value) -> &Value {
     &body["errors"][0]
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn fragment_bombs_are_refused_with_a_code_before_they_expand() {
     let app = spawn_app().await;
     // 24 levels is a 913-byte document; 30 would take async-graphql's own
@@ -72,7 +72,7 @@ fn bad_input_on(body: &Value, field: &str) {
     assert_eq!(error["extensions"]["field"], field, "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn nul_and_control_characters_in_strings_are_bad_user_input() {
     let app = spawn_app().await;
     let (token, _) = app.register("keeper@example.com", "Keeper").await;
@@ -170,7 +170,7 @@ async fn deliver_success(app: &TestApp, reference: &str, amount: i64) -> (u16, V
     (status, response.json().await.expect("JSON answer"))
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_top_up_over_the_maximum_is_bad_user_input_and_writes_nothing() {
     let app = AppOptions::new()
         .await
@@ -187,7 +187,7 @@ async fn a_top_up_over_the_maximum_is_bad_user_input_and_writes_nothing() {
     assert_eq!(at_max["errors"], Value::Null, "{at_max}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_credit_the_wallet_cannot_hold_fails_the_topup_and_stops_the_retries() {
     // The maximum as high as it goes: the ledger itself must hold the line.
     let app = AppOptions::new()
@@ -342,7 +342,7 @@ async fn get(
     (status, response.json().await.expect("JSON body"))
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn every_refused_document_carries_the_contract_code() {
     let app = spawn_app().await;
     for (what, query, variables, operation) in bad_documents() {
@@ -376,7 +376,7 @@ async fn every_refused_document_carries_the_contract_code() {
     assert_eq!((status, code(&body)), (405, "METHOD_NOT_ALLOWED"), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn get_reads_operation_name_as_the_spec_names_it() {
     let app = spawn_app().await;
     let two = "query A { platform { currency } } query B { me { id } }";
@@ -393,7 +393,7 @@ async fn get_reads_operation_name_as_the_spec_names_it() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn refused_subscriptions_carry_the_contract_code() {
     let app = spawn_app().await;
     let (token, _) = app.register("listener@example.com", "Listener").await;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::support::{AppOptions, TestApp, code, spawn_app};
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn every_response_carries_a_correlation_id() {
     let app = spawn_app().await;
     let own = app
@@ -39,7 +39,7 @@ fn with_query(app: &crate::support::TestApp, query: &str) -> reqwest::Url {
     reqwest::Url::parse_with_params(&app.url("/graphql"), &[("query", query)]).expect("valid url")
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn mutations_never_run_over_get() {
     let app = spawn_app().await;
     let query = app
@@ -63,7 +63,7 @@ async fn mutations_never_run_over_get() {
     assert_eq!(mutation.headers()["allow"], "POST");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn posts_must_be_single_json_operations() {
     let app = spawn_app().await;
     let form = app
@@ -91,7 +91,7 @@ async fn posts_must_be_single_json_operations() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn query_shape_limits_refuse_before_execution() {
     let app = spawn_app().await;
     let aliases: String = (0..31)
@@ -126,7 +126,7 @@ async fn query_shape_limits_refuse_before_execution() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn graphiql_is_served_to_browsers_in_development() {
     let app = spawn_app().await;
     let page = app
@@ -141,7 +141,7 @@ async fn graphiql_is_served_to_browsers_in_development() {
     assert!(html.contains("graphiql") && html.contains("/graphql/ws"));
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn production_turns_off_graphiql_introspection_and_suggestions() {
     let app = AppOptions::new()
         .await
@@ -195,7 +195,7 @@ async fn traced(app: &TestApp, token: Option<&str>, correlation: &str, query: &s
         .expect("json")
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;

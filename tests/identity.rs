@@ -6,7 +6,7 @@ use crate::support::{AppOptions, PASSWORD, code, spawn_app};
 
 const ME: &str = "{ me { id email displayName roles } }";
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn registering_returns_a_token_for_a_new_participant() {
     let app = spawn_app().await;
     let (token, id) = app.register("Ada@Example.com", "Ada Lovelace").await;
@@ -21,7 +21,7 @@ async fn registering_returns_a_token_for_a_new_participant() {
     assert_eq!(anonymous["data"]["me"], json!(null));
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_email_is_taken_case_insensitively_and_the_failure_writes_nothing() {
     let app = AppOptions::new().await.without_relay().spawn().await;
     app.register("ada@example.com", "Ada").await;
@@ -45,7 +45,7 @@ async fn an_email_is_taken_case_insensitively_and_the_failure_writes_nothing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn invalid_registrations_name_the_bad_field() {
     let app = spawn_app().await;
     let cases = [
@@ -80,7 +80,7 @@ async fn invalid_registrations_name_the_bad_field() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn login_checks_the_password_and_bad_tokens_are_unauthenticated() {
     let app = spawn_app().await;
     app.register("ada@example.com", "Ada").await;
@@ -113,7 +113,7 @@ async fn login_checks_the_password_and_bad_tokens_are_unauthenticated() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn login_is_rate_limited_per_email() {
     let app = AppOptions::new()
         .await
@@ -139,7 +139,7 @@ async fn login_is_rate_limited_per_email() {
     assert!((1..=300).contains(&retry), "retry after {retry}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn login_is_rate_limited_per_client_ip_across_emails() {
     let app = AppOptions::new()
         .await
@@ -168,7 +168,7 @@ async fn login_is_rate_limited_per_client_ip_across_emails() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn become_host_needs_a_signed_in_user() {
     let app = spawn_app().await;
     let body = app
@@ -185,7 +185,7 @@ async fn become_host_needs_a_signed_in_user() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn only_admins_change_roles_and_every_change_is_audited() {
     let app = spawn_app().await;
     let (user_token, user_id) = app.register("ada@example.com", "Ada").await;
@@ -267,7 +267,7 @@ async fn only_admins_change_roles_and_every_change_is_audited() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn role_changes_reject_unknown_and_malformed_users_and_keep_the_last_admin() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
@@ -295,7 +295,7 @@ async fn role_changes_reject_unknown_and_malformed_users_and_keep_the_last_admin
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn emails_are_private_to_the_user_and_admins() {
     let app = spawn_app().await;
     let (_, ada) = app.register("ada@example.com", "Ada").await;

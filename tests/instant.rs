@@ -106,7 +106,7 @@ async fn winners_are_sound(app: &TestApp, event_id: &str, expected: i64) {
     assert_ledger_sound(app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn two_thousand_attempts_at_once_award_exactly_the_hundred_prizes() {
     let app = spawn_app().await;
     let (event_id, _) = live_event(&app, 100, 1, 120).await;
@@ -119,7 +119,7 @@ async fn two_thousand_attempts_at_once_award_exactly_the_hundred_prizes() {
     assert_eq!(app.attempt(&crowd[0], &event_id).await, "ALREADY_ATTEMPTED");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn only_a_verified_participant_of_a_visible_event_attempts() {
     let app = spawn_app().await;
     let (event_id, _) = live_event(&app, 2, 1, 120).await;
@@ -157,7 +157,7 @@ async fn only_a_verified_participant_of_a_visible_event_attempts() {
     assert_eq!(scalar(&app.db, unspent).await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn each_slot_obeys_its_cumulative_cap() {
     let app = spawn_app().await;
     // 4 slots of 30 s: by the end of the first, at most 25 of 100.
@@ -173,7 +173,7 @@ async fn each_slot_obeys_its_cumulative_cap() {
     winners_are_sound(&app, &event_id, 25).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_budget_lost_mid_run_is_rebuilt_and_never_awards_more_than_the_pool() {
     let app = spawn_app().await;
     let (event_id, _) = live_event(&app, 100, 1, 120).await;
@@ -208,7 +208,7 @@ async fn a_budget_lost_mid_run_is_rebuilt_and_never_awards_more_than_the_pool() 
     winners_are_sound(&app, &event_id, 100).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_budget_lost_under_a_storm_is_rebuilt_once_for_every_attempt_that_found_it_lost() {
     let app = spawn_app().await;
     let (event_id, _) = live_event(&app, 100, 1, 120).await;
@@ -270,7 +270,7 @@ async fn fails_internally(
     winners_are_sound(app, event_id, awarded).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn attempts_while_redis_is_unreachable_fail_and_award_nothing() {
     let app = spawn_app().await;
     let (event_id, _) = live_event(&app, 10, 1, 120).await;
@@ -300,7 +300,7 @@ async fn a_grant_lost_on_its_way_back(hold: Duration) -> (TestApp, String, Vec<S
     (app, event_id, crowd)
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_grant_whose_reply_was_lost_is_held_for_its_participant_retry() {
     let (app, event_id, crowd) = a_grant_lost_on_its_way_back(Duration::seconds(60)).await;
     // The last unit is held for the participant whose reply was lost:
@@ -310,7 +310,7 @@ async fn a_grant_whose_reply_was_lost_is_held_for_its_participant_retry() {
     winners_are_sound(&app, &event_id, 2).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_grant_never_retried_is_released_when_its_hold_ends() {
     let (app, event_id, crowd) = a_grant_lost_on_its_way_back(Duration::zero()).await;
     // Its hold over, the grant no longer holds back the last unit.
@@ -319,7 +319,7 @@ async fn a_grant_never_retried_is_released_when_its_hold_ends() {
     winners_are_sound(&app, &event_id, 2).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_win_disqualified_while_redis_is_unreachable_still_goes_back_to_the_budget() {
     let app = spawn_app().await;
     let (event_id, host) = live_event(&app, 1, 1, 120).await;

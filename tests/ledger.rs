@@ -85,7 +85,7 @@ async fn balance(db: &DatabaseConnection, wallet: Uuid) -> i64 {
         .minor()
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_transfer_moves_money_and_records_the_balance_after() {
     let app = spawn_app().await;
     let db = &app.db;
@@ -109,7 +109,7 @@ async fn a_transfer_moves_money_and_records_the_balance_after() {
     assert_eq!(ledger::total(db).await.expect("total"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_debit_beyond_the_balance_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let db = &app.db;
@@ -129,7 +129,7 @@ async fn a_debit_beyond_the_balance_is_refused_and_changes_nothing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_database_refuses_unbalanced_transfers_edits_and_overdrafts() {
     let app = spawn_app().await;
     let db = &app.db;
@@ -365,7 +365,11 @@ async fn run_bank(db: &DatabaseConnection, posting: Posting) -> (Vec<String>, us
     (problems, audits)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test(
+    flavor = "multi_thread",
+    worker_threads = 4,
+    crate = "crate::support::harness"
+)]
 async fn the_bank_stays_balanced_under_concurrent_retried_transfers() {
     let app = spawn_app().await;
     let (problems, audits) = run_bank(&app.db, Posting::Ledger).await;
@@ -382,7 +386,11 @@ async fn the_bank_stays_balanced_under_concurrent_retried_transfers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test(
+    flavor = "multi_thread",
+    worker_threads = 4,
+    crate = "crate::support::harness"
+)]
 async fn the_bank_test_catches_a_racy_read_modify_write() {
     let app = spawn_app().await;
     let (problems, _) = run_bank(&app.db, Posting::Racy).await;
@@ -392,7 +400,7 @@ async fn the_bank_test_catches_a_racy_read_modify_write() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn idempotency_keys_replay_outcomes_and_refuse_changed_input() {
     let app = spawn_app().await;
     let db = &app.db;
@@ -458,7 +466,7 @@ async fn idempotency_keys_replay_outcomes_and_refuse_changed_input() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_worker_sweeps_expired_idempotency_keys_and_keeps_live_ones() {
     let app = crate::support::AppOptions::new()
         .await

@@ -108,7 +108,7 @@ fn expect(seen: &[(&'static str, Value)], expected: &[(&str, Value)]) {
 
 const DENIED: fn() -> Value = || json!({ "error": "UNAUTHENTICATED" });
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn cards_escrows_merchant_wallets_and_payouts_are_shown_only_to_who_may_see_them() {
     let app = spawn_app().await;
     let w = world(&app).await;
@@ -275,7 +275,7 @@ async fn cards_escrows_merchant_wallets_and_payouts_are_shown_only_to_who_may_se
     }
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn only_staff_act_for_their_merchant_and_only_admins_run_the_platform() {
     let app = spawn_app().await;
     let w = world(&app).await;

@@ -47,7 +47,7 @@ async fn purchase_rows(app: &TestApp) -> [i64; 4] {
     ]
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts() {
     let app = spawn_app().await;
     let shop = app
@@ -212,7 +212,7 @@ async fn a_card_bought_redeemed_and_paid_out_moves_exactly_the_contract_amounts(
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_expired_card_is_refunded_to_its_buyer_by_the_schedule_once() {
     let app = AppOptions::new()
         .await
@@ -263,7 +263,7 @@ async fn an_expired_card_is_refunded_to_its_buyer_by_the_schedule_once() {
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Game", &[5_000]).await;
@@ -338,7 +338,7 @@ async fn five_wrong_pins_lock_the_card_and_another_merchants_till_cannot_find_it
 /// A purchase's debit reaches the buyer like any other posting: the cached
 /// balance is refreshed and `walletUpdated` sends the new state with its
 /// CARD_PURCHASE entry.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_purchase_refreshes_the_cached_balance_and_is_announced_on_wallet_updated() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Slot", &[1_500]).await;
@@ -372,7 +372,7 @@ async fn a_purchase_refreshes_the_cached_balance_and_is_announced_on_wallet_upda
 
 /// Purchases sell from the process's copy of a product; a copy the rows no
 /// longer bear out sells nothing and the rows decide.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_purchase_from_a_stale_copy_of_its_product_follows_the_rows() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Jiji", &[1_000]).await;
@@ -432,7 +432,7 @@ async fn a_purchase_from_a_stale_copy_of_its_product_follows_the_rows() {
 
 /// A first purchase commits as one statement; every other use of its key
 /// fails that statement whole and takes the general path.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_used_key_replays_refuses_other_input_and_is_reusable_once_expired() {
     let app = spawn_app().await;
     let shop = app
@@ -468,7 +468,7 @@ async fn a_used_key_replays_refuses_other_input_and_is_reusable_once_expired() {
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Jumia", &[50_000]).await;
@@ -555,7 +555,7 @@ async fn a_purchase_that_fails_leaves_no_escrow_card_entry_or_audit_behind() {
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_database_refuses_to_change_a_final_escrow() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Konga", &[5_000]).await;
@@ -607,7 +607,7 @@ async fn the_database_refuses_to_change_a_final_escrow() {
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn concurrent_duplicates_of_a_purchase_and_a_redemption_have_one_effect() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Twice", &[10_000]).await;
@@ -671,7 +671,7 @@ async fn concurrent_duplicates_of_a_purchase_and_a_redemption_have_one_effect() 
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_escrow_keeps_the_service_rate_of_its_reservation_and_admin_transitions_are_checked() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Rates", &[500_000]).await;
@@ -769,7 +769,7 @@ async fn an_escrow_keeps_the_service_rate_of_its_reservation_and_admin_transitio
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn wrong_pins_older_than_fifteen_minutes_do_not_count_toward_the_lock() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Window", &[5_000]).await;

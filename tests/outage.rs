@@ -124,7 +124,7 @@ async fn ready_with(app: &TestApp, what: &str, status: u16, jobs: &str) {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn readiness_is_503_while_the_job_workers_are_down_and_200_once_they_are_back() {
     let mut redis = PrivateRedis::start().await;
     let app = AppOptions::new().await.redis(&redis.url()).spawn().await;
@@ -144,7 +144,7 @@ async fn readiness_is_503_while_the_job_workers_are_down_and_200_once_they_are_b
     ready_with(&app, "the job workers back after Redis", 200, "ok").await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn jobs_are_processed_again_after_redis_restarts() {
     let mut redis = PrivateRedis::start().await;
     let app = AppOptions::new().await.redis(&redis.url()).spawn().await;
@@ -204,7 +204,7 @@ async fn balance(app: &TestApp, token: &str) -> Value {
     body["data"]["me"]["wallet"]["balance"].clone()
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_balance_posted_while_redis_was_down_reads_right_once_it_is_back() {
     let mut redis = PrivateRedis::start().await;
     let app = AppOptions::new().await.redis(&redis.url()).spawn().await;
@@ -227,7 +227,7 @@ async fn a_balance_posted_while_redis_was_down_reads_right_once_it_is_back() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn another_process_never_shows_a_balance_older_than_a_posting() {
     // `poster` loses Redis; `reader`, beside it, never does.
     let mut proxy = RedisProxy::start(None).await;
@@ -322,7 +322,7 @@ impl PostgresGate {
     }
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn loops_back_off_while_postgres_is_unreachable() {
     let gate = PostgresGate::start().await;
     let app = AppOptions::new()

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::support::{AppOptions, PASSWORD, eventually, spawn_app};
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn registering_sends_a_welcome_email_through_the_job_queue() {
     let app = spawn_app().await;
     let (_, id) = app.register("ada@example.com", "Ada Lovelace").await;
@@ -31,7 +31,7 @@ async fn registering_sends_a_welcome_email_through_the_job_queue() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_failed_mutation_emits_nothing() {
     let app = AppOptions::new().await.without_relay().spawn().await;
     let admin = app.admin_token().await;
@@ -64,7 +64,7 @@ async fn a_failed_mutation_emits_nothing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_commit_made_while_the_relay_was_down_is_delivered_by_the_sweep() {
     let down = AppOptions::new().await.quiet().spawn().await;
     let (_, id) = down.register("ada@example.com", "Ada").await;
@@ -89,7 +89,7 @@ async fn a_commit_made_while_the_relay_was_down_is_delivered_by_the_sweep() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_job_that_keeps_failing_is_retried_then_moved_to_the_dead_set() {
     let blocker = std::env::temp_dir().join(format!(
         "giftdrop-not-a-dir-{}",
@@ -127,7 +127,7 @@ async fn a_job_that_keeps_failing_is_retried_then_moved_to_the_dead_set() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_redelivered_email_job_sends_nothing_twice() {
     let app = spawn_app().await;
     let (_, id) = app.register("ada@example.com", "Ada").await;
@@ -153,7 +153,7 @@ async fn a_redelivered_email_job_sends_nothing_twice() {
     assert!(!file.exists(), "a re-delivered job sent the email again");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_job_carries_the_correlation_id_of_the_request_that_caused_it() {
     let app = AppOptions::new().await.quiet().spawn().await;
     let body: serde_json::Value = app
@@ -209,7 +209,7 @@ async fn a_job_carries_the_correlation_id_of_the_request_that_caused_it() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_once_redis_is_back() {
     use futures_util::StreamExt;
     use giftdrop_domain::RequestMeta;

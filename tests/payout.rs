@@ -81,7 +81,7 @@ fn knobs(app: &TestApp) -> Arc<SandboxKnobs> {
         .expect("sandbox provider")
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_breaker_until_a_trial_succeeds()
  {
     let app = AppOptions::new()
@@ -186,7 +186,7 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never_transfers() {
     let app = AppOptions::new()
         .await
@@ -244,7 +244,7 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn payouts_left_pending_by_a_crash_are_settled_from_what_the_provider_says() {
     use giftdrop_domain::money::Amount;
     use giftdrop_domain::payments::payout::reconcile_stale;
@@ -324,7 +324,7 @@ async fn payouts_left_pending_by_a_crash_are_settled_from_what_the_provider_says
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_retry_of_a_payout_whose_outcome_was_lost_resumes_it_and_never_pays_twice() {
     use giftdrop_domain::money::Amount;
     use giftdrop_domain::payments::TransferRequest;
@@ -385,7 +385,7 @@ async fn a_retry_of_a_payout_whose_outcome_was_lost_resumes_it_and_never_pays_tw
 /// covers six of them: the provider paid exactly the payouts the ledger
 /// booked to it, the rest never reached the provider, nothing is left in
 /// flight, and every answer of a key agrees with its stored outcome.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn concurrent_payouts_beyond_the_balance_pay_exactly_what_the_ledger_books() {
     use sea_orm::ConnectionTrait;
 

@@ -17,6 +17,7 @@ use tokio::sync::OnceCell;
 use crate::support::market::assert_ledger_sound;
 use crate::support::{
     AppOptions, TestApp, app_server_url, database_name, scalar, server_url, spawn_app,
+    unborn_database,
 };
 
 /// PgBouncer's server URL: `TEST_DATABASE_APP_SERVER` when the suite runs
@@ -61,11 +62,6 @@ async fn pgbouncer_client_databases() -> Vec<String> {
         .collect()
 }
 
-/// A database name no one has created yet.
-fn unborn_database() -> String {
-    format!("giftdrop_test_{}", uuid::Uuid::new_v4().simple())
-}
-
 /// A direct connection to `database`, for assertions.
 async fn direct(database: &str) -> DatabaseConnection {
     Database::connect(format!("{}/{database}", server_url()))
@@ -105,7 +101,7 @@ async fn burst(app: &TestApp, users: usize, topups: i64) {
 /// creates its database, migrates it, then serves a burst of concurrent
 /// requests with its workers running. Before, migrations failed at once:
 /// `prepared statement "sqlx_s_1" already exists`.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_process_creates_migrates_and_serves_through_pgbouncer() {
     let bouncer = pgbouncer().await;
     let database = unborn_database();
@@ -134,7 +130,7 @@ async fn a_process_creates_migrates_and_serves_through_pgbouncer() {
 /// Several processes started at the same moment on an empty database all
 /// come up: one creates it, one migrates it, the others wait for the
 /// migration lock and find nothing pending. Directly and through PgBouncer.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn processes_migrating_one_empty_database_at_once_all_succeed() {
     for server in [server_url(), pgbouncer().await] {
         let database = unborn_database();
@@ -153,7 +149,7 @@ async fn processes_migrating_one_empty_database_at_once_all_succeed() {
 
 /// When the suite runs through PgBouncer (`TEST_DATABASE_APP_SERVER`), the
 /// apps it starts really reach Postgres through it; otherwise directly.
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn test_apps_reach_postgres_through_the_app_server() {
     let app = spawn_app().await;
     let database = database_name(&app.config).to_owned();

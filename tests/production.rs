@@ -77,12 +77,12 @@ async fn production_error(change: impl FnOnce(&mut Config)) -> Option<String> {
     start_error(config, Command::Serve).await
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_safe_production_configuration_starts() {
     assert_eq!(production_error(|_| {}).await, None);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn production_refuses_the_sandbox_payment_provider() {
     let error = production_error(|c| c.payment_provider = PaymentProvider::Sandbox)
         .await
@@ -90,7 +90,7 @@ async fn production_refuses_the_sandbox_payment_provider() {
     assert!(error.contains("PAYMENT_PROVIDER=sandbox"), "{error}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn production_requires_a_jwt_secret_of_at_least_32_bytes() {
     for (secret, expected) in [
         (None, "JWT_SECRET must be set"),
@@ -109,7 +109,7 @@ async fn production_requires_a_jwt_secret_of_at_least_32_bytes() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn production_refuses_every_secret_published_in_the_repository_at_once() {
     let error = production_error(|c| {
         c.jwt_secret = Some(SecretString::from("change-me-in-production-0123456789"));
@@ -179,7 +179,7 @@ fn every_secret_default_of_the_compose_file_and_env_example_is_refused_in_produc
     }
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn production_refuses_public_metrics_unless_a_token_or_their_own_address_protects_them() {
     let error = production_error(|c| c.metrics_token = None)
         .await
@@ -203,7 +203,7 @@ async fn production_refuses_public_metrics_unless_a_token_or_their_own_address_p
     assert_eq!(start_error(worker, Command::Worker).await, None);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn metrics_need_the_bearer_token_when_one_is_set() {
     let app = AppOptions::new()
         .await
@@ -229,7 +229,7 @@ async fn metrics_need_the_bearer_token_when_one_is_set() {
     assert!(text.contains("giftdrop_http_requests_total"), "{text}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn metrics_addr_serves_metrics_there_and_not_on_the_api_listener() {
     let app = AppOptions::new()
         .await
@@ -286,7 +286,7 @@ async fn app_behind(trusted: &str) -> TestApp {
         .await
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn without_a_trusted_proxy_a_forged_forwarded_for_does_not_escape_the_login_limit() {
     let app = app_behind("").await;
     assert_eq!(
@@ -300,7 +300,7 @@ async fn without_a_trusted_proxy_a_forged_forwarded_for_does_not_escape_the_logi
     assert_eq!(login_forwarded(&app, "198.51.100.3").await, "RATE_LIMITED");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_login_limit() {
     let app = app_behind("127.0.0.1").await;
     for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
@@ -323,7 +323,11 @@ async fn stop(running: Running, shutdown: &CancellationToken) {
     running.stopped().await.expect("every part stopped cleanly");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test(
+    flavor = "multi_thread",
+    worker_threads = 4,
+    crate = "crate::support::harness"
+)]
 async fn two_apis_and_two_workers_start_at_once_with_one_admin_whose_password_survives_restarts() {
     giftdrop::install_crypto_provider();
     let config = config_with(|_| {}).await;

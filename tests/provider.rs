@@ -212,7 +212,7 @@ async fn deliver(app: &TestApp, body: &[u8], secret: &str) -> (u16, Value) {
     (status, response.json().await.expect("JSON webhook answer"))
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_http_provider_creates_the_checkout_and_its_webhook_credits_the_wallet() {
     let (fake, url) = fake_provider(Answer::Ok).await;
     let app = AppOptions::new()
@@ -300,7 +300,7 @@ async fn the_http_provider_creates_the_checkout_and_its_webhook_credits_the_wall
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn provider_failures_are_payment_provider_unavailable_and_leave_nothing() {
     let (fake, url) = fake_provider(Answer::ServerError).await;
     let app = AppOptions::new()
@@ -370,7 +370,7 @@ async fn provider_failures_are_payment_provider_unavailable_and_leave_nothing() 
     assert_eq!(app.count("ledger.topups").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn sandbox_routes_do_not_exist_outside_sandbox_mode() {
     let (_fake, url) = fake_provider(Answer::Ok).await;
     let http = AppOptions::new()
@@ -478,7 +478,7 @@ async fn start_error(change: impl FnOnce(&mut Config)) -> Option<String> {
     }
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn http_mode_refuses_to_start_without_its_secrets() {
     let url = "http://127.0.0.1:9/v1";
     let no_webhook_secret = start_error(|c| {
@@ -520,7 +520,7 @@ async fn http_mode_refuses_to_start_without_its_secrets() {
     assert_eq!(start_error(|c| http_provider(c, url)).await, None);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_repeat_while_the_first_is_in_flight_is_in_use_and_never_a_second_effect() {
     let (fake, url) = fake_provider(Answer::Hang).await;
     let app = AppOptions::new()
@@ -555,7 +555,7 @@ async fn a_repeat_while_the_first_is_in_flight_is_in_use_and_never_a_second_effe
     assert_eq!(app.count("ledger.topups").await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_http_provider_sends_payout_transfers_under_their_reference_and_reads_the_answer() {
     use giftdrop_domain::money::Amount;
     use giftdrop_domain::payments::http::{HttpProvider, HttpProviderConfig};

@@ -3,7 +3,7 @@
 
 use crate::support::spawn_app;
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_served_sdl_matches_the_snapshot() {
     let app = spawn_app().await;
     let schema = giftdrop_graphql::build_schema(

@@ -6,7 +6,7 @@
 use crate::support::market::assert_ledger_sound;
 use crate::support::{AppOptions, spawn_app};
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_change_of_the_deposit_fee_rate_never_reprices_an_open_escrow() {
     let app = spawn_app().await;
     assert_eq!(app.running().services.settings.deposit_fee_bps, 150);

@@ -20,7 +20,7 @@ async fn cost(app: &TestApp, token: &str, query: &str, field: &str) -> (u64, usi
     (cost, items.map_or(0, Vec::len))
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn lists_of_cards_and_escrows_cost_the_same_statements_however_long_they_are() {
     // Serving only, no relay: nothing else runs statements meanwhile.
     let app = AppOptions::new().await.quiet().spawn().await;
@@ -65,7 +65,7 @@ async fn lists_of_cards_and_escrows_cost_the_same_statements_however_long_they_a
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_purchase_is_two_statements_and_its_repeat_changes_nothing() {
     let app = AppOptions::new().await.quiet().spawn().await;
     let shop = app.open_shop("shop@example.com", "Lean", &[1_000]).await;
@@ -95,7 +95,7 @@ async fn a_purchase_is_two_statements_and_its_repeat_changes_nothing() {
     assert_eq!(app.my_balance(&buyer).await, balance);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_event_costs_the_same_statements_however_many_winners_it_has() {
     use chrono::{Duration, Utc};
 

@@ -85,7 +85,7 @@ async fn ledger_total(app: &TestApp) -> i128 {
         .expect("total")
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_sandbox_topup_credits_the_wallet_and_books_the_fee_exactly_once() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -136,7 +136,7 @@ async fn a_sandbox_topup_credits_the_wallet_and_books_the_fee_exactly_once() {
     assert_eq!(app.count("ledger.transfers").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn webhook_refusals_change_nothing_and_a_wrong_amount_flags_the_topup() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -188,7 +188,7 @@ async fn webhook_refusals_change_nothing_and_a_wrong_amount_flags_the_topup() {
     assert_eq!(wallet(&app, &token).await["balance"], "0");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn concurrent_duplicate_deliveries_credit_exactly_once() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -211,7 +211,7 @@ async fn concurrent_duplicate_deliveries_credit_exactly_once() {
     assert_eq!(ledger_total(&app).await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_failed_charge_marks_the_topup_failed_and_credits_nothing() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -231,7 +231,7 @@ async fn a_failed_charge_marks_the_topup_failed_and_credits_nothing() {
     assert_eq!(wallet(&app, &token).await["balance"], "0");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn fifty_concurrent_initiations_with_one_key_make_one_topup() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -264,7 +264,7 @@ async fn fifty_concurrent_initiations_with_one_key_make_one_topup() {
     assert_eq!(app.count("ledger.topups").await, 2);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn bad_amounts_and_keys_are_bad_user_input_and_store_nothing() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -312,7 +312,7 @@ async fn bad_amounts_and_keys_are_bad_user_input_and_store_nothing() {
     assert_eq!(app.count("ledger.topups").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn initiate_topup_is_rate_limited_per_user() {
     let app = AppOptions::new()
         .await
@@ -337,7 +337,7 @@ async fn initiate_topup_is_rate_limited_per_user() {
     assert_eq!(app.count("ledger.topups").await, 3);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn wallet_fields_are_for_the_owner_and_admins_only() {
     let app = spawn_app().await;
     let (owner, owner_id) = app.register("ada@example.com", "Ada").await;
@@ -413,7 +413,7 @@ async fn wallet_fields_are_for_the_owner_and_admins_only() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn entries_are_newest_first_with_cursor_pagination() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -475,7 +475,7 @@ async fn entries_are_newest_first_with_cursor_pagination() {
     assert_eq!(code(&too_many), "BAD_USER_INPUT");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn wallet_updated_sends_the_wallet_then_every_change_across_instances() {
     let a = spawn_app().await;
     let b = AppOptions::beside(&a).spawn().await;
@@ -504,7 +504,7 @@ async fn wallet_updated_sends_the_wallet_then_every_change_across_instances() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn wallet_reads_fall_back_to_postgres_while_redis_is_down() {
     let mut proxy = RedisProxy::start(None).await;
     let addr = proxy.addr;
@@ -528,7 +528,7 @@ async fn wallet_reads_fall_back_to_postgres_while_redis_is_down() {
     assert_eq!(body["data"]["me"]["wallet"]["balance"], "7000");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn wallet_updated_drops_a_relayed_state_older_than_the_one_shown() {
     let app = spawn_app().await;
     let (token, user_id) = app.register("ada@example.com", "Ada").await;

@@ -78,7 +78,7 @@ async fn status_is(app: &TestApp, id: &str, status: &'static str) {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_draw_is_reproduced_from_its_revealed_seed_and_a_disqualified_prize_goes_to_the_next_in_line()
  {
     let app = spawn_app().await;
@@ -210,7 +210,7 @@ async fn a_draw_is_reproduced_from_its_revealed_seed_and_a_disqualified_prize_go
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn winner_announced_replays_then_goes_live_without_a_gap_or_a_repeat() {
     // A window of 4 shared frames: a socket that falls further behind, or
     // joins while winners are being announced, replays from Postgres.
@@ -303,7 +303,7 @@ async fn collect_with<T>(ws: &mut WsClient, n: usize, mut seen: impl FnMut(i64) 
     sequences
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn countdown_ticks_land_on_whole_seconds_and_finish() {
     let app = spawn_app().await;
     // Starting far enough ahead that a loaded machine still subscribes
@@ -345,7 +345,7 @@ async fn countdown_ticks_land_on_whole_seconds_and_finish() {
     assert_eq!(phases.iter().filter(|p| *p == "FINISHED").count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_instant_win_disqualified_goes_back_to_the_pool_and_only_the_winner_and_admins_see_its_card()
  {
     let app = spawn_app().await;
@@ -460,7 +460,7 @@ async fn scalar_text(app: &TestApp, sql: &str) -> String {
     row.try_get_by_index(0).expect("text")
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn cancelling_a_live_event_refunds_exactly_the_unawarded_prizes_and_won_cards_stay_valid() {
     let app = spawn_app().await;
     let (event_id, host) = live_instant(&app, 5).await;
@@ -507,7 +507,7 @@ async fn cancelling_a_live_event_refunds_exactly_the_unawarded_prizes_and_won_ca
     assert_ledger_sound(&app).await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_draft_can_be_followed_by_its_host_only() {
     let app = spawn_app().await;
     let shop = app.open_shop("shop@example.com", "Draft", &[500]).await;
@@ -549,7 +549,7 @@ async fn a_draft_can_be_followed_by_its_host_only() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_shared_winners_feed_shows_the_card_to_the_winner_only() {
     let app = spawn_app().await;
     let (event_id, _) = live_instant(&app, 1).await;
@@ -587,7 +587,7 @@ async fn a_shared_winners_feed_shows_the_card_to_the_winner_only() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn winners_reach_subscribers_of_another_instance() {
     let app = spawn_app().await;
     let other = AppOptions::beside(&app).spawn().await;
@@ -623,7 +623,7 @@ async fn winners_reach_subscribers_of_another_instance() {
     assert_eq!(awarded, 2);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_winner_reaches_this_instances_watchers_at_its_commit_and_its_relayed_copy_is_not_sent_again()
  {
     // No relay running: only the attempt itself can hand a winner to the
@@ -667,7 +667,7 @@ async fn a_winner_reaches_this_instances_watchers_at_its_commit_and_its_relayed_
     }
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_draws_winners_reach_this_instances_watchers_at_its_commit() {
     // No relay running: only the draw itself can hand its winners over.
     let app = AppOptions::new().await.without_relay().spawn().await;

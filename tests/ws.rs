@@ -8,7 +8,7 @@ use crate::support::{AppOptions, spawn_app};
 
 const ME_UPDATED: &str = "subscription { meUpdated { id roles } }";
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn protocol_violations_close_with_their_codes() {
     let app = AppOptions::new()
         .await
@@ -44,7 +44,7 @@ async fn protocol_violations_close_with_their_codes() {
     assert_eq!(duplicate.closed().await, 4409, "duplicate subscription id");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_connection_holds_at_most_fifty_subscriptions() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -68,7 +68,7 @@ async fn a_connection_holds_at_most_fifty_subscriptions() {
     client.next_of("next", "s51").await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_message_larger_than_the_read_buffer_arrives_whole() {
     let app = spawn_app().await;
     let (token, user_id) = app.register("ada@example.com", "Ada").await;
@@ -86,7 +86,7 @@ async fn a_message_larger_than_the_read_buffer_arrives_whole() {
     client.next_of("next", "short").await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_subscription_over_the_alias_limit_is_refused_and_the_connection_stays() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -108,7 +108,7 @@ async fn a_subscription_over_the_alias_limit_is_refused_and_the_connection_stays
     client.next_of("next", "one").await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_subscription_that_fails_inside_shows_the_generic_internal_error_with_its_correlation_id()
 {
     let app = spawn_app().await;
@@ -137,7 +137,7 @@ async fn a_subscription_that_fails_inside_shows_the_generic_internal_error_with_
     assert!(!failed.to_string().contains("events_gone"), "{failed}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn subscriptions_need_a_signed_in_user_where_queries_do() {
     let app = spawn_app().await;
     let mut client = WsClient::ready(&app.ws_url(), None).await;
@@ -159,7 +159,7 @@ async fn subscriptions_need_a_signed_in_user_where_queries_do() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_server_pings_and_answers_pings() {
     let app = AppOptions::new()
         .await
@@ -172,7 +172,7 @@ async fn the_server_pings_and_answers_pings() {
     assert_eq!(client.next().await["type"], "pong");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn the_legacy_graphql_ws_protocol_is_spoken() {
     let app = spawn_app().await;
     let (token, id) = app.register("ada@example.com", "Ada").await;
@@ -187,7 +187,7 @@ async fn the_legacy_graphql_ws_protocol_is_spoken() {
     assert_eq!(data["payload"]["data"]["meUpdated"]["id"], id);
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_change_made_on_one_instance_reaches_a_subscriber_on_another() {
     let a = spawn_app().await;
     let b = AppOptions::beside(&a).spawn().await;
@@ -230,7 +230,7 @@ async fn set_host(app: &crate::support::TestApp, admin: &str, user: &str, grant:
     assert_eq!(body["data"][field]["id"], user, "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn identical_snapshot_subscriptions_share_one_execution() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
@@ -299,7 +299,7 @@ async fn identical_snapshot_subscriptions_share_one_execution() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_upgrade_request_is_checked_and_its_subprotocol_chosen_by_preference() {
     let app = spawn_app().await;
     let plain = app

@@ -55,7 +55,7 @@ async fn follow_draft(socket: &mut WsClient, id: &str, event: &str) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_subscribe_runs_with_the_roles_the_account_holds_now() {
     // No relay: the account's change never reaches the socket, so only
     // the subscribe itself can see the revocation.
@@ -82,7 +82,7 @@ async fn a_subscribe_runs_with_the_roles_the_account_holds_now() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn an_admin_socket_closes_when_its_admin_role_is_revoked() {
     let app = spawn_app().await;
     let (event, ada, token) = draft_and_admin(&app).await;
@@ -121,7 +121,7 @@ async fn an_admin_socket_closes_when_its_admin_role_is_revoked() {
     assert_eq!(refused["payload"][0]["extensions"]["code"], "NOT_FOUND");
 }
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_socket_closes_when_its_token_expires() {
     let app = spawn_app().await;
     let (_, user) = app.register("ada@example.com", "Ada").await;

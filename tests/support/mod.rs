@@ -1,27 +1,41 @@
 //! `spawn_app()` and typed helpers shared by every test.
+//!
+//! Every test runs on the harness (`harness.rs`,
+//! `#[tokio::test(crate = "crate::support::harness")]`) in a world of its
+//! own: a database cloned from a migrated template and a Redis namespace
+//! (`databases.rs`, `namespaces.rs`). When it ends, passed or failed, its teardown
+//! (`teardown.rs`) stops its apps, checks that they left no work behind
+//! (if it passed), and removes its databases, namespaces and mail
+//! directories.
 
 #![allow(
     dead_code,
     reason = "each test module uses a different subset of the helpers"
 )]
 
+pub mod databases;
 pub mod events;
+pub mod harness;
 pub mod market;
+pub mod namespaces;
 pub mod proxy;
+pub mod teardown;
 pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use giftdrop::app::{self, Mode, Running};
 use giftdrop::config::Config;
-use giftdrop_migration::Migrator;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
+
+pub use databases::{fresh_database, unborn_database};
+use harness::{Parked, Scope};
+pub use namespaces::fresh_namespace;
 
 /// The Postgres server tests run against.
 pub fn server_url() -> String {
@@ -49,83 +63,6 @@ pub const PASSWORD: &str = "correct-horse-battery";
 /// The bootstrap admin of every test app.
 pub const ADMIN_EMAIL: &str = "admin@giftdrop.test";
 
-/// Creates the migrated template database once (per process, and safely
-/// across processes thanks to an advisory lock); named after the migration
-/// list so a new migration gets a new template.
-async fn template() -> &'static str {
-    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
-    TEMPLATE
-        .get_or_init(|| async {
-            let names: Vec<String> = Migrator::migrations()
-                .iter()
-                .map(|m| m.name().to_owned())
-                .collect();
-            let digest = names
-                .join(",")
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-                });
-            let name = format!("giftdrop_tmpl_{digest:016x}");
-            let admin = Database::connect(format!("{}/postgres", server_url()))
-                .await
-                .expect("postgres reachable");
-            admin
-                .execute_unprepared("SELECT pg_advisory_lock(727274)")
-                .await
-                .expect("lock");
-            let exists = admin
-                .query_one_raw(sea_orm::Statement::from_string(
-                    admin.get_database_backend(),
-                    format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
-                ))
-                .await
-                .expect("lookup")
-                .is_some();
-            if !exists {
-                let building = format!("{name}_building");
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {building}"))
-                    .await
-                    .expect("drop");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {building}"))
-                    .await
-                    .expect("create");
-                let db = Database::connect(format!("{}/{building}", server_url()))
-                    .await
-                    .expect("connect");
-                Migrator::up(&db, None).await.expect("migrations apply");
-                db.close().await.expect("close");
-                admin
-                    .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {name}"))
-                    .await
-                    .expect("rename");
-            }
-            admin
-                .execute_unprepared("SELECT pg_advisory_unlock(727274)")
-                .await
-                .expect("unlock");
-            name
-        })
-        .await
-}
-
-/// A fresh database cloned from the template.
-pub async fn fresh_database() -> String {
-    let template = template().await;
-    let name = format!("giftdrop_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(format!("{}/postgres", server_url()))
-        .await
-        .expect("postgres reachable");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-        .await
-        .expect("clone template");
-    admin.close().await.expect("close");
-    name
-}
-
 /// How to start a test app.
 pub struct AppOptions {
     config: Config,
@@ -146,7 +83,7 @@ impl AppOptions {
         };
         config.database_migration_url = Some(direct);
         config.redis_url = redis_url();
-        config.redis_namespace = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        config.redis_namespace = fresh_namespace();
         config.http_addr = "127.0.0.1:0".parse().expect("valid address");
         config.jwt_secret = Some("test-secret-0123456789-0123456789".to_owned().into());
         config.card_secret = Some("test-card-secret-0123456789".to_owned().into());
@@ -163,6 +100,7 @@ impl AppOptions {
         config.job_poll_ms = 50;
         config.outbox_sweep_ms = 200;
         config.shutdown_grace_secs = 5;
+        harness::scope().world(&config);
         Self {
             config,
             mode: Mode {
@@ -225,6 +163,8 @@ impl AppOptions {
 
     /// Starts the app.
     pub async fn spawn(self) -> TestApp {
+        let scope = harness::scope();
+        scope.spawned(&self.config);
         giftdrop::install_crypto_provider();
         let shutdown = CancellationToken::new();
         let running = app::start(self.config.clone(), self.mode, shutdown.clone())
@@ -240,6 +180,8 @@ impl AppOptions {
             shutdown,
             running: Some(running),
             db,
+            worker: self.mode.worker,
+            scope,
         }
     }
 }
@@ -256,6 +198,8 @@ pub struct TestApp {
     running: Option<Running>,
     /// A direct connection to its database, for assertions.
     pub db: DatabaseConnection,
+    worker: bool,
+    scope: Arc<Scope>,
 }
 
 /// The name of the app's database.
@@ -273,14 +217,28 @@ pub fn direct_url(config: &Config) -> String {
     format!("{}/{}", server_url(), database_name(config))
 }
 
+/// Lets the test leave work behind in `place`, a database or namespace it
+/// created, for the reason `why`: teardown neither drains it nor fails the
+/// test for it (see [`TestApp::leaves_work`]).
+pub fn leaves_work(place: &str, why: &str) {
+    harness::scope().allow_leftovers(place, why);
+}
+
 /// An app with default options.
 pub async fn spawn_app() -> TestApp {
     AppOptions::new().await.spawn().await
 }
 
 impl Drop for TestApp {
+    /// Stops the app; when the test's body ends with it, only after the
+    /// teardown let it finish its work (`harness.rs`).
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.scope.app_dropped(Parked {
+            shutdown: self.shutdown.clone(),
+            running: self.running.take(),
+            config: self.config.clone(),
+            worker: self.worker,
+        });
     }
 }
 
@@ -381,6 +339,15 @@ impl TestApp {
     /// The running parts (queues, services).
     pub fn running(&self) -> &Running {
         self.running.as_ref().expect("running")
+    }
+
+    /// Lets the test leave work behind in this app's database and
+    /// namespace (outbox rows, jobs), for the reason `why`: teardown does
+    /// not drain them or fail the test for them.
+    pub fn leaves_work(&self, why: &str) {
+        self.scope.allow_leftovers(database_name(&self.config), why);
+        self.scope
+            .allow_leftovers(&self.config.redis_namespace, why);
     }
 
     /// Shuts the app down as SIGTERM does and waits until every part stopped.
