@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Command;
 use crate::config::{Config, PaymentProvider};
-use crate::http::shared::SharedSubscriptions;
+use crate::http::fanout::Executions;
 use crate::http::{self, AppState};
 
 /// What this process runs.
@@ -77,7 +77,7 @@ pub struct Running {
     /// The job queues.
     pub queues: JobQueues,
     /// Snapshot subscriptions running for all their sockets (when serving).
-    pub shared: SharedSubscriptions,
+    pub shared: Executions,
     /// Statements run on this process's pool.
     pub db_statements: crate::db::StatementCount,
     tasks: JoinSet<anyhow::Result<()>>,
@@ -408,7 +408,7 @@ pub async fn start(
     let mut http_addr = None;
     let mut live = None;
     // Shared executions run on this runtime, the sockets on the live one.
-    let shared = SharedSubscriptions::new(config.ws_log_window, tokio::runtime::Handle::current());
+    let shared = Executions::new(config.ws_log_window, tokio::runtime::Handle::current());
     if let Some(listener) = listener {
         let runtime = http::LiveRuntime::new().context("could not start the WebSocket runtime")?;
         let schema = giftdrop_graphql::build_schema(
