@@ -418,3 +418,24 @@ async fn an_upgrade_request_is_checked_and_its_subprotocol_chosen_by_preference(
     assert!(next["payload"]["data"]["platform"]["currency"].is_string());
     assert_eq!(client.next().await["type"], "complete");
 }
+
+/// async-graphql-axum's stock route, mounted beside ours for the
+/// benchmark only (`--features stock-ws`, BENCHMARKS.md).
+#[cfg(feature = "stock-ws")]
+#[tokio::test]
+async fn the_stock_route_serves_the_same_schema_for_the_benchmark() {
+    let app = spawn_app().await;
+    let url = app.ws_url().replace("/graphql/ws", "/graphql/stock-ws");
+    let (token, user_id) = app.register("ada@example.com", "Ada").await;
+    let mut client = WsClient::ready(&url, Some(&token)).await;
+    client.subscribe("me", ME_UPDATED).await;
+    let first = client.next_of("next", "me").await;
+    assert_eq!(
+        first["payload"]["data"]["meUpdated"]["id"],
+        user_id.as_str()
+    );
+    let mut anonymous = WsClient::ready(&url, None).await;
+    anonymous.subscribe("1", "{ platform { currency } }").await;
+    let next = anonymous.next_of("next", "1").await;
+    assert_eq!(next["payload"]["data"]["platform"]["currency"], "NGN");
+}

@@ -13,6 +13,8 @@ mod graphql;
 mod health;
 mod payments;
 mod state;
+#[cfg(feature = "stock-ws")]
+mod stock;
 pub mod ws;
 
 use std::time::Duration;
@@ -61,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         Duration::from_secs(30),
     ));
     let sockets = Router::new().route("/graphql/ws", get(ws::upgrade));
+    #[cfg(feature = "stock-ws")]
+    let sockets = sockets.route("/graphql/stock-ws", get(stock::upgrade));
     sockets
         .merge(api)
         .layer(DefaultBodyLimit::max(256 * 1024))
