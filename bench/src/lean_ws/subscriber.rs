@@ -1,5 +1,5 @@
 //! Opening a subscriber: the upgrade, connection_init and the subscribe,
-//! with tokio, before the socket is handed to the [`Receiver`](super::Receiver).
+//! with tokio, before the socket is handed to the receiving thread.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};

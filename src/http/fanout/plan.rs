@@ -4,10 +4,9 @@
 //! unusual (fragments at the root, no such operation, a cursor that is not
 //! an integer) runs alone, which is always correct.
 
-use async_graphql::parser::types::Directive;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet,
+    Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType,
+    Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned};
 use async_graphql_value::{ConstValue, Value};

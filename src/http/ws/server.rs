@@ -24,7 +24,7 @@ pub struct WsServer {
     pub executions: Executions,
     /// Parsed documents, shared with GraphQL over HTTP.
     pub documents: Arc<DocumentCache>,
-    /// Where connections run (see [`LiveRuntime`](super::LiveRuntime)).
+    /// Where connections run (see [`LiveRuntime`](super::runtime::LiveRuntime)).
     pub live: tokio::runtime::Handle,
 }
 
