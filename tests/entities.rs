@@ -26,7 +26,7 @@ struct DbColumn {
 
 type TableKey = (String, String);
 
-#[tokio::test]
+#[tokio::test(crate = "crate::support::harness")]
 async fn every_table_has_an_entity_that_matches_it() {
     let database = fresh_database().await;
     let db = Database::connect(format!("{}/{database}", server_url()))
@@ -36,7 +36,6 @@ async fn every_table_has_an_entity_that_matches_it() {
     let primary_keys = db_primary_keys(&db).await;
     let closed = db_closed_sets(&db).await;
     db.close().await.expect("close");
-    drop_database(&database).await;
 
     assert!(!columns.is_empty(), "the migrated database has tables");
 
@@ -290,17 +289,6 @@ fn closed_set(definition: &str) -> Option<(String, BTreeSet<String>)> {
         })
         .collect::<Option<BTreeSet<_>>>()?;
     Some((column.to_owned(), values))
-}
-
-async fn drop_database(name: &str) {
-    let admin = Database::connect(format!("{}/postgres", server_url()))
-        .await
-        .expect("postgres reachable");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("drop the test database");
-    admin.close().await.expect("close");
 }
 
 #[test]
