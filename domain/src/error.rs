@@ -140,6 +140,13 @@ impl From<redis::RedisError> for DomainError {
     }
 }
 
+impl crate::money::AmountError {
+    /// This error as `BAD_USER_INPUT` on `field`.
+    pub fn at(self, field: &str) -> DomainError {
+        DomainError::bad_input(field, self.to_string())
+    }
+}
+
 /// Result alias for use cases.
 pub type DomainResult<T> = Result<T, DomainError>;
 

@@ -96,7 +96,18 @@ pub fn enum_col<T: serde::de::DeserializeOwned>(
     column: &str,
 ) -> DomainResult<T> {
     let text: String = row.try_get("", column)?;
-    crate::ledger::from_db(&text)
+    from_db(&text)
+}
+
+/// One of `T`'s variants from its database spelling (its serde name).
+pub fn from_db<T: serde::de::DeserializeOwned>(text: &str) -> DomainResult<T> {
+    use serde::de::value::{Error, StrDeserializer};
+    T::deserialize(StrDeserializer::<Error>::new(text)).map_err(|err| {
+        DomainError::Internal(anyhow::anyhow!(
+            "unreadable {}: {err}",
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 /// The database spelling of an enum value (its serde name).

@@ -9,6 +9,7 @@ pub mod error;
 pub mod escrow;
 pub mod event;
 pub mod event_live;
+pub mod event_mutation;
 pub mod identity;
 pub mod ids;
 pub mod input;
@@ -17,9 +18,11 @@ pub mod live;
 pub mod loaders;
 pub mod merchant;
 pub mod money;
+pub mod nodes;
 pub mod operation;
 pub mod ops;
 pub mod page;
+pub mod participant;
 pub mod payout;
 pub mod platform;
 pub mod wallet;
@@ -50,7 +53,7 @@ pub struct Mutation(
     merchant::MerchantMutation,
     card::CardMutation,
     escrow::EscrowMutation,
-    event::EventMutation,
+    event_mutation::EventMutation,
 );
 
 /// The subscription root.

@@ -6,9 +6,11 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::award;
-use super::events::{self, EventStatus, EventView, START_GRACE, WinnerSelection};
+use super::draft;
+use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::live;
 use super::participants::{self, WinnerView};
+use super::rules::START_GRACE;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -48,7 +50,7 @@ pub async fn publish(
         &id,
         || async move {
             let txn = s.db.begin().await?;
-            let event = events::lock_own_draft(&txn, viewer, id).await?;
+            let event = draft::lock_own_draft(&txn, viewer, id).await?;
             if event.starts_at < Utc::now() - START_GRACE {
                 return Err(DomainError::Conflict(
                     "the event's start has passed: move startsAt before publishing".into(),

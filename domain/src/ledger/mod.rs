@@ -29,6 +29,8 @@ use crate::Services;
 use crate::error::{DomainError, DomainResult};
 use crate::memo::Remembered;
 use crate::money::Amount;
+// `payments::topup` reads its status through the ledger's path.
+pub(crate) use crate::sql::from_db;
 use crate::sql::statement;
 
 mod post;
@@ -262,18 +264,6 @@ impl Posted {
 /// its [`WalletView`] right after a posting.
 pub fn wallet_topic(owner: WalletOwner) -> String {
     format!("wallet:{}:{}", owner.kind().as_str(), owner.id())
-}
-
-/// A text column holding one of `T`'s variants, spelled as its serde name
-/// (which is also its database and API spelling).
-pub(crate) fn from_db<T: serde::de::DeserializeOwned>(text: &str) -> DomainResult<T> {
-    use serde::de::value::{Error, StrDeserializer};
-    T::deserialize(StrDeserializer::<Error>::new(text)).map_err(|err| {
-        DomainError::Internal(anyhow::anyhow!(
-            "unreadable {}: {err}",
-            std::any::type_name::<T>()
-        ))
-    })
 }
 
 fn bug(message: &str) -> DomainError {
