@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, Statement};
+use giftdrop_entities::ops::outbox;
+use sea_orm::sea_query::InsertStatement;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryTrait};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -48,7 +50,7 @@ pub async fn publish<C: ConnectionTrait, T: Serialize>(
     topic: &str,
     payload: &T,
 ) -> DomainResult<()> {
-    conn.execute_raw(publish_statement(meta, topic, payload)?)
+    conn.execute(&publish_statement(meta, topic, payload)?)
         .await?;
     Ok(())
 }
@@ -59,7 +61,7 @@ pub async fn enqueue<C: ConnectionTrait, J: JobPayload>(
     meta: &RequestMeta,
     job: &J,
 ) -> DomainResult<()> {
-    conn.execute_raw(job_statement(meta, job)?).await?;
+    conn.execute(&job_statement(meta, job)?).await?;
     Ok(())
 }
 
@@ -68,12 +70,12 @@ pub fn publish_statement<T: Serialize>(
     meta: &RequestMeta,
     topic: &str,
     payload: &T,
-) -> DomainResult<Statement> {
+) -> DomainResult<InsertStatement> {
     insert_statement(meta, KIND_PUBLISH, topic, serde_json::to_value(payload))
 }
 
 /// The statement of [`enqueue`], for a [`crate::sql::Batch`].
-pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<Statement> {
+pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<InsertStatement> {
     insert_statement(meta, KIND_JOB, J::KIND, serde_json::to_value(job))
 }
 
@@ -82,16 +84,15 @@ fn insert_statement(
     kind: &str,
     target: &str,
     payload: serde_json::Result<serde_json::Value>,
-) -> DomainResult<Statement> {
+) -> DomainResult<InsertStatement> {
     let payload =
         payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
-    Ok(crate::sql::statement(
-        "INSERT INTO ops.outbox (kind, target, payload, correlation_id) VALUES ($1, $2, $3, $4)",
-        vec![
-            kind.into(),
-            target.into(),
-            payload.into(),
-            meta.correlation_id.as_str().into(),
-        ],
-    ))
+    Ok(outbox::Entity::insert(outbox::ActiveModel {
+        kind: Set(kind.to_owned()),
+        target: Set(target.to_owned()),
+        payload: Set(payload),
+        correlation_id: Set(Some(meta.correlation_id.clone())),
+        ..Default::default()
+    })
+    .into_query())
 }

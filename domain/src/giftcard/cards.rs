@@ -2,7 +2,7 @@
 //! `purchaseCard` (FLOWS.md §4).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::idempotency::{self, Scope, Work};
 use crate::identity::staff::Reach;
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
 use crate::money::Amount;
-use crate::sql::{Batch, amount, bug, enum_col, fetch_all, fetch_one, statement};
+use crate::sql::{Batch, amount, bug, enum_col, fetch_all, fetch_one};
 
 /// The rate limit (`RATE_LIMITS`) `purchaseCard` counts against.
 pub const RATE_LIMIT: &str = "purchase";
@@ -188,10 +188,16 @@ pub struct IssueCard<'a> {
 }
 
 /// An ACTIVE card with a fresh code and pin, expiring `validityDays` from
-/// now, and the statement that inserts it. The code is unique by chance
-/// (60 random bits): the statement fails on `cards_code_key` in the
-/// unlikely event of a collision.
-pub fn new_card(secrets: &CardSecrets, card: IssueCard<'_>) -> (Statement, CardView) {
+/// now, its insert added to `batch` with `on_conflict` after its values
+/// (empty, or an `ON CONFLICT` clause). The code is unique by chance (60
+/// random bits): without an `ON CONFLICT (code)` clause the statement fails
+/// on `cards_code_key` in the unlikely event of a collision.
+pub fn new_card(
+    batch: &mut Batch,
+    secrets: &CardSecrets,
+    card: IssueCard<'_>,
+    on_conflict: &str,
+) -> CardView {
     let id = Uuid::now_v7();
     let pin = pin::new_pin();
     let issued_at = Utc::now();
@@ -211,24 +217,24 @@ pub fn new_card(secrets: &CardSecrets, card: IssueCard<'_>) -> (Statement, CardV
         pin_hash: secrets.hash(id, &pin),
         pin_sealed: secrets.seal(id, &pin),
     };
-    let insert = statement(
+    let row = batch.bind_list([
+        view.id.into(),
+        view.product_id.into(),
+        view.merchant_id.into(),
+        view.owner_id.into(),
+        view.escrow_id.into(),
+        view.face_value.minor().into(),
+        view.code.as_str().into(),
+        view.pin_hash.clone().into(),
+        view.pin_sealed.clone().into(),
+        view.issued_at.into(),
+        view.expires_at.into(),
+    ]);
+    batch.sql(format!(
         "INSERT INTO giftcard.cards (id, product_id, merchant_id, owner_id, escrow_id, face_value, code, \
-         pin_hash, pin_sealed, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        vec![
-            view.id.into(),
-            view.product_id.into(),
-            view.merchant_id.into(),
-            view.owner_id.into(),
-            view.escrow_id.into(),
-            view.face_value.minor().into(),
-            view.code.as_str().into(),
-            view.pin_hash.clone().into(),
-            view.pin_sealed.clone().into(),
-            view.issued_at.into(),
-            view.expires_at.into(),
-        ],
-    );
-    (insert, view)
+         pin_hash, pin_sealed, issued_at, expires_at) VALUES ({row}){on_conflict}"
+    ));
+    view
 }
 
 /// True when `err` is the collision of a new card's code with another's:
@@ -246,11 +252,14 @@ pub async fn issue(
     card: IssueCard<'_>,
 ) -> DomainResult<CardView> {
     for _ in 0..3 {
-        let (mut insert, view) = new_card(secrets, card);
-        insert
-            .sql
-            .push_str(" ON CONFLICT (code) DO NOTHING RETURNING id");
-        if txn.query_one_raw(insert).await?.is_some() {
+        let mut insert = Batch::new();
+        let view = new_card(
+            &mut insert,
+            secrets,
+            card,
+            " ON CONFLICT (code) DO NOTHING RETURNING id",
+        );
+        if insert.fetch_one(txn).await?.is_some() {
             return Ok(view);
         }
     }
@@ -323,9 +332,21 @@ impl Order {
         (self.product_id, self.face_value)
     }
 
-    /// The contract's checks of the order against a product the buyer may
-    /// see, in order.
-    fn check(&self, product: &ProductView, merchant: &MerchantView) -> DomainResult<()> {
+    /// The contract's rules of a sale, in order, for a buyer of `reach`:
+    /// the product is visible to them (else `NotFound`), the face value
+    /// one of its denominations, the merchant ACTIVE, the product on sale.
+    /// Both paths of a purchase apply these and only these: the one
+    /// statement to the process's copy of the product (which it then holds
+    /// against the rows), the general path to the rows it reads.
+    fn admit(
+        &self,
+        product: &ProductView,
+        merchant: &MerchantView,
+        reach: &Reach,
+    ) -> DomainResult<()> {
+        if !products::visible(product, merchant, reach) {
+            return Err(DomainError::NotFound);
+        }
         if !product.denominations.contains(&self.face_value) {
             return Err(DomainError::bad_input(
                 "input.faceValue",
@@ -357,40 +378,27 @@ impl Order {
         }
     }
 
-    /// The escrow's funding: the buyer's `wallet`, by the posting's
-    /// transfer.
-    fn funding(&self, wallet: Uuid, transfer_id: Uuid) -> Funding {
-        Funding {
-            funder_id: self.buyer,
-            funder_account_id: wallet,
-            transfer_id,
-            event_id: None,
-            deposit_fee_bps: self.deposit_fee_bps,
-        }
-    }
-
-    /// Adds the escrow funded by `funding`, the card and the audit entry to
-    /// `batch`; the card as it will be.
+    /// Adds the escrow funded by the buyer's `wallet` through transfer
+    /// `transfer_id`, the card and the audit entry to `batch`; the card as
+    /// it will be.
     fn push_issue(
         &self,
         s: &Services,
         meta: &RequestMeta,
         batch: &mut Batch,
         (product, merchant): (&ProductView, &MerchantView),
-        funding: Funding,
+        (wallet, transfer_id): (Uuid, Uuid),
         escrow_id: Uuid,
     ) -> CardView {
-        let (card_insert, card) = new_card(
-            &s.card_secrets,
-            IssueCard {
-                product,
-                owner_id: self.buyer,
-                escrow_id,
-                face_value: self.face_value,
+        escrow::reserve_in(
+            batch,
+            Funding {
+                funder_id: self.buyer,
+                funder_account_id: wallet,
+                transfer_id,
+                event_id: None,
+                deposit_fee_bps: self.deposit_fee_bps,
             },
-        );
-        batch.push(escrow::reserve_statement(
-            funding,
             &[NewEscrow {
                 id: escrow_id,
                 source: EscrowSource::CardPurchase,
@@ -398,8 +406,18 @@ impl Order {
                 merchant_id: merchant.id,
                 service_rate_bps: merchant.service_rate_bps,
             }],
-        ));
-        batch.push(card_insert);
+        );
+        let card = new_card(
+            batch,
+            &s.card_secrets,
+            IssueCard {
+                product,
+                owner_id: self.buyer,
+                escrow_id,
+                face_value: self.face_value,
+            },
+            "",
+        );
         batch.push(audit::statement(
             meta,
             AuditRecord {
@@ -414,12 +432,12 @@ impl Order {
 }
 
 /// The purchase as ONE statement outside any transaction, when the
-/// process's copy of the product ([`OnSale`]) says it is on sale to
-/// everyone in this denomination. The statement holds the copy against the
-/// rows (`g`), fails if the wallet is short ([`ledger::post_in_batch`]) or
-/// the key was used before ([`idempotency::first_use_statement`]). The
-/// card, or `None` if the statement failed on a constraint (and so wrote
-/// nothing) or the product needs the general path's checks.
+/// process's copy of the product ([`OnSale`]) admits the order for anyone.
+/// The statement holds the copy against the rows (`g`), fails if the
+/// wallet is short ([`ledger::post_in_batch`]) or the key was used before
+/// ([`idempotency::first_use`]). The card, or `None` if the statement
+/// failed on a constraint (and so wrote nothing) or the copy does not
+/// admit the order (the general path then answers why).
 async fn purchase_at_once(
     s: &Services,
     meta: &RequestMeta,
@@ -429,9 +447,7 @@ async fn purchase_at_once(
     let Some((product, merchant)) = s.on_sale.get(&s.db, order.product_id).await? else {
         return Ok(None);
     };
-    if !products::visible(&product, &merchant, &Reach::default())
-        || order.check(&product, &merchant).is_err()
-    {
+    if order.admit(&product, &merchant, &Reach::default()).is_err() {
         return Ok(None);
     }
     let wallet = s
@@ -444,32 +460,26 @@ async fn purchase_at_once(
     // The copy of the product must still be true of its rows: without `g`,
     // no posting, and the escrow (which references the posting's
     // transfer) fails the statement.
-    let still = OnSale::still_statement(&product, &merchant, order.face_value);
-    batch.push_named(&["g"], [still.sql], still.values);
+    OnSale::still(&mut batch, "g", &product, &merchant);
     let posting = ledger::post_in_batch(
         &mut batch,
         meta,
         &order.transfer(wallet, &reference),
         Some("g"),
     )?;
-    let funding = order.funding(wallet, posting.transfer_id());
     let card = order.push_issue(
         s,
         meta,
         &mut batch,
         (&product, &merchant),
-        funding,
+        (wallet, posting.transfer_id()),
         escrow_id,
     );
-    batch.push(idempotency::first_use_statement(
-        scope,
-        &order.input(),
-        &card.id,
-    )?);
-    let main = posting.main();
-    match batch.fetch_one(&s.db, main).await {
+    idempotency::first_use(&mut batch, scope, &order.input(), &card.id)?;
+    posting.select_wallets(&mut batch);
+    match batch.fetch_one(&s.db).await {
         Ok(Some(row)) => {
-            posting.posted(&row)?.committed(s);
+            posting.posted(std::slice::from_ref(&row))?.committed(s);
             count_purchase();
             Ok(Some(card))
         }
@@ -511,13 +521,12 @@ async fn purchase_in_transaction(
                 .ok_or(DomainError::NotFound)?;
             // Only a product the simple rule hides needs the viewer's staff
             // memberships (staff see their own products off sale).
-            if !products::visible(&product, &merchant, &Reach::default()) {
-                let reach = Reach::of(&txn, Some(viewer)).await?;
-                if !products::visible(&product, &merchant, &reach) {
-                    return Err(DomainError::NotFound);
-                }
-            }
-            order.check(&product, &merchant)?;
+            let reach = if products::visible(&product, &merchant, &Reach::default()) {
+                Reach::default()
+            } else {
+                Reach::of(&txn, Some(viewer)).await?
+            };
+            order.admit(&product, &merchant, &reach)?;
             let wallet = s
                 .wallet_ids
                 .of(&txn, WalletOwner::User(order.buyer))
@@ -526,13 +535,12 @@ async fn purchase_in_transaction(
             let reference = escrow_id.to_string();
             let funded = ledger::post(&txn, meta, order.transfer(wallet, &reference)).await?;
             let mut closing = Batch::new();
-            let funding = order.funding(wallet, funded.transfer_id);
             let card = order.push_issue(
                 s,
                 meta,
                 &mut closing,
                 (&product, &merchant),
-                funding,
+                (wallet, funded.transfer_id),
                 escrow_id,
             );
             let id = card.id;

@@ -10,7 +10,7 @@
 //! no other writer can break the rule either.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -20,7 +20,8 @@ use crate::identity::staff::Reach;
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer};
 use crate::money::{Amount, Settlement};
 use crate::sql::{
-    amount, amount_opt, bps, bps_opt, bug, by_id, by_ids, db_name, enum_col, fetch_all, statement,
+    Batch, amount, amount_opt, bps, bps_opt, bug, by_id, by_ids, db_name, enum_col, fetch_all,
+    statement,
 };
 
 /// `EscrowStatus` of the contract.
@@ -166,54 +167,51 @@ pub struct Funding {
     pub deposit_fee_bps: u32,
 }
 
-/// Inserts RESERVED escrows funded by `funding`, in one statement, inside
-/// the caller's transaction (which posted the funding transfer).
-pub async fn reserve(
-    txn: &DatabaseTransaction,
-    funding: Funding,
-    escrows: &[NewEscrow],
-) -> DomainResult<()> {
-    if escrows.is_empty() {
-        return Ok(());
-    }
-    txn.execute_raw(reserve_statement(funding, escrows)).await?;
-    count_reserved(escrows.len());
-    Ok(())
-}
-
-/// The statement of [`reserve`], for a [`crate::sql::Batch`]; call
-/// [`count_reserved`] once it has committed. The escrows travel as arrays,
-/// so a publish of thousands of prize units is one statement of ten values.
-pub fn reserve_statement(funding: Funding, escrows: &[NewEscrow]) -> Statement {
-    let ids: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
-    let sources: Vec<String> = escrows.iter().map(|e| db_name(&e.source)).collect();
-    let amounts: Vec<i64> = escrows.iter().map(|e| e.amount.minor()).collect();
-    let merchants: Vec<Uuid> = escrows.iter().map(|e| e.merchant_id).collect();
-    let rates: Vec<i32> = escrows
-        .iter()
-        .map(|e| i32::try_from(e.service_rate_bps.min(10_000)).unwrap_or(0))
-        .collect();
-    statement(
+/// Adds the insert of RESERVED escrows funded by `funding` to `batch`
+/// (with the funding transfer, or after it in the caller's transaction);
+/// call [`count_reserved`] once it has committed. The escrows travel as
+/// arrays, so a publish of thousands of prize units is one statement of
+/// ten values.
+pub fn reserve_in(batch: &mut Batch, funding: Funding, escrows: &[NewEscrow]) {
+    let rate = |bps: u32| i32::try_from(bps.min(10_000)).unwrap_or(0);
+    let [ids, sources, amounts, merchants, rates] = batch.binds([
+        escrows.iter().map(|e| e.id).collect::<Vec<Uuid>>().into(),
+        escrows
+            .iter()
+            .map(|e| db_name(&e.source))
+            .collect::<Vec<String>>()
+            .into(),
+        escrows
+            .iter()
+            .map(|e| e.amount.minor())
+            .collect::<Vec<i64>>()
+            .into(),
+        escrows
+            .iter()
+            .map(|e| e.merchant_id)
+            .collect::<Vec<Uuid>>()
+            .into(),
+        escrows
+            .iter()
+            .map(|e| rate(e.service_rate_bps))
+            .collect::<Vec<i32>>()
+            .into(),
+    ]);
+    let [funder, account, transfer, event, deposit_rate] = batch.binds([
+        funding.funder_id.into(),
+        funding.funder_account_id.into(),
+        funding.transfer_id.into(),
+        funding.event_id.into(),
+        rate(funding.deposit_fee_bps).into(),
+    ]);
+    batch.sql(format!(
         "INSERT INTO giftcard.escrows (id, source, amount, merchant_id, funder_id, funder_account_id, \
          event_id, service_rate_bps, reserve_transfer_id, deposit_fee_bps) \
-         SELECT e.id, e.source, e.amount, e.merchant_id, $6, $7, $9, e.rate, $8, $10 \
-         FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::uuid[], $5::integer[]) \
-           AS e (id, source, amount, merchant_id, rate)",
-        vec![
-            ids.into(),
-            sources.into(),
-            amounts.into(),
-            merchants.into(),
-            rates.into(),
-            funding.funder_id.into(),
-            funding.funder_account_id.into(),
-            funding.transfer_id.into(),
-            funding.event_id.into(),
-            i32::try_from(funding.deposit_fee_bps.min(10_000))
-                .unwrap_or(0)
-                .into(),
-        ],
-    )
+         SELECT e.id, e.source, e.amount, e.merchant_id, {funder}, {account}, {event}, e.rate, \
+           {transfer}, {deposit_rate} \
+         FROM unnest({ids}::uuid[], {sources}::text[], {amounts}::bigint[], {merchants}::uuid[], \
+           {rates}::integer[]) AS e (id, source, amount, merchant_id, rate)"
+    ));
 }
 
 /// Counts `n` escrows reserved (the transition metric).

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::memo::Remembered;
 use crate::money::Amount;
-use crate::sql::{bug, by_ids, fetch_all, statement, text_input};
+use crate::sql::{Batch, bug, by_ids, db_name, fetch_all, statement, text_input};
 
 /// Most denominations a product may offer.
 pub const MAX_DENOMINATIONS: usize = 20;
@@ -132,7 +132,7 @@ async fn with_merchants<C: ConnectionTrait>(
 /// Products with their merchants as this process last read them, for the
 /// purchases that will succeed (`cards::purchase_at_once`): a copy is used
 /// for at most [`OnSale::FRESH`], and the statement that sells re-checks it
-/// against the rows ([`OnSale::still_statement`]), so a stale copy costs a
+/// against the rows ([`OnSale::still`]), so a stale copy costs a
 /// request the general path, never a sale the rows would refuse.
 #[derive(Clone, Debug)]
 pub struct OnSale(Remembered<Uuid, (Instant, ProductView, MerchantView)>);
@@ -171,28 +171,41 @@ impl OnSale {
         self.0.remove(&id);
     }
 
-    /// A statement that returns a row only while `product` of `merchant`
-    /// is still on sale in `face_value`, with the merchant, validity and
-    /// service rate of the copy.
-    pub fn still_statement(
-        product: &ProductView,
-        merchant: &MerchantView,
-        face_value: Amount,
-    ) -> Statement {
-        statement(
-            "SELECT 1 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id \
-             WHERE p.id = $1 AND p.merchant_id = $2 AND p.active AND p.validity_days = $3 \
-               AND $4 = ANY (p.denominations) AND m.status = 'ACTIVE' AND m.service_rate_bps = $5",
-            vec![
-                product.id.into(),
-                merchant.id.into(),
-                product.validity_days.into(),
-                face_value.minor().into(),
-                i32::try_from(merchant.service_rate_bps)
-                    .unwrap_or(i32::MAX)
-                    .into(),
-            ],
-        )
+    /// Adds part `name` to `batch`: a row while the rows of `product` and
+    /// its `merchant` are still as the copy has them (every field a sale
+    /// depends on), none once they changed. It states no rule of its own:
+    /// the rules were applied to the copy, and hold of the rows while the
+    /// rows are the copy.
+    pub fn still(batch: &mut Batch, name: &str, product: &ProductView, merchant: &MerchantView) {
+        let denominations: Vec<i64> = product.denominations.iter().map(|d| d.minor()).collect();
+        let [
+            id,
+            merchant_id,
+            active,
+            validity,
+            denominations,
+            status,
+            rate,
+        ] = batch.binds([
+            product.id.into(),
+            merchant.id.into(),
+            product.active.into(),
+            product.validity_days.into(),
+            denominations.into(),
+            db_name(&merchant.status).into(),
+            i32::try_from(merchant.service_rate_bps)
+                .unwrap_or(i32::MAX)
+                .into(),
+        ]);
+        batch.named(
+            name,
+            format!(
+                "SELECT 1 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id \
+                 WHERE p.id = {id} AND p.merchant_id = {merchant_id} AND p.active = {active} \
+                   AND p.validity_days = {validity} AND p.denominations = {denominations}::bigint[] \
+                   AND m.status = {status} AND m.service_rate_bps = {rate}"
+            ),
+        );
     }
 }
 

@@ -19,7 +19,7 @@ use crate::giftcard::products::{self, P_COLUMNS, ProductView};
 use crate::jobs::SendEmail;
 use crate::money::Amount;
 use crate::outbox;
-use crate::sql::{Batch, amount, bug, fetch_all, fetch_one, statement};
+use crate::sql::{Batch, amount, bug, fetch_all, fetch_one};
 
 /// A prize unit in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,31 +168,30 @@ pub(super) async fn award(
         disqualified_at: None,
     };
     let mut rest = Batch::new();
-    rest.push(statement(
+    let row = rest.bind_list([
+        winner.id.into(),
+        winner.event_id.into(),
+        winner.participant_id.into(),
+        winner.prize_id.into(),
+        unit.id.into(),
+        winner.card_id.into(),
+        winner.sequence.into(),
+        winner.announced_at.into(),
+    ]);
+    rest.sql(format!(
         "INSERT INTO giveaway.winners (id, event_id, participant_id, prize_id, unit_id, card_id, sequence, announced_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        vec![
-            winner.id.into(),
-            winner.event_id.into(),
-            winner.participant_id.into(),
-            winner.prize_id.into(),
-            unit.id.into(),
-            winner.card_id.into(),
-            winner.sequence.into(),
-            winner.announced_at.into(),
-        ],
+         VALUES ({row})"
     ));
-    rest.push(statement(
-        "UPDATE giveaway.prize_units SET winner_id = $2 WHERE id = $1 AND winner_id IS NULL",
-        vec![unit.id.into(), participant.id.into()],
+    let [unit_id, participant_id, prize_id] =
+        rest.binds([unit.id.into(), participant.id.into(), unit.prize_id.into()]);
+    rest.sql(format!(
+        "UPDATE giveaway.prize_units SET winner_id = {participant_id} WHERE id = {unit_id} AND winner_id IS NULL"
     ));
-    rest.push(statement(
-        "UPDATE giveaway.prizes SET awarded = awarded + 1 WHERE id = $1",
-        vec![unit.prize_id.into()],
+    rest.sql(format!(
+        "UPDATE giveaway.prizes SET awarded = awarded + 1 WHERE id = {prize_id}"
     ));
-    rest.push(statement(
-        "UPDATE giveaway.participants SET won = true WHERE id = $1",
-        vec![participant.id.into()],
+    rest.sql(format!(
+        "UPDATE giveaway.participants SET won = true WHERE id = {participant_id}"
     ));
     rest.push(live::announced(meta, &winner)?);
     rest.push(live::changed(meta, &event)?);
@@ -209,22 +208,19 @@ pub(super) async fn award(
             dedupe_key: format!("win:{}", winner.id),
         },
     )?);
-    rest.fetch_one(
-        txn,
-        audit::statement(
-            meta,
-            AuditRecord {
-                actor: None,
-                action: "prize.award",
-                subject: format!("winner:{}", winner.id),
-                detail: Some(format!(
-                    "unit {} of prize {} to participant {} (card {})",
-                    unit.unit, unit.prize_id, participant.id, card.id
-                )),
-            },
-        ),
-    )
-    .await?;
+    rest.push(audit::statement(
+        meta,
+        AuditRecord {
+            actor: None,
+            action: "prize.award",
+            subject: format!("winner:{}", winner.id),
+            detail: Some(format!(
+                "unit {} of prize {} to participant {} (card {})",
+                unit.unit, unit.prize_id, participant.id, card.id
+            )),
+        },
+    ));
+    rest.execute(txn).await?;
     metrics::counter!("giftdrop_cards_issued_total", "source" => "prize").increment(1);
     Ok((winner, event))
 }

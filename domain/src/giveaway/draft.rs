@@ -7,13 +7,13 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::events::{self, EventStatus, EventView, WinnerSelection};
-use super::rules::{Draft, PrizeInput, check};
+use super::rules::{Checked, Draft, PrizeInput, check};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Role;
-use crate::sql::{Batch, bug, db_name, statement};
+use crate::sql::{Batch, Param, bug, db_name, statement};
 
 /// `createEvent` input.
 #[derive(Clone, Debug)]
@@ -59,24 +59,89 @@ pub struct EventChanges {
     pub prizes: Option<Vec<PrizeInput>>,
 }
 
-/// The statement inserting `prizes` of `event_id` (ids fresh).
-fn insert_prizes(event_id: Uuid, prizes: &[PrizeInput]) -> sea_orm::Statement {
-    let ids: Vec<Uuid> = prizes.iter().map(|_| Uuid::now_v7()).collect();
-    let products: Vec<Uuid> = prizes.iter().map(|p| p.card_product_id).collect();
-    let values: Vec<i64> = prizes.iter().map(|p| p.face_value.minor()).collect();
-    let quantities: Vec<i32> = prizes.iter().map(|p| p.quantity).collect();
-    statement(
+/// The placeholders of an event's checked fields, as `createEvent`
+/// inserts and `updateEvent` sets them.
+struct Fields {
+    title: Param,
+    description: Param,
+    url: Param,
+    chance: Param,
+    slots: Param,
+    starts: Param,
+    ends: Param,
+    count: Param,
+    cost: Param,
+}
+
+impl Fields {
+    /// Binds `checked`'s fields on `batch`.
+    fn bind(batch: &mut Batch, checked: &Checked) -> Self {
+        let [
+            title,
+            description,
+            url,
+            chance,
+            slots,
+            starts,
+            ends,
+            count,
+            cost,
+        ] = batch.binds([
+            checked.title.as_str().into(),
+            checked.description.as_str().into(),
+            checked.social_post_url.clone().into(),
+            checked.win_chance_percent.into(),
+            checked.slot_count.into(),
+            checked.starts_at.into(),
+            checked.ends_at.into(),
+            checked.prize_count.into(),
+            checked.total_cost.minor().into(),
+        ]);
+        Self {
+            title,
+            description,
+            url,
+            chance,
+            slots,
+            starts,
+            ends,
+            count,
+            cost,
+        }
+    }
+}
+
+/// Adds the insert of `prizes` of `event_id` (ids fresh) to `batch`.
+fn insert_prizes(batch: &mut Batch, event_id: Uuid, prizes: &[PrizeInput]) {
+    let [ids, products, values, quantities, event] = batch.binds([
+        prizes
+            .iter()
+            .map(|_| Uuid::now_v7())
+            .collect::<Vec<Uuid>>()
+            .into(),
+        prizes
+            .iter()
+            .map(|p| p.card_product_id)
+            .collect::<Vec<Uuid>>()
+            .into(),
+        prizes
+            .iter()
+            .map(|p| p.face_value.minor())
+            .collect::<Vec<i64>>()
+            .into(),
+        prizes
+            .iter()
+            .map(|p| p.quantity)
+            .collect::<Vec<i32>>()
+            .into(),
+        event_id.into(),
+    ]);
+    batch.sql(format!(
         "INSERT INTO giveaway.prizes (id, event_id, card_product_id, face_value, quantity) \
-         SELECT p.id, $5, p.product, p.face_value, p.quantity \
-         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::integer[]) AS p (id, product, face_value, quantity)",
-        vec![
-            ids.into(),
-            products.into(),
-            values.into(),
-            quantities.into(),
-            event_id.into(),
-        ],
-    )
+         SELECT p.id, {event}, p.product, p.face_value, p.quantity \
+         FROM unnest({ids}::uuid[], {products}::uuid[], {values}::bigint[], {quantities}::integer[]) \
+           AS p (id, product, face_value, quantity)"
+    ));
 }
 
 /// `createEvent`: a DRAFT event of the viewer, who must be a HOST.
@@ -106,26 +171,19 @@ pub async fn create(
     let id = Uuid::now_v7();
     let txn = s.db.begin().await?;
     let mut batch = Batch::new();
-    batch.push(statement(
-        "INSERT INTO giveaway.events (id, host_id, title, description, social_post_url, selection, \
+    let [id_param, host, selection] = batch.binds([
+        id.into(),
+        viewer.user_id.into(),
+        db_name(&input.selection).into(),
+    ]);
+    let f = Fields::bind(&mut batch, &checked);
+    batch.sql(format!(
+        "INSERT INTO giveaway.events (id, host_id, selection, title, description, social_post_url, \
          win_chance_percent, slot_count, starts_at, ends_at, prize_count, total_cost) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        vec![
-            id.into(),
-            viewer.user_id.into(),
-            checked.title.into(),
-            checked.description.into(),
-            checked.social_post_url.into(),
-            db_name(&input.selection).into(),
-            checked.win_chance_percent.into(),
-            checked.slot_count.into(),
-            checked.starts_at.into(),
-            checked.ends_at.into(),
-            checked.prize_count.into(),
-            checked.total_cost.minor().into(),
-        ],
+         VALUES ({id_param}, {host}, {selection}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+        f.title, f.description, f.url, f.chance, f.slots, f.starts, f.ends, f.count, f.cost
     ));
-    batch.push(insert_prizes(id, &checked.prizes));
+    insert_prizes(&mut batch, id, &checked.prizes);
     commit_audited(s, txn, batch, meta, viewer, "event.create", id).await
 }
 
@@ -140,20 +198,17 @@ async fn commit_audited(
     action: &str,
     id: Uuid,
 ) -> DomainResult<EventView> {
-    batch
-        .fetch_one(
-            &txn,
-            audit::statement(
-                meta,
-                AuditRecord {
-                    actor: Some(viewer.user_id),
-                    action,
-                    subject: format!("event:{id}"),
-                    detail: None,
-                },
-            ),
-        )
-        .await?;
+    let mut batch = batch;
+    batch.push(audit::statement(
+        meta,
+        AuditRecord {
+            actor: Some(viewer.user_id),
+            action,
+            subject: format!("event:{id}"),
+            detail: None,
+        },
+    ));
+    batch.execute(&txn).await?;
     txn.commit().await?;
     events::find(&s.db, id)
         .await?
@@ -231,22 +286,13 @@ pub async fn update(
     )
     .await?;
     let mut batch = Batch::new();
-    batch.push(statement(
-        "UPDATE giveaway.events SET title = $2, description = $3, social_post_url = $4, \
-         win_chance_percent = $5, slot_count = $6, starts_at = $7, ends_at = $8, prize_count = $9, \
-         total_cost = $10, version = version + 1 WHERE id = $1",
-        vec![
-            id.into(),
-            checked.title.into(),
-            checked.description.into(),
-            checked.social_post_url.into(),
-            checked.win_chance_percent.into(),
-            checked.slot_count.into(),
-            checked.starts_at.into(),
-            checked.ends_at.into(),
-            checked.prize_count.into(),
-            checked.total_cost.minor().into(),
-        ],
+    let id_param = batch.bind(id);
+    let f = Fields::bind(&mut batch, &checked);
+    batch.sql(format!(
+        "UPDATE giveaway.events SET title = {}, description = {}, social_post_url = {}, \
+         win_chance_percent = {}, slot_count = {}, starts_at = {}, ends_at = {}, prize_count = {}, \
+         total_cost = {}, version = version + 1 WHERE id = {id_param}",
+        f.title, f.description, f.url, f.chance, f.slots, f.starts, f.ends, f.count, f.cost
     ));
     if changes.prizes.is_some() {
         // Replacing the prizes of a draft: nothing references them yet.
@@ -255,7 +301,7 @@ pub async fn update(
             vec![id.into()],
         ))
         .await?;
-        batch.push(insert_prizes(id, &checked.prizes));
+        insert_prizes(&mut batch, id, &checked.prizes);
     }
     commit_audited(s, txn, batch, meta, viewer, "event.update", id).await
 }

@@ -110,7 +110,8 @@ pub async fn join(
             participant_id: participant.id,
         },
     )?);
-    rest.fetch_one(&txn, live::changed(meta, &event)?).await?;
+    rest.push(live::changed(meta, &event)?);
+    rest.execute(&txn).await?;
     txn.commit().await?;
     s.outbox.wake();
     Ok(participant)

@@ -2,6 +2,7 @@
 //! lifecycle on time (SCHEDULED -> LIVE -> ENDED), and cancelling.
 
 use chrono::Utc;
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
@@ -177,18 +178,19 @@ async fn prize_pool(
     }
     let escrow_ids: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
     let mut pool = Batch::new();
-    pool.push(escrow::reserve_statement(funding, &escrows));
-    pool.push(statement(
+    escrow::reserve_in(&mut pool, funding, &escrows);
+    let [ids, prizes, numbers, escrow_ids, event_id] = pool.binds([
+        unit_ids.into(),
+        unit_prizes.into(),
+        unit_numbers.into(),
+        escrow_ids.into(),
+        event.id.into(),
+    ]);
+    pool.sql(format!(
         "INSERT INTO giveaway.prize_units (id, event_id, prize_id, unit, escrow_id) \
-         SELECT u.id, $5, u.prize_id, u.unit, u.escrow_id \
-         FROM unnest($1::uuid[], $2::uuid[], $3::integer[], $4::uuid[]) AS u (id, prize_id, unit, escrow_id)",
-        vec![
-            unit_ids.into(),
-            unit_prizes.into(),
-            unit_numbers.into(),
-            escrow_ids.into(),
-            event.id.into(),
-        ],
+         SELECT u.id, {event_id}, u.prize_id, u.unit, u.escrow_id \
+         FROM unnest({ids}::uuid[], {prizes}::uuid[], {numbers}::integer[], {escrow_ids}::uuid[]) \
+           AS u (id, prize_id, unit, escrow_id)"
     ));
     Ok(pool)
 }
@@ -275,8 +277,8 @@ pub async fn cancel(
 }
 
 /// Runs one outbox statement in `txn`.
-async fn outbox_now(txn: &DatabaseTransaction, statement: sea_orm::Statement) -> DomainResult<()> {
-    txn.execute_raw(statement).await?;
+async fn outbox_now(txn: &DatabaseTransaction, statement: InsertStatement) -> DomainResult<()> {
+    txn.execute(&statement).await?;
     Ok(())
 }
 
