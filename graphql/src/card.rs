@@ -2,9 +2,9 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use giftdrop_domain::giftcard::cards;
 use giftdrop_domain::giftcard::merchants;
 use giftdrop_domain::giftcard::redeem::{self, Redeem, RedemptionView};
+use giftdrop_domain::giftcard::{cards, purchase};
 use giftdrop_domain::{DomainError, idempotency};
 use uuid::Uuid;
 
@@ -192,7 +192,7 @@ impl CardMutation {
         let product_id = ids::parse(&input.product_id, "input.productId").gql()?;
         let face_value = input.face_value.positive("input.faceValue").gql()?;
         idempotency::validate_key(&input.idempotency_key, "input.idempotencyKey").gql()?;
-        let view = cards::purchase(
+        let view = purchase::purchase(
             services(ctx)?,
             &request(ctx)?.meta,
             viewer,

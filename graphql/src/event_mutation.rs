@@ -5,7 +5,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use giftdrop_domain::giveaway::draft::{self, EventChanges, NewEvent};
 use giftdrop_domain::giveaway::rules::PrizeInput as DomainPrize;
-use giftdrop_domain::giveaway::{attempt, disqualify, join, publish};
+use giftdrop_domain::giveaway::{attempt, cancel, disqualify, join, publish};
 use giftdrop_domain::money::Amount;
 
 use crate::auth::{request, require_viewer, services};
@@ -230,7 +230,7 @@ impl EventMutation {
     async fn cancel_event(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Event> {
         let viewer = require_viewer(ctx)?;
         let id = ids::parse(&id, "id").gql()?;
-        let event = publish::cancel(services(ctx)?, &request(ctx)?.meta, viewer, id, &reason)
+        let event = cancel::cancel(services(ctx)?, &request(ctx)?.meta, viewer, id, &reason)
             .await
             .gql()?;
         Ok(Event(event))

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod merchant;
+pub mod merchant_mutation;
 pub mod money;
 pub mod nodes;
 pub mod operation;
@@ -50,7 +51,7 @@ pub struct Mutation(
     identity::IdentityMutation,
     wallet::WalletMutation,
     payout::PayoutMutation,
-    merchant::MerchantMutation,
+    merchant_mutation::MerchantMutation,
     card::CardMutation,
     escrow::EscrowMutation,
     event_mutation::EventMutation,

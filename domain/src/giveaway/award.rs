@@ -4,12 +4,13 @@
 //! the caller's transaction.
 
 use chrono::Utc;
-use sea_orm::{DatabaseTransaction, QueryResult};
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use super::events::{self, EventView};
 use super::live;
 use super::participants::{ParticipantView, WinnerView};
+use super::pool::Unit;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::RequestMeta;
@@ -19,66 +20,7 @@ use crate::giftcard::products::{self, P_COLUMNS, ProductView};
 use crate::jobs::SendEmail;
 use crate::money::Amount;
 use crate::outbox;
-use crate::sql::{Batch, amount, bug, fetch_all, fetch_one};
-
-/// A prize unit in the pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Unit {
-    /// Unit id.
-    pub id: Uuid,
-    /// Its prize.
-    pub prize_id: Uuid,
-    /// Its number within the prize, from 1.
-    pub unit: i32,
-    /// The RESERVED escrow behind it.
-    pub escrow_id: Uuid,
-}
-
-fn unit_view(row: &QueryResult) -> DomainResult<Unit> {
-    Ok(Unit {
-        id: row.try_get("", "id")?,
-        prize_id: row.try_get("", "prize_id")?,
-        unit: row.try_get("", "unit")?,
-        escrow_id: row.try_get("", "escrow_id")?,
-    })
-}
-
-const UNIT_COLUMNS: &str = "u.id, u.prize_id, u.unit, u.escrow_id";
-
-/// One unit of `event_id`'s pool, locked; units another transaction is
-/// awarding are skipped, so concurrent winners never wait for each other.
-/// `None` when the pool is empty.
-pub(super) async fn take_unit(
-    txn: &DatabaseTransaction,
-    event_id: Uuid,
-) -> DomainResult<Option<Unit>> {
-    fetch_one(
-        txn,
-        &format!(
-            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
-             WHERE u.event_id = $1 AND u.winner_id IS NULL \
-             ORDER BY u.prize_id::text, u.unit LIMIT 1 FOR UPDATE SKIP LOCKED"
-        ),
-        vec![event_id.into()],
-        unit_view,
-    )
-    .await
-}
-
-/// Every unit of `event_id`'s pool in the DRAW order (prizes by id as
-/// text, then unit number), locked.
-pub(super) async fn pool(txn: &DatabaseTransaction, event_id: Uuid) -> DomainResult<Vec<Unit>> {
-    fetch_all(
-        txn,
-        &format!(
-            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
-             WHERE u.event_id = $1 AND u.winner_id IS NULL ORDER BY u.prize_id::text, u.unit FOR UPDATE"
-        ),
-        vec![event_id.into()],
-        unit_view,
-    )
-    .await
-}
+use crate::sql::{Batch, amount, bug, fetch_one};
 
 /// What an award reads besides its unit.
 struct Inputs {

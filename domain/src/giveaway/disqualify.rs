@@ -8,10 +8,11 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::attempt::ReleaseGrant;
-use super::award::{self, Unit};
+use super::award;
 use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::live;
 use super::participants::{self, ParticipantStatus, WinnerView};
+use super::pool::Unit;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
