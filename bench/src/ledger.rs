@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::pgbench::{
-    Figures, PGBENCH_DB, connect, database_url, pgbench, pool_size, recreate_database,
+    self, Figures, PGBENCH_DB, connect, database_url, pgbench, pool_size, recreate_database,
     setup_pgbench, with_admin,
 };
 use crate::rss::cpu_ms;
@@ -125,13 +125,7 @@ async fn scenario(admin: &DatabaseConnection, args: &Args) -> Result<()> {
     for figures in [&pg1, &uniform, &hot, &pg2] {
         println!("{}", figures.row());
     }
-    let baseline = f64::midpoint(pg1.tps, pg2.tps);
-    println!(
-        "\npgbench baseline (mean of #1 and #2) = {baseline:.0} tps (#1 {:.0}, #2 {:.0}, drift {:+.1}%)",
-        pg1.tps,
-        pg2.tps,
-        (pg2.tps / pg1.tps - 1.0) * 100.0
-    );
+    let baseline = pgbench::baseline(&pg1, &pg2);
     println!("RATIO uniform/pgbench = {:.2}", uniform.tps / baseline);
     println!("RATIO hot/pgbench = {:.2}", hot.tps / baseline);
 

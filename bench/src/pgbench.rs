@@ -87,6 +87,19 @@ pub(crate) async fn drop_database(admin: &DatabaseConnection, name: &str) -> Res
         .map(drop)
 }
 
+/// The baseline of a scenario, the mean of its two pgbench runs, printed
+/// with their drift.
+pub(crate) fn baseline(pg1: &Figures, pg2: &Figures) -> f64 {
+    let baseline = f64::midpoint(pg1.tps, pg2.tps);
+    println!(
+        "\npgbench baseline (mean of #1 and #2) = {baseline:.0} tps (#1 {:.0}, #2 {:.0}, drift {:+.1}%)",
+        pg1.tps,
+        pg2.tps,
+        (pg2.tps / pg1.tps - 1.0) * 100.0
+    );
+    baseline
+}
+
 /// Runs `scenario` with an admin connection to the server of `url`, then
 /// drops `databases` and closes the connection whatever happened; the
 /// scenario's error first, then the cleanup's.

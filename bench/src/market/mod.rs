@@ -273,13 +273,7 @@ async fn scenario(base_url: &str, admin: &DatabaseConnection, args: &Args) -> Re
         )
     );
     println!("{}", row(&pg2, 0, None));
-    let baseline = f64::midpoint(pg1.tps, pg2.tps);
-    println!(
-        "\npgbench baseline (mean of #1 and #2) = {baseline:.0} tps (#1 {:.0}, #2 {:.0}, drift {:+.1}%)",
-        pg1.tps,
-        pg2.tps,
-        (pg2.tps / pg1.tps - 1.0) * 100.0
-    );
+    let baseline = pgbench::baseline(&pg1, &pg2);
     println!(
         "RATIO purchaseCard/pgbench = {:.3}",
         purchases.figures.tps / baseline
