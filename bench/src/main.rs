@@ -13,6 +13,7 @@ mod lean_ws;
 mod ledger;
 mod market;
 mod peer;
+mod pgbench;
 mod rss;
 mod stats;
 mod ws;

@@ -3,9 +3,10 @@
 
 use chrono::Utc;
 use giftdrop_entities::ops::audit_log;
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -30,12 +31,12 @@ pub async fn record<C: ConnectionTrait>(
     meta: &RequestMeta,
     entry: AuditRecord<'_>,
 ) -> DomainResult<()> {
-    conn.execute_raw(statement(meta, entry)).await?;
+    conn.execute(&statement(meta, entry)).await?;
     Ok(())
 }
 
 /// The statement of [`record`], for a [`crate::sql::Batch`].
-pub fn statement(meta: &RequestMeta, entry: AuditRecord<'_>) -> Statement {
+pub fn statement(meta: &RequestMeta, entry: AuditRecord<'_>) -> InsertStatement {
     audit_log::Entity::insert(audit_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         actor_id: Set(entry.actor),
@@ -45,7 +46,7 @@ pub fn statement(meta: &RequestMeta, entry: AuditRecord<'_>) -> Statement {
         correlation_id: Set(Some(meta.correlation_id.as_str().to_owned())),
         created_at: Set(Utc::now()),
     })
-    .build(DbBackend::Postgres)
+    .into_query()
 }
 
 /// One audit entry as read back (the `ops.audit_log` row).

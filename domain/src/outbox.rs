@@ -12,7 +12,8 @@
 use std::sync::Arc;
 
 use giftdrop_entities::ops::outbox::{self, Kind};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Statement};
+use sea_orm::sea_query::InsertStatement;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryTrait};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -48,7 +49,7 @@ pub async fn publish<C: ConnectionTrait, T: Serialize>(
     topic: &str,
     payload: &T,
 ) -> DomainResult<()> {
-    conn.execute_raw(publish_statement(meta, topic, payload)?)
+    conn.execute(&publish_statement(meta, topic, payload)?)
         .await?;
     Ok(())
 }
@@ -59,7 +60,7 @@ pub async fn enqueue<C: ConnectionTrait, J: JobPayload>(
     meta: &RequestMeta,
     job: &J,
 ) -> DomainResult<()> {
-    conn.execute_raw(job_statement(meta, job)?).await?;
+    conn.execute(&job_statement(meta, job)?).await?;
     Ok(())
 }
 
@@ -68,12 +69,12 @@ pub fn publish_statement<T: Serialize>(
     meta: &RequestMeta,
     topic: &str,
     payload: &T,
-) -> DomainResult<Statement> {
+) -> DomainResult<InsertStatement> {
     insert_statement(meta, Kind::Publish, topic, serde_json::to_value(payload))
 }
 
 /// The statement of [`enqueue`], for a [`crate::sql::Batch`].
-pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<Statement> {
+pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<InsertStatement> {
     insert_statement(meta, Kind::Job, J::KIND, serde_json::to_value(job))
 }
 
@@ -82,7 +83,7 @@ fn insert_statement(
     kind: Kind,
     target: &str,
     payload: serde_json::Result<serde_json::Value>,
-) -> DomainResult<Statement> {
+) -> DomainResult<InsertStatement> {
     let payload =
         payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
     Ok(outbox::Entity::insert(outbox::ActiveModel {
@@ -92,7 +93,7 @@ fn insert_statement(
         correlation_id: Set(Some(meta.correlation_id.as_str().to_owned())),
         ..Default::default()
     })
-    .build(DbBackend::Postgres))
+    .into_query())
 }
 
 #[cfg(test)]
@@ -110,7 +111,7 @@ mod tests {
     fn a_row_is_one_insert_of_its_four_columns() {
         let statement = publish_statement(&RequestMeta::system(), "user:1", &1).expect("encodes");
         assert_eq!(
-            statement.sql,
+            statement.build(sea_orm::sea_query::PostgresQueryBuilder).0,
             r#"INSERT INTO "ops"."outbox" ("kind", "target", "payload", "correlation_id") VALUES ($1, $2, $3, $4)"#
         );
     }

@@ -13,9 +13,8 @@ use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
-    Direction, EntryKind, WalletOwner, WalletView, balance_of, from_db, statement, wallet_of,
-};
+use super::wallet::balance_of;
+use super::{Direction, EntryKind, WalletOwner, WalletView, from_db, statement, wallet_of};
 use crate::Services;
 use crate::error::DomainResult;
 use crate::money::Amount;

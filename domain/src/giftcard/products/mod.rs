@@ -4,25 +4,20 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::merchants::{self, MerchantStatus, MerchantView};
-use crate::Services;
-use crate::audit::{self, AuditRecord};
-use crate::context::{RequestMeta, Viewer};
-use crate::error::{DomainError, DomainResult};
+use super::merchants::{self, MerchantView};
+use crate::error::DomainResult;
 use crate::identity::staff::Reach;
 use crate::memo::Remembered;
 use crate::money::Amount;
-use crate::sql::{bug, by_ids, fetch_all, statement, text_input};
+use crate::sql::{Batch, bug, by_ids, db_name, fetch_all, statement};
 
-/// Most denominations a product may offer.
-pub const MAX_DENOMINATIONS: usize = 20;
-/// Longest validity, in days (ten years).
-pub const MAX_VALIDITY_DAYS: i32 = 3650;
+mod manage;
 
+pub use manage::{MAX_DENOMINATIONS, MAX_VALIDITY_DAYS, NewProduct, create, set_active};
 /// A card product.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductView {
@@ -42,21 +37,6 @@ pub struct ProductView {
     pub active: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-}
-
-/// `createCardProduct` input, as sent.
-#[derive(Clone, Debug)]
-pub struct NewProduct {
-    /// The selling merchant.
-    pub merchant_id: Uuid,
-    /// Product name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Face values (validated positive by the caller's `Amount` parsing).
-    pub denominations: Vec<Amount>,
-    /// Validity in days.
-    pub validity_days: i32,
 }
 
 const COLUMNS: &str =
@@ -130,9 +110,9 @@ async fn with_merchants<C: ConnectionTrait>(
 }
 
 /// Products with their merchants as this process last read them, for the
-/// purchases that will succeed (`cards::purchase_at_once`): a copy is used
+/// purchases that will succeed (`purchase::purchase_at_once`): a copy is used
 /// for at most [`OnSale::FRESH`], and the statement that sells re-checks it
-/// against the rows ([`OnSale::still_statement`]), so a stale copy costs a
+/// against the rows ([`OnSale::still`]), so a stale copy costs a
 /// request the general path, never a sale the rows would refuse.
 #[derive(Clone, Debug)]
 pub struct OnSale(Remembered<Uuid, (Instant, ProductView, MerchantView)>);
@@ -171,28 +151,41 @@ impl OnSale {
         self.0.remove(&id);
     }
 
-    /// A statement that returns a row only while `product` of `merchant`
-    /// is still on sale in `face_value`, with the merchant, validity and
-    /// service rate of the copy.
-    pub fn still_statement(
-        product: &ProductView,
-        merchant: &MerchantView,
-        face_value: Amount,
-    ) -> Statement {
-        statement(
-            "SELECT 1 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id \
-             WHERE p.id = $1 AND p.merchant_id = $2 AND p.active AND p.validity_days = $3 \
-               AND $4 = ANY (p.denominations) AND m.status = 'ACTIVE' AND m.service_rate_bps = $5",
-            vec![
-                product.id.into(),
-                merchant.id.into(),
-                product.validity_days.into(),
-                face_value.minor().into(),
-                i32::try_from(merchant.service_rate_bps)
-                    .unwrap_or(i32::MAX)
-                    .into(),
-            ],
-        )
+    /// Adds part `name` to `batch`: a row while the rows of `product` and
+    /// its `merchant` are still as the copy has them (every field a sale
+    /// depends on), none once they changed. It states no rule of its own:
+    /// the rules were applied to the copy, and hold of the rows while the
+    /// rows are the copy.
+    pub fn still(batch: &mut Batch, name: &str, product: &ProductView, merchant: &MerchantView) {
+        let denominations: Vec<i64> = product.denominations.iter().map(|d| d.minor()).collect();
+        let [
+            id,
+            merchant_id,
+            active,
+            validity,
+            denominations,
+            status,
+            rate,
+        ] = batch.binds([
+            product.id.into(),
+            merchant.id.into(),
+            product.active.into(),
+            product.validity_days.into(),
+            denominations.into(),
+            db_name(&merchant.status).into(),
+            i32::try_from(merchant.service_rate_bps)
+                .unwrap_or(i32::MAX)
+                .into(),
+        ]);
+        batch.named(
+            name,
+            format!(
+                "SELECT 1 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id \
+                 WHERE p.id = {id} AND p.merchant_id = {merchant_id} AND p.active = {active} \
+                   AND p.validity_days = {validity} AND p.denominations = {denominations}::bigint[] \
+                   AND m.status = {status} AND m.service_rate_bps = {rate}"
+            ),
+        );
     }
 }
 
@@ -242,139 +235,4 @@ pub async fn of_merchant<C: ConnectionTrait>(
         view,
     )
     .await
-}
-
-/// `Forbidden` unless `reach` is staff of `merchant_id` and it is ACTIVE.
-async fn require_active_staff<C: ConnectionTrait>(
-    conn: &C,
-    reach: &Reach,
-    merchant_id: Uuid,
-) -> DomainResult<()> {
-    let merchant = merchants::find_visible(conn, reach, merchant_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    if !reach.staff_of(merchant_id) || merchant.status != MerchantStatus::Active {
-        return Err(DomainError::Forbidden);
-    }
-    Ok(())
-}
-
-fn validate(input: &NewProduct) -> DomainResult<(String, String, Vec<i64>)> {
-    let name = text_input(&input.name, "input.name", 1, 200)?;
-    let description = text_input(&input.description, "input.description", 0, 2000)?;
-    if input.denominations.is_empty() || input.denominations.len() > MAX_DENOMINATIONS {
-        return Err(DomainError::bad_input(
-            "input.denominations",
-            format!("must list 1-{MAX_DENOMINATIONS} face values"),
-        ));
-    }
-    let mut denominations: Vec<i64> = Vec::with_capacity(input.denominations.len());
-    for (i, d) in input.denominations.iter().enumerate() {
-        if denominations.contains(&d.minor()) {
-            return Err(DomainError::bad_input(
-                format!("input.denominations[{i}]"),
-                "is listed twice",
-            ));
-        }
-        denominations.push(d.minor());
-    }
-    denominations.sort_unstable();
-    if !(1..=MAX_VALIDITY_DAYS).contains(&input.validity_days) {
-        return Err(DomainError::bad_input(
-            "input.validityDays",
-            format!("must be between 1 and {MAX_VALIDITY_DAYS}"),
-        ));
-    }
-    Ok((name, description, denominations))
-}
-
-/// `createCardProduct`: staff of an ACTIVE merchant.
-pub async fn create(
-    s: &Services,
-    meta: &RequestMeta,
-    viewer: &Viewer,
-    input: NewProduct,
-) -> DomainResult<ProductView> {
-    let (name, description, denominations) = validate(&input)?;
-    let reach = Reach::of(&s.db, Some(viewer)).await?;
-    require_active_staff(&s.db, &reach, input.merchant_id).await?;
-    let txn = s.db.begin().await?;
-    let row = txn
-        .query_one_raw(statement(
-            &format!(
-                "INSERT INTO giftcard.card_products (id, merchant_id, name, description, denominations, validity_days) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-            ),
-            vec![
-                Uuid::now_v7().into(),
-                input.merchant_id.into(),
-                name.into(),
-                description.into(),
-                denominations.into(),
-                input.validity_days.into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| bug("INSERT RETURNING gave no row"))?;
-    let product = view(&row)?;
-    audit::record(
-        &txn,
-        meta,
-        AuditRecord {
-            actor: Some(viewer.user_id),
-            action: "product.create",
-            subject: format!("product:{}", product.id),
-            detail: None,
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(product)
-}
-
-/// `setCardProductActive`: staff of the merchant; putting a product on
-/// sale needs an ACTIVE merchant, taking it off sale does not.
-pub async fn set_active(
-    s: &Services,
-    meta: &RequestMeta,
-    viewer: &Viewer,
-    id: Uuid,
-    active: bool,
-) -> DomainResult<ProductView> {
-    let reach = Reach::of(&s.db, Some(viewer)).await?;
-    let product = find_visible(&s.db, &reach, id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    if active {
-        require_active_staff(&s.db, &reach, product.merchant_id).await?;
-    } else if !reach.staff_of(product.merchant_id) {
-        return Err(DomainError::Forbidden);
-    }
-    let txn = s.db.begin().await?;
-    let row = txn
-        .query_one_raw(statement(
-            &format!(
-                "UPDATE giftcard.card_products SET active = $2 WHERE id = $1 RETURNING {COLUMNS}"
-            ),
-            vec![id.into(), active.into()],
-        ))
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    audit::record(
-        &txn,
-        meta,
-        AuditRecord {
-            actor: Some(viewer.user_id),
-            action: if active {
-                "product.activate"
-            } else {
-                "product.deactivate"
-            },
-            subject: format!("product:{id}"),
-            detail: None,
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    view(&row)
 }
