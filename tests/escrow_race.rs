@@ -5,7 +5,7 @@
 
 use futures_util::StreamExt;
 use futures_util::stream;
-use giftdrop_domain::giftcard::{self, cards, redeem};
+use giftdrop_domain::giftcard::{self, cards, purchase, redeem};
 use giftdrop_domain::{DomainError, RequestMeta, identity};
 use uuid::Uuid;
 
@@ -59,7 +59,7 @@ async fn a_thousand_escrows_hit_by_a_concurrent_settle_and_release_each_end_exac
         .map(|i| {
             let (meta, buyer) = (&meta, &buyer);
             async move {
-                cards::purchase(
+                purchase::purchase(
                     services,
                     meta,
                     buyer,

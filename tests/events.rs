@@ -531,7 +531,7 @@ async fn the_http_verifier_asks_the_service_and_rejects_whom_it_rejects() {
 
 #[tokio::test(crate = "crate::support::harness")]
 async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
-    use giftdrop_domain::giveaway::publish;
+    use giftdrop_domain::giveaway::lifecycle;
     use sea_orm::ConnectionTrait;
 
     // No worker: this test is the clock.
@@ -553,7 +553,7 @@ async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
         .expect("moved");
     let s = &app.running().services;
     // Two passes at once: the event is started once and ended once.
-    let (a, b) = tokio::join!(publish::advance(s), publish::advance(s));
+    let (a, b) = tokio::join!(lifecycle::advance(s), lifecycle::advance(s));
     let mut moves: Vec<String> = a
         .expect("a pass")
         .into_iter()
@@ -562,9 +562,9 @@ async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
         .collect();
     moves.sort();
     assert_eq!(moves, ["Ended", "Live"]);
-    let (a, b) = tokio::join!(publish::advance(s), publish::advance(s));
+    let (a, b) = tokio::join!(lifecycle::advance(s), lifecycle::advance(s));
     assert!(a.expect("a pass").is_empty() && b.expect("a pass").is_empty());
-    assert!(publish::advance(s).await.expect("a pass").is_empty());
+    assert!(lifecycle::advance(s).await.expect("a pass").is_empty());
     assert_eq!(app.event(None, &event_id).await["status"], "ENDED");
     // An ended event can no longer be joined (FLOWS.md §5: SCHEDULED or LIVE).
     let (late, _) = app.register("late@example.com", "Late Comer").await;

@@ -13,6 +13,7 @@ mod cleanup;
 mod conn;
 mod deploy;
 mod draw;
+mod entities;
 mod escrow_race;
 mod events;
 mod health;

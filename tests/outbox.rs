@@ -240,7 +240,7 @@ async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_on
         let insert =
             giftdrop_domain::outbox::publish_statement(&meta, "relay-test", &json!({ "n": n }))
                 .expect("statement");
-        services.db.execute_raw(insert).await.expect("insert");
+        services.db.execute(&insert).await.expect("insert");
     }
     services.outbox.wake();
     eventually("the failed rows marked", || async {

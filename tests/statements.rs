@@ -127,7 +127,7 @@ async fn an_event_costs_the_same_statements_however_many_winners_it_has() {
         ))
         .await
         .expect("started");
-    giftdrop_domain::giveaway::publish::advance(&app.running().services)
+    giftdrop_domain::giveaway::lifecycle::advance(&app.running().services)
         .await
         .expect("the clock");
     assert_eq!(app.event(None, &id).await["status"], "LIVE");

@@ -45,6 +45,86 @@ async fn protocol_violations_close_with_their_codes() {
 }
 
 #[tokio::test(crate = "crate::support::harness")]
+async fn every_message_the_protocol_does_not_allow_closes_with_4400() {
+    let app = spawn_app().await;
+    let url = app.ws_url();
+    let query = json!({ "query": "{ platform { currency } }" });
+    let cases = [
+        ("no type", json!({ "id": "1", "payload": query })),
+        (
+            "the legacy protocol's start",
+            json!({ "type": "start", "id": "1", "payload": query }),
+        ),
+        (
+            "a subscribe without an id",
+            json!({ "type": "subscribe", "payload": query }),
+        ),
+        (
+            "a subscribe without a payload",
+            json!({ "type": "subscribe", "id": "1" }),
+        ),
+        (
+            "a subscribe whose payload is no request",
+            json!({ "type": "subscribe", "id": "1", "payload": "{ platform { currency } }" }),
+        ),
+        ("a complete without an id", json!({ "type": "complete" })),
+    ];
+    for (what, message) in cases {
+        let mut client = WsClient::ready(&url, None).await;
+        client.send(message).await;
+        assert_eq!(client.closed().await, 4400, "{what}");
+    }
+    let mut binary = WsClient::ready(&url, None).await;
+    binary.send_binary(b"{}").await;
+    assert_eq!(binary.closed().await, 4400, "a binary message");
+}
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn the_legacy_protocol_closes_with_the_same_codes() {
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.ws_init_timeout_ms = 300)
+        .spawn()
+        .await;
+    let url = app.ws_url();
+    let start = |id: &str| json!({ "id": id, "type": "start", "payload": { "query": ME_UPDATED } });
+
+    let mut silent = WsClient::connect(&url, "graphql-ws").await;
+    assert_eq!(silent.closed().await, 4408, "no connection_init in time");
+
+    let mut forged = WsClient::connect(&url, "graphql-ws").await;
+    forged.init(Some("forged-token")).await;
+    assert_eq!(forged.next().await["type"], "connection_error");
+    assert_eq!(forged.closed().await, 4403, "bad token");
+
+    let mut early = WsClient::connect(&url, "graphql-ws").await;
+    early.send(start("1")).await;
+    assert_eq!(early.closed().await, 4401, "start before the ack");
+
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    let mut client = WsClient::connect(&url, "graphql-ws").await;
+    client.init(Some(&token)).await;
+    assert_eq!(client.next().await["type"], "connection_ack");
+    client.send(start("same")).await;
+    assert_eq!(client.next().await["type"], "data");
+    client.send(start("same")).await;
+    assert_eq!(client.closed().await, 4409, "duplicate subscription id");
+
+    let mut twice = WsClient::connect(&url, "graphql-ws").await;
+    twice.init(None).await;
+    twice.init(None).await;
+    assert_eq!(twice.closed().await, 4429, "second connection_init");
+
+    let mut leaving = WsClient::connect(&url, "graphql-ws").await;
+    leaving.init(None).await;
+    assert_eq!(leaving.next().await["type"], "connection_ack");
+    leaving
+        .send(json!({ "type": "connection_terminate" }))
+        .await;
+    assert_eq!(leaving.closed().await, 1000, "connection_terminate");
+}
+
+#[tokio::test(crate = "crate::support::harness")]
 async fn a_connection_holds_at_most_fifty_subscriptions() {
     let app = spawn_app().await;
     let (token, _) = app.register("ada@example.com", "Ada").await;
@@ -337,4 +417,25 @@ async fn an_upgrade_request_is_checked_and_its_subprotocol_chosen_by_preference(
     assert_eq!(next["id"], "1");
     assert!(next["payload"]["data"]["platform"]["currency"].is_string());
     assert_eq!(client.next().await["type"], "complete");
+}
+
+/// async-graphql-axum's stock route, mounted beside ours for the
+/// benchmark only (`--features stock-ws`, BENCHMARKS.md).
+#[cfg(feature = "stock-ws")]
+#[tokio::test(crate = "crate::support::harness")]
+async fn the_stock_route_serves_the_same_schema_for_the_benchmark() {
+    let app = spawn_app().await;
+    let url = app.ws_url().replace("/graphql/ws", "/graphql/stock-ws");
+    let (token, user_id) = app.register("ada@example.com", "Ada").await;
+    let mut client = WsClient::ready(&url, Some(&token)).await;
+    client.subscribe("me", ME_UPDATED).await;
+    let first = client.next_of("next", "me").await;
+    assert_eq!(
+        first["payload"]["data"]["meUpdated"]["id"],
+        user_id.as_str()
+    );
+    let mut anonymous = WsClient::ready(&url, None).await;
+    anonymous.subscribe("1", "{ platform { currency } }").await;
+    let next = anonymous.next_of("next", "1").await;
+    assert_eq!(next["payload"]["data"]["platform"]["currency"], "NGN");
 }

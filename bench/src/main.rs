@@ -13,6 +13,7 @@ mod lean_ws;
 mod ledger;
 mod market;
 mod peer;
+mod pgbench;
 mod rss;
 mod stats;
 mod ws;
@@ -26,6 +27,11 @@ struct Cli {
     /// Base URL of the server.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8100")]
     url: String,
+    /// Path of the GraphQL WebSocket endpoint the sockets open:
+    /// `/graphql/stock-ws` for async-graphql-axum's stock route (a server
+    /// built with `--features stock-ws`).
+    #[arg(long, global = true, default_value = "/graphql/ws")]
+    ws_path: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -58,6 +64,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     // reqwest is built with rustls and no default provider in this workspace.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    ws::use_path(&cli.ws_path);
     match &cli.scenario {
         Scenario::Http(args) => http::run(&cli.url, args).await,
         Scenario::WsIdle(args) => idle::run(&cli.url, args).await,

@@ -199,11 +199,20 @@ impl Fleet {
     }
 }
 
+/// The path of the GraphQL socket, `/graphql/ws` unless `--ws-path` set it.
+static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Points every scenario's sockets at `path` (`--ws-path`).
+pub fn use_path(path: &str) {
+    let _ = PATH.set(path.to_owned());
+}
+
 /// The `ws://` address of the GraphQL socket of the server at `base_url`.
 pub fn endpoint(base_url: &str) -> String {
     format!(
-        "{}/graphql/ws",
-        base_url.trim_end_matches('/').replacen("http", "ws", 1)
+        "{}{}",
+        base_url.trim_end_matches('/').replacen("http", "ws", 1),
+        PATH.get().map_or("/graphql/ws", String::as_str)
     )
 }
 

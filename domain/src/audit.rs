@@ -3,9 +3,10 @@
 
 use chrono::Utc;
 use giftdrop_entities::ops::audit_log;
+use sea_orm::sea_query::InsertStatement;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -30,25 +31,22 @@ pub async fn record<C: ConnectionTrait>(
     meta: &RequestMeta,
     entry: AuditRecord<'_>,
 ) -> DomainResult<()> {
-    conn.execute_raw(statement(meta, entry)).await?;
+    conn.execute(&statement(meta, entry)).await?;
     Ok(())
 }
 
 /// The statement of [`record`], for a [`crate::sql::Batch`].
-pub fn statement(meta: &RequestMeta, entry: AuditRecord<'_>) -> Statement {
-    crate::sql::statement(
-        "INSERT INTO ops.audit_log (id, actor_id, action, subject, detail, correlation_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        vec![
-            Uuid::now_v7().into(),
-            entry.actor.into(),
-            entry.action.into(),
-            entry.subject.into(),
-            entry.detail.into(),
-            meta.correlation_id.as_str().into(),
-            Utc::now().into(),
-        ],
-    )
+pub fn statement(meta: &RequestMeta, entry: AuditRecord<'_>) -> InsertStatement {
+    audit_log::Entity::insert(audit_log::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        actor_id: Set(entry.actor),
+        action: Set(entry.action.to_owned()),
+        subject: Set(entry.subject),
+        detail: Set(entry.detail),
+        correlation_id: Set(Some(meta.correlation_id.as_str().to_owned())),
+        created_at: Set(Utc::now()),
+    })
+    .into_query()
 }
 
 /// One audit entry as read back (the `ops.audit_log` row).

@@ -6,7 +6,8 @@
 //! to clients only as a generic message with the correlation id. Use `anyhow`
 //! in startup code and jobs, `DomainError` in request handling.
 
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use sea_orm::sqlx::error::DatabaseError;
+use sea_orm::{DbErr, RuntimeErr};
 
 /// What a use case can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -72,13 +73,18 @@ impl DomainError {
         }
     }
 
-    /// True when this is a database unique violation of `constraint`.
+    /// True when this is a database unique violation of the constraint
+    /// named `constraint`.
     pub fn is_unique_violation(&self, constraint: &str) -> bool {
+        self.db_err()
+            .is_some_and(|db| is_unique_violation(db, constraint))
+    }
+
+    /// The database error inside an `Internal`, if it is one.
+    fn db_err(&self) -> Option<&DbErr> {
         match self {
-            Self::Internal(err) => err
-                .downcast_ref::<DbErr>()
-                .is_some_and(|db| is_unique_violation(db, constraint)),
-            _ => false,
+            Self::Internal(err) => err.downcast_ref::<DbErr>(),
+            _ => None,
         }
     }
 
@@ -86,13 +92,10 @@ impl DomainError {
     /// (SQLSTATE class 23: unique, foreign key, check, not null): the
     /// statement that raised it wrote nothing.
     pub fn is_constraint_violation(&self) -> bool {
-        match self {
-            Self::Internal(err) => err
-                .downcast_ref::<DbErr>()
-                .and_then(sqlstate)
-                .is_some_and(|code| code.starts_with("23")),
-            _ => false,
-        }
+        self.db_err()
+            .and_then(database_error)
+            .and_then(|db| db.code())
+            .is_some_and(|code| code.starts_with(INTEGRITY_CONSTRAINT_VIOLATION))
     }
 
     /// `BalanceLimit` in place of a database "numeric value out of range"
@@ -100,16 +103,15 @@ impl DomainError {
     /// sum would overflow; any other error unchanged. Postings call it.
     #[must_use]
     pub fn or_balance_limit(self) -> Self {
-        match &self {
-            Self::Internal(err)
-                if err
-                    .downcast_ref::<DbErr>()
-                    .and_then(sqlstate)
-                    .is_some_and(|code| code == NUMERIC_VALUE_OUT_OF_RANGE) =>
-            {
-                Self::BalanceLimit
-            }
-            _ => self,
+        let out_of_range = self
+            .db_err()
+            .and_then(database_error)
+            .and_then(|db| db.code())
+            .is_some_and(|code| code == NUMERIC_VALUE_OUT_OF_RANGE);
+        if out_of_range {
+            Self::BalanceLimit
+        } else {
+            self
         }
     }
 
@@ -138,25 +140,38 @@ impl From<redis::RedisError> for DomainError {
     }
 }
 
+impl crate::money::AmountError {
+    /// This error as `BAD_USER_INPUT` on `field`.
+    pub fn at(self, field: &str) -> DomainError {
+        DomainError::bad_input(field, self.to_string())
+    }
+}
+
 /// Result alias for use cases.
 pub type DomainResult<T> = Result<T, DomainError>;
 
 /// Postgres' SQLSTATE for a value out of its type's range.
 const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+/// Postgres' SQLSTATE class of integrity-constraint violations.
+const INTEGRITY_CONSTRAINT_VIOLATION: &str = "23";
+/// Postgres' SQLSTATE for a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
 
-/// The SQLSTATE of a database error, if `err` is one.
-fn sqlstate(err: &DbErr) -> Option<String> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
-    else {
-        return None;
-    };
-    match err.as_ref() {
-        sea_orm::sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+/// The error the database itself raised, if `err` is one.
+fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)) => {
+            err.as_database_error()
+        }
         _ => None,
     }
 }
 
-/// True when `err` is a unique violation of the constraint named `constraint`.
+/// True when `err` is a unique violation of the constraint named
+/// `constraint`, read from the error's constraint field (never from its
+/// message, whose wording depends on the server's locale and version).
 pub fn is_unique_violation(err: &DbErr, constraint: &str) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains(constraint))
+    database_error(err).is_some_and(|db| {
+        db.code().as_deref() == Some(UNIQUE_VIOLATION) && db.constraint() == Some(constraint)
+    })
 }

@@ -8,8 +8,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
-
 /// An amount of money in minor units (kobo, cents). Never negative.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -149,13 +147,6 @@ impl FromStr for Amount {
             Err(AmountError::Zero) => Ok(Amount::ZERO),
             other => other,
         }
-    }
-}
-
-impl AmountError {
-    /// This error as `BAD_USER_INPUT` on `field`.
-    pub fn at(self, field: &str) -> DomainError {
-        DomainError::bad_input(field, self.to_string())
     }
 }
 

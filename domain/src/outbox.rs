@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, Statement};
+use giftdrop_entities::ops::outbox::{self, Kind};
+use sea_orm::sea_query::InsertStatement;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryTrait};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -19,10 +21,9 @@ use crate::context::RequestMeta;
 use crate::error::DomainResult;
 use crate::jobs::JobPayload;
 
-/// `ops.outbox.kind` of a pub/sub message.
+/// `ops.outbox.kind` of a pub/sub message ([`Kind::Publish`]), for the
+/// statements written by hand (the ledger's posting).
 pub const KIND_PUBLISH: &str = "publish";
-/// `ops.outbox.kind` of a background job.
-pub const KIND_JOB: &str = "job";
 
 /// Wakes the outbox relay of this process after a commit.
 #[derive(Clone, Debug, Default)]
@@ -48,7 +49,7 @@ pub async fn publish<C: ConnectionTrait, T: Serialize>(
     topic: &str,
     payload: &T,
 ) -> DomainResult<()> {
-    conn.execute_raw(publish_statement(meta, topic, payload)?)
+    conn.execute(&publish_statement(meta, topic, payload)?)
         .await?;
     Ok(())
 }
@@ -59,7 +60,7 @@ pub async fn enqueue<C: ConnectionTrait, J: JobPayload>(
     meta: &RequestMeta,
     job: &J,
 ) -> DomainResult<()> {
-    conn.execute_raw(job_statement(meta, job)?).await?;
+    conn.execute(&job_statement(meta, job)?).await?;
     Ok(())
 }
 
@@ -68,30 +69,50 @@ pub fn publish_statement<T: Serialize>(
     meta: &RequestMeta,
     topic: &str,
     payload: &T,
-) -> DomainResult<Statement> {
-    insert_statement(meta, KIND_PUBLISH, topic, serde_json::to_value(payload))
+) -> DomainResult<InsertStatement> {
+    insert_statement(meta, Kind::Publish, topic, serde_json::to_value(payload))
 }
 
 /// The statement of [`enqueue`], for a [`crate::sql::Batch`].
-pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<Statement> {
-    insert_statement(meta, KIND_JOB, J::KIND, serde_json::to_value(job))
+pub fn job_statement<J: JobPayload>(meta: &RequestMeta, job: &J) -> DomainResult<InsertStatement> {
+    insert_statement(meta, Kind::Job, J::KIND, serde_json::to_value(job))
 }
 
 fn insert_statement(
     meta: &RequestMeta,
-    kind: &str,
+    kind: Kind,
     target: &str,
     payload: serde_json::Result<serde_json::Value>,
-) -> DomainResult<Statement> {
+) -> DomainResult<InsertStatement> {
     let payload =
         payload.map_err(|e| anyhow::Error::new(e).context("failed to encode an outbox payload"))?;
-    Ok(crate::sql::statement(
-        "INSERT INTO ops.outbox (kind, target, payload, correlation_id) VALUES ($1, $2, $3, $4)",
-        vec![
-            kind.into(),
-            target.into(),
-            payload.into(),
-            meta.correlation_id.as_str().into(),
-        ],
-    ))
+    Ok(outbox::Entity::insert(outbox::ActiveModel {
+        kind: Set(kind),
+        target: Set(target.to_owned()),
+        payload: Set(payload),
+        correlation_id: Set(Some(meta.correlation_id.as_str().to_owned())),
+        ..Default::default()
+    })
+    .into_query())
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveEnum;
+
+    use super::*;
+
+    #[test]
+    fn the_hand_written_kind_is_the_entitys() {
+        assert_eq!(KIND_PUBLISH, Kind::Publish.to_value());
+    }
+
+    #[test]
+    fn a_row_is_one_insert_of_its_four_columns() {
+        let statement = publish_statement(&RequestMeta::system(), "user:1", &1).expect("encodes");
+        assert_eq!(
+            statement.build(sea_orm::sea_query::PostgresQueryBuilder).0,
+            r#"INSERT INTO "ops"."outbox" ("kind", "target", "payload", "correlation_id") VALUES ($1, $2, $3, $4)"#
+        );
+    }
 }

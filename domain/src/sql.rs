@@ -1,5 +1,8 @@
 //! Small helpers for the hand-written SQL of the domain layer.
 
+use std::fmt::{self, Write as _};
+
+use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder, SqlWriter, SubQueryStatement};
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 
 use crate::error::{DomainError, DomainResult};
@@ -96,7 +99,18 @@ pub fn enum_col<T: serde::de::DeserializeOwned>(
     column: &str,
 ) -> DomainResult<T> {
     let text: String = row.try_get("", column)?;
-    crate::ledger::from_db(&text)
+    from_db(&text)
+}
+
+/// One of `T`'s variants from its database spelling (its serde name).
+pub fn from_db<T: serde::de::DeserializeOwned>(text: &str) -> DomainResult<T> {
+    use serde::de::value::{Error, StrDeserializer};
+    T::deserialize(StrDeserializer::<Error>::new(text)).map_err(|err| {
+        DomainError::Internal(anyhow::anyhow!(
+            "unreadable {}: {err}",
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 /// The database spelling of an enum value (its serde name).
@@ -125,19 +139,49 @@ pub fn text_input(raw: &str, field: &str, min: usize, max: usize) -> DomainResul
     Ok(text.to_owned())
 }
 
-/// Data-modifying statements sent as ONE statement: each added statement
-/// becomes a `WITH` part and the last one the main statement, so the lot
-/// costs one round trip and is all or nothing. The parts run on one
-/// snapshot and cannot see each other's rows, but constraints (foreign
-/// keys included) are checked at the end of the whole statement, so a row
-/// may reference another row of the same batch. Each statement numbers its
-/// own values from `$1`; no statement may itself start with `WITH`. Parts
-/// added with [`Batch::push_named`] can be read by the parts after them and
-/// by the main statement (`FROM w`), as a `WITH` statement's parts can.
+/// Data-modifying statements sent as ONE statement: each part becomes a
+/// `WITH` part and the last one the main statement, so the lot costs one
+/// round trip and is all or nothing. The parts run on one snapshot and
+/// cannot see each other's rows, but constraints (foreign keys included)
+/// are checked at the end of the whole statement, so a row may reference
+/// another row of the same batch. A part added with a name
+/// ([`Batch::named`]) can be read by the parts after it and by the main
+/// statement (`FROM w`), as a `WITH` statement's parts can.
+///
+/// Values get their placeholders as they are bound, in order: a part's SQL
+/// is written with the [`Param`]s [`Batch::bind`] returned (hand-written
+/// SQL), or by sea-query with this batch's numbering ([`Batch::push`]). No
+/// SQL text is ever renumbered.
 #[derive(Debug, Default)]
 pub struct Batch {
     parts: Vec<(String, String)>,
     values: Vec<Value>,
+}
+
+/// The placeholder (`$n`) of a value bound in a [`Batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param(usize);
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${}", self.0)
+    }
+}
+
+/// Placeholders written as a list (`$4, $5, $6`), e.g. a row of `VALUES`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params(Vec<Param>);
+
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, param) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{param}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Batch {
@@ -146,38 +190,49 @@ impl Batch {
         Self::default()
     }
 
-    /// Adds `statement` as the next part.
-    pub fn push(&mut self, statement: Statement) {
+    /// Binds `value`: its placeholder, for the SQL of a part of this batch.
+    pub fn bind(&mut self, value: impl Into<Value>) -> Param {
+        self.values.push(value.into());
+        Param(self.values.len())
+    }
+
+    /// Binds each of `values`, in order.
+    pub fn binds<const N: usize>(&mut self, values: [Value; N]) -> [Param; N] {
+        values.map(|value| self.bind(value))
+    }
+
+    /// Binds each of `values` as one list of placeholders.
+    pub fn bind_list(&mut self, values: impl IntoIterator<Item = Value>) -> Params {
+        Params(values.into_iter().map(|value| self.bind(value)).collect())
+    }
+
+    /// Adds hand-written `sql`, whose placeholders were bound on this
+    /// batch, as the next part.
+    pub fn sql(&mut self, sql: String) {
         let name = format!("p{}", self.parts.len());
-        self.push_named(&[&name], [statement.sql], statement.values);
+        self.parts.push((name, sql));
     }
 
-    /// Adds parts called `names`, whose SQL (`sqls`, one per name) shares
-    /// one numbering of `values` from `$1`: a `WITH` statement's parts.
-    pub fn push_named<const N: usize>(
-        &mut self,
-        names: &[&str; N],
-        sqls: [String; N],
-        values: Option<sea_orm::Values>,
-    ) {
-        let offset = self.values.len();
-        for (name, sql) in names.iter().zip(sqls) {
-            self.parts
-                .push(((*name).to_owned(), renumbered(&sql, offset)));
-        }
-        if let Some(values) = values {
-            self.values.extend(values.0);
-        }
+    /// Adds hand-written `sql` as the part called `name`, which the parts
+    /// after it may read.
+    pub fn named(&mut self, name: &str, sql: String) {
+        self.parts.push((name.to_owned(), sql));
     }
 
-    /// Runs the batch with `last` as its main statement; the row `last`
-    /// returns, if any.
-    pub async fn fetch_one<C: ConnectionTrait>(
-        mut self,
-        conn: &C,
-        last: Statement,
-    ) -> DomainResult<Option<QueryResult>> {
-        self.push(last);
+    /// Adds a sea-query statement as the next part, its values bound on
+    /// this batch as sea-query writes them.
+    pub fn push(&mut self, query: impl Into<SubQueryStatement>) {
+        let mut writer = Writer {
+            sql: String::new(),
+            values: &mut self.values,
+        };
+        PostgresQueryBuilder.prepare_query_statement(&query.into(), &mut writer);
+        let sql = writer.sql;
+        self.sql(sql);
+    }
+
+    /// The batch as one statement, its last part the main statement.
+    pub fn into_statement(mut self) -> Statement {
         let (_, main) = self.parts.pop().unwrap_or_default();
         let sql = if self.parts.is_empty() {
             main
@@ -189,93 +244,114 @@ impl Batch {
                 .collect();
             format!("WITH {} {main}", parts.join(", "))
         };
-        Ok(conn.query_one_raw(statement(&sql, self.values)).await?)
+        statement(&sql, self.values)
+    }
+
+    /// Runs the batch; the row its last part returns, if any.
+    pub async fn fetch_one<C: ConnectionTrait>(
+        self,
+        conn: &C,
+    ) -> DomainResult<Option<QueryResult>> {
+        Ok(conn.query_one_raw(self.into_statement()).await?)
+    }
+
+    /// Runs the batch; every row its last part returns.
+    pub async fn fetch_all<C: ConnectionTrait>(self, conn: &C) -> DomainResult<Vec<QueryResult>> {
+        Ok(conn.query_all_raw(self.into_statement()).await?)
+    }
+
+    /// Runs the batch; the rows its last part changed.
+    pub async fn execute<C: ConnectionTrait>(self, conn: &C) -> DomainResult<u64> {
+        Ok(conn
+            .execute_raw(self.into_statement())
+            .await?
+            .rows_affected())
     }
 }
 
-/// `sql` with every placeholder `$n` shifted to `$(n + offset)`. Our
-/// statements carry values only as placeholders, never `$` in literals.
-fn renumbered(sql: &str, offset: usize) -> String {
-    if offset == 0 {
-        return sql.to_owned();
+/// Where sea-query writes a part of a [`Batch`]: each value it meets gets
+/// the batch's next placeholder.
+struct Writer<'a> {
+    sql: String,
+    values: &'a mut Vec<Value>,
+}
+
+impl fmt::Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.sql.write_str(s)
     }
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        out.push(c);
-        if c != '$' {
-            continue;
-        }
-        let mut n = 0usize;
-        let mut digits = false;
-        while let Some(&(_, d)) = chars.peek() {
-            let Some(digit) = d.to_digit(10) else { break };
-            n = n * 10 + digit as usize;
-            digits = true;
-            chars.next();
-        }
-        if digits {
-            out.push_str(&(n + offset).to_string());
-        }
+}
+
+impl fmt::Display for Writer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.sql)
     }
-    out
+}
+
+impl SqlWriter for Writer<'_> {
+    fn push_param<T: QueryBuilder>(&mut self, value: Value, _: &T) {
+        self.values.push(value);
+        let _ = write!(self.sql, "${}", self.values.len());
+    }
+
+    fn as_writer(&mut self) -> &mut dyn fmt::Write {
+        self as _
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::sea_query::{Alias, Query};
+
     use super::*;
 
     #[test]
-    fn placeholders_shift_by_the_values_before_them() {
-        assert_eq!(renumbered("VALUES ($1, $2)", 0), "VALUES ($1, $2)");
-        assert_eq!(
-            renumbered("VALUES ($1, $12::uuid, now() + $3)", 4),
-            "VALUES ($5, $16::uuid, now() + $7)"
+    fn parts_are_numbered_as_their_values_are_bound() {
+        let mut batch = Batch::new();
+        let a = batch.bind(1i64);
+        batch.sql(format!("INSERT INTO a VALUES ({a})"));
+        let [b, c] = batch.binds([2i64.into(), 3i64.into()]);
+        batch.named(
+            "w",
+            format!("UPDATE b SET x = {b} WHERE y = {c} RETURNING id"),
         );
-        assert_eq!(renumbered("a $ b", 3), "a $ b");
+        let row = batch.bind_list([4i64.into(), 5i64.into()]);
+        batch.sql(format!("INSERT INTO c SELECT w.id, {row}, {a} FROM w"));
+        let statement = batch.into_statement();
+        assert_eq!(
+            statement.sql,
+            "WITH p0 AS (INSERT INTO a VALUES ($1)), w AS (UPDATE b SET x = $2 WHERE y = $3 RETURNING id) \
+             INSERT INTO c SELECT w.id, $4, $5, $1 FROM w"
+        );
+        assert_eq!(statement.values.map(|v| v.0.len()), Some(5));
     }
 
     #[test]
-    fn a_batch_is_one_statement_with_the_last_part_as_main() {
+    fn a_sea_query_part_continues_the_numbering() {
         let mut batch = Batch::new();
-        batch.push(statement("INSERT INTO a VALUES ($1)", vec![1i64.into()]));
-        batch.push(statement(
-            "INSERT INTO b VALUES ($1, $2)",
-            vec![2i64.into(), 3i64.into()],
-        ));
-        batch.push(statement("INSERT INTO c VALUES ($1)", vec![4i64.into()]));
-        let (_, main) = batch.parts.pop().expect("a part");
-        assert_eq!(batch.parts[1].1, "INSERT INTO b VALUES ($2, $3)");
-        assert_eq!(main, "INSERT INTO c VALUES ($4)");
-        assert_eq!(batch.values.len(), 4);
+        let a = batch.bind(1i64);
+        batch.sql(format!("INSERT INTO a VALUES ({a})"));
+        batch.push(
+            Query::insert()
+                .into_table(Alias::new("b"))
+                .columns([Alias::new("x"), Alias::new("y")])
+                .values_panic([2i64.into(), 3i64.into()])
+                .to_owned(),
+        );
+        let c = batch.bind(4i64);
+        batch.sql(format!("SELECT {c}"));
+        let statement = batch.into_statement();
+        assert_eq!(
+            statement.sql,
+            "WITH p0 AS (INSERT INTO a VALUES ($1)), p1 AS (INSERT INTO \"b\" (\"x\", \"y\") VALUES ($2, $3)) SELECT $4"
+        );
     }
 
     #[test]
-    fn named_parts_share_one_numbering_after_the_parts_before_them() {
+    fn a_batch_of_one_part_is_that_statement() {
         let mut batch = Batch::new();
-        batch.push(statement("INSERT INTO a VALUES ($1)", vec![1i64.into()]));
-        batch.push_named(
-            &["w", "t"],
-            [
-                "UPDATE b SET x = $1 RETURNING id".to_owned(),
-                "INSERT INTO c SELECT id, $2 FROM w".to_owned(),
-            ],
-            Some(sea_orm::Values(vec![2i64.into(), 3i64.into()])),
-        );
-        assert_eq!(
-            batch.parts[1],
-            (
-                "w".to_owned(),
-                "UPDATE b SET x = $2 RETURNING id".to_owned()
-            )
-        );
-        assert_eq!(
-            batch.parts[2],
-            (
-                "t".to_owned(),
-                "INSERT INTO c SELECT id, $3 FROM w".to_owned()
-            )
-        );
-        assert_eq!(batch.values.len(), 3);
+        let a = batch.bind(1i64);
+        batch.sql(format!("SELECT {a}"));
+        assert_eq!(batch.into_statement().sql, "SELECT $1");
     }
 }

@@ -4,14 +4,17 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Services;
 use crate::error::DomainResult;
-use crate::ledger::PlatformAccount;
+use crate::ledger::{PlatformAccount, platform_balance};
 use crate::money::Amount;
-use crate::sql::{amount, bug, statement};
+use crate::sql::bug;
 
 /// How long computed figures are served from the cache.
 pub const TTL: Duration = Duration::from_secs(10);
@@ -34,26 +37,42 @@ pub struct PlatformStats {
 }
 
 async fn compute<C: ConnectionTrait>(conn: &C) -> DomainResult<PlatformStats> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT (SELECT count(*) FROM identity.users) AS users, \
-               (SELECT count(*) FROM giveaway.events WHERE status = 'LIVE') AS live_events, \
-               (SELECT coalesce(sum(amount), 0)::bigint FROM giftcard.escrows WHERE status = 'RESERVED') AS reserved, \
-               (SELECT coalesce(sum(amount), 0)::bigint FROM giftcard.escrows WHERE status = 'SETTLED') AS settled, \
-               (SELECT coalesce(sum(CASE direction WHEN 'CREDIT' THEN amount ELSE -amount END), 0)::bigint \
-                  FROM ledger.entries WHERE account_id = $1) AS fees, now() AS generated_at",
-            vec![PlatformAccount::PlatformFees.id().into()],
-        ))
-        .await?
-        .ok_or_else(|| bug("no stats row"))?;
+    use giftdrop_entities::{giftcard::escrows, giveaway::events, identity::users};
+    let users = users::Entity::find().count(conn).await?;
+    let live_events = events::Entity::find()
+        .filter(events::Column::Status.eq(events::Status::Live))
+        .count(conn)
+        .await?;
+    let escrowed = |status: escrows::Status| async move {
+        let sum: Option<i64> = escrows::Entity::find()
+            .select_only()
+            .column_as(
+                Expr::from(Func::coalesce([
+                    Func::sum(Expr::col(escrows::Column::Amount)).into(),
+                    Expr::val(0),
+                ]))
+                .cast_as("bigint"),
+                "sum",
+            )
+            .filter(escrows::Column::Status.eq(status))
+            .into_tuple()
+            .one(conn)
+            .await?;
+        let minor = sum.ok_or_else(|| bug("no escrow sum"))?;
+        Amount::new(minor).map_err(|_| bug("a negative escrow sum"))
+    };
     Ok(PlatformStats {
-        users: row.try_get("", "users")?,
-        live_events: row.try_get("", "live_events")?,
-        escrow_reserved: amount(&row, "reserved")?,
-        escrow_settled: amount(&row, "settled")?,
-        fees_earned: amount(&row, "fees")?,
-        generated_at: row.try_get("", "generated_at")?,
+        users: count(users)?,
+        live_events: count(live_events)?,
+        escrow_reserved: escrowed(escrows::Status::Reserved).await?,
+        escrow_settled: escrowed(escrows::Status::Settled).await?,
+        fees_earned: platform_balance(conn, PlatformAccount::PlatformFees).await?,
+        generated_at: Utc::now(),
     })
+}
+
+fn count(rows: u64) -> DomainResult<i64> {
+    i64::try_from(rows).map_err(|_| bug("a count past i64"))
 }
 
 /// The figures, at most [`TTL`] old.

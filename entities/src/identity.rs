@@ -1,4 +1,5 @@
-//! The `identity` schema: users and their roles.
+//! The `identity` schema: users, their roles, and merchant staff.
 
+pub mod merchant_staff;
 pub mod user_roles;
 pub mod users;

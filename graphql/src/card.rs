@@ -2,20 +2,20 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use giftdrop_domain::giftcard::cards::{self, CardView};
 use giftdrop_domain::giftcard::merchants;
 use giftdrop_domain::giftcard::redeem::{self, Redeem, RedemptionView};
+use giftdrop_domain::giftcard::{cards, purchase};
 use giftdrop_domain::{DomainError, idempotency};
 use uuid::Uuid;
 
-use crate::auth::{reach, request, require_viewer, services};
+use crate::auth::{request, require_viewer, services};
 use crate::error::Gql;
-use crate::escrow::Escrow;
 use crate::identity::User;
 use crate::ids;
-use crate::loaders::{CardOfEscrowKey, EscrowKey, ProductKey, UserKey, loaded, referenced};
+use crate::loaders::{EscrowKey, ProductKey, UserKey, loaded, referenced};
 use crate::merchant::{Branch, CardProduct};
 use crate::money::Money;
+use crate::nodes::{Card, Escrow};
 
 /// `CardStatus`.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -32,32 +32,6 @@ pub enum CardStatusGql {
     Expired,
     /// Voided; refunded to the funder.
     Void,
-}
-
-/// A gift card, as a viewer who may see it sees it.
-#[derive(Clone)]
-pub struct Card {
-    view: CardView,
-    secrets_visible: bool,
-}
-
-impl Card {
-    /// `view` for the request's viewer, or `None` if they may not see it.
-    pub async fn seen(ctx: &Context<'_>, view: CardView) -> Result<Option<Self>> {
-        let reach = reach(ctx).await?;
-        Ok(view.visible_to(reach).then(|| Self {
-            secrets_visible: view.secrets_visible_to(reach),
-            view,
-        }))
-    }
-
-    /// The card backing escrow `escrow_id`, if issued and visible.
-    pub async fn of_escrow(ctx: &Context<'_>, escrow_id: Uuid) -> Result<Option<Self>> {
-        match loaded(ctx, CardOfEscrowKey(escrow_id)).await? {
-            Some(view) => Self::seen(ctx, view).await,
-            None => Ok(None),
-        }
-    }
 }
 
 fn missing(what: &str, id: Uuid) -> async_graphql::Error {
@@ -203,13 +177,7 @@ impl CardQuery {
         let owned = cards::owned_by(&services(ctx)?.db, viewer.user_id)
             .await
             .gql()?;
-        Ok(owned
-            .into_iter()
-            .map(|view| Card {
-                view,
-                secrets_visible: true,
-            })
-            .collect())
+        Ok(owned.into_iter().map(Card::owned).collect())
     }
 }
 
@@ -224,7 +192,7 @@ impl CardMutation {
         let product_id = ids::parse(&input.product_id, "input.productId").gql()?;
         let face_value = input.face_value.positive("input.faceValue").gql()?;
         idempotency::validate_key(&input.idempotency_key, "input.idempotencyKey").gql()?;
-        let view = cards::purchase(
+        let view = purchase::purchase(
             services(ctx)?,
             &request(ctx)?.meta,
             viewer,
@@ -234,10 +202,7 @@ impl CardMutation {
         )
         .await
         .gql()?;
-        Ok(Card {
-            view,
-            secrets_visible: true,
-        })
+        Ok(Card::owned(view))
     }
 
     async fn redeem_card(&self, ctx: &Context<'_>, input: RedeemCardInput) -> Result<Redemption> {

@@ -4,16 +4,16 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use giftdrop_domain::giftcard::{
     self,
-    escrow::{self, EscrowFilter, EscrowView},
+    escrow::{self, EscrowFilter},
 };
 use giftdrop_domain::identity::Role;
 
 use crate::auth::{reach, request, require_role, require_viewer, services};
-use crate::card::Card;
 use crate::error::Gql;
 use crate::ids;
 use crate::merchant::{self, Merchant};
 use crate::money::Money;
+use crate::nodes::{Card, Escrow, Event};
 use crate::page::{cursor, page_size};
 
 /// `EscrowStatus`.
@@ -43,10 +43,6 @@ pub enum EscrowSourceGql {
     /// A card bought in the marketplace.
     CardPurchase,
 }
-
-/// An escrow.
-#[derive(Clone)]
-pub struct Escrow(pub EscrowView);
 
 /// Money held between a funder's wallet and a merchant. RESERVED -> SETTLED
 /// (card redeemed at a branch) or RESERVED -> RELEASED (refunded to the
@@ -94,11 +90,11 @@ impl Escrow {
     }
 
     /// The event whose prize unit it backs.
-    async fn event(&self, ctx: &Context<'_>) -> Result<Option<crate::event::Event>> {
+    async fn event(&self, ctx: &Context<'_>) -> Result<Option<Event>> {
         match self.0.event_id {
             Some(id) => Ok(crate::loaders::loaded(ctx, crate::loaders::EventKey(id))
                 .await?
-                .map(crate::event::Event)),
+                .map(Event)),
             None => Ok(None),
         }
     }

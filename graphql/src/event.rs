@@ -1,30 +1,22 @@
-//! Giveaway events: drafts, publishing, cancelling, reading (FLOWS.md §5).
+//! Giveaway events and their prizes as read (FLOWS.md §5); participants
+//! and winners are in `participant`, the mutations in `event_mutation`.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use giftdrop_domain::DomainError;
-use giftdrop_domain::giveaway::events::{
-    self, EventChanges, EventFilter as DomainFilter, EventView, NewEvent,
-    PrizeInput as DomainPrize, PrizeView,
-};
-use giftdrop_domain::giveaway::participants::{
-    self, ParticipantView, WinnerView, display_name_for, sees_in_full,
-};
-use giftdrop_domain::giveaway::{attempt, disqualify, publish};
-use giftdrop_domain::money::Amount;
-use uuid::Uuid;
+use giftdrop_domain::giveaway::events::{self, EventFilter as DomainFilter};
+use giftdrop_domain::giveaway::participants;
 
-use crate::auth::{request, require_viewer, services, viewer};
-use crate::card::Card;
+use crate::auth::{require_viewer, services, viewer};
 use crate::connection;
 use crate::error::Gql;
 use crate::identity::User;
 use crate::ids;
-use crate::loaders::{
-    EventKey, ParticipantKey, PrizeKey, PrizesKey, ProductKey, UserKey, WinnersKey, referenced,
-};
+use crate::loaders::{PrizesKey, ProductKey, UserKey, WinnersKey, referenced};
 use crate::merchant::CardProduct;
 use crate::money::Money;
+pub use crate::nodes::{Event, Winner};
+use crate::nodes::{Participant, Prize};
 use crate::page::{cursor, page_size};
 
 /// `EventStatus`.
@@ -59,39 +51,6 @@ pub enum WinnerSelectionGql {
     Draw,
 }
 
-/// `ParticipantStatus`.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(
-    name = "ParticipantStatus",
-    remote = "giftdrop_domain::giveaway::participants::ParticipantStatus"
-)]
-pub enum ParticipantStatusGql {
-    /// Joined; the social handle is being checked.
-    PendingVerification,
-    /// May win.
-    Verified,
-    /// The social check failed.
-    Rejected,
-    /// Removed by the host or an admin.
-    Disqualified,
-}
-
-/// A giveaway event, as a viewer who may see it sees it.
-#[derive(Clone)]
-pub struct Event(pub EventView);
-
-/// A prize of an event.
-#[derive(Clone)]
-pub struct Prize(pub PrizeView);
-
-/// A participant of an event.
-#[derive(Clone)]
-pub struct Participant(pub ParticipantView);
-
-/// A winner of an event.
-#[derive(Clone)]
-pub struct Winner(pub WinnerView);
-
 connection!(EventConnection, EventEdge, Event);
 
 /// One participant with its cursor.
@@ -108,11 +67,6 @@ pub struct ParticipantConnection {
     nodes: Vec<Participant>,
     page_info: crate::page::PageInfo,
     total_count: i32,
-}
-
-/// The event `id`, which a visible row refers to.
-async fn event_of(ctx: &Context<'_>, id: Uuid) -> Result<EventView> {
-    referenced(ctx, EventKey(id)).await
 }
 
 #[Object]
@@ -308,194 +262,11 @@ impl Prize {
     }
 }
 
-/// `name` of `user_id` in an event of `host_id`, as the viewer may see it.
-fn shown_name(ctx: &Context<'_>, host_id: Uuid, user_id: Uuid, name: &str) -> Result<String> {
-    Ok(display_name_for(viewer(ctx)?, host_id, user_id, name))
-}
-
-#[Object]
-impl Participant {
-    async fn id(&self) -> ID {
-        ids::of(self.0.id)
-    }
-
-    async fn event(&self, ctx: &Context<'_>) -> Result<Event> {
-        Ok(Event(event_of(ctx, self.0.event_id).await?))
-    }
-
-    /// Masked for everyone but the participant, the host and admins: 'Ada L.'
-    async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
-        shown_name(ctx, self.0.host_id, self.0.user_id, &self.0.display_name)
-    }
-
-    /// In full for the participant, the host and admins; others see its
-    /// first two characters, as the name is masked.
-    async fn social_handle(&self, ctx: &Context<'_>) -> Result<String> {
-        if sees_in_full(viewer(ctx)?, self.0.host_id, self.0.user_id) {
-            return Ok(self.0.social_handle.clone());
-        }
-        let first: String = self.0.social_handle.chars().take(2).collect();
-        Ok(format!("{first}***"))
-    }
-
-    async fn status(&self) -> ParticipantStatusGql {
-        self.0.status.into()
-    }
-
-    async fn joined_at(&self) -> DateTime<Utc> {
-        self.0.joined_at
-    }
-
-    /// True once this participant has won a prize in this event.
-    async fn won(&self) -> bool {
-        self.0.won
-    }
-}
-
-#[Object]
-impl Winner {
-    async fn id(&self) -> ID {
-        ids::of(self.0.id)
-    }
-
-    async fn event(&self, ctx: &Context<'_>) -> Result<Event> {
-        Ok(Event(event_of(ctx, self.0.event_id).await?))
-    }
-
-    async fn participant(&self, ctx: &Context<'_>) -> Result<Participant> {
-        Ok(Participant(
-            referenced(ctx, ParticipantKey(self.0.participant_id)).await?,
-        ))
-    }
-
-    /// Masked like Participant.displayName.
-    async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
-        shown_name(ctx, self.0.host_id, self.0.user_id, &self.0.display_name)
-    }
-
-    async fn prize(&self, ctx: &Context<'_>) -> Result<Prize> {
-        Ok(Prize(referenced(ctx, PrizeKey(self.0.prize_id)).await?))
-    }
-
-    /// The gift card issued for this win; null unless the viewer is the winner or an admin.
-    async fn card(&self, ctx: &Context<'_>) -> Result<Option<Card>> {
-        let allowed = viewer(ctx)?.is_some_and(|v| v.user_id == self.0.user_id || v.is_admin());
-        if !allowed {
-            return Ok(None);
-        }
-        let view = giftdrop_domain::giftcard::cards::find(&services(ctx)?.db, self.0.card_id)
-            .await
-            .gql()?;
-        match view {
-            Some(view) => Card::seen(ctx, view).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Position in the order winners were announced, from 1.
-    async fn sequence(&self) -> i32 {
-        self.0.sequence
-    }
-
-    async fn announced_at(&self) -> DateTime<Utc> {
-        self.0.announced_at
-    }
-
-    async fn disqualified_at(&self) -> Option<DateTime<Utc>> {
-        self.0.disqualified_at
-    }
-}
-
-/// `AttemptOutcome`.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(
-    name = "AttemptOutcome",
-    remote = "giftdrop_domain::giveaway::attempt::AttemptOutcome"
-)]
-pub enum AttemptOutcomeGql {
-    /// Won a prize.
-    Won,
-    /// Within budget, but not this time.
-    NotThisTime,
-    /// The current slot's budget is spent.
-    SlotBudgetSpent,
-    /// Every prize is awarded.
-    NoPrizesLeft,
-    /// This participant already tried.
-    AlreadyAttempted,
-}
-
-/// What `attemptPrize` came to.
-#[derive(async_graphql::SimpleObject)]
-pub struct PrizeAttempt {
-    outcome: AttemptOutcomeGql,
-    /// Set when outcome is WON.
-    winner: Option<Winner>,
-}
-
-/// `joinEvent` input.
-#[derive(InputObject)]
-pub struct JoinEventInput {
-    event_id: ID,
-    social_handle: String,
-}
-
 /// `events` filter.
 #[derive(InputObject)]
 pub struct EventFilter {
     status: Option<EventStatusGql>,
     host_id: Option<ID>,
-}
-
-/// A prize as sent.
-#[derive(InputObject)]
-pub struct PrizeInput {
-    card_product_id: ID,
-    face_value: Money,
-    quantity: i32,
-}
-
-/// `createEvent` input.
-#[derive(InputObject)]
-pub struct CreateEventInput {
-    title: String,
-    description: String,
-    social_post_url: Option<String>,
-    selection: WinnerSelectionGql,
-    win_chance_percent: Option<i32>,
-    slot_count: Option<i32>,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
-    prizes: Vec<PrizeInput>,
-}
-
-/// `updateEvent` input.
-#[derive(InputObject)]
-pub struct UpdateEventInput {
-    title: Option<String>,
-    description: Option<String>,
-    social_post_url: Option<String>,
-    win_chance_percent: Option<i32>,
-    slot_count: Option<i32>,
-    starts_at: Option<DateTime<Utc>>,
-    ends_at: Option<DateTime<Utc>>,
-    prizes: Option<Vec<PrizeInput>>,
-}
-
-/// The domain form of sent prizes, with `input.prizes[i].field` paths.
-fn prizes(sent: Vec<PrizeInput>) -> Result<Vec<DomainPrize>> {
-    sent.into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let field = |name: &str| format!("input.prizes[{i}].{name}");
-            let face_value: Amount = p.face_value.positive(&field("faceValue")).gql()?;
-            Ok(DomainPrize {
-                card_product_id: ids::parse(&p.card_product_id, &field("cardProductId")).gql()?,
-                face_value,
-                quantity: p.quantity,
-            })
-        })
-        .collect()
 }
 
 /// Event queries.
@@ -552,142 +323,5 @@ impl EventQuery {
             .await
             .gql()?;
         Ok(wins.into_iter().map(Winner).collect())
-    }
-}
-
-/// Event mutations.
-#[derive(Default)]
-pub struct EventMutation;
-
-#[Object]
-impl EventMutation {
-    async fn create_event(&self, ctx: &Context<'_>, input: CreateEventInput) -> Result<Event> {
-        let viewer = require_viewer(ctx)?;
-        let event = events::create(
-            services(ctx)?,
-            &request(ctx)?.meta,
-            viewer,
-            NewEvent {
-                title: input.title,
-                description: input.description,
-                social_post_url: input.social_post_url,
-                selection: input.selection.into(),
-                win_chance_percent: input.win_chance_percent,
-                slot_count: input.slot_count,
-                starts_at: input.starts_at,
-                ends_at: input.ends_at,
-                prizes: prizes(input.prizes)?,
-            },
-        )
-        .await
-        .gql()?;
-        Ok(Event(event))
-    }
-
-    async fn update_event(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        input: UpdateEventInput,
-    ) -> Result<Event> {
-        let viewer = require_viewer(ctx)?;
-        let id = ids::parse(&id, "id").gql()?;
-        let event = events::update(
-            services(ctx)?,
-            &request(ctx)?.meta,
-            viewer,
-            id,
-            EventChanges {
-                title: input.title,
-                description: input.description,
-                social_post_url: input.social_post_url,
-                win_chance_percent: input.win_chance_percent,
-                slot_count: input.slot_count,
-                starts_at: input.starts_at,
-                ends_at: input.ends_at,
-                prizes: input.prizes.map(prizes).transpose()?,
-            },
-        )
-        .await
-        .gql()?;
-        Ok(Event(event))
-    }
-
-    /// Funds the event from the host wallet and reserves one escrow per prize unit.
-    async fn publish_event(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        idempotency_key: String,
-    ) -> Result<Event> {
-        let viewer = require_viewer(ctx)?;
-        let id = ids::parse(&id, "id").gql()?;
-        let event = publish::publish(
-            services(ctx)?,
-            &request(ctx)?.meta,
-            viewer,
-            id,
-            &idempotency_key,
-        )
-        .await
-        .gql()?;
-        Ok(Event(event))
-    }
-
-    async fn join_event(&self, ctx: &Context<'_>, input: JoinEventInput) -> Result<Participant> {
-        let viewer = require_viewer(ctx)?;
-        let event_id = ids::parse(&input.event_id, "input.eventId").gql()?;
-        let joined = participants::join(
-            services(ctx)?,
-            &request(ctx)?.meta,
-            viewer,
-            event_id,
-            &input.social_handle,
-        )
-        .await
-        .gql()?;
-        Ok(Participant(joined))
-    }
-
-    async fn attempt_prize(&self, ctx: &Context<'_>, event_id: ID) -> Result<PrizeAttempt> {
-        let viewer = require_viewer(ctx)?;
-        let event_id = ids::parse(&event_id, "eventId").gql()?;
-        let attempt = attempt::attempt(services(ctx)?, &request(ctx)?.meta, viewer, event_id)
-            .await
-            .gql()?;
-        Ok(PrizeAttempt {
-            outcome: attempt.outcome.into(),
-            winner: attempt.winner.map(Winner),
-        })
-    }
-
-    /// Host or admin: voids the winner's card and returns the prize to the pool.
-    async fn disqualify_winner(
-        &self,
-        ctx: &Context<'_>,
-        winner_id: ID,
-        reason: String,
-    ) -> Result<Winner> {
-        let viewer = require_viewer(ctx)?;
-        let winner_id = ids::parse(&winner_id, "winnerId").gql()?;
-        let winner = disqualify::disqualify(
-            services(ctx)?,
-            &request(ctx)?.meta,
-            viewer,
-            winner_id,
-            &reason,
-        )
-        .await
-        .gql()?;
-        Ok(Winner(winner))
-    }
-
-    async fn cancel_event(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Event> {
-        let viewer = require_viewer(ctx)?;
-        let id = ids::parse(&id, "id").gql()?;
-        let event = publish::cancel(services(ctx)?, &request(ctx)?.meta, viewer, id, &reason)
-            .await
-            .gql()?;
-        Ok(Event(event))
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_graphql::{Context, Enum, ID, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::future::Either;
 use futures_util::{Stream, StreamExt};
 use giftdrop_domain::giveaway::events::{self, EventStatus, EventView};
 use giftdrop_domain::giveaway::live;
@@ -21,7 +20,6 @@ use crate::auth::{services, viewer};
 use crate::error::Gql;
 use crate::event::{Event, EventStatusGql, Winner};
 use crate::ids;
-use crate::live::{LogMode, LogTap};
 
 /// Longest an `eventUpdated` subscriber waits for a newer state after it
 /// was sent one: a burst of joins becomes one message per window.
@@ -257,49 +255,17 @@ impl EventSubscription {
     ) -> Result<impl Stream<Item = Winner> + use<>> {
         let id = ids::parse(&event_id, "eventId").gql()?;
         let s = services(ctx)?;
-        // Set when the WebSocket layer shares this operation's live part.
-        let tap = ctx.data_opt::<Arc<LogTap>>().cloned();
-        let mode = tap.as_deref().map(LogTap::mode);
-        let tagged = {
-            let tap = tap.clone();
-            move |winner: WinnerView| {
-                if let Some(tap) = &tap {
-                    tap.push(winner.sequence);
-                }
-                Winner(winner)
-            }
-        };
-        if let Some(LogMode::Replay { after: cursor }) = mode {
-            followed(s, viewer(ctx)?, id).await?;
-            let after = cursor.or(after).unwrap_or(0).max(0);
-            let replay = participants::winners_after(&s.db, id, after).await.gql()?;
-            if let Some(tap) = &tap {
-                tap.start(after);
-            }
-            return Ok(Either::Left(futures_util::stream::iter(replay).map(tagged)));
-        }
         // Subscribe first, then read: nothing announced between the two is lost.
         let updates = s.hub.subscribe(&live::winners_topic(id)).await.gql()?;
-        let event = followed(s, viewer(ctx)?, id).await?;
-        let (after, replay) = if mode == Some(LogMode::Live) {
-            // Live only: every winner stored so far is the replay's part.
-            (event.last_sequence, Vec::new())
-        } else {
-            let after = after.unwrap_or(0).max(0);
-            let replay = participants::winners_after(&s.db, id, after).await.gql()?;
-            (after, replay)
-        };
-        if let Some(tap) = &tap {
-            tap.start(after);
-        }
+        followed(s, viewer(ctx)?, id).await?;
+        let after = after.unwrap_or(0).max(0);
+        let replay = participants::winners_after(&s.db, id, after).await.gql()?;
         let db = s.db.clone();
         let missed_after = move |last| {
             let db = db.clone();
             async move { participants::winners_after(&db, id, last).await }
         };
-        Ok(Either::Right(
-            winners(missed_after, updates, replay, after).map(tagged),
-        ))
+        Ok(winners(missed_after, updates, replay, after).map(Winner))
     }
 
     /// The event now, then again every time its status or counts change.

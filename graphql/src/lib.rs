@@ -9,6 +9,7 @@ pub mod error;
 pub mod escrow;
 pub mod event;
 pub mod event_live;
+pub mod event_mutation;
 pub mod identity;
 pub mod ids;
 pub mod input;
@@ -16,10 +17,13 @@ pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod merchant;
+pub mod merchant_mutation;
 pub mod money;
+pub mod nodes;
 pub mod operation;
 pub mod ops;
 pub mod page;
+pub mod participant;
 pub mod payout;
 pub mod platform;
 pub mod wallet;
@@ -47,10 +51,10 @@ pub struct Mutation(
     identity::IdentityMutation,
     wallet::WalletMutation,
     payout::PayoutMutation,
-    merchant::MerchantMutation,
+    merchant_mutation::MerchantMutation,
     card::CardMutation,
     escrow::EscrowMutation,
-    event::EventMutation,
+    event_mutation::EventMutation,
 );
 
 /// The subscription root.

@@ -9,13 +9,13 @@
 use std::time::Duration;
 
 use giftdrop_domain::Services;
-use giftdrop_domain::giveaway::publish;
+use giftdrop_domain::giveaway::lifecycle;
 use tokio_util::sync::CancellationToken;
 
-/// Runs [`publish::advance`] every `period` until `shutdown`.
+/// Runs [`lifecycle::advance`] every `period` until `shutdown`.
 pub async fn run(services: Services, period: Duration, shutdown: CancellationToken) {
     crate::schedule::every("the event clock", period, shutdown, || async {
-        let moved = publish::advance(&services).await?;
+        let moved = lifecycle::advance(&services).await?;
         for event in moved {
             tracing::info!(event = %event.id, status = ?event.status, "event moved on");
         }

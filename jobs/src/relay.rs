@@ -14,7 +14,7 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use giftdrop_domain::Services;
 use giftdrop_domain::backoff::{Backoff, Outage};
-use giftdrop_domain::outbox::{KIND_JOB, KIND_PUBLISH, OutboxSignal};
+use giftdrop_domain::outbox::OutboxSignal;
 use giftdrop_domain::pubsub::Hub;
 use giftdrop_domain::sql::statement;
 use giftdrop_entities::ops::outbox;
@@ -127,8 +127,9 @@ impl Relay {
             // Every pub/sub message of the batch in one round trip, in
             // order, ahead of the jobs: a draw's hundred winners reach their
             // subscribers together, not each behind the last one's email.
-            let (messages, jobs): (Vec<_>, Vec<_>) =
-                rows.into_iter().partition(|row| row.kind == KIND_PUBLISH);
+            let (messages, jobs): (Vec<_>, Vec<_>) = rows
+                .into_iter()
+                .partition(|row| row.kind == outbox::Kind::Publish);
             if !messages.is_empty() {
                 match self.publish_all(&messages).await {
                     Ok(()) => done.extend(messages.iter().map(|row| row.id)),
@@ -210,13 +211,9 @@ impl Relay {
 
     /// Pushes one job row to its queue; the error as it is logged and stored.
     async fn push_job(&self, row: &outbox::Model) -> Result<(), String> {
-        match row.kind.as_str() {
-            KIND_JOB => self
-                .queues
-                .push(&row.target, row.payload.clone(), row.correlation_id.clone())
-                .await
-                .map_err(|err| format!("{err:#}")),
-            other => Err(format!("unknown outbox kind {other:?}")),
-        }
+        self.queues
+            .push(&row.target, row.payload.clone(), row.correlation_id.clone())
+            .await
+            .map_err(|err| format!("{err:#}"))
     }
 }

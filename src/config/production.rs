@@ -16,7 +16,7 @@ pub const PUBLISHED_SECRETS: &[&str] = &[
     "change-me-in-production-0123456789",
     "change-me-in-production-card-secret",
     "change-me-please",
-    // the development card key (src/app.rs)
+    // the development card key (src/app/services.rs)
     "giftdrop-development-card-secret",
     // tests
     "test-secret-0123456789-0123456789",

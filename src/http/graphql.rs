@@ -1,24 +1,34 @@
 //! GraphQL over HTTP: `POST /graphql` (JSON only, one operation per
 //! request) and `GET /graphql` (GraphiQL for browsers, queries only).
+//!
+//! Requests are read by async-graphql-axum's [`GraphQLRequest`] and answered
+//! with its [`GraphQLResponse`]; around them, our checks: a JSON body only
+//! (415), no batches (the extractor reads them, we refuse them: 400), no
+//! mutation over GET (405), the document cache with its shape limits and
+//! string checks, who is asking, the correlation id on internal errors.
 
 use async_graphql::http::GraphiQLSource;
-use std::sync::PoisonError;
-
-use async_graphql::ServerError;
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{ParseRequestError, ServerError};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Extension;
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::RequestMeta;
 use giftdrop_graphql::auth::RequestData;
 use giftdrop_graphql::error::{finish_errors, to_graphql};
 use giftdrop_graphql::operation;
-use giftdrop_graphql::{SchemaOptions, input, limits};
 
-use super::{AppState, ClientIp, CorrelationId, error_response, resolve_auth};
+use crate::http::auth::resolve_auth;
+use crate::http::client_ip::ClientIp;
+use crate::http::correlation::CorrelationId;
+use crate::http::errors::error_response;
+use crate::http::state::AppState;
+
+/// The media type of GraphQL responses, for clients that ask for it.
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 fn is_json(headers: &HeaderMap) -> bool {
     headers
@@ -28,11 +38,38 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| {
             let mime = mime.trim();
             mime.eq_ignore_ascii_case("application/json")
-                || mime.eq_ignore_ascii_case("application/graphql-response+json")
+                || mime.eq_ignore_ascii_case(GRAPHQL_RESPONSE)
         })
 }
 
-/// `POST /graphql`.
+/// Why async-graphql-axum's extractor refused a request.
+struct Unreadable(ParseRequestError);
+
+impl From<ParseRequestError> for Unreadable {
+    fn from(error: ParseRequestError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for Unreadable {
+    fn into_response(self) -> Response {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Unreadable GraphQL request",
+        )
+    }
+}
+
+/// `request` read by [`GraphQLRequest`].
+async fn read(request: Request) -> Result<async_graphql::Request, ParseRequestError> {
+    GraphQLRequest::<Unreadable>::from_request(request, &())
+        .await
+        .map(GraphQLRequest::into_inner)
+        .map_err(|Unreadable(error)| error)
+}
+
+/// `POST /graphql`. The body is read under the router's body limit (413).
 pub async fn post(
     State(state): State<AppState>,
     Extension(correlation): Extension<CorrelationId>,
@@ -47,15 +84,21 @@ pub async fn post(
             "POST /graphql takes Content-Type: application/json",
         );
     }
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "Batched operations are not supported: send one operation per request",
-        );
+    let mut post = Request::new(Body::from(body));
+    *post.method_mut() = Method::POST;
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        post.headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.clone());
     }
-    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request = match read(post).await {
         Ok(request) => request,
+        Err(ParseRequestError::UnsupportedBatch) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "Batched operations are not supported: send one operation per request",
+            );
+        }
         Err(_) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -65,16 +108,9 @@ pub async fn post(
         }
     };
     if let Err(error) = state.documents.prepare(&mut request) {
-        return refused(error);
+        return refused(&headers, error);
     }
     execute(&state, request, &headers, correlation, client).await
-}
-
-/// A request refused before execution, as GraphQL answers it (200 with
-/// `errors`, each with its code): an over-limit document, a NUL in a
-/// string.
-fn refused(error: ServerError) -> Response {
-    Json(async_graphql::Response::from_errors(vec![error])).into_response()
 }
 
 /// `GET /graphql`: GraphiQL for browsers; otherwise a query from the query
@@ -101,15 +137,21 @@ pub async fn get(
         )
         .into_response();
     }
-    let Some(mut request) = from_query_string(&query) else {
+    let mut get = Request::new(Body::empty());
+    if let Ok(uri) = format!("/graphql?{}", spec_names(&query)).parse() {
+        *get.uri_mut() = uri;
+    }
+    let Ok(mut request) = read(get).await else {
         return error_response(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
             "Pass `query` (and optional `variables`, `operationName`) in the query string",
         );
     };
+    // An empty name is none.
+    request.operation_name = request.operation_name.filter(|name| !name.is_empty());
     if let Err(error) = state.documents.prepare(&mut request) {
-        return refused(error);
+        return refused(&headers, error);
     }
     if !is_query(&mut request) {
         let mut response = error_response(
@@ -119,36 +161,26 @@ pub async fn get(
         );
         response
             .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
     execute(&state, request, &headers, correlation, client).await
 }
 
-/// The parameters of a GraphQL request sent with GET, named as the
-/// GraphQL-over-HTTP spec names them (async-graphql's own parser reads
-/// `operation_name`, which no client sends).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GetParams {
-    #[serde(default)]
-    query: String,
-    operation_name: Option<String>,
-    variables: Option<String>,
-}
-
-/// The request a GET query string carries; `None` when it is not one. An
-/// empty `operationName` means none.
-fn from_query_string(query: &str) -> Option<async_graphql::Request> {
-    let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
-    let axum::extract::Query(params) =
-        axum::extract::Query::<GetParams>::try_from_uri(&uri).ok()?;
-    let mut request = async_graphql::Request::new(params.query);
-    request.operation_name = params.operation_name.filter(|name| !name.is_empty());
-    if let Some(variables) = params.variables {
-        request.variables = serde_json::from_str(&variables).ok()?;
-    }
-    Some(request)
+/// `query` with its `operationName` parameter named as async-graphql's
+/// query-string parser reads it (`operation_name`, which no client sends:
+/// the GraphQL-over-HTTP spec and every client name it `operationName`).
+fn spec_names(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.strip_prefix("operationName") {
+            Some(rest) if rest.is_empty() || rest.starts_with('=') => {
+                format!("operation_name{rest}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// True when the operation the request selects is a query. A document that
@@ -161,6 +193,33 @@ fn is_query(request: &mut async_graphql::Request) -> bool {
     };
     operation::selected(document, operation_name.as_deref())
         .is_none_or(|op| op.node.ty == OperationType::Query)
+}
+
+/// A request refused before execution, as GraphQL answers it (200 with
+/// `errors`, each with its code): an over-limit document, a NUL in a
+/// string.
+fn refused(headers: &HeaderMap, error: ServerError) -> Response {
+    respond(headers, async_graphql::Response::from_errors(vec![error]))
+}
+
+/// `response` through [`GraphQLResponse`], as `application/json` unless
+/// the client accepts `application/graphql-response+json` (the
+/// GraphQL-over-HTTP spec's legacy rule: clients that name only JSON, or
+/// nothing, get JSON).
+fn respond(headers: &HeaderMap, response: async_graphql::Response) -> Response {
+    let mut response = GraphQLResponse::from(response).into_response();
+    let accepts_graphql = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| accept.contains(GRAPHQL_RESPONSE));
+    if !accepts_graphql {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
 }
 
 async fn execute(
@@ -180,108 +239,19 @@ async fn execute(
         Ok(auth) => auth,
         Err(err) => {
             let error = to_graphql(err);
-            let mut server_error = async_graphql::ServerError::new(error.message, None);
+            let mut server_error = ServerError::new(error.message, None);
             let mut extensions = error.extensions.unwrap_or_default();
             extensions.set("correlationId", meta.correlation_id.as_str());
             server_error.extensions = Some(extensions);
-            return Json(async_graphql::Response::from_errors(vec![server_error])).into_response();
+            return respond(
+                headers,
+                async_graphql::Response::from_errors(vec![server_error]),
+            );
         }
     };
     let correlation = meta.correlation_id.clone();
     let data = RequestData::new(auth, meta, client.to_string());
     let mut response = state.schema.execute(request.data(data)).await;
     finish_errors(&mut response, &correlation);
-    Json(response).into_response()
-}
-
-/// Parsed documents by query text, so the common operations of a front end
-/// are parsed once per process rather than once per request. Bounded:
-/// when full, new texts are parsed per request until a restart. Every
-/// document a request brings is checked against the shape limits here
-/// ([`limits::check`]) before the schema validates it, and every request's
-/// strings for NUL ([`input::check_strings`]).
-pub struct DocumentCache {
-    documents: std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>,
-    limits: limits::Limits,
-}
-
-impl Default for DocumentCache {
-    /// Checks against the limits of the schema's default options, which
-    /// the server builds its schema with.
-    fn default() -> Self {
-        Self {
-            documents: std::sync::RwLock::default(),
-            limits: SchemaOptions::default().limits(),
-        }
-    }
-}
-
-impl DocumentCache {
-    /// Most documents kept.
-    const CAPACITY: usize = 1_000;
-    /// Longest query text kept.
-    const MAX_QUERY: usize = 8 * 1024;
-
-    /// As [`Self::prepare`], for a subscription, which keeps its document
-    /// for as long as it runs. A parse leaves room for at least four
-    /// selections in every selection set (each is a `Vec` collected from
-    /// the parser): 1,472 bytes of lists for `subscription S { meUpdated {
-    /// id roles } }` where a copy, with exact-size lists, takes 552. So a
-    /// document that does not come from the cache is replaced by its copy.
-    pub(super) fn prepare_long_lived(
-        &self,
-        request: &mut async_graphql::Request,
-    ) -> Result<(), ServerError> {
-        if self.prepare(request)? {
-            return Ok(());
-        }
-        if let Ok(document) = request.parsed_query() {
-            let compact = document.clone();
-            request.set_parsed_query(compact);
-        }
-        Ok(())
-    }
-
-    /// Attaches the parse of `request`'s query (see [`Self::attach`]) and
-    /// checks the strings it brings. A syntax error is left for execution
-    /// to report. `Ok(true)` when the attached document is a copy of a
-    /// cached one (cached documents are copies, with exact-size lists).
-    fn prepare(&self, request: &mut async_graphql::Request) -> Result<bool, ServerError> {
-        let cached = self.attach(request)?;
-        let variables = std::mem::take(&mut request.variables);
-        let strings = request.parsed_query().map_or(Ok(()), |document| {
-            input::check_strings(document, &variables)
-        });
-        request.variables = variables;
-        strings.map(|()| cached)
-    }
-
-    /// Attaches the cached parse of `request`'s query, or parses it, checks
-    /// it against the shape limits and keeps it (when there is room). A
-    /// document over a limit is the request's error (and never cached).
-    fn attach(&self, request: &mut async_graphql::Request) -> Result<bool, ServerError> {
-        let documents = self
-            .documents
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(document) = documents.get(&request.query) {
-            request.set_parsed_query(document.clone());
-            return Ok(true);
-        }
-        let keep = documents.len() < Self::CAPACITY && request.query.len() <= Self::MAX_QUERY;
-        drop(documents);
-        let query = keep.then(|| request.query.clone());
-        let Ok(document) = request.parsed_query() else {
-            return Ok(false);
-        };
-        limits::check(document, self.limits)?;
-        if let Some(query) = query {
-            let document = document.clone();
-            self.documents
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(query, document);
-        }
-        Ok(false)
-    }
+    respond(headers, response)
 }

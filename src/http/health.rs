@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router, routing::get};
+use giftdrop_domain::Services;
 use giftdrop_jobs::worker::JobWorkers;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::{AppState, error_response};
+use crate::http::errors::error_response;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -26,12 +27,12 @@ pub async fn live() -> &'static str {
 /// "jobs": "unavailable", "jobs_down": ["send_email"]}` while the workers
 /// wait to restart after Redis came back.
 pub async fn ready(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     workers: Option<Extension<JobWorkers>>,
 ) -> Response {
-    let postgres = tokio::time::timeout(CHECK_TIMEOUT, state.services.db.ping()).await;
+    let postgres = tokio::time::timeout(CHECK_TIMEOUT, services.db.ping()).await;
     let postgres_ok = matches!(postgres, Ok(Ok(())));
-    let mut redis = state.services.redis.clone();
+    let mut redis = services.redis.clone();
     let pong = tokio::time::timeout(
         CHECK_TIMEOUT,
         redis::cmd("PING").query_async::<String>(&mut redis),
@@ -94,12 +95,6 @@ impl MetricsToken {
             .as_bytes()
             .ct_eq(token.expose_secret().as_bytes())
             .into()
-    }
-}
-
-impl FromRef<AppState> for MetricsToken {
-    fn from_ref(state: &AppState) -> Self {
-        state.metrics_token.clone()
     }
 }
 

@@ -10,12 +10,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use giftdrop_domain::RequestMeta;
+use giftdrop_domain::Services;
 use giftdrop_domain::payments::sandbox::{self, Outcome, SandboxProvider};
 use giftdrop_domain::payments::topup::{self, TopupStatus};
 use giftdrop_domain::payments::webhook::{self, Received, Refused};
 use serde_json::json;
 
-use super::{AppState, CorrelationId};
+use crate::http::correlation::CorrelationId;
 
 fn meta(correlation: CorrelationId) -> RequestMeta {
     RequestMeta {
@@ -48,7 +49,7 @@ fn answer(result: &Result<Received, Refused>) -> Response {
 
 /// `POST /webhooks/payments`.
 pub async fn webhook(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     Extension(correlation): Extension<CorrelationId>,
     headers: HeaderMap,
     body: Bytes,
@@ -56,7 +57,7 @@ pub async fn webhook(
     let signature = headers
         .get(webhook::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    let result = webhook::receive(&state.services, &meta(correlation), &body, signature).await;
+    let result = webhook::receive(&services, &meta(correlation), &body, signature).await;
     answer(&result)
 }
 
@@ -75,10 +76,10 @@ fn escape(text: &str) -> String {
 
 /// `GET /sandbox/checkout/{reference}`: a checkout page with Pay and Fail.
 pub async fn checkout_page(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     Path(reference): Path<String>,
 ) -> Response {
-    let found = match topup::find_by_reference(&state.services.db, &reference).await {
+    let found = match topup::find_by_reference(&services.db, &reference).await {
         Ok(found) => found,
         Err(err) => {
             tracing::error!(error = ?err, "sandbox checkout page failed");
@@ -92,7 +93,7 @@ pub async fn checkout_page(
         )
             .into_response();
     };
-    let settings = &state.services.settings;
+    let settings = &services.settings;
     let fee = found.amount.bps_half_up(settings.deposit_fee_bps);
     let path = escape(&SandboxProvider::checkout_path(&found.reference));
     let status = match found.status {
@@ -137,13 +138,13 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 async fn complete(
-    state: &AppState,
+    services: &Services,
     correlation: CorrelationId,
     headers: &HeaderMap,
     reference: &str,
     outcome: Outcome,
 ) -> Response {
-    let result = sandbox::complete(&state.services, &meta(correlation), reference, outcome).await;
+    let result = sandbox::complete(services, &meta(correlation), reference, outcome).await;
     if wants_html(headers) && result.is_ok() {
         // A browser on the checkout page: show the page again.
         return Redirect::to(&SandboxProvider::checkout_path(reference)).into_response();
@@ -154,27 +155,27 @@ async fn complete(
 /// `POST /sandbox/checkout/{reference}/pay`: sends the signed
 /// `charge.success` webhook.
 pub async fn pay(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     Extension(correlation): Extension<CorrelationId>,
     Path(reference): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    complete(&state, correlation, &headers, &reference, Outcome::Pay).await
+    complete(&services, correlation, &headers, &reference, Outcome::Pay).await
 }
 
 /// `POST /sandbox/checkout/{reference}/fail`: sends `charge.failed`.
 pub async fn fail(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     Extension(correlation): Extension<CorrelationId>,
     Path(reference): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    complete(&state, correlation, &headers, &reference, Outcome::Fail).await
+    complete(&services, correlation, &headers, &reference, Outcome::Fail).await
 }
 
 /// `GET /sandbox/settings`: the sandbox's latency and failure knobs.
-pub async fn settings(State(state): State<AppState>) -> Response {
-    match &state.services.payments.sandbox {
+pub async fn settings(State(services): State<Services>) -> Response {
+    match &services.payments.sandbox {
         Some(knobs) => Json(knobs.get()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -185,10 +186,10 @@ pub async fn settings(State(state): State<AppState>) -> Response {
 /// test can see slow and failing payments. Sandbox only, like every
 /// `/sandbox` route.
 pub async fn change_settings(
-    State(state): State<AppState>,
+    State(services): State<Services>,
     Json(settings): Json<sandbox::KnobSettings>,
 ) -> Response {
-    match &state.services.payments.sandbox {
+    match &services.payments.sandbox {
         Some(knobs) => {
             knobs.set(settings);
             tracing::warn!(?settings, "sandbox provider knobs changed");

@@ -83,6 +83,14 @@ impl WsClient {
             .expect("ws send");
     }
 
+    /// Sends a binary message.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.socket
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("ws send");
+    }
+
     /// Subscribes `id` to `query`.
     pub async fn subscribe(&mut self, id: &str, query: &str) {
         self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }))

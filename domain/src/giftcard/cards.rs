@@ -1,28 +1,17 @@
-//! Gift cards: issuing (bought, or awarded as a prize), reading, and
-//! `purchaseCard` (FLOWS.md §4).
+//! Gift cards: issuing (bought, or awarded as a prize) and reading
+//! (FLOWS.md §4).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::escrow::{self, EscrowSource, Funding, NewEscrow};
-use super::merchants::{MerchantStatus, MerchantView};
 use super::pin::{self, CardSecrets};
-use super::products::{self, OnSale, ProductView};
-use crate::Services;
-use crate::audit::{self, AuditRecord};
-use crate::context::{RequestMeta, Viewer};
+use super::products::ProductView;
 use crate::error::{DomainError, DomainResult};
-use crate::idempotency::{self, Scope, Work};
 use crate::identity::staff::Reach;
-use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
 use crate::money::Amount;
-use crate::sql::{Batch, amount, bug, enum_col, fetch_all, fetch_one, statement};
-
-/// The rate limit (`RATE_LIMITS`) `purchaseCard` counts against.
-pub const RATE_LIMIT: &str = "purchase";
-const OPERATION: &str = "purchaseCard";
+use crate::sql::{Batch, amount, bug, enum_col, fetch_all, fetch_one};
 
 /// `CardStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,10 +177,16 @@ pub struct IssueCard<'a> {
 }
 
 /// An ACTIVE card with a fresh code and pin, expiring `validityDays` from
-/// now, and the statement that inserts it. The code is unique by chance
-/// (60 random bits): the statement fails on `cards_code_key` in the
-/// unlikely event of a collision.
-pub fn new_card(secrets: &CardSecrets, card: IssueCard<'_>) -> (Statement, CardView) {
+/// now, its insert added to `batch` with `on_conflict` after its values
+/// (empty, or an `ON CONFLICT` clause). The code is unique by chance (60
+/// random bits): without an `ON CONFLICT (code)` clause the statement fails
+/// on `cards_code_key` in the unlikely event of a collision.
+pub fn new_card(
+    batch: &mut Batch,
+    secrets: &CardSecrets,
+    card: IssueCard<'_>,
+    on_conflict: &str,
+) -> CardView {
     let id = Uuid::now_v7();
     let pin = pin::new_pin();
     let issued_at = Utc::now();
@@ -211,24 +206,24 @@ pub fn new_card(secrets: &CardSecrets, card: IssueCard<'_>) -> (Statement, CardV
         pin_hash: secrets.hash(id, &pin),
         pin_sealed: secrets.seal(id, &pin),
     };
-    let insert = statement(
+    let row = batch.bind_list([
+        view.id.into(),
+        view.product_id.into(),
+        view.merchant_id.into(),
+        view.owner_id.into(),
+        view.escrow_id.into(),
+        view.face_value.minor().into(),
+        view.code.as_str().into(),
+        view.pin_hash.clone().into(),
+        view.pin_sealed.clone().into(),
+        view.issued_at.into(),
+        view.expires_at.into(),
+    ]);
+    batch.sql(format!(
         "INSERT INTO giftcard.cards (id, product_id, merchant_id, owner_id, escrow_id, face_value, code, \
-         pin_hash, pin_sealed, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        vec![
-            view.id.into(),
-            view.product_id.into(),
-            view.merchant_id.into(),
-            view.owner_id.into(),
-            view.escrow_id.into(),
-            view.face_value.minor().into(),
-            view.code.as_str().into(),
-            view.pin_hash.clone().into(),
-            view.pin_sealed.clone().into(),
-            view.issued_at.into(),
-            view.expires_at.into(),
-        ],
-    );
-    (insert, view)
+         pin_hash, pin_sealed, issued_at, expires_at) VALUES ({row}){on_conflict}"
+    ));
+    view
 }
 
 /// True when `err` is the collision of a new card's code with another's:
@@ -246,314 +241,16 @@ pub async fn issue(
     card: IssueCard<'_>,
 ) -> DomainResult<CardView> {
     for _ in 0..3 {
-        let (mut insert, view) = new_card(secrets, card);
-        insert
-            .sql
-            .push_str(" ON CONFLICT (code) DO NOTHING RETURNING id");
-        if txn.query_one_raw(insert).await?.is_some() {
+        let mut insert = Batch::new();
+        let view = new_card(
+            &mut insert,
+            secrets,
+            card,
+            " ON CONFLICT (code) DO NOTHING RETURNING id",
+        );
+        if insert.fetch_one(txn).await?.is_some() {
             return Ok(view);
         }
     }
     Err(bug("three card code collisions in a row"))
-}
-
-/// How often a purchase is run again after its new card's code collided.
-const COLLISION_RETRIES: usize = 3;
-
-/// `purchaseCard`: debits `face_value` from the buyer's wallet into escrow
-/// (CARD_PURCHASE), reserves the escrow at the merchant's current service
-/// rate and issues an ACTIVE card, all or nothing, once per key.
-///
-/// A first request that will succeed costs ONE round trip: a single
-/// autocommitted statement with the posting, the escrow, the card, the
-/// audit entry and the key, checking the process's copy of the product
-/// ([`purchase_at_once`]). Everything else (a refusal, a repeat, a
-/// concurrent duplicate, a wallet short of funds, a code collision) makes
-/// that statement fail whole, and the request then takes the general path
-/// ([`purchase_in_transaction`]), which finds out what and answers as the
-/// contract says.
-pub async fn purchase(
-    s: &Services,
-    meta: &RequestMeta,
-    viewer: &Viewer,
-    product_id: Uuid,
-    face_value: Amount,
-    key: &str,
-) -> DomainResult<CardView> {
-    s.limiter
-        .check(RATE_LIMIT, &viewer.user_id.to_string())
-        .await?;
-    let order = Order {
-        buyer: viewer.user_id,
-        product_id,
-        face_value,
-        deposit_fee_bps: s.settings.deposit_fee_bps,
-    };
-    let scope = Scope {
-        caller: viewer.user_id,
-        operation: OPERATION,
-        key,
-    };
-    if let Some(card) = purchase_at_once(s, meta, &order, &scope).await? {
-        return Ok(card);
-    }
-    metrics::counter!("giftdrop_purchase_general_path_total").increment(1);
-    let mut attempt = 0;
-    loop {
-        match purchase_in_transaction(s, meta, viewer, &order, &scope).await {
-            Err(err) if is_code_collision(&err) && attempt < COLLISION_RETRIES => attempt += 1,
-            result => return result,
-        }
-    }
-}
-
-/// What a buyer asked for.
-#[derive(Clone, Copy, Debug)]
-struct Order {
-    buyer: Uuid,
-    product_id: Uuid,
-    face_value: Amount,
-    /// `DEPOSIT_FEE_BPS` when the order came in, kept on its escrow.
-    deposit_fee_bps: u32,
-}
-
-impl Order {
-    /// The idempotency key's input.
-    fn input(&self) -> (Uuid, Amount) {
-        (self.product_id, self.face_value)
-    }
-
-    /// The contract's checks of the order against a product the buyer may
-    /// see, in order.
-    fn check(&self, product: &ProductView, merchant: &MerchantView) -> DomainResult<()> {
-        if !product.denominations.contains(&self.face_value) {
-            return Err(DomainError::bad_input(
-                "input.faceValue",
-                "is not one of the product's denominations",
-            ));
-        }
-        if merchant.status != MerchantStatus::Active {
-            return Err(DomainError::Forbidden);
-        }
-        if !product.active {
-            return Err(DomainError::Conflict("this product is not on sale".into()));
-        }
-        Ok(())
-    }
-
-    /// The posting of the sale from the buyer's `wallet` into escrow,
-    /// referenced by the escrow's id.
-    fn transfer<'a>(&self, wallet: Uuid, escrow_ref: &'a str) -> Transfer<'a> {
-        Transfer {
-            kind: EntryKind::CardPurchase,
-            reference: escrow_ref,
-            legs: vec![
-                Leg::debit(Account::Wallet(wallet), self.face_value),
-                Leg::credit(
-                    Account::Platform(PlatformAccount::EscrowHolding),
-                    self.face_value,
-                ),
-            ],
-        }
-    }
-
-    /// The escrow's funding: the buyer's `wallet`, by the posting's
-    /// transfer.
-    fn funding(&self, wallet: Uuid, transfer_id: Uuid) -> Funding {
-        Funding {
-            funder_id: self.buyer,
-            funder_account_id: wallet,
-            transfer_id,
-            event_id: None,
-            deposit_fee_bps: self.deposit_fee_bps,
-        }
-    }
-
-    /// Adds the escrow funded by `funding`, the card and the audit entry to
-    /// `batch`; the card as it will be.
-    fn push_issue(
-        &self,
-        s: &Services,
-        meta: &RequestMeta,
-        batch: &mut Batch,
-        (product, merchant): (&ProductView, &MerchantView),
-        funding: Funding,
-        escrow_id: Uuid,
-    ) -> CardView {
-        let (card_insert, card) = new_card(
-            &s.card_secrets,
-            IssueCard {
-                product,
-                owner_id: self.buyer,
-                escrow_id,
-                face_value: self.face_value,
-            },
-        );
-        batch.push(escrow::reserve_statement(
-            funding,
-            &[NewEscrow {
-                id: escrow_id,
-                source: EscrowSource::CardPurchase,
-                amount: self.face_value,
-                merchant_id: merchant.id,
-                service_rate_bps: merchant.service_rate_bps,
-            }],
-        ));
-        batch.push(card_insert);
-        batch.push(audit::statement(
-            meta,
-            AuditRecord {
-                actor: Some(self.buyer),
-                action: "card.purchase",
-                subject: format!("card:{}", card.id),
-                detail: Some(format!("{} into escrow {escrow_id}", self.face_value)),
-            },
-        ));
-        card
-    }
-}
-
-/// The purchase as ONE statement outside any transaction, when the
-/// process's copy of the product ([`OnSale`]) says it is on sale to
-/// everyone in this denomination. The statement holds the copy against the
-/// rows (`g`), fails if the wallet is short ([`ledger::post_in_batch`]) or
-/// the key was used before ([`idempotency::first_use_statement`]). The
-/// card, or `None` if the statement failed on a constraint (and so wrote
-/// nothing) or the product needs the general path's checks.
-async fn purchase_at_once(
-    s: &Services,
-    meta: &RequestMeta,
-    order: &Order,
-    scope: &Scope<'_>,
-) -> DomainResult<Option<CardView>> {
-    let Some((product, merchant)) = s.on_sale.get(&s.db, order.product_id).await? else {
-        return Ok(None);
-    };
-    if !products::visible(&product, &merchant, &Reach::default())
-        || order.check(&product, &merchant).is_err()
-    {
-        return Ok(None);
-    }
-    let wallet = s
-        .wallet_ids
-        .of(&s.db, WalletOwner::User(order.buyer))
-        .await?;
-    let escrow_id = Uuid::now_v7();
-    let reference = escrow_id.to_string();
-    let mut batch = Batch::new();
-    // The copy of the product must still be true of its rows: without `g`,
-    // no posting, and the escrow (which references the posting's
-    // transfer) fails the statement.
-    let still = OnSale::still_statement(&product, &merchant, order.face_value);
-    batch.push_named(&["g"], [still.sql], still.values);
-    let posting = ledger::post_in_batch(
-        &mut batch,
-        meta,
-        &order.transfer(wallet, &reference),
-        Some("g"),
-    )?;
-    let funding = order.funding(wallet, posting.transfer_id());
-    let card = order.push_issue(
-        s,
-        meta,
-        &mut batch,
-        (&product, &merchant),
-        funding,
-        escrow_id,
-    );
-    batch.push(idempotency::first_use_statement(
-        scope,
-        &order.input(),
-        &card.id,
-    )?);
-    let main = posting.main();
-    match batch.fetch_one(&s.db, main).await {
-        Ok(Some(row)) => {
-            posting.posted(&row)?.committed(s);
-            count_purchase();
-            Ok(Some(card))
-        }
-        // The wallet row is always updated, or the statement failed.
-        Ok(None) => Err(bug("a purchase posted to no wallet")),
-        Err(err) if err.is_constraint_violation() => {
-            s.on_sale.forget(order.product_id);
-            Ok(None)
-        }
-        Err(err) => Err(err),
-    }
-}
-
-fn count_purchase() {
-    escrow::count_reserved(1);
-    metrics::counter!("giftdrop_cards_issued_total", "source" => "purchase").increment(1);
-}
-
-/// The purchase in one transaction under the key ([`idempotency::Hold::Optimistic`]):
-/// the path of every request that [`purchase_at_once`] did not commit.
-async fn purchase_in_transaction(
-    s: &Services,
-    meta: &RequestMeta,
-    viewer: &Viewer,
-    order: &Order,
-    scope: &Scope<'_>,
-) -> DomainResult<CardView> {
-    let mut issued: Option<CardView> = None;
-    let issued_slot = &mut issued;
-    let card_id = idempotency::run_posting(
-        s,
-        idempotency::Hold::Optimistic,
-        scope.clone(),
-        &order.input(),
-        || async move {
-            let txn = sea_orm::TransactionTrait::begin(&s.db).await?;
-            let (product, merchant) = products::find_with_merchant(&txn, order.product_id)
-                .await?
-                .ok_or(DomainError::NotFound)?;
-            // Only a product the simple rule hides needs the viewer's staff
-            // memberships (staff see their own products off sale).
-            if !products::visible(&product, &merchant, &Reach::default()) {
-                let reach = Reach::of(&txn, Some(viewer)).await?;
-                if !products::visible(&product, &merchant, &reach) {
-                    return Err(DomainError::NotFound);
-                }
-            }
-            order.check(&product, &merchant)?;
-            let wallet = s
-                .wallet_ids
-                .of(&txn, WalletOwner::User(order.buyer))
-                .await?;
-            let escrow_id = Uuid::now_v7();
-            let reference = escrow_id.to_string();
-            let funded = ledger::post(&txn, meta, order.transfer(wallet, &reference)).await?;
-            let mut closing = Batch::new();
-            let funding = order.funding(wallet, funded.transfer_id);
-            let card = order.push_issue(
-                s,
-                meta,
-                &mut closing,
-                (&product, &merchant),
-                funding,
-                escrow_id,
-            );
-            let id = card.id;
-            *issued_slot = Some(card);
-            Ok(Work {
-                txn,
-                value: id,
-                posted: Some(funded),
-                closing,
-            })
-        },
-    )
-    .await?;
-    match issued.filter(|card| card.id == card_id) {
-        Some(card) => {
-            count_purchase();
-            Ok(card)
-        }
-        // A replay, or a duplicate's card: as it is now.
-        None => find(&s.db, card_id)
-            .await?
-            .ok_or_else(|| bug("a purchased card vanished")),
-    }
 }

@@ -7,6 +7,7 @@ pub mod escrow;
 pub mod merchants;
 pub mod pin;
 pub mod products;
+pub mod purchase;
 pub mod redeem;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};

@@ -134,78 +134,84 @@ pub async fn redeem(
     // The key's input is what the till meant: the code in its stored form.
     let code = &code;
     let hashed = (code, &input.pin, input.branch_id);
-    let id = idempotency::run_posting(s, idempotency::Hold::Transaction, scope, &hashed, || async move {
-        let branch = merchants::find_branch(&s.db, input.branch_id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
-        let reach = Reach::of(&s.db, Some(viewer)).await?;
-        let merchant = merchants::find_visible(&s.db, &reach, branch.merchant_id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
-        if !reach.staff_of(merchant.id) || merchant.status != MerchantStatus::Active {
-            return Err(DomainError::Forbidden);
-        }
-        let txn = s.db.begin().await?;
-        let card = cards::one(&txn, "code = $1 FOR UPDATE", code.as_str().into())
-            .await?
-            .filter(|c| c.merchant_id == merchant.id)
-            .ok_or(DomainError::NotFound)?;
-        if card.locked_until.is_some_and(|until| until > Utc::now()) {
-            return Err(DomainError::Forbidden);
-        }
-        if !card.pin_matches(&s.card_secrets, &input.pin) {
-            return Err(count_wrong_pin(txn, &card, branch.id, viewer.user_id).await?);
-        }
-        match card.status {
-            CardStatus::Active if card.expires_at > Utc::now() => {}
-            CardStatus::Active | CardStatus::Expired => {
-                return Err(DomainError::Conflict("this card has expired".into()));
+    let id = idempotency::run_posting(
+        s,
+        idempotency::Hold::Transaction,
+        scope,
+        &hashed,
+        || async move {
+            let branch = merchants::find_branch(&s.db, input.branch_id)
+                .await?
+                .ok_or(DomainError::NotFound)?;
+            let reach = Reach::of(&s.db, Some(viewer)).await?;
+            let merchant = merchants::find_visible(&s.db, &reach, branch.merchant_id)
+                .await?
+                .ok_or(DomainError::NotFound)?;
+            if !reach.staff_of(merchant.id) || merchant.status != MerchantStatus::Active {
+                return Err(DomainError::Forbidden);
             }
-            CardStatus::Redeemed => {
-                return Err(DomainError::Conflict("this card was already redeemed".into()));
+            let txn = s.db.begin().await?;
+            let card = cards::one(&txn, "code = $1 FOR UPDATE", code.as_str().into())
+                .await?
+                .filter(|c| c.merchant_id == merchant.id)
+                .ok_or(DomainError::NotFound)?;
+            if card.locked_until.is_some_and(|until| until > Utc::now()) {
+                return Err(DomainError::Forbidden);
             }
-            CardStatus::Void => return Err(DomainError::Conflict("this card is void".into())),
-        }
-        // The card's rows first (one statement) and the settlement last:
-        // the settlement locks the merchant's wallet, which every till of
-        // the merchant needs, so it is held only until the commit right
-        // after.
-        let id = Uuid::now_v7();
-        let mut rows = Batch::new();
-        rows.push(statement(
-            "UPDATE giftcard.cards SET status = 'REDEEMED', redeemed_at = now() WHERE id = $1 AND status = 'ACTIVE'",
-            vec![card.id.into()],
-        ));
-        rows.push(audit::statement(
-            meta,
-            AuditRecord {
-                actor: Some(viewer.user_id),
-                action: "card.redeem",
-                subject: format!("card:{}", card.id),
-                detail: Some(format!(
-                    "escrow {} settled at branch {}",
-                    card.escrow_id, branch.id
-                )),
-            },
-        ));
-        rows.fetch_one(
-            &txn,
-            statement(
+            if !card.pin_matches(&s.card_secrets, &input.pin) {
+                return Err(count_wrong_pin(txn, &card, branch.id, viewer.user_id).await?);
+            }
+            match card.status {
+                CardStatus::Active if card.expires_at > Utc::now() => {}
+                CardStatus::Active | CardStatus::Expired => {
+                    return Err(DomainError::Conflict("this card has expired".into()));
+                }
+                CardStatus::Redeemed => {
+                    return Err(DomainError::Conflict(
+                        "this card was already redeemed".into(),
+                    ));
+                }
+                CardStatus::Void => return Err(DomainError::Conflict("this card is void".into())),
+            }
+            // The card's rows first (one statement) and the settlement last:
+            // the settlement locks the merchant's wallet, which every till of
+            // the merchant needs, so it is held only until the commit right
+            // after.
+            let id = Uuid::now_v7();
+            let mut rows = Batch::new();
+            let card_id = rows.bind(card.id);
+            rows.sql(format!(
+                "UPDATE giftcard.cards SET status = 'REDEEMED', redeemed_at = now() \
+             WHERE id = {card_id} AND status = 'ACTIVE'"
+            ));
+            rows.push(audit::statement(
+                meta,
+                AuditRecord {
+                    actor: Some(viewer.user_id),
+                    action: "card.redeem",
+                    subject: format!("card:{}", card.id),
+                    detail: Some(format!(
+                        "escrow {} settled at branch {}",
+                        card.escrow_id, branch.id
+                    )),
+                },
+            ));
+            let [id_param, escrow_id, branch_id, staff_id] = rows.binds([
+                id.into(),
+                card.escrow_id.into(),
+                branch.id.into(),
+                viewer.user_id.into(),
+            ]);
+            rows.sql(format!(
                 "INSERT INTO giftcard.redemptions (id, card_id, escrow_id, branch_id, staff_id) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                vec![
-                    id.into(),
-                    card.id.into(),
-                    card.escrow_id.into(),
-                    branch.id.into(),
-                    viewer.user_id.into(),
-                ],
-            ),
-        )
-        .await?;
-        let settled = escrow::settle(&txn, meta, card.escrow_id, s.settings.deposit_fee_bps).await?;
-        Ok(Work::new(txn, id, Some(settled.posted)))
-    })
+             VALUES ({id_param}, {card_id}, {escrow_id}, {branch_id}, {staff_id})"
+            ));
+            rows.execute(&txn).await?;
+            let settled =
+                escrow::settle(&txn, meta, card.escrow_id, s.settings.deposit_fee_bps).await?;
+            Ok(Work::new(txn, id, Some(settled.posted)))
+        },
+    )
     .await?;
     find(&s.db, id)
         .await?

@@ -4,12 +4,13 @@
 //! the caller's transaction.
 
 use chrono::Utc;
-use sea_orm::{DatabaseTransaction, QueryResult};
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use super::events::{self, EventView};
 use super::live;
 use super::participants::{ParticipantView, WinnerView};
+use super::pool::Unit;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::RequestMeta;
@@ -19,66 +20,7 @@ use crate::giftcard::products::{self, P_COLUMNS, ProductView};
 use crate::jobs::SendEmail;
 use crate::money::Amount;
 use crate::outbox;
-use crate::sql::{Batch, amount, bug, fetch_all, fetch_one, statement};
-
-/// A prize unit in the pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Unit {
-    /// Unit id.
-    pub id: Uuid,
-    /// Its prize.
-    pub prize_id: Uuid,
-    /// Its number within the prize, from 1.
-    pub unit: i32,
-    /// The RESERVED escrow behind it.
-    pub escrow_id: Uuid,
-}
-
-fn unit_view(row: &QueryResult) -> DomainResult<Unit> {
-    Ok(Unit {
-        id: row.try_get("", "id")?,
-        prize_id: row.try_get("", "prize_id")?,
-        unit: row.try_get("", "unit")?,
-        escrow_id: row.try_get("", "escrow_id")?,
-    })
-}
-
-const UNIT_COLUMNS: &str = "u.id, u.prize_id, u.unit, u.escrow_id";
-
-/// One unit of `event_id`'s pool, locked; units another transaction is
-/// awarding are skipped, so concurrent winners never wait for each other.
-/// `None` when the pool is empty.
-pub(super) async fn take_unit(
-    txn: &DatabaseTransaction,
-    event_id: Uuid,
-) -> DomainResult<Option<Unit>> {
-    fetch_one(
-        txn,
-        &format!(
-            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
-             WHERE u.event_id = $1 AND u.winner_id IS NULL \
-             ORDER BY u.prize_id::text, u.unit LIMIT 1 FOR UPDATE SKIP LOCKED"
-        ),
-        vec![event_id.into()],
-        unit_view,
-    )
-    .await
-}
-
-/// Every unit of `event_id`'s pool in the DRAW order (prizes by id as
-/// text, then unit number), locked.
-pub(super) async fn pool(txn: &DatabaseTransaction, event_id: Uuid) -> DomainResult<Vec<Unit>> {
-    fetch_all(
-        txn,
-        &format!(
-            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
-             WHERE u.event_id = $1 AND u.winner_id IS NULL ORDER BY u.prize_id::text, u.unit FOR UPDATE"
-        ),
-        vec![event_id.into()],
-        unit_view,
-    )
-    .await
-}
+use crate::sql::{Batch, amount, bug, fetch_one};
 
 /// What an award reads besides its unit.
 struct Inputs {
@@ -168,31 +110,30 @@ pub(super) async fn award(
         disqualified_at: None,
     };
     let mut rest = Batch::new();
-    rest.push(statement(
+    let row = rest.bind_list([
+        winner.id.into(),
+        winner.event_id.into(),
+        winner.participant_id.into(),
+        winner.prize_id.into(),
+        unit.id.into(),
+        winner.card_id.into(),
+        winner.sequence.into(),
+        winner.announced_at.into(),
+    ]);
+    rest.sql(format!(
         "INSERT INTO giveaway.winners (id, event_id, participant_id, prize_id, unit_id, card_id, sequence, announced_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        vec![
-            winner.id.into(),
-            winner.event_id.into(),
-            winner.participant_id.into(),
-            winner.prize_id.into(),
-            unit.id.into(),
-            winner.card_id.into(),
-            winner.sequence.into(),
-            winner.announced_at.into(),
-        ],
+         VALUES ({row})"
     ));
-    rest.push(statement(
-        "UPDATE giveaway.prize_units SET winner_id = $2 WHERE id = $1 AND winner_id IS NULL",
-        vec![unit.id.into(), participant.id.into()],
+    let [unit_id, participant_id, prize_id] =
+        rest.binds([unit.id.into(), participant.id.into(), unit.prize_id.into()]);
+    rest.sql(format!(
+        "UPDATE giveaway.prize_units SET winner_id = {participant_id} WHERE id = {unit_id} AND winner_id IS NULL"
     ));
-    rest.push(statement(
-        "UPDATE giveaway.prizes SET awarded = awarded + 1 WHERE id = $1",
-        vec![unit.prize_id.into()],
+    rest.sql(format!(
+        "UPDATE giveaway.prizes SET awarded = awarded + 1 WHERE id = {prize_id}"
     ));
-    rest.push(statement(
-        "UPDATE giveaway.participants SET won = true WHERE id = $1",
-        vec![participant.id.into()],
+    rest.sql(format!(
+        "UPDATE giveaway.participants SET won = true WHERE id = {participant_id}"
     ));
     rest.push(live::announced(meta, &winner)?);
     rest.push(live::changed(meta, &event)?);
@@ -209,22 +150,19 @@ pub(super) async fn award(
             dedupe_key: format!("win:{}", winner.id),
         },
     )?);
-    rest.fetch_one(
-        txn,
-        audit::statement(
-            meta,
-            AuditRecord {
-                actor: None,
-                action: "prize.award",
-                subject: format!("winner:{}", winner.id),
-                detail: Some(format!(
-                    "unit {} of prize {} to participant {} (card {})",
-                    unit.unit, unit.prize_id, participant.id, card.id
-                )),
-            },
-        ),
-    )
-    .await?;
+    rest.push(audit::statement(
+        meta,
+        AuditRecord {
+            actor: None,
+            action: "prize.award",
+            subject: format!("winner:{}", winner.id),
+            detail: Some(format!(
+                "unit {} of prize {} to participant {} (card {})",
+                unit.unit, unit.prize_id, participant.id, card.id
+            )),
+        },
+    ));
+    rest.execute(txn).await?;
     metrics::counter!("giftdrop_cards_issued_total", "source" => "prize").increment(1);
     Ok((winner, event))
 }

@@ -8,10 +8,11 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::attempt::ReleaseGrant;
-use super::award::{self, Unit};
+use super::award;
 use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::live;
 use super::participants::{self, ParticipantStatus, WinnerView};
+use super::pool::Unit;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -19,7 +20,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::giftcard::escrow;
 use crate::ledger::Posted;
 use crate::outbox;
-use crate::sql::{Batch, bug, fetch_one, statement, text_input};
+use crate::sql::{Batch, bug, fetch_one, text_input};
 
 /// `disqualifyWinner`.
 pub async fn disqualify(
@@ -74,46 +75,47 @@ pub async fn disqualify(
         )));
     }
     let mut undo = Batch::new();
-    undo.push(statement(
-        "UPDATE giftcard.cards SET status = 'VOID' WHERE id = $1 AND status = 'ACTIVE'",
-        vec![found.card_id.into()],
+    let [card, winner, reason_param, participant, prize, unit_id] = undo.binds([
+        found.card_id.into(),
+        winner_id.into(),
+        reason.as_str().into(),
+        found.participant_id.into(),
+        unit.prize_id.into(),
+        unit.id.into(),
+    ]);
+    undo.sql(format!(
+        "UPDATE giftcard.cards SET status = 'VOID' WHERE id = {card} AND status = 'ACTIVE'"
     ));
-    undo.push(statement(
-        "UPDATE giveaway.winners SET disqualified_at = now(), disqualify_reason = $2 WHERE id = $1",
-        vec![winner_id.into(), reason.as_str().into()],
+    undo.sql(format!(
+        "UPDATE giveaway.winners SET disqualified_at = now(), disqualify_reason = {reason_param} \
+         WHERE id = {winner}"
     ));
-    undo.push(statement(
-        "UPDATE giveaway.participants SET status = 'DISQUALIFIED', won = false WHERE id = $1",
-        vec![found.participant_id.into()],
+    undo.sql(format!(
+        "UPDATE giveaway.participants SET status = 'DISQUALIFIED', won = false WHERE id = {participant}"
     ));
-    undo.push(statement(
-        "UPDATE giveaway.prizes SET awarded = awarded - 1 WHERE id = $1",
-        vec![unit.prize_id.into()],
+    undo.sql(format!(
+        "UPDATE giveaway.prizes SET awarded = awarded - 1 WHERE id = {prize}"
     ));
-    undo.push(statement(
-        "UPDATE giveaway.prize_units SET winner_id = NULL WHERE id = $1",
-        vec![unit.id.into()],
+    undo.sql(format!(
+        "UPDATE giveaway.prize_units SET winner_id = NULL WHERE id = {unit_id}"
     ));
-    undo.fetch_one(
-        &txn,
-        audit::statement(
-            meta,
-            AuditRecord {
-                actor: Some(viewer.user_id),
-                action: "winner.disqualify",
-                subject: format!("winner:{winner_id}"),
-                detail: Some(reason.clone()),
-            },
-        ),
-    )
-    .await?;
+    undo.push(audit::statement(
+        meta,
+        AuditRecord {
+            actor: Some(viewer.user_id),
+            action: "winner.disqualify",
+            subject: format!("winner:{winner_id}"),
+            detail: Some(reason.clone()),
+        },
+    ));
+    undo.execute(&txn).await?;
     let after = events::fetch_one_returning(
         &txn,
         "UPDATE giveaway.events SET prizes_awarded = prizes_awarded - 1, version = version + 1 WHERE id = $1",
         vec![event.id.into()],
     )
     .await?;
-    txn.execute_raw(live::changed(meta, &after)?).await?;
+    txn.execute(&live::changed(meta, &after)?).await?;
     // The prize goes back to the INSTANT pool (and its award to the
     // budget, through a job), to the draw's next in line, or to the host.
     let refunded = match (event.selection, event.status) {
@@ -122,8 +124,7 @@ pub async fn disqualify(
                 event_id: event.id,
                 participant_id: found.participant_id,
             };
-            txn.execute_raw(outbox::job_statement(meta, &release)?)
-                .await?;
+            txn.execute(&outbox::job_statement(meta, &release)?).await?;
             None
         }
         (WinnerSelection::Draw, EventStatus::Ended) => {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::Statement;
+use sea_orm::sea_query::InsertStatement;
 use uuid::Uuid;
 
 use super::events::EventView;
@@ -26,12 +26,12 @@ pub fn winners_topic(event_id: Uuid) -> String {
 }
 
 /// The statement announcing `event` as it is now.
-pub fn changed(meta: &RequestMeta, event: &EventView) -> DomainResult<Statement> {
+pub fn changed(meta: &RequestMeta, event: &EventView) -> DomainResult<InsertStatement> {
     outbox::publish_statement(meta, &event_topic(event.id), event)
 }
 
 /// The statement announcing `winner`.
-pub fn announced(meta: &RequestMeta, winner: &WinnerView) -> DomainResult<Statement> {
+pub fn announced(meta: &RequestMeta, winner: &WinnerView) -> DomainResult<InsertStatement> {
     outbox::publish_statement(meta, &winners_topic(winner.event_id), winner)
 }
 

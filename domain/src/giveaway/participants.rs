@@ -5,15 +5,9 @@ use sea_orm::{ConnectionTrait, QueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use sea_orm::TransactionTrait;
-
-use super::events::EventStatus;
-use super::verify::VerifyParticipant;
-use crate::Services;
-use crate::context::{RequestMeta, Viewer};
-use crate::error::{DomainError, DomainResult};
-use crate::outbox;
-use crate::sql::{Batch, db_name, enum_col, fetch_all, fetch_one, statement, text_input};
+use crate::context::Viewer;
+use crate::error::DomainResult;
+use crate::sql::{enum_col, fetch_all, fetch_one, statement};
 
 /// `ParticipantStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +106,8 @@ pub fn display_name_for(
     }
 }
 
-const COLUMNS: &str = "id, event_id, user_id, social_handle, display_name, status, joined_at, won, \
+/// The columns [`view`] reads.
+pub(super) const COLUMNS: &str = "id, event_id, user_id, social_handle, display_name, status, joined_at, won, \
      (SELECT host_id FROM giveaway.events e WHERE e.id = event_id) AS host_id";
 
 /// The participation of user `$2` in event `$1`, its [`COLUMNS`] named
@@ -123,7 +118,8 @@ pub(super) const OF_USER_BESIDE_EVENT: &str = "LEFT JOIN LATERAL (SELECT id AS p
      status AS p_status, joined_at AS p_joined_at, won AS p_won, giveaway.events.host_id AS p_host_id \
      FROM giveaway.participants WHERE event_id = $1 AND user_id = $2) p ON true";
 
-fn view(row: &QueryResult) -> DomainResult<ParticipantView> {
+/// A participant from a row of [`COLUMNS`].
+pub(super) fn view(row: &QueryResult) -> DomainResult<ParticipantView> {
     view_prefixed(row, "")
 }
 
@@ -354,105 +350,6 @@ pub async fn find_winner<C: ConnectionTrait>(
     Ok(winners_where(conn, "w.id = $1", vec![id.into()])
         .await?
         .pop())
-}
-
-/// The rate limit (`RATE_LIMITS`) `joinEvent` counts against.
-pub const RATE_LIMIT: &str = "join";
-
-/// `joinEvent`: the viewer joins a SCHEDULED or LIVE event they do not
-/// host, once (CONFLICT on a second time); a job then checks the handle.
-pub async fn join(
-    s: &Services,
-    meta: &RequestMeta,
-    viewer: &Viewer,
-    event_id: Uuid,
-    social_handle: &str,
-) -> DomainResult<ParticipantView> {
-    let handle = text_input(social_handle, "input.socialHandle", 1, 100)?;
-    if handle.chars().any(char::is_whitespace) {
-        return Err(DomainError::bad_input(
-            "input.socialHandle",
-            "must not contain spaces",
-        ));
-    }
-    s.limiter
-        .check(RATE_LIMIT, &viewer.user_id.to_string())
-        .await?;
-    let txn = s.db.begin().await?;
-    // Read without a lock; the counter's update below re-checks the status
-    // under the row lock (a share lock here would deadlock two joins, each
-    // waiting to upgrade it).
-    let event = fetch_one(
-        &txn,
-        "SELECT host_id, status, published_at FROM giveaway.events WHERE id = $1",
-        vec![event_id.into()],
-        |row| {
-            Ok((
-                row.try_get::<Uuid>("", "host_id")?,
-                enum_col::<EventStatus>(row, "status")?,
-                row.try_get::<Option<chrono::DateTime<Utc>>>("", "published_at")?,
-            ))
-        },
-    )
-    .await?;
-    let Some((host_id, status, published_at)) = event else {
-        return Err(DomainError::NotFound);
-    };
-    if published_at.is_none() && host_id != viewer.user_id && !viewer.is_admin() {
-        return Err(DomainError::NotFound);
-    }
-    if host_id == viewer.user_id {
-        return Err(DomainError::Forbidden);
-    }
-    if !matches!(status, EventStatus::Scheduled | EventStatus::Live) {
-        return Err(DomainError::Conflict(format!(
-            "the event is {}: it cannot be joined",
-            db_name(&status)
-        )));
-    }
-    let id = Uuid::now_v7();
-    let inserted = txn
-        .query_one_raw(statement(
-            &format!(
-                "INSERT INTO giveaway.participants (id, event_id, user_id, social_handle, display_name)                  SELECT $1, $2, u.id, $4, u.display_name FROM identity.users u WHERE u.id = $3                  ON CONFLICT (event_id, user_id) DO NOTHING RETURNING {COLUMNS}"
-            ),
-            vec![
-                id.into(),
-                event_id.into(),
-                viewer.user_id.into(),
-                handle.into(),
-            ],
-        ))
-        .await?;
-    let Some(row) = inserted else {
-        return Err(DomainError::Conflict(
-            "you have already joined this event".into(),
-        ));
-    };
-    let participant = view(&row)?;
-    let Some(event) = super::events::update_returning(
-        &txn,
-        "UPDATE giveaway.events SET participant_count = participant_count + 1, version = version + 1 \
-         WHERE id = $1 AND status IN ('SCHEDULED', 'LIVE')",
-        vec![event_id.into()],
-    )
-    .await?
-    else {
-        // It ended or was cancelled meanwhile.
-        return Err(DomainError::Conflict("the event can no longer be joined".into()));
-    };
-    let mut rest = Batch::new();
-    rest.push(outbox::job_statement(
-        meta,
-        &VerifyParticipant {
-            participant_id: participant.id,
-        },
-    )?);
-    rest.fetch_one(&txn, super::live::changed(meta, &event)?)
-        .await?;
-    txn.commit().await?;
-    s.outbox.wake();
-    Ok(participant)
 }
 
 /// How many participants `event_id` has (its counter is the event's

@@ -64,19 +64,23 @@ async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> Domai
     }
 }
 
-/// The statement storing `outcome` in the key, guarded by our claim token;
-/// it returns a row if it stored.
-fn store_statement(
+/// Adds the storing of `outcome` in the key, guarded by our claim token,
+/// to `batch`; it returns a row if it stored.
+fn push_store(
+    batch: &mut Batch,
     scope: &Scope<'_>,
     token: Uuid,
     outcome: &Outcome,
-) -> DomainResult<sea_orm::Statement> {
+) -> DomainResult<()> {
     let json = serde_json::to_value(outcome).context("unstorable outcome")?;
-    Ok(statement(
-        "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = $5, claim = NULL, locked_until = NULL \
-         WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4 RETURNING 1 AS written",
-        scope.values([token.into(), json.into()]),
-    ))
+    let [caller, operation, key] = scope.bind(batch);
+    let [token, outcome] = batch.binds([token.into(), json.into()]);
+    batch.sql(format!(
+        "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = {outcome}, claim = NULL, locked_until = NULL \
+         WHERE caller_id = {caller} AND operation = {operation} AND key = {key} AND claim = {token} \
+         RETURNING 1 AS written"
+    ));
+    Ok(())
 }
 
 async fn release(db: &DatabaseConnection, scope: &Scope<'_>, token: Uuid) -> DomainResult<()> {
@@ -131,10 +135,10 @@ where
         Claimed::Fresh(token) => token,
     };
     let result = async {
-        let (txn, value, closing) = work().await?;
+        let (txn, value, mut closing) = work().await?;
         let json = serde_json::to_value(&value).context("unstorable outcome")?;
-        let key = store_statement(&scope, token, &Outcome::Ok { value: json })?;
-        if !write_key(&txn, closing, key).await? {
+        push_store(&mut closing, &scope, token, &Outcome::Ok { value: json })?;
+        if !write_key(&txn, closing).await? {
             // Our lease ran out and another request took the key over:
             // roll back rather than commit a second effect.
             return Err(DomainError::IdempotencyKeyInUse);
@@ -145,10 +149,13 @@ where
     .await;
     if let Err(err) = &result {
         let recorded = match StoredError::of(err) {
-            Some(error) => match store_statement(&scope, token, &Outcome::Err { error }) {
-                Ok(key) => write_key(db, Batch::new(), key).await.map(drop),
-                Err(e) => Err(e),
-            },
+            Some(error) => {
+                let mut key = Batch::new();
+                match push_store(&mut key, &scope, token, &Outcome::Err { error }) {
+                    Ok(()) => write_key(db, key).await.map(drop),
+                    Err(e) => Err(e),
+                }
+            }
             None => release(db, &scope, token).await,
         };
         // The caller learns the real failure; the claim then simply expires

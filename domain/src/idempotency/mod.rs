@@ -35,13 +35,13 @@ use uuid::Uuid;
 
 use crate::error::{DomainError, DomainResult};
 use crate::money::Amount;
-use crate::sql::{Batch, statement};
+use crate::sql::{Batch, Param, statement};
 
 mod claim;
 mod transaction;
 
 pub use claim::run;
-pub use transaction::first_use_statement;
+pub use transaction::first_use;
 
 /// How long a stored outcome is kept (at least 24 h, FLOWS.md §3).
 pub const RETENTION: Duration = Duration::from_secs(25 * 3600);
@@ -70,6 +70,11 @@ impl Scope<'_> {
             vec![self.caller.into(), self.operation.into(), self.key.into()];
         values.extend(more);
         values
+    }
+
+    /// The key row's primary key bound on `batch`: caller, operation, key.
+    fn bind(&self, batch: &mut Batch) -> [Param; 3] {
+        batch.binds([self.caller.into(), self.operation.into(), self.key.into()])
     }
 }
 
@@ -280,14 +285,10 @@ where
     Ok(value)
 }
 
-/// Writes `closing` and then the key statement `key` (which returns a row
-/// when it wrote the key) as one statement; true if the key was written.
-async fn write_key<C: ConnectionTrait>(
-    conn: &C,
-    closing: Batch,
-    key: sea_orm::Statement,
-) -> DomainResult<bool> {
-    Ok(closing.fetch_one(conn, key).await?.is_some())
+/// Runs `closing`, whose last part writes the key and returns a row when
+/// it did, as one statement; true if the key was written.
+async fn write_key<C: ConnectionTrait>(conn: &C, closing: Batch) -> DomainResult<bool> {
+    Ok(closing.fetch_one(conn).await?.is_some())
 }
 
 /// Deletes expired keys, at most `batch` of them; returns how many.

@@ -13,7 +13,7 @@ use super::{
     Existing, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, existing, hash_of, write_key,
 };
 use crate::error::{DomainError, DomainResult};
-use crate::sql::{Batch, statement};
+use crate::sql::Batch;
 
 /// The stored outcome of a live key with this input: `Ok(None)` if there is
 /// none (or it expired), `IDEMPOTENCY_KEY_REUSED` for another input, and a
@@ -36,41 +36,49 @@ async fn stored(
     }
 }
 
-/// The statement writing the key as DONE with `outcome` unless a live key
-/// exists; it returns a row if it wrote. Run, it waits for a concurrent
-/// transaction writing the same key.
-fn done_statement(
+/// Adds the write of the key as DONE with `outcome` unless a live key
+/// exists to `batch`; it returns a row if it wrote. Run, it waits for a
+/// concurrent transaction writing the same key.
+fn push_done(
+    batch: &mut Batch,
     scope: &Scope<'_>,
     hash: &[u8],
     outcome: &Outcome,
-) -> DomainResult<sea_orm::Statement> {
-    let mut insert = done_insert(scope, hash, outcome)?;
-    insert.sql.push_str(
+) -> DomainResult<()> {
+    push_done_insert(
+        batch,
+        scope,
+        hash,
+        outcome,
         " ON CONFLICT (caller_id, operation, key) DO UPDATE \
            SET request_hash = EXCLUDED.request_hash, state = 'DONE', claim = NULL, outcome = EXCLUDED.outcome, \
                locked_until = NULL, created_at = now(), expires_at = EXCLUDED.expires_at \
          WHERE idempotency_keys.expires_at < now() \
          RETURNING 1 AS written",
-    );
-    Ok(insert)
+    )
 }
 
-/// The insert of the key as DONE with `outcome`.
-fn done_insert(
+/// Adds the insert of the key as DONE with `outcome`, `on_conflict` after
+/// its values, to `batch`.
+fn push_done_insert(
+    batch: &mut Batch,
     scope: &Scope<'_>,
     hash: &[u8],
     outcome: &Outcome,
-) -> DomainResult<sea_orm::Statement> {
+    on_conflict: &str,
+) -> DomainResult<()> {
     let json = serde_json::to_value(outcome).context("unstorable outcome")?;
-    Ok(statement(
+    let [caller, operation, key] = scope.bind(batch);
+    let [hash, outcome, retention] = batch.binds([
+        hash.to_vec().into(),
+        json.into(),
+        RETENTION.as_secs_f64().into(),
+    ]);
+    batch.sql(format!(
         "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
-         VALUES ($1, $2, $3, $4, 'DONE', $5, now() + make_interval(secs => $6))",
-        scope.values([
-            hash.to_vec().into(),
-            json.into(),
-            RETENTION.as_secs_f64().into(),
-        ]),
-    ))
+         VALUES ({caller}, {operation}, {key}, {hash}, 'DONE', {outcome}, now() + make_interval(secs => {retention})){on_conflict}"
+    ));
+    Ok(())
 }
 
 /// The key of work that runs as ONE autocommitted statement (a
@@ -80,13 +88,14 @@ fn done_insert(
 /// whole statement with a unique violation, so the work commits only as
 /// the key's first use; on any such failure the caller runs its general
 /// path ([`super::run_posting`]), which replays, waits or reuses the key.
-pub fn first_use_statement<I: Serialize, T: Serialize>(
+pub fn first_use<I: Serialize, T: Serialize>(
+    batch: &mut Batch,
     scope: &Scope<'_>,
     input: &I,
     value: &T,
-) -> DomainResult<sea_orm::Statement> {
+) -> DomainResult<()> {
     let value = serde_json::to_value(value).context("unstorable outcome")?;
-    done_insert(scope, &hash_of(input)?, &Outcome::Ok { value })
+    push_done_insert(batch, scope, &hash_of(input)?, &Outcome::Ok { value }, "")
 }
 
 /// [`super::run_posting`] for work that is all database: the outcome is
@@ -114,10 +123,10 @@ where
         return Ok((outcome.into_result()?, false));
     }
     let result = async {
-        let (txn, value, closing) = work().await?;
+        let (txn, value, mut closing) = work().await?;
         let json = serde_json::to_value(&value).context("unstorable outcome")?;
-        let key = done_statement(&scope, &hash, &Outcome::Ok { value: json })?;
-        if write_key(&txn, closing, key).await? {
+        push_done(&mut closing, &scope, &hash, &Outcome::Ok { value: json })?;
+        if write_key(&txn, closing).await? {
             txn.commit().await?;
             Ok(Some(value))
         } else {
@@ -138,8 +147,9 @@ where
                 return Ok((outcome.into_result()?, false));
             }
             if let Some(error) = StoredError::of(&err) {
-                let key = done_statement(&scope, &hash, &Outcome::Err { error })?;
-                if !write_key(db, Batch::new(), key).await? {
+                let mut key = Batch::new();
+                push_done(&mut key, &scope, &hash, &Outcome::Err { error })?;
+                if !write_key(db, key).await? {
                     return Ok((replay(db, &scope, &hash).await?, false));
                 }
             }

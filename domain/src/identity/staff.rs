@@ -1,13 +1,16 @@
 //! Merchant staff membership (`identity.merchant_staff`): who may act for
 //! which merchant. Membership also grants the MERCHANT role.
 
-use sea_orm::ConnectionTrait;
+use giftdrop_entities::identity::merchant_staff;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
+};
 use uuid::Uuid;
 
 use super::Role;
 use crate::context::{RequestMeta, Viewer};
 use crate::error::DomainResult;
-use crate::sql::statement;
 
 /// Makes `user_id` staff of `merchant_id` and grants MERCHANT, inside the
 /// caller's transaction; false if they already were staff.
@@ -18,14 +21,15 @@ pub async fn add<C: ConnectionTrait>(
     user_id: Uuid,
     added_by: Uuid,
 ) -> DomainResult<bool> {
-    let added = conn
-        .execute_raw(statement(
-            "INSERT INTO identity.merchant_staff (merchant_id, user_id, added_by) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-            vec![merchant_id.into(), user_id.into(), added_by.into()],
-        ))
-        .await?
-        .rows_affected()
+    let added = merchant_staff::Entity::insert(merchant_staff::ActiveModel {
+        merchant_id: Set(merchant_id),
+        user_id: Set(user_id),
+        added_by: Set(Some(added_by)),
+        ..Default::default()
+    })
+    .on_conflict(OnConflict::new().do_nothing().to_owned())
+    .exec_without_returning(conn)
+    .await?
         == 1;
     super::grant_within(conn, meta, user_id, Role::Merchant, Some(added_by)).await?;
     Ok(added)
@@ -33,15 +37,14 @@ pub async fn add<C: ConnectionTrait>(
 
 /// The merchants `user_id` is staff of.
 pub async fn merchants_of<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainResult<Vec<Uuid>> {
-    let rows = conn
-        .query_all_raw(statement(
-            "SELECT merchant_id FROM identity.merchant_staff WHERE user_id = $1 ORDER BY merchant_id",
-            vec![user_id.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| Ok(r.try_get("", "merchant_id")?))
-        .collect()
+    Ok(merchant_staff::Entity::find()
+        .select_only()
+        .column(merchant_staff::Column::MerchantId)
+        .filter(merchant_staff::Column::UserId.eq(user_id))
+        .order_by_asc(merchant_staff::Column::MerchantId)
+        .into_tuple()
+        .all(conn)
+        .await?)
 }
 
 /// What a viewer may do for merchants: admin, or staff of these.

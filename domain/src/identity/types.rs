@@ -1,6 +1,7 @@
 //! Validated identity values: an invalid email, password or display name
 //! cannot exist past these constructors.
 
+use giftdrop_entities::identity::user_roles;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -33,10 +34,27 @@ impl Role {
             Role::Admin => "ADMIN",
         }
     }
+}
 
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
+impl From<Role> for user_roles::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Participant => Self::Participant,
+            Role::Host => Self::Host,
+            Role::Merchant => Self::Merchant,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<user_roles::Role> for Role {
+    fn from(role: user_roles::Role) -> Self {
+        match role {
+            user_roles::Role::Participant => Self::Participant,
+            user_roles::Role::Host => Self::Host,
+            user_roles::Role::Merchant => Self::Merchant,
+            user_roles::Role::Admin => Self::Admin,
+        }
     }
 }
 
@@ -173,10 +191,12 @@ mod tests {
     }
 
     #[test]
-    fn roles_round_trip_through_their_names() {
+    fn roles_round_trip_through_their_stored_names() {
+        use sea_orm::ActiveEnum;
         for role in Role::ALL {
-            assert_eq!(Role::parse(role.as_str()), Some(role));
+            let stored = user_roles::Role::from(role);
+            assert_eq!(stored.to_value(), role.as_str());
+            assert_eq!(Role::from(stored), role);
         }
-        assert_eq!(Role::parse("OWNER"), None);
     }
 }

@@ -21,22 +21,27 @@
 //! (a trigger on every statement that inserts entries), amounts are positive, wallets never go
 //! below zero, entries and transfers are append-only.
 
-use sea_orm::{ConnectionTrait, QueryResult};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
 use crate::Services;
 use crate::error::{DomainError, DomainResult};
-use crate::memo::Remembered;
 use crate::money::Amount;
+// `payments::topup` reads its status through the ledger's path.
+pub(crate) use crate::sql::from_db;
 use crate::sql::statement;
 
 mod post;
 mod reads;
+mod wallet;
 
 pub use post::{InBatch, post, post_in_batch};
+pub use wallet::{
+    WalletIds, WalletKind, WalletOwner, WalletView, wallet_balance, wallet_of, wallet_topic,
+};
 
-pub use reads::{EntryView, entries, wallet};
+pub use reads::{EntryView, entries, platform_balance, wallet};
 
 /// The platform's own accounts (FLOWS.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,49 +68,6 @@ impl PlatformAccount {
             Self::PlatformFees => uuid!("00000000-0000-0000-0000-00000000a003"),
             Self::ProviderFees => uuid!("00000000-0000-0000-0000-00000000a004"),
             Self::PayoutsInFlight => uuid!("00000000-0000-0000-0000-00000000a005"),
-        }
-    }
-}
-
-/// Who a wallet belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum WalletOwner {
-    /// A person.
-    User(Uuid),
-    /// A merchant.
-    Merchant(Uuid),
-}
-
-impl WalletOwner {
-    fn kind(self) -> WalletKind {
-        match self {
-            Self::User(_) => WalletKind::User,
-            Self::Merchant(_) => WalletKind::Merchant,
-        }
-    }
-
-    fn id(self) -> Uuid {
-        match self {
-            Self::User(id) | Self::Merchant(id) => id,
-        }
-    }
-}
-
-/// `WalletKind` of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum WalletKind {
-    /// A person's wallet.
-    User,
-    /// A merchant's wallet.
-    Merchant,
-}
-
-impl WalletKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "USER",
-            Self::Merchant => "MERCHANT",
         }
     }
 }
@@ -220,9 +182,15 @@ impl Leg {
     }
 
     fn delta(self) -> i128 {
+        i128::from(self.delta_minor())
+    }
+
+    /// The leg's change to its account's balance, in minor units (an
+    /// amount is never negative, so its negation fits).
+    fn delta_minor(self) -> i64 {
         match self.direction {
-            Direction::Credit => i128::from(self.amount.minor()),
-            Direction::Debit => -i128::from(self.amount.minor()),
+            Direction::Credit => self.amount.minor(),
+            Direction::Debit => -self.amount.minor(),
         }
     }
 }
@@ -258,150 +226,8 @@ impl Posted {
     }
 }
 
-/// The pub/sub topic of the changes of `owner`'s wallet; each message is
-/// its [`WalletView`] right after a posting.
-pub fn wallet_topic(owner: WalletOwner) -> String {
-    format!("wallet:{}:{}", owner.kind().as_str(), owner.id())
-}
-
-/// A text column holding one of `T`'s variants, spelled as its serde name
-/// (which is also its database and API spelling).
-pub(crate) fn from_db<T: serde::de::DeserializeOwned>(text: &str) -> DomainResult<T> {
-    use serde::de::value::{Error, StrDeserializer};
-    T::deserialize(StrDeserializer::<Error>::new(text)).map_err(|err| {
-        DomainError::Internal(anyhow::anyhow!(
-            "unreadable {}: {err}",
-            std::any::type_name::<T>()
-        ))
-    })
-}
-
 fn bug(message: &str) -> DomainError {
     DomainError::Internal(anyhow::anyhow!("ledger: {message}"))
-}
-
-/// A wallet's balance, `None` if the account is not a wallet.
-pub async fn wallet_balance<C: ConnectionTrait>(
-    conn: &C,
-    account: Uuid,
-) -> DomainResult<Option<Amount>> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT balance FROM ledger.accounts WHERE id = $1 AND kind IN ('USER', 'MERCHANT')",
-            vec![account.into()],
-        ))
-        .await?;
-    row.as_ref().map(balance_of).transpose()
-}
-
-/// The `balance` column of a wallet row.
-fn balance_of(row: &QueryResult) -> DomainResult<Amount> {
-    let balance: i64 = row.try_get("", "balance")?;
-    Amount::new(balance).map_err(|_| bug("a negative wallet balance"))
-}
-
-/// A wallet row (`id, kind, owner_id, balance, version`) as the API shows it.
-fn wallet_view(row: &QueryResult) -> DomainResult<WalletView> {
-    let kind: String = row.try_get("", "kind")?;
-    Ok(WalletView {
-        id: row.try_get("", "id")?,
-        kind: from_db(&kind)?,
-        owner_id: row.try_get("", "owner_id")?,
-        balance: balance_of(row)?,
-        version: row.try_get("", "version")?,
-    })
-}
-
-/// A wallet as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WalletView {
-    /// The account id.
-    pub id: Uuid,
-    /// Person or merchant.
-    pub kind: WalletKind,
-    /// Who owns it.
-    pub owner_id: Uuid,
-    /// Spendable now.
-    pub balance: Amount,
-    /// Raised by every posting to the wallet: of two views, the one with
-    /// the higher version is the newer.
-    pub version: i64,
-}
-
-impl WalletView {
-    /// Who owns the wallet.
-    pub fn owner(&self) -> WalletOwner {
-        match self.kind {
-            WalletKind::User => WalletOwner::User(self.owner_id),
-            WalletKind::Merchant => WalletOwner::Merchant(self.owner_id),
-        }
-    }
-}
-
-/// The wallet of `owner`, created (empty) on first use. Reading an existing
-/// wallet is one SELECT: reads never write.
-pub async fn wallet_of<C: ConnectionTrait>(
-    conn: &C,
-    owner: WalletOwner,
-) -> DomainResult<WalletView> {
-    if let Some(wallet) = find_wallet(conn, owner).await? {
-        return Ok(wallet);
-    }
-    conn.execute_raw(statement(
-        "INSERT INTO ledger.accounts (id, kind, owner_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (kind, owner_id) WHERE owner_id IS NOT NULL DO NOTHING",
-        vec![
-            Uuid::now_v7().into(),
-            owner.kind().as_str().into(),
-            owner.id().into(),
-        ],
-    ))
-    .await?;
-    find_wallet(conn, owner)
-        .await?
-        .ok_or_else(|| bug("a wallet vanished after it was created"))
-}
-
-/// `owner`'s wallet, if it has one.
-async fn find_wallet<C: ConnectionTrait>(
-    conn: &C,
-    owner: WalletOwner,
-) -> DomainResult<Option<WalletView>> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT id, kind, owner_id, balance, version FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
-            vec![owner.kind().as_str().into(), owner.id().into()],
-        ))
-        .await?;
-    row.as_ref().map(wallet_view).transpose()
-}
-
-/// Wallet ids by owner, remembered by the process: a wallet's id never
-/// changes once its row is committed, so a posting need not look it up
-/// each time.
-#[derive(Clone, Debug)]
-pub struct WalletIds(Remembered<WalletOwner, Uuid>);
-
-impl Default for WalletIds {
-    fn default() -> Self {
-        Self(Remembered::new(100_000))
-    }
-}
-
-impl WalletIds {
-    /// The id of `owner`'s wallet, created (in `conn`'s transaction) if
-    /// it has none. Only a wallet found already committed is remembered:
-    /// one created here may yet be rolled back.
-    pub async fn of<C: ConnectionTrait>(&self, conn: &C, owner: WalletOwner) -> DomainResult<Uuid> {
-        if let Some(id) = self.0.get(&owner) {
-            return Ok(id);
-        }
-        let Some(wallet) = find_wallet(conn, owner).await? else {
-            return Ok(wallet_of(conn, owner).await?.id);
-        };
-        self.0.insert(owner, wallet.id);
-        Ok(wallet.id)
-    }
 }
 
 /// The signed sum over every account: wallets by their running balance,

@@ -13,9 +13,8 @@ use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
-    Direction, EntryKind, WalletOwner, WalletView, balance_of, from_db, statement, wallet_of,
-};
+use super::wallet::balance_of;
+use super::{Direction, EntryKind, WalletOwner, WalletView, from_db, statement, wallet_of};
 use crate::Services;
 use crate::error::DomainResult;
 use crate::money::Amount;
@@ -79,4 +78,33 @@ pub async fn entries<C: ConnectionTrait>(
             })
         })
         .collect()
+}
+
+/// The balance of a platform account: the sum of its entries, credits in
+/// and debits out (platform accounts keep no running balance).
+pub async fn platform_balance<C: ConnectionTrait>(
+    conn: &C,
+    account: super::PlatformAccount,
+) -> DomainResult<Amount> {
+    use giftdrop_entities::ledger::entries;
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let amount = || Expr::col(entries::Column::Amount);
+    let signed = Expr::case(
+        Expr::col(entries::Column::Direction).eq(entries::Direction::Credit),
+        amount(),
+    )
+    .finally(amount().mul(-1));
+    let sum: Option<i64> = entries::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::from(Func::coalesce([Func::sum(signed).into(), Expr::val(0)])).cast_as("bigint"),
+            "balance",
+        )
+        .filter(entries::Column::AccountId.eq(account.id()))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let minor = sum.ok_or_else(|| super::bug("no platform balance"))?;
+    Amount::new(minor).map_err(|_| super::bug("a negative platform balance"))
 }

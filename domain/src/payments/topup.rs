@@ -3,7 +3,12 @@
 //! webhook ([`super::webhook`]) completes it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
+use giftdrop_entities::ledger::topups;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DerivePartialModel,
+    EntityTrait, QueryFilter, QuerySelect, Select, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,7 +20,6 @@ use crate::idempotency::{self, Scope};
 use crate::identity;
 use crate::ledger::{self, WalletOwner};
 use crate::money::Amount;
-use crate::sql::{fetch_one, statement};
 
 /// The rate limit (`RATE_LIMITS`) `initiateTopup` counts against.
 pub const RATE_LIMIT: &str = "topup";
@@ -32,6 +36,16 @@ pub enum TopupStatus {
     Succeeded,
     /// Failed at the provider, or flagged for review.
     Failed,
+}
+
+impl From<topups::Status> for TopupStatus {
+    fn from(status: topups::Status) -> Self {
+        match status {
+            topups::Status::Pending => Self::Pending,
+            topups::Status::Succeeded => Self::Succeeded,
+            topups::Status::Failed => Self::Failed,
+        }
+    }
 }
 
 /// A topup as its owner sees it.
@@ -64,23 +78,39 @@ fn amount(minor: i64) -> DomainResult<Amount> {
         .map_err(|_| DomainError::Internal(anyhow::anyhow!("a negative topup amount")))
 }
 
-const COLUMNS: &str = "id, user_id, account_id, reference, amount, fee, status, checkout_url, created_at, completed_at";
+/// The columns of `ledger.topups` a [`TopupView`] shows.
+#[derive(DerivePartialModel)]
+#[sea_orm(entity = "topups::Entity")]
+struct TopupRow {
+    id: Uuid,
+    user_id: Uuid,
+    account_id: Uuid,
+    reference: String,
+    amount: i64,
+    fee: Option<i64>,
+    status: topups::Status,
+    checkout_url: String,
+    created_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
 
-fn view(row: &QueryResult) -> DomainResult<TopupView> {
-    let fee: Option<i64> = row.try_get("", "fee")?;
-    let status: String = row.try_get("", "status")?;
-    Ok(TopupView {
-        id: row.try_get("", "id")?,
-        user_id: row.try_get("", "user_id")?,
-        account_id: row.try_get("", "account_id")?,
-        reference: row.try_get("", "reference")?,
-        amount: amount(row.try_get("", "amount")?)?,
-        fee: fee.map(amount).transpose()?,
-        status: ledger::from_db(&status)?,
-        checkout_url: row.try_get("", "checkout_url")?,
-        created_at: row.try_get("", "created_at")?,
-        completed_at: row.try_get("", "completed_at")?,
-    })
+impl TryFrom<TopupRow> for TopupView {
+    type Error = DomainError;
+
+    fn try_from(row: TopupRow) -> DomainResult<Self> {
+        Ok(Self {
+            id: row.id,
+            user_id: row.user_id,
+            account_id: row.account_id,
+            reference: row.reference,
+            amount: amount(row.amount)?,
+            fee: row.fee.map(amount).transpose()?,
+            status: row.status.into(),
+            checkout_url: row.checkout_url,
+            created_at: row.created_at,
+            completed_at: row.completed_at,
+        })
+    }
 }
 
 /// Starts a topup of `amount` (validated by the caller: positive; at most
@@ -128,19 +158,17 @@ pub async fn initiate(
             .await?;
         let txn = services.db.begin().await?;
         let wallet = ledger::wallet_of(&txn, WalletOwner::User(viewer.user_id)).await?;
-        txn.execute_raw(statement(
-            "INSERT INTO ledger.topups (id, user_id, account_id, reference, amount, checkout_url, correlation_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            vec![
-                id.into(),
-                viewer.user_id.into(),
-                wallet.id.into(),
-                reference.into(),
-                amount.minor().into(),
-                checkout.url.into(),
-                meta.correlation_id.as_str().into(),
-            ],
-        ))
+        topups::Entity::insert(topups::ActiveModel {
+            id: Set(id),
+            user_id: Set(viewer.user_id),
+            account_id: Set(wallet.id),
+            reference: Set(reference),
+            amount: Set(amount.minor()),
+            checkout_url: Set(checkout.url),
+            correlation_id: Set(meta.correlation_id.clone()),
+            ..Default::default()
+        })
+        .exec_without_returning(&txn)
         .await?;
         metrics::counter!("giftdrop_topups_initiated_total").increment(1);
         Ok((txn, id))
@@ -151,24 +179,22 @@ pub async fn initiate(
         .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("an initiated topup vanished")))
 }
 
-/// The one topup matching `condition` (on `$1`), if any.
+/// The one topup `query` selects, if any.
 async fn one<C: ConnectionTrait>(
     conn: &C,
-    condition: &str,
-    value: Value,
+    query: Select<topups::Entity>,
 ) -> DomainResult<Option<TopupView>> {
-    fetch_one(
-        conn,
-        &format!("SELECT {COLUMNS} FROM ledger.topups WHERE {condition}"),
-        vec![value],
-        view,
-    )
-    .await
+    query
+        .into_partial_model::<TopupRow>()
+        .one(conn)
+        .await?
+        .map(TopupView::try_from)
+        .transpose()
 }
 
 /// The topup `id`, whoever owns it (authorization is the caller's).
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<TopupView>> {
-    one(conn, "id = $1", id.into()).await
+    one(conn, topups::Entity::find_by_id(id)).await
 }
 
 /// The topup `id` if `viewer` may see it (its owner or an admin); `None`
@@ -191,7 +217,11 @@ pub async fn find_by_reference<C: ConnectionTrait>(
     if !storable(reference) {
         return Ok(None);
     }
-    one(conn, "reference = $1", reference.into()).await
+    one(conn, by_reference(reference)).await
+}
+
+fn by_reference(reference: &str) -> Select<topups::Entity> {
+    topups::Entity::find().filter(topups::Column::Reference.eq(reference))
 }
 
 /// False for a reference no topup can have, which Postgres would refuse
@@ -209,7 +239,7 @@ pub(super) async fn lock_by_reference(
     if !storable(reference) {
         return Ok(None);
     }
-    one(txn, "reference = $1 FOR UPDATE", reference.into()).await
+    one(txn, by_reference(reference).lock_exclusive()).await
 }
 
 pub(super) async fn mark_failed(
@@ -217,12 +247,14 @@ pub(super) async fn mark_failed(
     id: Uuid,
     reason: &str,
 ) -> DomainResult<()> {
-    txn.execute_raw(statement(
-        "UPDATE ledger.topups SET status = 'FAILED', failure_reason = $2, completed_at = now() \
-         WHERE id = $1 AND status = 'PENDING'",
-        vec![id.into(), reason.into()],
-    ))
-    .await?;
+    topups::Entity::update_many()
+        .col_expr(topups::Column::Status, topups::Status::Failed.into())
+        .col_expr(topups::Column::FailureReason, reason.into())
+        .col_expr(topups::Column::CompletedAt, Expr::current_timestamp())
+        .filter(topups::Column::Id.eq(id))
+        .filter(topups::Column::Status.eq(topups::Status::Pending))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 
@@ -232,14 +264,16 @@ pub(super) async fn mark_succeeded(
     fee: Amount,
     transfer_id: Uuid,
 ) -> DomainResult<()> {
-    let updated = txn
-        .execute_raw(statement(
-            "UPDATE ledger.topups SET status = 'SUCCEEDED', fee = $2, transfer_id = $3, completed_at = now() \
-             WHERE id = $1 AND status = 'PENDING'",
-            vec![id.into(), fee.minor().into(), transfer_id.into()],
-        ))
+    let updated = topups::Entity::update_many()
+        .col_expr(topups::Column::Status, topups::Status::Succeeded.into())
+        .col_expr(topups::Column::Fee, fee.minor().into())
+        .col_expr(topups::Column::TransferId, transfer_id.into())
+        .col_expr(topups::Column::CompletedAt, Expr::current_timestamp())
+        .filter(topups::Column::Id.eq(id))
+        .filter(topups::Column::Status.eq(topups::Status::Pending))
+        .exec(txn)
         .await?;
-    if updated.rows_affected() == 1 {
+    if updated.rows_affected == 1 {
         Ok(())
     } else {
         Err(DomainError::Internal(anyhow::anyhow!(

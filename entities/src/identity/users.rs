@@ -9,15 +9,18 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    #[sea_orm(unique)]
+    #[sea_orm(column_type = "Text", unique)]
     pub email: String,
+    #[sea_orm(column_type = "Text")]
     pub display_name: String,
+    #[sea_orm(column_type = "Text")]
     pub password_hash: String,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }
 
-/// Relations of a user.
+/// Relations of a user. Every other table naming a user holds the foreign
+/// key (`belongs_to` there); only the user's own roles are navigable here.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     /// The roles the user holds.

@@ -10,15 +10,34 @@ pub struct Model {
     pub id: Uuid,
     /// Null for actions of the system itself (bootstrap, scheduled jobs).
     pub actor_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text")]
     pub action: String,
+    #[sea_orm(column_type = "Text")]
     pub subject: String,
+    #[sea_orm(column_type = "Text")]
     pub detail: Option<String>,
+    #[sea_orm(column_type = "Text")]
     pub correlation_id: Option<String>,
     pub created_at: ChronoDateTimeUtc,
 }
 
-/// The audit log has no navigable relations.
+/// Relations of an audit entry.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The acting user.
+    #[sea_orm(
+        belongs_to = "crate::identity::users::Entity",
+        from = "Column::ActorId",
+        to = "crate::identity::users::Column::Id",
+        on_delete = "SetNull"
+    )]
+    Actor,
+}
+
+impl Related<crate::identity::users::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Actor.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

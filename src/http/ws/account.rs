@@ -25,7 +25,7 @@ use giftdrop_domain::{DomainError, Services, Viewer};
 use giftdrop_graphql::auth::Auth;
 use uuid::Uuid;
 
-use crate::http::resolve_auth;
+use crate::http::auth::resolve_auth;
 
 /// The signed-in account of a connection.
 pub(super) struct Account {

@@ -26,9 +26,13 @@
 //! recorded) is finished by [`reconcile_stale`], which asks the provider
 //! what became of it.
 
-use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use giftdrop_entities::ledger::payouts;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveEnum, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::{ProviderError, TransferOutcome, TransferRequest};
@@ -43,82 +47,19 @@ use crate::ledger::{
     self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer, WalletOwner,
 };
 use crate::money::Amount;
-use crate::sql::{amount, bug, by_id, enum_col, statement};
+use crate::sql::bug;
 
 mod reconcile;
+mod view;
 
 pub use reconcile::reconcile_stale;
+pub use view::{PayoutStatus, PayoutView, find, find_for};
+
+use view::amount;
 
 /// The rate limit (`RATE_LIMITS`) `requestPayout` counts against.
 pub const RATE_LIMIT: &str = "payout";
 const OPERATION: &str = "requestPayout";
-
-/// `PayoutStatus` of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PayoutStatus {
-    /// Sent to the provider, no answer yet.
-    Pending,
-    /// Accepted by the provider; the wallet was debited.
-    Succeeded,
-    /// Refused or failed at the provider; the wallet is untouched.
-    Failed,
-}
-
-/// A payout.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PayoutView {
-    /// Payout id.
-    pub id: Uuid,
-    /// Whose.
-    pub merchant_id: Uuid,
-    /// How much.
-    pub amount: Amount,
-    /// Where it stands.
-    pub status: PayoutStatus,
-    /// The provider transfer reference (`po_` and the id).
-    pub reference: String,
-    /// Why it failed.
-    pub failure_reason: Option<String>,
-    /// The account it is paid to (the merchant's, when it was requested).
-    pub destination: String,
-    /// When it was requested.
-    pub created_at: DateTime<Utc>,
-    /// When the provider answered.
-    pub completed_at: Option<DateTime<Utc>>,
-}
-
-const COLUMNS: &str = "id, merchant_id, amount, status, reference, failure_reason, destination, created_at, completed_at";
-
-fn view(row: &QueryResult) -> DomainResult<PayoutView> {
-    Ok(PayoutView {
-        id: row.try_get("", "id")?,
-        merchant_id: row.try_get("", "merchant_id")?,
-        amount: amount(row, "amount")?,
-        status: enum_col(row, "status")?,
-        reference: row.try_get("", "reference")?,
-        failure_reason: row.try_get("", "failure_reason")?,
-        destination: row.try_get("", "destination")?,
-        created_at: row.try_get("", "created_at")?,
-        completed_at: row.try_get("", "completed_at")?,
-    })
-}
-
-/// The payout `id`, whoever asks.
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<PayoutView>> {
-    by_id(conn, "ledger.payouts", COLUMNS, id, view).await
-}
-
-/// The payout `id` if `reach` manages its merchant (staff or admin).
-pub async fn find_for<C: ConnectionTrait>(
-    conn: &C,
-    reach: &Reach,
-    id: Uuid,
-) -> DomainResult<Option<PayoutView>> {
-    Ok(find(conn, id)
-        .await?
-        .filter(|p| reach.manages(p.merchant_id)))
-}
 
 /// The reference of payout `id`: derived from the id alone, so every retry
 /// of the same payout names the same provider transfer.
@@ -181,21 +122,19 @@ pub async fn reserve(
     }
     let pending = Pending::new(id, wallet_id, amount, merchant.payout_account.clone());
     let reserved = ledger::post(&txn, meta, pending.reservation()).await?;
-    txn.execute_raw(statement(
-        "INSERT INTO ledger.payouts (id, merchant_id, account_id, amount, reference, destination, requested_by, correlation_id, reservation_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        vec![
-            id.into(),
-            merchant.id.into(),
-            wallet_id.into(),
-            amount.minor().into(),
-            reference_of(id).into(),
-            merchant.payout_account.as_str().into(),
-            viewer.user_id.into(),
-            meta.correlation_id.as_str().into(),
-            reserved.transfer_id.into(),
-        ],
-    ))
+    payouts::Entity::insert(payouts::ActiveModel {
+        id: Set(id),
+        merchant_id: Set(merchant.id),
+        account_id: Set(wallet_id),
+        amount: Set(amount.minor()),
+        reference: Set(reference_of(id)),
+        destination: Set(merchant.payout_account.clone()),
+        requested_by: Set(viewer.user_id),
+        correlation_id: Set(meta.correlation_id.clone()),
+        reservation_id: Set(Some(reserved.transfer_id)),
+        ..Default::default()
+    })
+    .exec_without_returning(&txn)
     .await?;
     txn.commit().await?;
     reserved.committed(s);
@@ -300,33 +239,32 @@ async fn record(
     answer: TransferOutcome,
 ) -> DomainResult<(DatabaseTransaction, Option<Posted>)> {
     let txn = s.db.begin().await?;
-    let still_pending = txn
-        .query_one_raw(statement(
-            "SELECT 1 AS one FROM ledger.payouts WHERE id = $1 AND status = 'PENDING' FOR UPDATE",
-            vec![payout.id.into()],
-        ))
+    let still_pending = payouts::Entity::find_by_id(payout.id)
+        .select_only()
+        .column(payouts::Column::Id)
+        .filter(payouts::Column::Status.eq(payouts::Status::Pending))
+        .lock_exclusive()
+        .into_tuple::<Uuid>()
+        .one(&txn)
         .await?
         .is_some();
     if !still_pending {
         return Ok((txn, None));
     }
     let (status, reason) = match answer {
-        TransferOutcome::Accepted => ("SUCCEEDED", None),
-        TransferOutcome::Declined(reason) => ("FAILED", Some(reason)),
+        TransferOutcome::Accepted => (payouts::Status::Succeeded, None),
+        TransferOutcome::Declined(reason) => (payouts::Status::Failed, Some(reason)),
     };
     let posted = ledger::post(&txn, meta, payout.outcome(reason.is_none())).await?;
-    txn.execute_raw(statement(
-        "UPDATE ledger.payouts SET status = $2, failure_reason = $3, transfer_id = $4, completed_at = now() \
-         WHERE id = $1",
-        vec![
-            payout.id.into(),
-            status.into(),
-            reason.into(),
-            posted.transfer_id.into(),
-        ],
-    ))
-    .await?;
-    metrics::counter!("giftdrop_payouts_total", "status" => status).increment(1);
+    payouts::Entity::update_many()
+        .col_expr(payouts::Column::Status, status.into())
+        .col_expr(payouts::Column::FailureReason, reason.into())
+        .col_expr(payouts::Column::TransferId, posted.transfer_id.into())
+        .col_expr(payouts::Column::CompletedAt, Expr::current_timestamp())
+        .filter(payouts::Column::Id.eq(payout.id))
+        .exec(&txn)
+        .await?;
+    metrics::counter!("giftdrop_payouts_total", "status" => status.to_value()).increment(1);
     Ok((txn, Some(posted)))
 }
 

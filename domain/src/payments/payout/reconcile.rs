@@ -2,14 +2,16 @@
 //! one died, or could not record the provider's answer, so the provider is
 //! asked what became of its transfer.
 
-use sea_orm::ConnectionTrait;
+use giftdrop_entities::ledger::payouts;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
 
-use super::{Pending, TransferOutcome, record, reference_of};
+use super::{Pending, TransferOutcome, amount, record, reference_of};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::RequestMeta;
 use crate::error::DomainResult;
-use crate::sql::{amount, statement};
 
 /// Settles payouts left PENDING for longer than `age` (the process that
 /// made them died, or could not record the provider's answer), at most
@@ -22,22 +24,26 @@ pub async fn reconcile_stale(
     age: std::time::Duration,
     batch: u32,
 ) -> DomainResult<u64> {
-    let rows =
-        s.db.query_all_raw(statement(
-            "SELECT id, account_id, amount, destination FROM ledger.payouts \
-             WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1) \
-             ORDER BY created_at LIMIT $2",
-            vec![age.as_secs_f64().into(), i64::from(batch).into()],
+    let rows: Vec<(Uuid, Uuid, i64, String)> = payouts::Entity::find()
+        .select_only()
+        .columns([
+            payouts::Column::Id,
+            payouts::Column::AccountId,
+            payouts::Column::Amount,
+            payouts::Column::Destination,
+        ])
+        .filter(payouts::Column::Status.eq(payouts::Status::Pending))
+        .filter(Expr::col((payouts::Entity, payouts::Column::CreatedAt)).lt(
+            Expr::cust_with_values("now() - make_interval(secs => $1)", [age.as_secs_f64()]),
         ))
+        .order_by_asc(payouts::Column::CreatedAt)
+        .limit(u64::from(batch))
+        .into_tuple()
+        .all(&s.db)
         .await?;
     let mut settled = 0;
-    for row in &rows {
-        let payout = Pending::new(
-            row.try_get("", "id")?,
-            row.try_get("", "account_id")?,
-            amount(row, "amount")?,
-            row.try_get("", "destination")?,
-        );
+    for (id, account_id, minor, destination) in rows {
+        let payout = Pending::new(id, account_id, amount(minor)?, destination);
         if s.payments.ready().is_err() {
             break;
         }
