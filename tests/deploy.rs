@@ -14,7 +14,7 @@ use giftdrop_jobs::queues::JobQueues;
 use tokio::process::{Child, Command};
 
 use crate::support::{
-    eventually, fresh_namespace, leaves_work, redis_url, server_url, unborn_database,
+    eventually, fresh_namespace, leaves_work, redis_url, server_url, temp_path, unborn_database,
 };
 
 /// The example configuration at the repository's root.
@@ -186,10 +186,7 @@ async fn every_mode_starts_with_env_example_as_its_environment() {
         "port {} must be free: this test serves on .env.example's HTTP_ADDR",
         addr.port()
     );
-    let dir = std::env::temp_dir().join(format!(
-        "giftdrop-env-example-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let dir = temp_path("giftdrop-env-example");
     std::fs::create_dir_all(&dir).expect("working directory");
 
     // migrate creates the database and migrates it.

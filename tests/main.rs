@@ -9,6 +9,7 @@
 
 mod support;
 
+mod cleanup;
 mod conn;
 mod deploy;
 mod draw;

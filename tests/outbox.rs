@@ -6,7 +6,7 @@ use redis::AsyncCommands;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::support::{AppOptions, PASSWORD, eventually, spawn_app};
+use crate::support::{AppOptions, PASSWORD, eventually, spawn_app, temp_path};
 
 #[tokio::test(crate = "crate::support::harness")]
 async fn registering_sends_a_welcome_email_through_the_job_queue() {
@@ -91,10 +91,7 @@ async fn a_commit_made_while_the_relay_was_down_is_delivered_by_the_sweep() {
 
 #[tokio::test(crate = "crate::support::harness")]
 async fn a_job_that_keeps_failing_is_retried_then_moved_to_the_dead_set() {
-    let blocker = std::env::temp_dir().join(format!(
-        "giftdrop-not-a-dir-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let blocker = temp_path("giftdrop-not-a-dir");
     std::fs::write(&blocker, b"a file where the mail directory should be").expect("temp file");
     let app = AppOptions::new()
         .await

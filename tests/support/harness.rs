@@ -18,6 +18,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -73,8 +74,8 @@ pub struct State {
     pub databases: Vec<String>,
     /// Redis namespaces to delete (and whose queues are checked).
     pub namespaces: Vec<String>,
-    /// Mail directories to remove.
-    pub mail_dirs: Vec<String>,
+    /// Temporary files and directories to remove.
+    pub paths: Vec<PathBuf>,
     /// Configurations a drain worker may start with, first preferred: the
     /// ones `AppOptions::new` made, then those apps were spawned with.
     pub configs: Vec<Config>,
@@ -106,8 +107,13 @@ impl Scope {
     /// directory is removed at the end, and a drain worker prefers it.
     pub fn world(&self, config: &Config) {
         let mut state = self.state();
-        state.mail_dirs.push(config.mail_dir.clone());
+        state.paths.push(PathBuf::from(&config.mail_dir));
         state.configs.push(config.clone());
+    }
+
+    /// Records a temporary file or directory to remove at the end.
+    pub fn path(&self, path: &Path) {
+        self.state().paths.push(path.to_owned());
     }
 
     /// Records the configuration an app was spawned with, for a drain

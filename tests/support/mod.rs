@@ -5,8 +5,8 @@
 //! own: a database cloned from a migrated template and a Redis namespace
 //! (`databases.rs`, `namespaces.rs`). When it ends, passed or failed, its teardown
 //! (`teardown.rs`) stops its apps, checks that they left no work behind
-//! (if it passed), and removes its databases, namespaces and mail
-//! directories.
+//! (if it passed), and removes its databases, namespaces and temporary
+//! files.
 
 #![allow(
     dead_code,
@@ -222,6 +222,14 @@ pub fn direct_url(config: &Config) -> String {
 /// test for it (see [`TestApp::leaves_work`]).
 pub fn leaves_work(place: &str, why: &str) {
     harness::scope().allow_leftovers(place, why);
+}
+
+/// A path in the temporary directory, `{prefix}-{uuid}`, nothing there
+/// yet; whatever the test puts there is removed when it ends.
+pub fn temp_path(prefix: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    harness::scope().path(&path);
+    path
 }
 
 /// An app with default options.

@@ -1,8 +1,9 @@
 //! Each test's own Redis namespace (`test:{uuid}:`), its apalis queues
 //! (`{namespace}jobs:{kind}`, keys as apalis-redis names them), and its
 //! removal: only keys under the namespace are ever read or deleted
-//! (`SCAN MATCH {namespace}*`), never the rest of a Redis that parallel
-//! tests and other projects share.
+//! (`SCAN MATCH {namespace}*`), and the namespace's entries in apalis's one
+//! global key, never the rest of a Redis that parallel tests and other
+//! projects share.
 
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -60,6 +61,14 @@ fn glob_escaped(prefix: &str) -> String {
         escaped.push(c);
         escaped
     })
+}
+
+/// Every key of `namespace`.
+pub async fn keys(
+    redis: &mut MultiplexedConnection,
+    namespace: &str,
+) -> Result<Vec<String>, String> {
+    scan(redis, &format!("{}*", glob_escaped(namespace))).await
 }
 
 /// The keys of `namespace`'s job queues.
@@ -177,14 +186,52 @@ pub async fn requeue_taken(
     Ok(())
 }
 
-/// Deletes every key of `namespace`, and checks that none is left.
+/// The sorted set in which apalis-redis registers every queue (by its
+/// workers key) it ever had a worker for: outside any namespace, so only its
+/// members naming the namespace's queues are removed.
+const APALIS_QUEUES: &str = "core:apalis:queues:list";
+
+/// Removes the namespace's queues from [`APALIS_QUEUES`].
+async fn unregister_queues(
+    redis: &mut MultiplexedConnection,
+    namespace: &str,
+) -> Result<(), String> {
+    let failed = |err: redis::RedisError| format!("{APALIS_QUEUES} members of {namespace}: {err}");
+    let pattern = format!("{}*", glob_escaped(namespace));
+    let mut members: Vec<String> = Vec::new();
+    let mut cursor = 0_u64;
+    loop {
+        let (next, batch): (u64, Vec<(String, f64)>) = redis::cmd("ZSCAN")
+            .arg(APALIS_QUEUES)
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis)
+            .await
+            .map_err(failed)?;
+        members.extend(batch.into_iter().map(|(member, _)| member));
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    if !members.is_empty() {
+        let () = redis.zrem(APALIS_QUEUES, &members).await.map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Deletes every key of `namespace` (and its queues' entries in apalis's
+/// global list), and checks that none is left.
 pub async fn delete_namespace(
     redis: &mut MultiplexedConnection,
     namespace: &str,
 ) -> Result<(), String> {
-    let pattern = format!("{}*", glob_escaped(namespace));
+    unregister_queues(redis, namespace).await?;
     for _ in 0..3 {
-        let keys = scan(redis, &pattern).await?;
+        let keys = keys(redis, namespace).await?;
         if keys.is_empty() {
             return Ok(());
         }
@@ -195,7 +242,7 @@ pub async fn delete_namespace(
                 .map_err(|err| format!("deleting keys of {namespace}: {err}"))?;
         }
     }
-    let left = scan(redis, &pattern).await?;
+    let left = keys(redis, namespace).await?;
     if left.is_empty() {
         Ok(())
     } else {

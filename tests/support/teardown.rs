@@ -17,8 +17,9 @@
 //! Whatever the outcome, the apps stop, then every database the test
 //! created is dropped, directly on the server and `WITH (FORCE)` (PgBouncer
 //! may still pool connections to it), every key of its Redis namespaces is
-//! deleted (that prefix only), and its mail directories are removed.
+//! deleted (that prefix only), and its temporary files (mail directories too) are removed.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -46,13 +47,13 @@ const POLL: Duration = Duration::from_millis(20);
 /// Tears `scope` down; `Err` lists what the test left behind or what could
 /// not be removed (printed instead when the body `panicked`).
 pub async fn run(scope: &Scope, panicked: bool) -> Result<(), String> {
-    let (parked, databases, namespaces, mail_dirs, configs, allowed) = {
+    let (parked, databases, namespaces, paths, configs, allowed) = {
         let mut state = scope.state();
         (
             std::mem::take(&mut state.dropped),
             std::mem::take(&mut state.databases),
             std::mem::take(&mut state.namespaces),
-            std::mem::take(&mut state.mail_dirs),
+            std::mem::take(&mut state.paths),
             std::mem::take(&mut state.configs),
             std::mem::take(&mut state.leftovers_allowed),
         )
@@ -79,7 +80,7 @@ pub async fn run(scope: &Scope, panicked: bool) -> Result<(), String> {
             }
         }
     }
-    problems.extend(remove(&databases, &namespaces, &mail_dirs).await);
+    problems.extend(remove(&databases, &namespaces, &paths).await);
     if problems.is_empty() {
         return Ok(());
     }
@@ -347,8 +348,8 @@ impl Probe {
 }
 
 /// Drops `databases`, deletes the keys of `namespaces`, removes
-/// `mail_dirs`; what could not be removed.
-async fn remove(databases: &[String], namespaces: &[String], mail_dirs: &[String]) -> Vec<String> {
+/// `paths`; what could not be removed.
+async fn remove(databases: &[String], namespaces: &[String], paths: &[PathBuf]) -> Vec<String> {
     let mut problems = Vec::new();
     if !databases.is_empty() {
         match connect("postgres").await {
@@ -375,10 +376,15 @@ async fn remove(databases: &[String], namespaces: &[String], mail_dirs: &[String
             Err(err) => problems.push(format!("namespaces not deleted: {err}")),
         }
     }
-    for dir in mail_dirs {
-        match std::fs::remove_dir_all(dir) {
+    for path in paths {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match removed {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                problems.push(format!("{dir} not removed: {err}"));
+                problems.push(format!("{} not removed: {err}", path.display()));
             }
             _ => {}
         }
