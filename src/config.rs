@@ -3,16 +3,16 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-mod production;
-
-pub use production::{PUBLISHED_SECRETS, is_published_secret};
-
 use std::net::SocketAddr;
 
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
-use crate::http::client_ip::TrustedProxies;
+mod production;
+mod proxies;
+
+pub use production::{PUBLISHED_SECRETS, is_published_secret};
+pub use proxies::TrustedProxies;
 
 /// Deployment environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

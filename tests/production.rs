@@ -4,8 +4,8 @@
 
 use giftdrop::app::{self, Mode, Running};
 use giftdrop::cli::Command;
+use giftdrop::config::TrustedProxies;
 use giftdrop::config::{Config, PaymentProvider, is_published_secret};
-use giftdrop::http::TrustedProxies;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::json;

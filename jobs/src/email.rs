@@ -9,9 +9,9 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tracing::Instrument;
 
+use crate::handler::report;
 use crate::mail::Mailer;
 use crate::queues::Envelope;
-use crate::worker::report;
 
 /// What the handler needs.
 #[derive(Clone)]

@@ -6,8 +6,8 @@ use apalis::prelude::{Attempt, BoxDynError, Data};
 use giftdrop_domain::giveaway::attempt::{self, ReleaseGrant};
 use tracing::Instrument;
 
+use crate::handler::{ServiceDeps, report};
 use crate::queues::Envelope;
-use crate::worker::{ServiceDeps, report};
 
 /// Gives one award back.
 pub async fn release_grant(

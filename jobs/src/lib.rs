@@ -7,6 +7,7 @@
 pub mod email;
 pub mod expiry;
 pub mod grants;
+pub mod handler;
 pub mod lifecycle;
 pub mod mail;
 pub mod payouts;

@@ -9,8 +9,8 @@ use apalis::prelude::{Attempt, BoxDynError, Data};
 use giftdrop_domain::giveaway::verify::{self, VerifyParticipant};
 use tracing::Instrument;
 
+use crate::handler::{ServiceDeps, report};
 use crate::queues::Envelope;
-use crate::worker::{ServiceDeps, report};
 
 /// Checks one participant.
 pub async fn verify_participant(

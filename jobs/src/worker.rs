@@ -4,11 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use apalis::prelude::{
-    AbortError, Attempt, BackendExt, BoxDynError, Event, Monitor, MonitorContext, WorkerBuilder,
-    WorkerError,
-};
-use giftdrop_domain::Services;
+use apalis::prelude::{BackendExt, Event, Monitor, MonitorContext, WorkerBuilder, WorkerError};
 use giftdrop_domain::backoff::{Backoff, Outage};
 use giftdrop_domain::giveaway::attempt::ReleaseGrant;
 use giftdrop_domain::giveaway::verify::VerifyParticipant;
@@ -17,49 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::email::{EmailDeps, send_email};
 use crate::grants::release_grant;
+use crate::handler::ServiceDeps;
 use crate::queues::JobQueues;
 use crate::verify::verify_participant;
-
-/// What a job that only calls a use case needs.
-#[derive(Clone)]
-pub struct ServiceDeps {
-    /// The services (database, Redis, verifier).
-    pub services: Services,
-    /// Runs before the job is given up and moved to the dead set.
-    pub max_attempts: usize,
-}
-
-/// A job's `outcome` as its result, counted and logged: a failure is
-/// retried, and the last allowed one (whose consequence is `then`) is
-/// reported with the correlation id and aborted to the dead set.
-pub(crate) fn report<E: std::fmt::Debug + Into<BoxDynError>>(
-    kind: &'static str,
-    then: &str,
-    correlation_id: &str,
-    attempt: &Attempt,
-    max_attempts: usize,
-    outcome: Result<(), E>,
-) -> Result<(), BoxDynError> {
-    match outcome {
-        Ok(()) => {
-            metrics::counter!("giftdrop_jobs_total", "kind" => kind, "outcome" => "ok")
-                .increment(1);
-            Ok(())
-        }
-        Err(err) if attempt.current() >= max_attempts => {
-            metrics::counter!("giftdrop_jobs_total", "kind" => kind, "outcome" => "dead")
-                .increment(1);
-            tracing::error!(error = ?err, %correlation_id, "{kind} failed on its last attempt; {then}");
-            Err(AbortError::new(err).into())
-        }
-        Err(err) => {
-            metrics::counter!("giftdrop_jobs_total", "kind" => kind, "outcome" => "retry")
-                .increment(1);
-            tracing::warn!(error = ?err, "{kind} failed; it will be retried");
-            Err(err.into())
-        }
-    }
-}
 
 /// Worker tuning.
 #[derive(Clone, Copy, Debug)]

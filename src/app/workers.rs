@@ -72,7 +72,7 @@ pub(super) fn spawn(
             Ok(())
         }
     });
-    let jobs = giftdrop_jobs::worker::ServiceDeps {
+    let jobs = giftdrop_jobs::handler::ServiceDeps {
         services: services.clone(),
         max_attempts: usize::try_from(config.job_max_attempts.max(1)).unwrap_or(1),
     };

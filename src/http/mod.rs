@@ -26,7 +26,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 
-pub use client_ip::{ClientIp, TrustedProxies};
+pub use client_ip::ClientIp;
 pub use correlation::{CORRELATION_HEADER, CorrelationId};
 pub use health::{MetricsToken, metrics_router};
 pub use state::AppState;

@@ -9,7 +9,7 @@ use giftdrop_graphql::AppSchema;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::client_ip::TrustedProxies;
+use crate::config::TrustedProxies;
 use crate::http::documents::DocumentCache;
 use crate::http::fanout::Executions;
 use crate::http::health::MetricsToken;

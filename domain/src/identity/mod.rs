@@ -12,13 +12,14 @@ mod token;
 mod types;
 mod users;
 
+pub use crate::context::Role;
 pub use bootstrap::bootstrap_admin;
 pub use login::login;
 pub use register::register;
 pub(crate) use roles::grant_within;
 pub use roles::{RoleChange, become_host, change_role_as_admin};
 pub use token::{TokenIssuer, Verified};
-pub use types::{DisplayName, Email, Password, Role};
+pub use types::{DisplayName, Email, Password};
 pub use users::{find_by_email, find_user, find_users, load_viewer};
 
 use chrono::{DateTime, Utc};

@@ -1,62 +1,9 @@
 //! Validated identity values: an invalid email, password or display name
 //! cannot exist past these constructors.
 
-use giftdrop_entities::identity::user_roles;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
-
-/// A platform role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Role {
-    /// Every user: joins events, buys cards.
-    Participant,
-    /// Funds and runs giveaway events.
-    Host,
-    /// Staff of at least one merchant.
-    Merchant,
-    /// Platform operator.
-    Admin,
-}
-
-impl Role {
-    /// Every role, in display order.
-    pub const ALL: [Role; 4] = [Role::Participant, Role::Host, Role::Merchant, Role::Admin];
-
-    /// The stored (and wire) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Participant => "PARTICIPANT",
-            Role::Host => "HOST",
-            Role::Merchant => "MERCHANT",
-            Role::Admin => "ADMIN",
-        }
-    }
-}
-
-impl From<Role> for user_roles::Role {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Participant => Self::Participant,
-            Role::Host => Self::Host,
-            Role::Merchant => Self::Merchant,
-            Role::Admin => Self::Admin,
-        }
-    }
-}
-
-impl From<user_roles::Role> for Role {
-    fn from(role: user_roles::Role) -> Self {
-        match role {
-            user_roles::Role::Participant => Self::Participant,
-            user_roles::Role::Host => Self::Host,
-            user_roles::Role::Merchant => Self::Merchant,
-            user_roles::Role::Admin => Self::Admin,
-        }
-    }
-}
 
 /// A normalized (trimmed, lowercase) email address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,15 +135,5 @@ mod tests {
         );
         assert!(DisplayName::parse("   ", "n").is_err());
         assert!(DisplayName::parse(&"x".repeat(101), "n").is_err());
-    }
-
-    #[test]
-    fn roles_round_trip_through_their_stored_names() {
-        use sea_orm::ActiveEnum;
-        for role in Role::ALL {
-            let stored = user_roles::Role::from(role);
-            assert_eq!(stored.to_value(), role.as_str());
-            assert_eq!(Role::from(stored), role);
-        }
     }
 }
