@@ -219,3 +219,28 @@ fn insert_units(
         .map_err(bug)?
         .to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    use super::*;
+
+    #[test]
+    fn prize_units_go_in_as_arrays_unnested_in_step() {
+        let units = insert_units(
+            Uuid::nil(),
+            [
+                vec![Uuid::nil()].into(),
+                vec![Uuid::nil()].into(),
+                vec![1i32].into(),
+                vec![Uuid::nil()].into(),
+            ],
+        )
+        .expect("five columns from five expressions");
+        assert_eq!(
+            units.build(PostgresQueryBuilder).0,
+            r#"INSERT INTO "giveaway"."prize_units" ("id", "event_id", "prize_id", "unit", "escrow_id") SELECT unnest($1), $2, unnest($3), unnest($4), unnest($5)"#
+        );
+    }
+}
