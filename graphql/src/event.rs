@@ -5,7 +5,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use giftdrop_domain::DomainError;
 use giftdrop_domain::giveaway::events::{self, EventFilter as DomainFilter};
-use giftdrop_domain::giveaway::participants;
+use giftdrop_domain::giveaway::{participants, winners};
 
 use crate::auth::{require_viewer, services, viewer};
 use crate::connection;
@@ -319,7 +319,7 @@ impl EventQuery {
     /// The viewer's wins across events, newest first.
     async fn my_wins(&self, ctx: &Context<'_>) -> Result<Vec<Winner>> {
         let viewer = require_viewer(ctx)?;
-        let wins = participants::wins_of(&services(ctx)?.db, viewer.user_id)
+        let wins = winners::wins_of(&services(ctx)?.db, viewer.user_id)
             .await
             .gql()?;
         Ok(wins.into_iter().map(Winner).collect())

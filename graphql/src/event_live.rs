@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use giftdrop_domain::giveaway::events::{self, EventStatus, EventView};
 use giftdrop_domain::giveaway::live;
-use giftdrop_domain::giveaway::participants::{self, WinnerView};
+use giftdrop_domain::giveaway::winners::{self, WinnerView};
 use giftdrop_domain::pubsub::Delivery;
 use giftdrop_domain::{DomainError, Services, Viewer};
 use uuid::Uuid;
@@ -259,11 +259,11 @@ impl EventSubscription {
         let updates = s.hub.subscribe(&live::winners_topic(id)).await.gql()?;
         followed(s, viewer(ctx)?, id).await?;
         let after = after.unwrap_or(0).max(0);
-        let replay = participants::winners_after(&s.db, id, after).await.gql()?;
+        let replay = winners::winners_after(&s.db, id, after).await.gql()?;
         let db = s.db.clone();
         let missed_after = move |last| {
             let db = db.clone();
-            async move { participants::winners_after(&db, id, last).await }
+            async move { winners::winners_after(&db, id, last).await }
         };
         Ok(winners(missed_after, updates, replay, after).map(Winner))
     }

@@ -15,8 +15,10 @@ use giftdrop_domain::giftcard::cards::{self, CardView};
 use giftdrop_domain::giftcard::escrow::{self, EscrowView};
 use giftdrop_domain::giftcard::merchants::{self, BranchView, MerchantView};
 use giftdrop_domain::giftcard::products::{self, ProductView};
-use giftdrop_domain::giveaway::events::{self, EventView, PrizeView};
-use giftdrop_domain::giveaway::participants::{self, ParticipantView, WinnerView};
+use giftdrop_domain::giveaway::events::{self, EventView};
+use giftdrop_domain::giveaway::participants::{self, ParticipantView};
+use giftdrop_domain::giveaway::prizes::{self, PrizeView};
+use giftdrop_domain::giveaway::winners::{self, WinnerView};
 use giftdrop_domain::identity::{self, UserView};
 use giftdrop_domain::{DomainError, DomainResult, Services};
 use uuid::Uuid;
@@ -206,7 +208,7 @@ impl Loader<PrizeKey> for Records {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[PrizeKey]) -> Result<HashMap<PrizeKey, PrizeView>, Self::Error> {
-        let found = events::find_prizes(&self.services.db, &ids(keys, |k| k.0)).await;
+        let found = prizes::find_prizes(&self.services.db, &ids(keys, |k| k.0)).await;
         by_id(found, PrizeKey, |p| p.id)
     }
 }
@@ -232,7 +234,7 @@ impl Loader<PrizesKey> for Records {
         &self,
         keys: &[PrizesKey],
     ) -> Result<HashMap<PrizesKey, Vec<PrizeView>>, Self::Error> {
-        let found = events::prizes_of(&self.services.db, &ids(keys, |k| k.0)).await;
+        let found = prizes::prizes_of(&self.services.db, &ids(keys, |k| k.0)).await;
         grouped(keys, found, |p| PrizesKey(p.event_id))
     }
 }
@@ -245,7 +247,7 @@ impl Loader<WinnersKey> for Records {
         &self,
         keys: &[WinnersKey],
     ) -> Result<HashMap<WinnersKey, Vec<WinnerView>>, Self::Error> {
-        let found = participants::winners_of(&self.services.db, &ids(keys, |k| k.0)).await;
+        let found = winners::winners_of(&self.services.db, &ids(keys, |k| k.0)).await;
         grouped(keys, found, |w| WinnersKey(w.event_id))
     }
 }

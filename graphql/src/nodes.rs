@@ -8,8 +8,10 @@
 use async_graphql::{Context, Result};
 use giftdrop_domain::giftcard::cards::CardView;
 use giftdrop_domain::giftcard::escrow::EscrowView;
-use giftdrop_domain::giveaway::events::{EventView, PrizeView};
-use giftdrop_domain::giveaway::participants::{ParticipantView, WinnerView};
+use giftdrop_domain::giveaway::events::EventView;
+use giftdrop_domain::giveaway::participants::ParticipantView;
+use giftdrop_domain::giveaway::prizes::PrizeView;
+use giftdrop_domain::giveaway::winners::WinnerView;
 use uuid::Uuid;
 
 use crate::auth::reach;

@@ -4,13 +4,17 @@
 //! the caller's transaction.
 
 use chrono::Utc;
-use sea_orm::DatabaseTransaction;
+use giftdrop_entities::giveaway as db;
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
 use super::events::{self, EventView};
 use super::live;
-use super::participants::{ParticipantView, WinnerView};
+use super::participants::ParticipantView;
 use super::pool::Unit;
+use super::winners::WinnerView;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::RequestMeta;
@@ -89,11 +93,18 @@ pub(super) async fn award(
     .await?;
     // The event row last: every winner of the event takes its lock, held
     // from here to the commit.
-    let event = events::fetch_one_returning(
+    let event = events::update_one(
         txn,
-        "UPDATE giveaway.events SET last_sequence = last_sequence + 1, \
-         prizes_awarded = prizes_awarded + 1, version = version + 1 WHERE id = $1",
-        vec![participant.event_id.into()],
+        participant.event_id,
+        events::changed()
+            .col_expr(
+                db::events::Column::LastSequence,
+                Expr::col(db::events::Column::LastSequence).add(1),
+            )
+            .col_expr(
+                db::events::Column::PrizesAwarded,
+                Expr::col(db::events::Column::PrizesAwarded).add(1),
+            ),
     )
     .await?;
     let winner = WinnerView {
@@ -110,31 +121,42 @@ pub(super) async fn award(
         disqualified_at: None,
     };
     let mut rest = Batch::new();
-    let row = rest.bind_list([
-        winner.id.into(),
-        winner.event_id.into(),
-        winner.participant_id.into(),
-        winner.prize_id.into(),
-        unit.id.into(),
-        winner.card_id.into(),
-        winner.sequence.into(),
-        winner.announced_at.into(),
-    ]);
-    rest.sql(format!(
-        "INSERT INTO giveaway.winners (id, event_id, participant_id, prize_id, unit_id, card_id, sequence, announced_at) \
-         VALUES ({row})"
-    ));
-    let [unit_id, participant_id, prize_id] =
-        rest.binds([unit.id.into(), participant.id.into(), unit.prize_id.into()]);
-    rest.sql(format!(
-        "UPDATE giveaway.prize_units SET winner_id = {participant_id} WHERE id = {unit_id} AND winner_id IS NULL"
-    ));
-    rest.sql(format!(
-        "UPDATE giveaway.prizes SET awarded = awarded + 1 WHERE id = {prize_id}"
-    ));
-    rest.sql(format!(
-        "UPDATE giveaway.participants SET won = true WHERE id = {participant_id}"
-    ));
+    rest.push(
+        db::winners::Entity::insert(db::winners::ActiveModel {
+            id: Set(winner.id),
+            event_id: Set(winner.event_id),
+            participant_id: Set(winner.participant_id),
+            prize_id: Set(winner.prize_id),
+            unit_id: Set(unit.id),
+            card_id: Set(winner.card_id),
+            sequence: Set(winner.sequence),
+            announced_at: Set(winner.announced_at),
+            ..Default::default()
+        })
+        .into_query(),
+    );
+    rest.push(
+        db::prize_units::Entity::update_many()
+            .col_expr(db::prize_units::Column::WinnerId, participant.id.into())
+            .filter(db::prize_units::Column::Id.eq(unit.id))
+            .filter(db::prize_units::Column::WinnerId.is_null())
+            .into_query(),
+    );
+    rest.push(
+        db::prizes::Entity::update_many()
+            .col_expr(
+                db::prizes::Column::Awarded,
+                Expr::col(db::prizes::Column::Awarded).add(1),
+            )
+            .filter(db::prizes::Column::Id.eq(unit.prize_id))
+            .into_query(),
+    );
+    rest.push(
+        db::participants::Entity::update_many()
+            .col_expr(db::participants::Column::Won, true.into())
+            .filter(db::participants::Column::Id.eq(participant.id))
+            .into_query(),
+    );
     rest.push(live::announced(meta, &winner)?);
     rest.push(live::changed(meta, &event)?);
     rest.push(outbox::job_statement(

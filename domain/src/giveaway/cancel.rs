@@ -1,6 +1,8 @@
 //! `cancelEvent` (FLOWS.md §5): the prize units nobody won go back to the
 //! host; cards already won stay valid.
 
+use giftdrop_entities::giveaway as db;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use uuid::Uuid;
 
@@ -39,11 +41,16 @@ pub async fn cancel(
         )));
     }
     let posted = release_unawarded(&txn, meta, &event, "event cancelled").await?;
-    let cancelled = events::fetch_one_returning(
+    let cancelled = events::update_one(
         &txn,
-        "UPDATE giveaway.events SET status = 'CANCELLED', cancelled_at = now(), cancel_reason = $2, \
-         version = version + 1 WHERE id = $1",
-        vec![id.into(), reason.as_str().into()],
+        id,
+        events::changed()
+            .col_expr(
+                db::events::Column::Status,
+                db::events::Status::Cancelled.into(),
+            )
+            .col_expr(db::events::Column::CancelledAt, Expr::current_timestamp())
+            .col_expr(db::events::Column::CancelReason, reason.as_str().into()),
     )
     .await?;
     txn.execute(&live::changed(meta, &cancelled)?).await?;

@@ -4,15 +4,22 @@
 //! to the pool (or, once the event is over, its escrow back to the host).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use giftdrop_entities::giftcard::cards;
+use giftdrop_entities::giveaway as db;
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden, LockType};
+use sea_orm::{
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseTransaction, DerivePartialModel, EntityTrait,
+    QueryFilter, QueryTrait, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::attempt::ReleaseGrant;
 use super::award;
 use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::live;
-use super::participants::{self, ParticipantStatus, WinnerView};
+use super::participants::{self, ParticipantStatus};
 use super::pool::Unit;
+use super::winners::{self, WinnerView};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -20,7 +27,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::giftcard::escrow;
 use crate::ledger::Posted;
 use crate::outbox;
-use crate::sql::{Batch, bug, fetch_one, text_input};
+use crate::sql::{Batch, bug, text_input};
 
 /// `disqualifyWinner`.
 pub async fn disqualify(
@@ -31,7 +38,7 @@ pub async fn disqualify(
     reason: &str,
 ) -> DomainResult<WinnerView> {
     let reason = text_input(reason, "reason", 1, 500)?;
-    let found = participants::find_winner(&s.db, winner_id)
+    let found = winners::find_winner(&s.db, winner_id)
         .await?
         .ok_or(DomainError::NotFound)?;
     let txn = s.db.begin().await?;
@@ -42,63 +49,70 @@ pub async fn disqualify(
     if !event.managed_by(Some(viewer)) {
         return Err(DomainError::Forbidden);
     }
-    let unit = fetch_one(
-        &txn,
-        "SELECT w.unit_id, w.disqualified_at, u.prize_id, u.unit, u.escrow_id, c.status AS card_status \
-         FROM giveaway.winners w JOIN giveaway.prize_units u ON u.id = w.unit_id \
-         JOIN giftcard.cards c ON c.id = w.card_id WHERE w.id = $1 FOR UPDATE OF w, u, c",
-        vec![winner_id.into()],
-        |row| {
-            Ok((
-                Unit {
-                    id: row.try_get("", "unit_id")?,
-                    prize_id: row.try_get("", "prize_id")?,
-                    unit: row.try_get("", "unit")?,
-                    escrow_id: row.try_get("", "escrow_id")?,
-                },
-                row.try_get::<Option<DateTime<Utc>>>("", "disqualified_at")?,
-                row.try_get::<String>("", "card_status")?,
-            ))
-        },
-    )
-    .await?
-    .ok_or_else(|| bug("a winner without its unit or card"))?;
-    let (unit, disqualified_at, card_status) = unit;
-    if disqualified_at.is_some() {
+    let held = held(&txn, winner_id).await?;
+    if held.disqualified_at.is_some() {
         return Err(DomainError::Conflict(
             "this winner is already disqualified".into(),
         ));
     }
-    if card_status != "ACTIVE" {
+    if held.card_status != cards::Status::Active {
         return Err(DomainError::Conflict(format!(
-            "the prize card is {card_status}: it can no longer be taken back"
+            "the prize card is {}: it can no longer be taken back",
+            held.card_status.to_value()
         )));
     }
+    let unit = Unit {
+        id: held.unit_id,
+        prize_id: held.prize_id,
+        unit: held.unit,
+        escrow_id: held.escrow_id,
+    };
     let mut undo = Batch::new();
-    let [card, winner, reason_param, participant, prize, unit_id] = undo.binds([
-        found.card_id.into(),
-        winner_id.into(),
-        reason.as_str().into(),
-        found.participant_id.into(),
-        unit.prize_id.into(),
-        unit.id.into(),
-    ]);
-    undo.sql(format!(
-        "UPDATE giftcard.cards SET status = 'VOID' WHERE id = {card} AND status = 'ACTIVE'"
-    ));
-    undo.sql(format!(
-        "UPDATE giveaway.winners SET disqualified_at = now(), disqualify_reason = {reason_param} \
-         WHERE id = {winner}"
-    ));
-    undo.sql(format!(
-        "UPDATE giveaway.participants SET status = 'DISQUALIFIED', won = false WHERE id = {participant}"
-    ));
-    undo.sql(format!(
-        "UPDATE giveaway.prizes SET awarded = awarded - 1 WHERE id = {prize}"
-    ));
-    undo.sql(format!(
-        "UPDATE giveaway.prize_units SET winner_id = NULL WHERE id = {unit_id}"
-    ));
+    undo.push(
+        cards::Entity::update_many()
+            .col_expr(cards::Column::Status, cards::Status::Void.into())
+            .filter(cards::Column::Id.eq(found.card_id))
+            .filter(cards::Column::Status.eq(cards::Status::Active))
+            .into_query(),
+    );
+    undo.push(
+        db::winners::Entity::update_many()
+            .col_expr(
+                db::winners::Column::DisqualifiedAt,
+                Expr::current_timestamp(),
+            )
+            .col_expr(
+                db::winners::Column::DisqualifyReason,
+                reason.as_str().into(),
+            )
+            .filter(db::winners::Column::Id.eq(winner_id))
+            .into_query(),
+    );
+    undo.push(
+        db::participants::Entity::update_many()
+            .col_expr(
+                db::participants::Column::Status,
+                db::participants::Status::Disqualified.into(),
+            )
+            .col_expr(db::participants::Column::Won, false.into())
+            .filter(db::participants::Column::Id.eq(found.participant_id))
+            .into_query(),
+    );
+    undo.push(
+        db::prizes::Entity::update_many()
+            .col_expr(
+                db::prizes::Column::Awarded,
+                Expr::col(db::prizes::Column::Awarded).sub(1),
+            )
+            .filter(db::prizes::Column::Id.eq(unit.prize_id))
+            .into_query(),
+    );
+    undo.push(
+        db::prize_units::Entity::update_many()
+            .col_expr(db::prize_units::Column::WinnerId, Expr::value(None::<Uuid>))
+            .filter(db::prize_units::Column::Id.eq(unit.id))
+            .into_query(),
+    );
     undo.push(audit::statement(
         meta,
         AuditRecord {
@@ -109,10 +123,13 @@ pub async fn disqualify(
         },
     ));
     undo.execute(&txn).await?;
-    let after = events::fetch_one_returning(
+    let after = events::update_one(
         &txn,
-        "UPDATE giveaway.events SET prizes_awarded = prizes_awarded - 1, version = version + 1 WHERE id = $1",
-        vec![event.id.into()],
+        event.id,
+        events::changed().col_expr(
+            db::events::Column::PrizesAwarded,
+            Expr::col(db::events::Column::PrizesAwarded).sub(1),
+        ),
     )
     .await?;
     txn.execute(&live::changed(meta, &after)?).await?;
@@ -141,9 +158,49 @@ pub async fn disqualify(
     if let Some(posted) = refunded {
         posted.committed(s);
     }
-    participants::find_winner(&s.db, winner_id)
+    winners::find_winner(&s.db, winner_id)
         .await?
         .ok_or_else(|| bug("a disqualified winner vanished"))
+}
+
+/// What disqualifying a win changes besides it, as it stands.
+#[derive(DerivePartialModel)]
+#[sea_orm(entity = "db::winners::Entity")]
+struct Held {
+    unit_id: Uuid,
+    #[sea_orm(
+        from_expr = "Expr::col((db::prize_units::Entity, db::prize_units::Column::PrizeId))"
+    )]
+    prize_id: Uuid,
+    #[sea_orm(from_expr = "Expr::col((db::prize_units::Entity, db::prize_units::Column::Unit))")]
+    unit: i32,
+    #[sea_orm(
+        from_expr = "Expr::col((db::prize_units::Entity, db::prize_units::Column::EscrowId))"
+    )]
+    escrow_id: Uuid,
+    disqualified_at: Option<DateTime<Utc>>,
+    #[sea_orm(from_expr = "Expr::col((cards::Entity, cards::Column::Status))")]
+    card_status: cards::Status,
+}
+
+/// The win `winner_id` with its unit and card, all three locked.
+async fn held(txn: &DatabaseTransaction, winner_id: Uuid) -> DomainResult<Held> {
+    let mut query = db::winners::Entity::find_by_id(winner_id)
+        .inner_join(db::prize_units::Entity)
+        .inner_join(cards::Entity);
+    QueryTrait::query(&mut query).lock_with_tables(
+        LockType::Update,
+        [
+            db::winners::Entity.into_iden(),
+            db::prize_units::Entity.into_iden(),
+            cards::Entity.into_iden(),
+        ],
+    );
+    query
+        .into_partial_model()
+        .one(txn)
+        .await?
+        .ok_or_else(|| bug("a winner without its unit or card"))
 }
 
 /// Releases `unit`'s escrow to the host.
@@ -175,11 +232,10 @@ async fn redraw(
     event: &EventView,
     unit: Unit,
 ) -> DomainResult<bool> {
-    let seed = super::draw::Seed::from_hex(&events::seed_hex(txn, event.id).await?)
-        .ok_or_else(|| bug("a drawn event without a seed"))?;
+    let seed = events::seed(txn, event.id).await?;
     let drawn = participants::drawn(txn, event.id).await?;
     let ids: Vec<Uuid> = drawn.iter().map(|p| p.id).collect();
-    let ever_won = participants::ever_won(txn, event.id).await?;
+    let ever_won = winners::ever_won(txn, event.id).await?;
     let next = super::draw::shuffle(&seed, &ids).into_iter().find(|id| {
         !ever_won.contains(id)
             && drawn

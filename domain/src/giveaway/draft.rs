@@ -3,17 +3,22 @@
 //! published.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use giftdrop_entities::giveaway as db;
+use sea_orm::ActiveValue::Set;
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryTrait, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::events::{self, EventStatus, EventView, WinnerSelection};
+use super::prizes;
 use super::rules::{Checked, Draft, PrizeInput, check};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Role;
-use crate::sql::{Batch, Param, bug, db_name, statement};
+use crate::sql::{Batch, bug, db_name};
 
 /// `createEvent` input.
 #[derive(Clone, Debug)]
@@ -59,89 +64,36 @@ pub struct EventChanges {
     pub prizes: Option<Vec<PrizeInput>>,
 }
 
-/// The placeholders of an event's checked fields, as `createEvent`
-/// inserts and `updateEvent` sets them.
-struct Fields {
-    title: Param,
-    description: Param,
-    url: Param,
-    chance: Param,
-    slots: Param,
-    starts: Param,
-    ends: Param,
-    count: Param,
-    cost: Param,
-}
-
-impl Fields {
-    /// Binds `checked`'s fields on `batch`.
-    fn bind(batch: &mut Batch, checked: &Checked) -> Self {
-        let [
-            title,
-            description,
-            url,
-            chance,
-            slots,
-            starts,
-            ends,
-            count,
-            cost,
-        ] = batch.binds([
-            checked.title.as_str().into(),
-            checked.description.as_str().into(),
-            checked.social_post_url.clone().into(),
-            checked.win_chance_percent.into(),
-            checked.slot_count.into(),
-            checked.starts_at.into(),
-            checked.ends_at.into(),
-            checked.prize_count.into(),
-            checked.total_cost.minor().into(),
-        ]);
-        Self {
-            title,
-            description,
-            url,
-            chance,
-            slots,
-            starts,
-            ends,
-            count,
-            cost,
-        }
+/// An event's checked fields, as `createEvent` inserts and `updateEvent`
+/// sets them.
+fn fields(checked: &Checked) -> db::events::ActiveModel {
+    db::events::ActiveModel {
+        title: Set(checked.title.clone()),
+        description: Set(checked.description.clone()),
+        social_post_url: Set(checked.social_post_url.clone()),
+        win_chance_percent: Set(checked.win_chance_percent),
+        slot_count: Set(checked.slot_count),
+        starts_at: Set(checked.starts_at),
+        ends_at: Set(checked.ends_at),
+        prize_count: Set(checked.prize_count),
+        total_cost: Set(checked.total_cost.minor()),
+        ..Default::default()
     }
 }
 
 /// Adds the insert of `prizes` of `event_id` (ids fresh) to `batch`.
 fn insert_prizes(batch: &mut Batch, event_id: Uuid, prizes: &[PrizeInput]) {
-    let [ids, products, values, quantities, event] = batch.binds([
-        prizes
-            .iter()
-            .map(|_| Uuid::now_v7())
-            .collect::<Vec<Uuid>>()
-            .into(),
-        prizes
-            .iter()
-            .map(|p| p.card_product_id)
-            .collect::<Vec<Uuid>>()
-            .into(),
-        prizes
-            .iter()
-            .map(|p| p.face_value.minor())
-            .collect::<Vec<i64>>()
-            .into(),
-        prizes
-            .iter()
-            .map(|p| p.quantity)
-            .collect::<Vec<i32>>()
-            .into(),
-        event_id.into(),
-    ]);
-    batch.sql(format!(
-        "INSERT INTO giveaway.prizes (id, event_id, card_product_id, face_value, quantity) \
-         SELECT p.id, {event}, p.product, p.face_value, p.quantity \
-         FROM unnest({ids}::uuid[], {products}::uuid[], {values}::bigint[], {quantities}::integer[]) \
-           AS p (id, product, face_value, quantity)"
-    ));
+    batch.push(
+        db::prizes::Entity::insert_many(prizes.iter().map(|p| db::prizes::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            event_id: Set(event_id),
+            card_product_id: Set(p.card_product_id),
+            face_value: Set(p.face_value.minor()),
+            quantity: Set(p.quantity),
+            ..Default::default()
+        }))
+        .into_query(),
+    );
 }
 
 /// `createEvent`: a DRAFT event of the viewer, who must be a HOST.
@@ -171,18 +123,15 @@ pub async fn create(
     let id = Uuid::now_v7();
     let txn = s.db.begin().await?;
     let mut batch = Batch::new();
-    let [id_param, host, selection] = batch.binds([
-        id.into(),
-        viewer.user_id.into(),
-        db_name(&input.selection).into(),
-    ]);
-    let f = Fields::bind(&mut batch, &checked);
-    batch.sql(format!(
-        "INSERT INTO giveaway.events (id, host_id, selection, title, description, social_post_url, \
-         win_chance_percent, slot_count, starts_at, ends_at, prize_count, total_cost) \
-         VALUES ({id_param}, {host}, {selection}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-        f.title, f.description, f.url, f.chance, f.slots, f.starts, f.ends, f.count, f.cost
-    ));
+    batch.push(
+        db::events::Entity::insert(db::events::ActiveModel {
+            id: Set(id),
+            host_id: Set(viewer.user_id),
+            selection: Set(input.selection.into()),
+            ..fields(&checked)
+        })
+        .into_query(),
+    );
     insert_prizes(&mut batch, id, &checked.prizes);
     commit_audited(s, txn, batch, meta, viewer, "event.create", id).await
 }
@@ -254,7 +203,7 @@ pub async fn update(
     let prizes = match &changes.prizes {
         Some(prizes) => prizes.as_slice(),
         None => {
-            current_prizes = events::prizes_of(&txn, &[id])
+            current_prizes = prizes::prizes_of(&txn, &[id])
                 .await?
                 .into_iter()
                 .map(|p| PrizeInput {
@@ -286,21 +235,18 @@ pub async fn update(
     )
     .await?;
     let mut batch = Batch::new();
-    let id_param = batch.bind(id);
-    let f = Fields::bind(&mut batch, &checked);
-    batch.sql(format!(
-        "UPDATE giveaway.events SET title = {}, description = {}, social_post_url = {}, \
-         win_chance_percent = {}, slot_count = {}, starts_at = {}, ends_at = {}, prize_count = {}, \
-         total_cost = {}, version = version + 1 WHERE id = {id_param}",
-        f.title, f.description, f.url, f.chance, f.slots, f.starts, f.ends, f.count, f.cost
-    ));
+    batch.push(
+        events::changed()
+            .set(fields(&checked))
+            .filter(db::events::Column::Id.eq(id))
+            .into_query(),
+    );
     if changes.prizes.is_some() {
         // Replacing the prizes of a draft: nothing references them yet.
-        txn.execute_raw(statement(
-            "DELETE FROM giveaway.prizes WHERE event_id = $1",
-            vec![id.into()],
-        ))
-        .await?;
+        db::prizes::Entity::delete_many()
+            .filter(db::prizes::Column::EventId.eq(id))
+            .exec(&txn)
+            .await?;
         insert_prizes(&mut batch, id, &checked.prizes);
     }
     commit_audited(s, txn, batch, meta, viewer, "event.update", id).await

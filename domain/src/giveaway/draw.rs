@@ -31,6 +31,12 @@ impl Seed {
         Some(Self(bytes))
     }
 
+    /// The seed of exactly 32 `bytes` (as stored); `None` otherwise.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
     /// The revealed form: 64 lowercase hex characters.
     #[must_use]
     pub fn to_hex(&self) -> String {

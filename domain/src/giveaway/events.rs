@@ -1,17 +1,24 @@
-//! Events and their prizes as stored, and reading them with the
-//! contract's visibility (FLOWS.md §5). The use cases that change them
+//! Events as stored, and reading them with the contract's visibility
+//! (FLOWS.md §5). The use cases that change them
 //! live in their own modules and depend on this one.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use giftdrop_entities::giveaway::{events, participants};
+use sea_orm::sea_query::extension::postgres::PgFunc;
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, UpdateMany,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::participants::{self, ParticipantView};
+use super::draw::Seed;
+use super::participants::ParticipantView;
 use crate::context::Viewer;
-use crate::error::DomainResult;
+use crate::error::{DomainError, DomainResult};
 use crate::money::Amount;
-use crate::sql::{amount, bug, by_id, db_name, enum_col, fetch_all};
+use crate::sql::bug;
 
 /// `EventStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,23 +113,6 @@ impl EventView {
     }
 }
 
-/// A prize of an event: `quantity` cards of one product at one face value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrizeView {
-    /// Prize id.
-    pub id: Uuid,
-    /// Its event.
-    pub event_id: Uuid,
-    /// The card product won.
-    pub card_product_id: Uuid,
-    /// Face value of each card.
-    pub face_value: Amount,
-    /// Units.
-    pub quantity: i32,
-    /// Units held by a standing winner.
-    pub awarded: i32,
-}
-
 /// Filters of `events`.
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
@@ -132,101 +122,172 @@ pub struct EventFilter {
     pub host_id: Option<Uuid>,
 }
 
-pub(super) const COLUMNS: &str = "id, host_id, title, description, social_post_url, status, selection, \
-     win_chance_percent, slot_count, starts_at, ends_at, prize_count, prizes_awarded, total_cost, \
-     participant_count, draw_commitment, CASE WHEN drawn_at IS NOT NULL THEN encode(draw_seed, 'hex') END AS draw_seed, \
-     created_at, published_at, cancelled_at, cancel_reason, version, last_sequence";
-
-pub(super) fn view(row: &QueryResult) -> DomainResult<EventView> {
-    Ok(EventView {
-        id: row.try_get("", "id")?,
-        host_id: row.try_get("", "host_id")?,
-        title: row.try_get("", "title")?,
-        description: row.try_get("", "description")?,
-        social_post_url: row.try_get("", "social_post_url")?,
-        status: enum_col(row, "status")?,
-        selection: enum_col(row, "selection")?,
-        win_chance_percent: row.try_get("", "win_chance_percent")?,
-        slot_count: row.try_get("", "slot_count")?,
-        starts_at: row.try_get("", "starts_at")?,
-        ends_at: row.try_get("", "ends_at")?,
-        prize_count: row.try_get("", "prize_count")?,
-        prizes_awarded: row.try_get("", "prizes_awarded")?,
-        total_cost: amount(row, "total_cost")?,
-        participant_count: row.try_get("", "participant_count")?,
-        draw_commitment: row.try_get("", "draw_commitment")?,
-        draw_seed: row.try_get("", "draw_seed")?,
-        created_at: row.try_get("", "created_at")?,
-        published_at: row.try_get("", "published_at")?,
-        cancelled_at: row.try_get("", "cancelled_at")?,
-        cancel_reason: row.try_get("", "cancel_reason")?,
-        version: row.try_get("", "version")?,
-        last_sequence: row.try_get("", "last_sequence")?,
-    })
+impl From<events::Status> for EventStatus {
+    fn from(status: events::Status) -> Self {
+        match status {
+            events::Status::Draft => Self::Draft,
+            events::Status::Scheduled => Self::Scheduled,
+            events::Status::Live => Self::Live,
+            events::Status::Ended => Self::Ended,
+            events::Status::Cancelled => Self::Cancelled,
+        }
+    }
 }
 
-const PRIZE_COLUMNS: &str = "id, event_id, card_product_id, face_value, quantity, awarded";
+impl From<EventStatus> for events::Status {
+    fn from(status: EventStatus) -> Self {
+        match status {
+            EventStatus::Draft => Self::Draft,
+            EventStatus::Scheduled => Self::Scheduled,
+            EventStatus::Live => Self::Live,
+            EventStatus::Ended => Self::Ended,
+            EventStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
 
-fn prize_view(row: &QueryResult) -> DomainResult<PrizeView> {
-    Ok(PrizeView {
-        id: row.try_get("", "id")?,
-        event_id: row.try_get("", "event_id")?,
-        card_product_id: row.try_get("", "card_product_id")?,
-        face_value: amount(row, "face_value")?,
-        quantity: row.try_get("", "quantity")?,
-        awarded: row.try_get("", "awarded")?,
-    })
+impl From<events::Selection> for WinnerSelection {
+    fn from(selection: events::Selection) -> Self {
+        match selection {
+            events::Selection::Instant => Self::Instant,
+            events::Selection::Draw => Self::Draw,
+        }
+    }
+}
+
+impl From<WinnerSelection> for events::Selection {
+    fn from(selection: WinnerSelection) -> Self {
+        match selection {
+            WinnerSelection::Instant => Self::Instant,
+            WinnerSelection::Draw => Self::Draw,
+        }
+    }
+}
+
+fn amount(minor: i64) -> DomainResult<Amount> {
+    Amount::new(minor).map_err(|_| bug("a negative event cost"))
+}
+
+impl TryFrom<events::Model> for EventView {
+    type Error = DomainError;
+
+    /// The seed is revealed only once drawn; the funding transfer stays
+    /// inside.
+    fn try_from(row: events::Model) -> DomainResult<Self> {
+        Ok(Self {
+            id: row.id,
+            host_id: row.host_id,
+            title: row.title,
+            description: row.description,
+            social_post_url: row.social_post_url,
+            status: row.status.into(),
+            selection: row.selection.into(),
+            win_chance_percent: row.win_chance_percent,
+            slot_count: row.slot_count,
+            starts_at: row.starts_at,
+            ends_at: row.ends_at,
+            prize_count: row.prize_count,
+            prizes_awarded: row.prizes_awarded,
+            total_cost: amount(row.total_cost)?,
+            participant_count: row.participant_count,
+            draw_commitment: row.draw_commitment,
+            draw_seed: row.drawn_at.and(row.draw_seed).map(hex::encode),
+            created_at: row.created_at,
+            published_at: row.published_at,
+            cancelled_at: row.cancelled_at,
+            cancel_reason: row.cancel_reason,
+            version: row.version,
+            last_sequence: row.last_sequence,
+        })
+    }
+}
+
+/// The events `query` selects, as viewed.
+async fn all<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<events::Entity>,
+) -> DomainResult<Vec<EventView>> {
+    query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(EventView::try_from)
+        .collect()
+}
+
+/// The event `query` selects, if any.
+async fn one<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<events::Entity>,
+) -> DomainResult<Option<EventView>> {
+    query.one(conn).await?.map(EventView::try_from).transpose()
 }
 
 /// The event `id`, whoever asks.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<EventView>> {
-    by_id(conn, "giveaway.events", COLUMNS, id, view).await
+    one(conn, events::Entity::find_by_id(id)).await
 }
 
-/// Runs `update` (an UPDATE of one row of `giveaway.events`, without a
-/// RETURNING clause) with `values` and returns the event as it is after.
-/// The caller's SET must raise `version`.
-pub(super) async fn fetch_one_returning<C: ConnectionTrait>(
+/// Runs `update` and returns the events it changed as they are after.
+/// The caller's update must raise `version`.
+pub(super) async fn update_all_returning<C: ConnectionTrait>(
     conn: &C,
-    update: &str,
-    values: Vec<sea_orm::Value>,
+    update: UpdateMany<events::Entity>,
+) -> DomainResult<Vec<EventView>> {
+    update
+        .exec_with_returning(conn)
+        .await?
+        .into_iter()
+        .map(EventView::try_from)
+        .collect()
+}
+
+/// [`update_all_returning`] of an `update` of at most one event: `None`
+/// when its condition matched no row.
+pub(super) async fn update_returning<C: ConnectionTrait>(
+    conn: &C,
+    update: UpdateMany<events::Entity>,
+) -> DomainResult<Option<EventView>> {
+    Ok(update_all_returning(conn, update).await?.pop())
+}
+
+/// [`update_returning`] of the event `id`, which must exist.
+pub(super) async fn update_one<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    update: UpdateMany<events::Entity>,
 ) -> DomainResult<EventView> {
-    update_returning(conn, update, values)
+    update_returning(conn, update.filter(events::Column::Id.eq(id)))
         .await?
         .ok_or_else(|| bug("an updated event vanished"))
 }
 
-/// [`fetch_one_returning`] of an `update` whose condition may match no
-/// row: `None` then.
-pub(super) async fn update_returning<C: ConnectionTrait>(
-    conn: &C,
-    update: &str,
-    values: Vec<sea_orm::Value>,
-) -> DomainResult<Option<EventView>> {
-    crate::sql::fetch_one(conn, &format!("{update} RETURNING {COLUMNS}"), values, view).await
+/// The change that raises an event's `version` (every change does).
+pub(super) fn changed() -> UpdateMany<events::Entity> {
+    events::Entity::update_many().col_expr(
+        events::Column::Version,
+        Expr::col(events::Column::Version).add(1),
+    )
 }
 
-/// The draw seed of event `id` in hex, secret or not (for the draw).
-pub(super) async fn seed_hex<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<String> {
-    crate::sql::fetch_one(
-        conn,
-        "SELECT encode(draw_seed, 'hex') AS seed FROM giveaway.events WHERE id = $1 AND draw_seed IS NOT NULL",
-        vec![id.into()],
-        |row| Ok(row.try_get::<String>("", "seed")?),
-    )
-    .await?
-    .ok_or_else(|| bug("the event has no draw seed"))
+/// The draw seed of event `id`, secret or not (for the draw).
+pub(super) async fn seed<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Seed> {
+    let bytes: Option<Vec<u8>> = events::Entity::find_by_id(id)
+        .select_only()
+        .column(events::Column::DrawSeed)
+        .filter(events::Column::DrawSeed.is_not_null())
+        .into_tuple()
+        .one(conn)
+        .await?;
+    bytes
+        .as_deref()
+        .and_then(Seed::from_bytes)
+        .ok_or_else(|| bug("the event has no draw seed"))
 }
 
 /// The event `id` locked for update, whoever asks.
 pub(super) async fn lock(txn: &DatabaseTransaction, id: Uuid) -> DomainResult<Option<EventView>> {
-    crate::sql::fetch_one(
-        txn,
-        &format!("SELECT {COLUMNS} FROM giveaway.events WHERE id = $1 FOR UPDATE"),
-        vec![id.into()],
-        view,
-    )
-    .await
+    one(txn, events::Entity::find_by_id(id).lock_exclusive()).await
 }
 
 /// The event `id` if `viewer` may see it.
@@ -245,22 +306,39 @@ pub(super) async fn find_visible_with_participant<C: ConnectionTrait>(
     viewer: &Viewer,
     id: Uuid,
 ) -> DomainResult<Option<(EventView, Option<ParticipantView>)>> {
-    let found = crate::sql::fetch_one(
-        conn,
-        &format!(
-            "SELECT {COLUMNS}, p.* FROM giveaway.events {} WHERE id = $1",
-            participants::OF_USER_BESIDE_EVENT
-        ),
-        vec![id.into(), viewer.user_id.into()],
-        |row| Ok((view(row)?, participants::of_user_beside(row)?)),
-    )
-    .await?;
-    Ok(found.filter(|(event, _)| event.visible_to(Some(viewer))))
+    let user_id = viewer.user_id;
+    let found = events::Entity::find_by_id(id)
+        .select_also(participants::Entity)
+        .join(
+            JoinType::LeftJoin,
+            events::Relation::Participants
+                .def()
+                .on_condition(move |_, participant| {
+                    Expr::col((participant, participants::Column::UserId))
+                        .eq(user_id)
+                        .into_condition()
+                }),
+        )
+        .one(conn)
+        .await?;
+    let Some((event, participant)) = found else {
+        return Ok(None);
+    };
+    let participant = participant.map(|p| ParticipantView::from((p, event.host_id)));
+    let event = EventView::try_from(event)?;
+    Ok(event
+        .visible_to(Some(viewer))
+        .then_some((event, participant)))
 }
 
 /// The events with these ids (unknown ids are skipped), in one query.
 pub async fn find_many<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> DomainResult<Vec<EventView>> {
-    crate::sql::by_ids(conn, "giveaway.events", COLUMNS, ids, view).await
+    all(
+        conn,
+        events::Entity::find()
+            .filter(Expr::col((events::Entity, events::Column::Id)).eq(PgFunc::any(ids.to_vec()))),
+    )
+    .await
 }
 
 /// A newest-first page of the events `viewer` may see, matching `filter`,
@@ -272,48 +350,22 @@ pub async fn list<C: ConnectionTrait>(
     before: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<EventView>> {
-    fetch_all(
-        conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giveaway.events \
-             WHERE ($1 OR published_at IS NOT NULL OR host_id = $2) \
-               AND ($3::text IS NULL OR status = $3) AND ($4::uuid IS NULL OR host_id = $4) \
-               AND ($5::uuid IS NULL OR id < $5) \
-             ORDER BY id DESC LIMIT $6"
-        ),
-        vec![
-            viewer.is_some_and(Viewer::is_admin).into(),
-            viewer.map(|v| v.user_id).into(),
-            filter.status.map(|s| db_name(&s)).into(),
-            filter.host_id.into(),
-            before.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-        ],
-        view,
-    )
-    .await
-}
-
-/// The prizes of these events, each event's by ascending id, in one query.
-pub async fn prizes_of<C: ConnectionTrait>(
-    conn: &C,
-    event_ids: &[Uuid],
-) -> DomainResult<Vec<PrizeView>> {
-    fetch_all(
-        conn,
-        &format!(
-            "SELECT {PRIZE_COLUMNS} FROM giveaway.prizes WHERE event_id = ANY($1) ORDER BY event_id, id::text"
-        ),
-        vec![event_ids.to_vec().into()],
-        prize_view,
-    )
-    .await
-}
-
-/// The prizes with these ids, in one query.
-pub async fn find_prizes<C: ConnectionTrait>(
-    conn: &C,
-    ids: &[Uuid],
-) -> DomainResult<Vec<PrizeView>> {
-    crate::sql::by_ids(conn, "giveaway.prizes", PRIZE_COLUMNS, ids, prize_view).await
+    let mut query = events::Entity::find();
+    if !viewer.is_some_and(Viewer::is_admin) {
+        let mut visible = Condition::any().add(events::Column::PublishedAt.is_not_null());
+        if let Some(viewer) = viewer {
+            visible = visible.add(events::Column::HostId.eq(viewer.user_id));
+        }
+        query = query.filter(visible);
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(events::Column::Status.eq(events::Status::from(status)));
+    }
+    if let Some(host_id) = filter.host_id {
+        query = query.filter(events::Column::HostId.eq(host_id));
+    }
+    if let Some(before) = before {
+        query = query.filter(events::Column::Id.lt(before));
+    }
+    all(conn, query.order_by_desc(events::Column::Id).limit(limit)).await
 }

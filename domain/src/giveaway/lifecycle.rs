@@ -3,19 +3,26 @@
 //! nobody won released to the host.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use giftdrop_entities::giveaway as db;
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::award::award;
-use super::draw::{Seed, assign};
+use super::draw::assign;
 use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::live;
-use super::participants::{self, ParticipantView, WinnerView};
+use super::participants::{self, ParticipantView};
 use super::pool::{self, Unit, release_unawarded};
+use super::prizes;
+use super::winners::WinnerView;
 use crate::Services;
 use crate::context::RequestMeta;
 use crate::error::DomainResult;
-use crate::sql::{bug, fetch_all, statement};
+use crate::sql::bug;
 
 /// Moves every event whose time has come: SCHEDULED -> LIVE at `startsAt`,
 /// LIVE -> ENDED at `endsAt` (releasing the units nobody won). Each event
@@ -24,15 +31,15 @@ use crate::sql::{bug, fetch_all, statement};
 pub async fn advance(s: &Services) -> DomainResult<Vec<EventView>> {
     let meta = RequestMeta::system();
     let txn = s.db.begin().await?;
-    let mut moved = fetch_all(
+    let mut moved = events::update_all_returning(
         &txn,
-        &format!(
-            "UPDATE giveaway.events SET status = 'LIVE', version = version + 1 WHERE status = 'SCHEDULED' AND starts_at <= now() \
-             RETURNING {}",
-            events::COLUMNS
-        ),
-        vec![],
-        events::view,
+        events::changed()
+            .col_expr(db::events::Column::Status, db::events::Status::Live.into())
+            .filter(db::events::Column::Status.eq(db::events::Status::Scheduled))
+            .filter(
+                Expr::col((db::events::Entity, db::events::Column::StartsAt))
+                    .lte(Expr::current_timestamp()),
+            ),
     )
     .await?;
     for event in &moved {
@@ -42,15 +49,20 @@ pub async fn advance(s: &Services) -> DomainResult<Vec<EventView>> {
     if !moved.is_empty() {
         s.outbox.wake();
     }
-    let due = s
-        .db
-        .query_all_raw(statement(
-            "SELECT id FROM giveaway.events WHERE status = 'LIVE' AND ends_at <= now() ORDER BY ends_at LIMIT 100",
-            vec![],
-        ))
+    let due: Vec<Uuid> = db::events::Entity::find()
+        .select_only()
+        .column(db::events::Column::Id)
+        .filter(db::events::Column::Status.eq(db::events::Status::Live))
+        .filter(
+            Expr::col((db::events::Entity, db::events::Column::EndsAt))
+                .lte(Expr::current_timestamp()),
+        )
+        .order_by_asc(db::events::Column::EndsAt)
+        .limit(100)
+        .into_tuple()
+        .all(&s.db)
         .await?;
-    for row in due {
-        let id: Uuid = row.try_get("", "id")?;
+    for id in due {
         if let Some(event) = end(s, &meta, id).await? {
             moved.push(event);
         }
@@ -73,11 +85,16 @@ async fn end(s: &Services, meta: &RequestMeta, id: Uuid) -> DomainResult<Option<
         Vec::new()
     };
     let posted = release_unawarded(&txn, meta, &event, "event ended").await?;
-    let ended = events::fetch_one_returning(
+    let drawn_at = CaseStatement::new().case(
+        db::events::Column::Selection.eq(db::events::Selection::Draw),
+        Expr::current_timestamp(),
+    );
+    let ended = events::update_one(
         &txn,
-        "UPDATE giveaway.events SET status = 'ENDED', version = version + 1, \
-         drawn_at = CASE WHEN selection = 'DRAW' THEN now() END WHERE id = $1",
-        vec![id.into()],
+        id,
+        events::changed()
+            .col_expr(db::events::Column::Status, db::events::Status::Ended.into())
+            .col_expr(db::events::Column::DrawnAt, drawn_at.into()),
     )
     .await?;
     txn.execute(&live::changed(meta, &ended)?).await?;
@@ -100,11 +117,10 @@ async fn draw_winners(
     meta: &RequestMeta,
     event: &EventView,
 ) -> DomainResult<Vec<WinnerView>> {
-    let seed = Seed::from_hex(&events::seed_hex(txn, event.id).await?)
-        .ok_or_else(|| bug("a DRAW event without a seed"))?;
+    let seed = events::seed(txn, event.id).await?;
     let verified = participants::verified(txn, event.id).await?;
     let ids: Vec<Uuid> = verified.iter().map(|p| p.id).collect();
-    let prizes: Vec<(Uuid, u32)> = events::prizes_of(txn, &[event.id])
+    let prizes: Vec<(Uuid, u32)> = prizes::prizes_of(txn, &[event.id])
         .await?
         .iter()
         .map(|p| (p.id, u32::try_from(p.quantity).unwrap_or(0)))

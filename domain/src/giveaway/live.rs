@@ -8,7 +8,7 @@ use sea_orm::sea_query::InsertStatement;
 use uuid::Uuid;
 
 use super::events::EventView;
-use super::participants::WinnerView;
+use super::winners::WinnerView;
 use crate::context::RequestMeta;
 use crate::error::DomainResult;
 use crate::outbox;

@@ -2,8 +2,8 @@
 //! in escrow, joining, attempts and draws, the lifecycle on time,
 //! cancelling.
 //!
-//! Dependencies point one way: [`participants`] and [`events`] hold what
-//! is stored and how it is read, [`live`] what is announced, `pool` the
+//! Dependencies point one way: [`events`], [`prizes`], [`participants`]
+//! and [`winners`] hold what is stored and how it is read, [`live`] what is announced, `pool` the
 //! prize units; each use case has its module ([`draft`], [`join`],
 //! [`verify`], [`publish`], [`attempt`], `award`, [`lifecycle`],
 //! [`cancel`], [`disqualify`]), which depends on them and never the other
@@ -21,6 +21,8 @@ pub mod lifecycle;
 pub mod live;
 pub mod participants;
 mod pool;
+pub mod prizes;
 pub mod publish;
 pub mod rules;
 pub mod verify;
+pub mod winners;

@@ -1,13 +1,18 @@
-//! Participants of an event and its winners, as read (FLOWS.md §5).
+//! Participants of an event, as read (FLOWS.md §5).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult};
+use giftdrop_entities::giveaway::{events, participants};
+use sea_orm::sea_query::extension::postgres::PgFunc;
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityName, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Select, SelectModel, Selector,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::context::Viewer;
 use crate::error::DomainResult;
-use crate::sql::{enum_col, fetch_all, fetch_one, statement};
 
 /// `ParticipantStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,33 +51,6 @@ pub struct ParticipantView {
     pub won: bool,
 }
 
-/// A winner: one prize unit held by one participant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WinnerView {
-    /// Winner id.
-    pub id: Uuid,
-    /// The event.
-    pub event_id: Uuid,
-    /// Who won.
-    pub participant_id: Uuid,
-    /// The winner's user.
-    pub user_id: Uuid,
-    /// The event's host (who sees names in full).
-    pub host_id: Uuid,
-    /// The participant's display name, unmasked.
-    pub display_name: String,
-    /// The prize won.
-    pub prize_id: Uuid,
-    /// The card issued for it.
-    pub card_id: Uuid,
-    /// Position in the order of announcement, from 1.
-    pub sequence: i32,
-    /// When it was announced.
-    pub announced_at: DateTime<Utc>,
-    /// When it was disqualified.
-    pub disqualified_at: Option<DateTime<Utc>>,
-}
-
 /// `displayName` as everyone but the person, the host and admins see it:
 /// the first word, then the first letter of the second word and a dot
 /// ("Ada Lovelace" -> "Ada L."). A single word stays as it is.
@@ -106,44 +84,84 @@ pub fn display_name_for(
     }
 }
 
-/// The columns [`view`] reads.
-pub(super) const COLUMNS: &str = "id, event_id, user_id, social_handle, display_name, status, joined_at, won, \
-     (SELECT host_id FROM giveaway.events e WHERE e.id = event_id) AS host_id";
-
-/// The participation of user `$2` in event `$1`, its [`COLUMNS`] named
-/// `p_...`, beside the row of `giveaway.events` it is joined to (none:
-/// every `p_` column NULL); read with [`of_user_beside`].
-pub(super) const OF_USER_BESIDE_EVENT: &str = "LEFT JOIN LATERAL (SELECT id AS p_id, event_id AS p_event_id, \
-     user_id AS p_user_id, social_handle AS p_social_handle, display_name AS p_display_name, \
-     status AS p_status, joined_at AS p_joined_at, won AS p_won, giveaway.events.host_id AS p_host_id \
-     FROM giveaway.participants WHERE event_id = $1 AND user_id = $2) p ON true";
-
-/// A participant from a row of [`COLUMNS`].
-pub(super) fn view(row: &QueryResult) -> DomainResult<ParticipantView> {
-    view_prefixed(row, "")
-}
-
-/// The participant of a row read with [`OF_USER_BESIDE_EVENT`], if any.
-pub(super) fn of_user_beside(row: &QueryResult) -> DomainResult<Option<ParticipantView>> {
-    match row.try_get::<Option<Uuid>>("", "p_id")? {
-        Some(_) => view_prefixed(row, "p_").map(Some),
-        None => Ok(None),
+impl From<participants::Status> for ParticipantStatus {
+    fn from(status: participants::Status) -> Self {
+        match status {
+            participants::Status::PendingVerification => Self::PendingVerification,
+            participants::Status::Verified => Self::Verified,
+            participants::Status::Rejected => Self::Rejected,
+            participants::Status::Disqualified => Self::Disqualified,
+        }
     }
 }
 
-fn view_prefixed(row: &QueryResult, prefix: &str) -> DomainResult<ParticipantView> {
-    let column = |name: &str| format!("{prefix}{name}");
-    Ok(ParticipantView {
-        id: row.try_get("", &column("id"))?,
-        event_id: row.try_get("", &column("event_id"))?,
-        user_id: row.try_get("", &column("user_id"))?,
-        host_id: row.try_get("", &column("host_id"))?,
-        social_handle: row.try_get("", &column("social_handle"))?,
-        display_name: row.try_get("", &column("display_name"))?,
-        status: enum_col(row, &column("status"))?,
-        joined_at: row.try_get("", &column("joined_at"))?,
-        won: row.try_get("", &column("won"))?,
-    })
+impl From<ParticipantStatus> for participants::Status {
+    fn from(status: ParticipantStatus) -> Self {
+        match status {
+            ParticipantStatus::PendingVerification => Self::PendingVerification,
+            ParticipantStatus::Verified => Self::Verified,
+            ParticipantStatus::Rejected => Self::Rejected,
+            ParticipantStatus::Disqualified => Self::Disqualified,
+        }
+    }
+}
+
+/// A participant's row and the host of its event.
+impl From<(participants::Model, Uuid)> for ParticipantView {
+    fn from((row, host_id): (participants::Model, Uuid)) -> Self {
+        Self {
+            id: row.id,
+            event_id: row.event_id,
+            user_id: row.user_id,
+            host_id,
+            social_handle: row.social_handle,
+            display_name: row.display_name,
+            status: row.status.into(),
+            joined_at: row.joined_at,
+            won: row.won,
+        }
+    }
+}
+
+/// A participant's row beside the host of its event ([`with_host`]).
+#[derive(FromQueryResult)]
+struct ParticipantRow {
+    #[sea_orm(nested)]
+    participant: participants::Model,
+    host_id: Uuid,
+}
+
+/// `query` with the host of each participant's event, as `host_id`.
+fn with_host(query: Select<participants::Entity>) -> Selector<SelectModel<ParticipantRow>> {
+    let host = Query::select()
+        .column(events::Column::HostId)
+        .from(events::Entity.table_ref())
+        .and_where(
+            Expr::col((events::Entity, events::Column::Id))
+                .equals((participants::Entity, participants::Column::EventId)),
+        )
+        .to_owned();
+    query
+        .column_as(Expr::SubQuery(None, Box::new(host.into())), "host_id")
+        .into_model()
+}
+
+/// The participants `query` selects.
+async fn all<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<participants::Entity>,
+) -> DomainResult<Vec<ParticipantView>> {
+    Ok(with_host(query)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.participant, row.host_id).into())
+        .collect())
+}
+
+/// The participants of `event_id`.
+fn of_event(event_id: Uuid) -> Select<participants::Entity> {
+    participants::Entity::find().filter(participants::Column::EventId.eq(event_id))
 }
 
 /// A page of `event_id`'s participants in joining order, after `after`.
@@ -153,18 +171,13 @@ pub async fn list<C: ConnectionTrait>(
     after: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<ParticipantView>> {
-    fetch_all(
+    let mut query = of_event(event_id);
+    if let Some(after) = after {
+        query = query.filter(participants::Column::Id.gt(after));
+    }
+    all(
         conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giveaway.participants \
-             WHERE event_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
-        ),
-        vec![
-            event_id.into(),
-            after.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-        ],
-        view,
+        query.order_by_asc(participants::Column::Id).limit(limit),
     )
     .await
 }
@@ -174,7 +187,13 @@ pub async fn verified<C: ConnectionTrait>(
     conn: &C,
     event_id: Uuid,
 ) -> DomainResult<Vec<ParticipantView>> {
-    of_event_where(conn, event_id, "status = 'VERIFIED'").await
+    all(
+        conn,
+        of_event(event_id)
+            .filter(participants::Column::Status.eq(participants::Status::Verified))
+            .order_by_asc(participants::Column::Id),
+    )
+    .await
 }
 
 /// Everyone the DRAW of `event_id` shuffled: the participants VERIFIED
@@ -183,63 +202,24 @@ pub async fn drawn<C: ConnectionTrait>(
     conn: &C,
     event_id: Uuid,
 ) -> DomainResult<Vec<ParticipantView>> {
-    of_event_where(
+    let drawn_at = Query::select()
+        .column(events::Column::DrawnAt)
+        .from(events::Entity.table_ref())
+        .and_where(Expr::col((events::Entity, events::Column::Id)).eq(event_id))
+        .to_owned();
+    all(
         conn,
-        event_id,
-        "status IN ('VERIFIED', 'DISQUALIFIED') \
-         AND verified_at <= (SELECT drawn_at FROM giveaway.events WHERE id = $1)",
+        of_event(event_id)
+            .filter(participants::Column::Status.is_in([
+                participants::Status::Verified,
+                participants::Status::Disqualified,
+            ]))
+            .filter(
+                Expr::col((participants::Entity, participants::Column::VerifiedAt))
+                    .lte(Expr::SubQuery(None, Box::new(drawn_at.into()))),
+            )
+            .order_by_asc(participants::Column::Id),
     )
-    .await
-}
-
-/// The participants of `event_id` (`$1`) matching `condition`, by id.
-async fn of_event_where<C: ConnectionTrait>(
-    conn: &C,
-    event_id: Uuid,
-    condition: &str,
-) -> DomainResult<Vec<ParticipantView>> {
-    fetch_all(
-        conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giveaway.participants WHERE event_id = $1 AND {condition} ORDER BY id"
-        ),
-        vec![event_id.into()],
-        view,
-    )
-    .await
-}
-
-/// The participants of `event_id` who ever held one of its prizes.
-pub async fn ever_won<C: ConnectionTrait>(conn: &C, event_id: Uuid) -> DomainResult<Vec<Uuid>> {
-    winning_participants(
-        conn,
-        "SELECT DISTINCT participant_id FROM giveaway.winners WHERE event_id = $1",
-        event_id,
-    )
-    .await
-}
-
-/// The participants of `event_id` who hold one of its prizes now.
-pub async fn standing_winners<C: ConnectionTrait>(
-    conn: &C,
-    event_id: Uuid,
-) -> DomainResult<Vec<Uuid>> {
-    winning_participants(
-        conn,
-        "SELECT participant_id FROM giveaway.winners WHERE event_id = $1 AND disqualified_at IS NULL",
-        event_id,
-    )
-    .await
-}
-
-async fn winning_participants<C: ConnectionTrait>(
-    conn: &C,
-    sql: &str,
-    event_id: Uuid,
-) -> DomainResult<Vec<Uuid>> {
-    fetch_all(conn, sql, vec![event_id.into()], |r| {
-        Ok(r.try_get("", "participant_id")?)
-    })
     .await
 }
 
@@ -249,15 +229,12 @@ pub async fn of_user<C: ConnectionTrait>(
     event_id: Uuid,
     user_id: Uuid,
 ) -> DomainResult<Option<ParticipantView>> {
-    fetch_one(
+    Ok(all(
         conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giveaway.participants WHERE event_id = $1 AND user_id = $2"
-        ),
-        vec![event_id.into(), user_id.into()],
-        view,
+        of_event(event_id).filter(participants::Column::UserId.eq(user_id)),
     )
-    .await
+    .await?
+    .pop())
 }
 
 /// The participants with these ids, in one query.
@@ -265,106 +242,26 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<ParticipantView>> {
-    crate::sql::by_ids(conn, "giveaway.participants", COLUMNS, ids, view).await
-}
-
-const WINNER_COLUMNS: &str = "w.id, w.event_id, w.participant_id, p.user_id, e.host_id, p.display_name, \
-     w.prize_id, w.card_id, w.sequence, w.announced_at, w.disqualified_at";
-
-fn winner_view(row: &QueryResult) -> DomainResult<WinnerView> {
-    Ok(WinnerView {
-        id: row.try_get("", "id")?,
-        event_id: row.try_get("", "event_id")?,
-        participant_id: row.try_get("", "participant_id")?,
-        user_id: row.try_get("", "user_id")?,
-        host_id: row.try_get("", "host_id")?,
-        display_name: row.try_get("", "display_name")?,
-        prize_id: row.try_get("", "prize_id")?,
-        card_id: row.try_get("", "card_id")?,
-        sequence: row.try_get("", "sequence")?,
-        announced_at: row.try_get("", "announced_at")?,
-        disqualified_at: row.try_get("", "disqualified_at")?,
-    })
-}
-
-async fn winners_where<C: ConnectionTrait>(
-    conn: &C,
-    condition: &str,
-    values: Vec<sea_orm::Value>,
-) -> DomainResult<Vec<WinnerView>> {
-    fetch_all(
+    all(
         conn,
-        &format!(
-            "SELECT {WINNER_COLUMNS} FROM giveaway.winners w \
-             JOIN giveaway.participants p ON p.id = w.participant_id \
-             JOIN giveaway.events e ON e.id = w.event_id WHERE {condition}"
+        participants::Entity::find().filter(
+            Expr::col((participants::Entity, participants::Column::Id))
+                .eq(PgFunc::any(ids.to_vec())),
         ),
-        values,
-        winner_view,
     )
     .await
-}
-
-/// The winners of these events, each event's oldest first, in one query.
-pub async fn winners_of<C: ConnectionTrait>(
-    conn: &C,
-    event_ids: &[Uuid],
-) -> DomainResult<Vec<WinnerView>> {
-    winners_where(
-        conn,
-        "w.event_id = ANY($1) ORDER BY w.event_id, w.sequence",
-        vec![event_ids.to_vec().into()],
-    )
-    .await
-}
-
-/// `event_id`'s winners announced after sequence `after`, in order.
-pub async fn winners_after<C: ConnectionTrait>(
-    conn: &C,
-    event_id: Uuid,
-    after: i32,
-) -> DomainResult<Vec<WinnerView>> {
-    winners_where(
-        conn,
-        "w.event_id = $1 AND w.sequence > $2 ORDER BY w.sequence",
-        vec![event_id.into(), after.into()],
-    )
-    .await
-}
-
-/// The wins of `user_id` across events, newest first.
-pub async fn wins_of<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> DomainResult<Vec<WinnerView>> {
-    winners_where(
-        conn,
-        "p.user_id = $1 ORDER BY w.announced_at DESC, w.id DESC",
-        vec![user_id.into()],
-    )
-    .await
-}
-
-/// The winner `id`.
-pub async fn find_winner<C: ConnectionTrait>(
-    conn: &C,
-    id: Uuid,
-) -> DomainResult<Option<WinnerView>> {
-    Ok(winners_where(conn, "w.id = $1", vec![id.into()])
-        .await?
-        .pop())
 }
 
 /// How many participants `event_id` has (its counter is the event's
 /// `participant_count`; this counts rows, for checks).
 pub async fn count<C: ConnectionTrait>(conn: &C, event_id: Uuid) -> DomainResult<i64> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT count(*) AS n FROM giveaway.participants WHERE event_id = $1",
-            vec![event_id.into()],
-        ))
+    let count: Option<i64> = of_event(event_id)
+        .select_only()
+        .column_as(Expr::col(Asterisk).count(), "n")
+        .into_tuple()
+        .one(conn)
         .await?;
-    Ok(match row {
-        Some(row) => row.try_get("", "n")?,
-        None => 0,
-    })
+    Ok(count.unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -2,7 +2,12 @@
 //! RESERVED escrow, taken by winners, and released to the host when the
 //! event ends or is cancelled.
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use giftdrop_entities::giveaway::prize_units;
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, DerivePartialModel, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
 use uuid::Uuid;
 
 use super::events::EventView;
@@ -10,10 +15,10 @@ use crate::context::RequestMeta;
 use crate::error::DomainResult;
 use crate::giftcard::escrow;
 use crate::ledger::Posted;
-use crate::sql::{fetch_all, fetch_one, statement};
 
 /// A prize unit in the pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "prize_units::Entity")]
 pub struct Unit {
     /// Unit id.
     pub id: Uuid,
@@ -25,16 +30,17 @@ pub struct Unit {
     pub escrow_id: Uuid,
 }
 
-fn unit_view(row: &QueryResult) -> DomainResult<Unit> {
-    Ok(Unit {
-        id: row.try_get("", "id")?,
-        prize_id: row.try_get("", "prize_id")?,
-        unit: row.try_get("", "unit")?,
-        escrow_id: row.try_get("", "escrow_id")?,
-    })
+/// The units of `event_id`'s pool in the DRAW order (prizes by id as
+/// text, then unit number).
+fn in_pool(event_id: Uuid) -> Select<prize_units::Entity> {
+    prize_units::Entity::find()
+        .filter(prize_units::Column::EventId.eq(event_id))
+        .filter(prize_units::Column::WinnerId.is_null())
+        .order_by_asc(
+            Expr::col((prize_units::Entity, prize_units::Column::PrizeId)).cast_as("text"),
+        )
+        .order_by_asc(prize_units::Column::Unit)
 }
-
-const UNIT_COLUMNS: &str = "u.id, u.prize_id, u.unit, u.escrow_id";
 
 /// One unit of `event_id`'s pool, locked; units another transaction is
 /// awarding are skipped, so concurrent winners never wait for each other.
@@ -43,32 +49,21 @@ pub(super) async fn take_unit(
     txn: &DatabaseTransaction,
     event_id: Uuid,
 ) -> DomainResult<Option<Unit>> {
-    fetch_one(
-        txn,
-        &format!(
-            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
-             WHERE u.event_id = $1 AND u.winner_id IS NULL \
-             ORDER BY u.prize_id::text, u.unit LIMIT 1 FOR UPDATE SKIP LOCKED"
-        ),
-        vec![event_id.into()],
-        unit_view,
-    )
-    .await
+    Ok(in_pool(event_id)
+        .limit(1)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .into_partial_model()
+        .one(txn)
+        .await?)
 }
 
-/// Every unit of `event_id`'s pool in the DRAW order (prizes by id as
-/// text, then unit number), locked.
+/// Every unit of `event_id`'s pool in the DRAW order, locked.
 pub(super) async fn pool(txn: &DatabaseTransaction, event_id: Uuid) -> DomainResult<Vec<Unit>> {
-    fetch_all(
-        txn,
-        &format!(
-            "SELECT {UNIT_COLUMNS} FROM giveaway.prize_units u \
-             WHERE u.event_id = $1 AND u.winner_id IS NULL ORDER BY u.prize_id::text, u.unit FOR UPDATE"
-        ),
-        vec![event_id.into()],
-        unit_view,
-    )
-    .await
+    Ok(in_pool(event_id)
+        .lock_exclusive()
+        .into_partial_model()
+        .all(txn)
+        .await?)
 }
 
 /// Releases the escrows of `event`'s units without a standing winner and
@@ -80,16 +75,15 @@ pub(super) async fn release_unawarded(
     event: &EventView,
     reason: &str,
 ) -> DomainResult<Option<Posted>> {
-    let rows = txn
-        .query_all_raw(statement(
-            "SELECT escrow_id FROM giveaway.prize_units WHERE event_id = $1 AND winner_id IS NULL FOR UPDATE",
-            vec![event.id.into()],
-        ))
+    let ids: Vec<Uuid> = prize_units::Entity::find()
+        .select_only()
+        .column(prize_units::Column::EscrowId)
+        .filter(prize_units::Column::EventId.eq(event.id))
+        .filter(prize_units::Column::WinnerId.is_null())
+        .lock_exclusive()
+        .into_tuple()
+        .all(txn)
         .await?;
-    let ids = rows
-        .iter()
-        .map(|r| Ok(r.try_get("", "escrow_id")?))
-        .collect::<DomainResult<Vec<Uuid>>>()?;
     if ids.is_empty() {
         return Ok(None);
     }

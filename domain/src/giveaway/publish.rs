@@ -2,13 +2,16 @@
 //! transaction.
 
 use chrono::Utc;
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use giftdrop_entities::giveaway::{events as db, prize_units};
+use sea_orm::sea_query::{Expr, Func, InsertStatement, Query};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityName, QueryFilter, TransactionTrait, Value};
 use uuid::Uuid;
 
 use super::draft;
 use super::draw::Seed;
 use super::events::{self, EventView, WinnerSelection};
 use super::live;
+use super::prizes;
 use super::rules::START_GRACE;
 use crate::Services;
 use crate::audit::{self, AuditRecord};
@@ -89,17 +92,16 @@ pub async fn publish(
                 }
                 WinnerSelection::Instant => (None, None),
             };
-            let scheduled = events::fetch_one_returning(
+            let scheduled = events::update_one(
                 &txn,
-                "UPDATE giveaway.events SET status = 'SCHEDULED', published_at = now(), version = version + 1, \
-                 funding_transfer_id = $2, draw_seed = $3, draw_commitment = $4 \
-                 WHERE id = $1 AND status = 'DRAFT'",
-                vec![
-                    id.into(),
-                    funded.transfer_id.into(),
-                    seed.into(),
-                    commitment.into(),
-                ],
+                id,
+                events::changed()
+                    .col_expr(db::Column::Status, db::Status::Scheduled.into())
+                    .col_expr(db::Column::PublishedAt, Expr::current_timestamp())
+                    .col_expr(db::Column::FundingTransferId, funded.transfer_id.into())
+                    .col_expr(db::Column::DrawSeed, seed.into())
+                    .col_expr(db::Column::DrawCommitment, commitment.into())
+                    .filter(db::Column::Status.eq(db::Status::Draft)),
             )
             .await?;
             closing.push(live::changed(meta, &scheduled)?);
@@ -137,7 +139,7 @@ async fn prize_pool(
     event: &EventView,
     funding: Funding,
 ) -> DomainResult<Batch> {
-    let prizes = events::prizes_of(txn, &[event.id]).await?;
+    let prizes = prizes::prizes_of(txn, &[event.id]).await?;
     let product_ids: Vec<Uuid> = prizes.iter().map(|p| p.card_product_id).collect();
     let products = products::find_many_with_merchants(txn, &product_ids).await?;
     let capacity = usize::try_from(event.prize_count).unwrap_or(0);
@@ -175,18 +177,70 @@ async fn prize_pool(
     let escrow_ids: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
     let mut pool = Batch::new();
     escrow::reserve_in(&mut pool, funding, &escrows);
-    let [ids, prizes, numbers, escrow_ids, event_id] = pool.binds([
-        unit_ids.into(),
-        unit_prizes.into(),
-        unit_numbers.into(),
-        escrow_ids.into(),
-        event.id.into(),
-    ]);
-    pool.sql(format!(
-        "INSERT INTO giveaway.prize_units (id, event_id, prize_id, unit, escrow_id) \
-         SELECT u.id, {event_id}, u.prize_id, u.unit, u.escrow_id \
-         FROM unnest({ids}::uuid[], {prizes}::uuid[], {numbers}::integer[], {escrow_ids}::uuid[]) \
-           AS u (id, prize_id, unit, escrow_id)"
-    ));
+    pool.push(insert_units(
+        event.id,
+        [
+            unit_ids.into(),
+            unit_prizes.into(),
+            unit_numbers.into(),
+            escrow_ids.into(),
+        ],
+    )?);
     Ok(pool)
+}
+
+/// The insert of an event's prize units, one per element of the arrays of
+/// their ids, prizes, numbers and escrows: arrays, not a row of values per
+/// unit, as an event may hold more units than a statement may have values.
+/// Set-returning functions in one select list run in step, so the k-th
+/// elements make the k-th row.
+fn insert_units(
+    event_id: Uuid,
+    [ids, prizes, numbers, escrows]: [Value; 4],
+) -> DomainResult<InsertStatement> {
+    let unnest = |array: Value| Expr::from(Func::cust("unnest").arg(array));
+    let units = Query::select()
+        .expr(unnest(ids))
+        .expr(Expr::val(event_id))
+        .expr(unnest(prizes))
+        .expr(unnest(numbers))
+        .expr(unnest(escrows))
+        .to_owned();
+    Ok(Query::insert()
+        .into_table(prize_units::Entity.table_ref())
+        .columns([
+            prize_units::Column::Id,
+            prize_units::Column::EventId,
+            prize_units::Column::PrizeId,
+            prize_units::Column::Unit,
+            prize_units::Column::EscrowId,
+        ])
+        .select_from(units)
+        .map_err(bug)?
+        .to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    use super::*;
+
+    #[test]
+    fn prize_units_go_in_as_arrays_unnested_in_step() {
+        let units = insert_units(
+            Uuid::nil(),
+            [
+                vec![Uuid::nil()].into(),
+                vec![Uuid::nil()].into(),
+                vec![1i32].into(),
+                vec![Uuid::nil()].into(),
+            ],
+        )
+        .expect("five columns from five expressions");
+        assert_eq!(
+            units.build(PostgresQueryBuilder).0,
+            r#"INSERT INTO "giveaway"."prize_units" ("id", "event_id", "prize_id", "unit", "escrow_id") SELECT unnest($1), $2, unnest($3), unnest($4), unnest($5)"#
+        );
+    }
 }

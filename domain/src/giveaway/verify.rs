@@ -8,15 +8,16 @@
 
 use std::time::Duration;
 
-use sea_orm::ConnectionTrait;
+use giftdrop_entities::giveaway::participants;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::participants::{self, ParticipantStatus};
+use super::participants::{ParticipantStatus, find_many};
 use crate::Services;
 use crate::error::{DomainError, DomainResult};
 use crate::jobs::JobPayload;
-use crate::sql::statement;
 
 /// Job: verify participant `participant_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,10 +116,7 @@ pub async fn verify_participant(
     s: &Services,
     participant_id: Uuid,
 ) -> DomainResult<Option<ParticipantStatus>> {
-    let Some(participant) = participants::find_many(&s.db, &[participant_id])
-        .await?
-        .pop()
-    else {
+    let Some(participant) = find_many(&s.db, &[participant_id]).await?.pop() else {
         return Ok(None);
     };
     if participant.status != ParticipantStatus::PendingVerification {
@@ -134,11 +132,15 @@ pub async fn verify_participant(
         Verdict::Verified => ParticipantStatus::Verified,
         Verdict::Rejected => ParticipantStatus::Rejected,
     };
-    s.db.execute_raw(statement(
-        "UPDATE giveaway.participants SET status = $2, verified_at = now() \
-         WHERE id = $1 AND status = 'PENDING_VERIFICATION'",
-        vec![participant_id.into(), crate::sql::db_name(&status).into()],
-    ))
-    .await?;
+    participants::Entity::update_many()
+        .col_expr(
+            participants::Column::Status,
+            participants::Status::from(status).into(),
+        )
+        .col_expr(participants::Column::VerifiedAt, Expr::current_timestamp())
+        .filter(participants::Column::Id.eq(participant_id))
+        .filter(participants::Column::Status.eq(participants::Status::PendingVerification))
+        .exec(&s.db)
+        .await?;
     Ok(Some(status))
 }

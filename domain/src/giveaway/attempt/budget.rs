@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::Services;
 use crate::error::{DomainError, DomainResult};
 use crate::giveaway::events::EventView;
-use crate::giveaway::participants;
+use crate::giveaway::winners;
 use crate::jobs::JobPayload;
 
 /// How long an attempt waits for Redis.
@@ -214,7 +214,7 @@ impl Budget {
         if needed == 0 {
             return Ok(());
         }
-        let winners = participants::standing_winners(conn, event.id).await?;
+        let winners = winners::standing_winners(conn, event.id).await?;
         let mut invocation = self.rebuild.key(Self::key(s, event.id));
         invocation.arg(Self::ttl(event)).arg(OPEN);
         for winner in &winners {

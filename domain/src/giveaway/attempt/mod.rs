@@ -15,20 +15,23 @@
 //! Redis cannot answer, attempts fail with INTERNAL and award nothing.
 
 use chrono::{DateTime, Utc};
+use giftdrop_entities::giveaway as db;
 use rand::Rng;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::award;
 use super::events::{self, EventStatus, EventView, WinnerSelection};
 use super::live;
-use super::participants::{ParticipantStatus, WinnerView};
+use super::participants::ParticipantStatus;
 use super::pool;
+use super::winners::WinnerView;
 use crate::Services;
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
-use crate::sql::{db_name, statement};
+use crate::sql::db_name;
 
 mod budget;
 
@@ -120,14 +123,17 @@ pub async fn attempt(
     let txn = s.db.begin().await?;
     // The attempt is spent only if this transaction commits: a failure
     // below (Redis down) leaves the participant free to try again.
-    let fresh = txn
-        .execute_raw(statement(
-            "UPDATE giveaway.participants SET attempted_at = now() \
-             WHERE id = $1 AND attempted_at IS NULL AND status = 'VERIFIED'",
-            vec![participant.id.into()],
-        ))
+    let fresh = db::participants::Entity::update_many()
+        .col_expr(
+            db::participants::Column::AttemptedAt,
+            Expr::current_timestamp(),
+        )
+        .filter(db::participants::Column::Id.eq(participant.id))
+        .filter(db::participants::Column::AttemptedAt.is_null())
+        .filter(db::participants::Column::Status.eq(db::participants::Status::Verified))
+        .exec(&txn)
         .await?;
-    if fresh.rows_affected() == 0 {
+    if fresh.rows_affected == 0 {
         return Ok(Attempt::lost(AttemptOutcome::AlreadyAttempted));
     }
     let chance = u32::try_from(event.win_chance_percent.unwrap_or(0)).unwrap_or(0);
