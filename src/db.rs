@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use giftdrop_migration::Migrator;
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait,
-};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
 /// How many SQL statements a pool has run (transaction control aside):
@@ -140,12 +139,13 @@ async fn ensure_database(url: &str) -> anyhow::Result<()> {
 }
 
 async fn database_exists(admin: &DatabaseConnection, name: &str) -> anyhow::Result<bool> {
+    let query = Query::select()
+        .expr(Expr::val(1))
+        .from("pg_database")
+        .and_where(Expr::col("datname").eq(name))
+        .to_owned();
     Ok(admin
-        .query_one_raw(Statement::from_sql_and_values(
-            admin.get_database_backend(),
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            [name.into()],
-        ))
+        .query_one(&query)
         .await
         .context("failed to look up the database")?
         .is_some())
@@ -164,7 +164,10 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .begin()
         .await
         .context("failed to start the migration transaction")?;
-    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+    let lock = Query::select()
+        .expr(Func::cust("pg_advisory_xact_lock").arg(MIGRATION_LOCK))
+        .to_owned();
+    txn.execute(&lock)
         .await
         .context("failed to take the migration lock")?;
     Migrator::up(&txn, None)

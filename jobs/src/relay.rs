@@ -16,13 +16,12 @@ use giftdrop_domain::Services;
 use giftdrop_domain::backoff::{Backoff, Outage};
 use giftdrop_domain::outbox::OutboxSignal;
 use giftdrop_domain::pubsub::Hub;
-use giftdrop_domain::sql::statement;
 use giftdrop_entities::ops::outbox;
 use redis::aio::ConnectionManager;
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -174,13 +173,13 @@ impl Relay {
             }
             delivered += done.len();
             if !done.is_empty() {
-                // One statement text whatever the batch's size: a list of
-                // `$n` per row made a new prepared statement per size.
-                txn.execute_raw(statement(
-                    "DELETE FROM ops.outbox WHERE id = ANY($1)",
-                    vec![done.into()],
-                ))
-                .await?;
+                // One statement text whatever the batch's size (`= ANY` of
+                // one array): a list of `$n` per row made a new prepared
+                // statement per size.
+                outbox::Entity::delete_many()
+                    .filter(outbox::Column::Id.eq_any(done))
+                    .exec(&txn)
+                    .await?;
             }
             txn.commit().await?;
             if claimed < usize::try_from(BATCH).unwrap_or(usize::MAX) {

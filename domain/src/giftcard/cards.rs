@@ -2,7 +2,12 @@
 //! (FLOWS.md §4).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use giftdrop_entities::giftcard::cards;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DerivePartialModel,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -11,7 +16,7 @@ use super::products::ProductView;
 use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::money::Amount;
-use crate::sql::{Batch, amount, bug, enum_col, fetch_all, fetch_one};
+use crate::sql::{Batch, bug};
 
 /// `CardStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,46 +96,110 @@ impl CardView {
     }
 }
 
-const COLUMNS: &str = "id, product_id, merchant_id, owner_id, escrow_id, face_value, code, status, \
-     locked_until, issued_at, expires_at, redeemed_at, pin_hash, pin_sealed";
-
-fn view(row: &QueryResult) -> DomainResult<CardView> {
-    Ok(CardView {
-        id: row.try_get("", "id")?,
-        product_id: row.try_get("", "product_id")?,
-        merchant_id: row.try_get("", "merchant_id")?,
-        owner_id: row.try_get("", "owner_id")?,
-        escrow_id: row.try_get("", "escrow_id")?,
-        face_value: amount(row, "face_value")?,
-        code: row.try_get("", "code")?,
-        status: enum_col(row, "status")?,
-        locked_until: row.try_get("", "locked_until")?,
-        issued_at: row.try_get("", "issued_at")?,
-        expires_at: row.try_get("", "expires_at")?,
-        redeemed_at: row.try_get("", "redeemed_at")?,
-        pin_hash: row.try_get("", "pin_hash")?,
-        pin_sealed: row.try_get("", "pin_sealed")?,
-    })
+impl From<cards::Status> for CardStatus {
+    fn from(status: cards::Status) -> Self {
+        match status {
+            cards::Status::Active => Self::Active,
+            cards::Status::Redeemed => Self::Redeemed,
+            cards::Status::Expired => Self::Expired,
+            cards::Status::Void => Self::Void,
+        }
+    }
 }
 
-/// The one card matching `condition` (on `$1`).
-pub(super) async fn one<C: ConnectionTrait>(
+impl From<CardStatus> for cards::Status {
+    fn from(status: CardStatus) -> Self {
+        match status {
+            CardStatus::Active => Self::Active,
+            CardStatus::Redeemed => Self::Redeemed,
+            CardStatus::Expired => Self::Expired,
+            CardStatus::Void => Self::Void,
+        }
+    }
+}
+
+/// The columns of `giftcard.cards` a [`CardView`] holds.
+#[derive(DerivePartialModel)]
+#[sea_orm(entity = "cards::Entity")]
+struct CardRow {
+    id: Uuid,
+    product_id: Uuid,
+    merchant_id: Uuid,
+    owner_id: Uuid,
+    escrow_id: Uuid,
+    face_value: i64,
+    code: String,
+    status: cards::Status,
+    locked_until: Option<DateTime<Utc>>,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    redeemed_at: Option<DateTime<Utc>>,
+    pin_hash: Vec<u8>,
+    pin_sealed: Vec<u8>,
+}
+
+impl TryFrom<CardRow> for CardView {
+    type Error = DomainError;
+
+    fn try_from(row: CardRow) -> DomainResult<Self> {
+        Ok(Self {
+            id: row.id,
+            product_id: row.product_id,
+            merchant_id: row.merchant_id,
+            owner_id: row.owner_id,
+            escrow_id: row.escrow_id,
+            face_value: Amount::new(row.face_value).map_err(|_| bug("a negative face_value"))?,
+            code: row.code,
+            status: row.status.into(),
+            locked_until: row.locked_until,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            redeemed_at: row.redeemed_at,
+            pin_hash: row.pin_hash,
+            pin_sealed: row.pin_sealed,
+        })
+    }
+}
+
+/// The one card `query` selects, if any.
+async fn one<C: ConnectionTrait>(
     conn: &C,
-    condition: &str,
-    value: sea_orm::Value,
+    query: Select<cards::Entity>,
 ) -> DomainResult<Option<CardView>> {
-    fetch_one(
-        conn,
-        &format!("SELECT {COLUMNS} FROM giftcard.cards WHERE {condition}"),
-        vec![value],
-        view,
-    )
-    .await
+    query
+        .into_partial_model::<CardRow>()
+        .one(conn)
+        .await?
+        .map(CardView::try_from)
+        .transpose()
+}
+
+/// Every card `query` selects.
+async fn all<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<cards::Entity>,
+) -> DomainResult<Vec<CardView>> {
+    query
+        .into_partial_model::<CardRow>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(CardView::try_from)
+        .collect()
 }
 
 /// The card `id`, whoever asks.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<CardView>> {
-    one(conn, "id = $1", id.into()).await
+    one(conn, cards::Entity::find_by_id(id)).await
+}
+
+/// The card with the stored form of `code`, locked until `txn` ends.
+pub(super) async fn lock_by_code(
+    txn: &DatabaseTransaction,
+    code: &str,
+) -> DomainResult<Option<CardView>> {
+    let query = cards::Entity::find().filter(cards::Column::Code.eq(code));
+    one(txn, query.lock_exclusive()).await
 }
 
 /// The cards backed by these escrows (escrows without a card are skipped),
@@ -139,28 +208,20 @@ pub async fn find_by_escrows<C: ConnectionTrait>(
     conn: &C,
     escrow_ids: &[Uuid],
 ) -> DomainResult<Vec<CardView>> {
-    fetch_all(
-        conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giftcard.cards WHERE escrow_id = ANY($1) ORDER BY issued_at, id"
-        ),
-        vec![escrow_ids.to_vec().into()],
-        view,
-    )
-    .await
+    let query = cards::Entity::find()
+        .filter(cards::Column::EscrowId.eq_any(escrow_ids.iter().copied()))
+        .order_by_asc(cards::Column::IssuedAt)
+        .order_by_asc(cards::Column::Id);
+    all(conn, query).await
 }
 
 /// The cards `owner_id` holds, newest first.
 pub async fn owned_by<C: ConnectionTrait>(conn: &C, owner_id: Uuid) -> DomainResult<Vec<CardView>> {
-    fetch_all(
-        conn,
-            &format!(
-                "SELECT {COLUMNS} FROM giftcard.cards WHERE owner_id = $1 ORDER BY issued_at DESC, id DESC"
-            ),
-            vec![owner_id.into()],
-        view,
-    )
-    .await
+    let query = cards::Entity::find()
+        .filter(cards::Column::OwnerId.eq(owner_id))
+        .order_by_desc(cards::Column::IssuedAt)
+        .order_by_desc(cards::Column::Id);
+    all(conn, query).await
 }
 
 /// A card to issue.
@@ -177,16 +238,8 @@ pub struct IssueCard<'a> {
 }
 
 /// An ACTIVE card with a fresh code and pin, expiring `validityDays` from
-/// now, its insert added to `batch` with `on_conflict` after its values
-/// (empty, or an `ON CONFLICT` clause). The code is unique by chance (60
-/// random bits): without an `ON CONFLICT (code)` clause the statement fails
-/// on `cards_code_key` in the unlikely event of a collision.
-pub fn new_card(
-    batch: &mut Batch,
-    secrets: &CardSecrets,
-    card: IssueCard<'_>,
-    on_conflict: &str,
-) -> CardView {
+/// now, and the row to insert for it.
+fn new_row(secrets: &CardSecrets, card: IssueCard<'_>) -> (CardView, cards::ActiveModel) {
     let id = Uuid::now_v7();
     let pin = pin::new_pin();
     let issued_at = Utc::now();
@@ -206,23 +259,29 @@ pub fn new_card(
         pin_hash: secrets.hash(id, &pin),
         pin_sealed: secrets.seal(id, &pin),
     };
-    let row = batch.bind_list([
-        view.id.into(),
-        view.product_id.into(),
-        view.merchant_id.into(),
-        view.owner_id.into(),
-        view.escrow_id.into(),
-        view.face_value.minor().into(),
-        view.code.as_str().into(),
-        view.pin_hash.clone().into(),
-        view.pin_sealed.clone().into(),
-        view.issued_at.into(),
-        view.expires_at.into(),
-    ]);
-    batch.sql(format!(
-        "INSERT INTO giftcard.cards (id, product_id, merchant_id, owner_id, escrow_id, face_value, code, \
-         pin_hash, pin_sealed, issued_at, expires_at) VALUES ({row}){on_conflict}"
-    ));
+    let row = cards::ActiveModel {
+        id: Set(view.id),
+        product_id: Set(view.product_id),
+        merchant_id: Set(view.merchant_id),
+        owner_id: Set(view.owner_id),
+        escrow_id: Set(view.escrow_id),
+        face_value: Set(view.face_value.minor()),
+        code: Set(view.code.clone()),
+        pin_hash: Set(view.pin_hash.clone()),
+        pin_sealed: Set(view.pin_sealed.clone()),
+        issued_at: Set(view.issued_at),
+        expires_at: Set(view.expires_at),
+        ..Default::default()
+    };
+    (view, row)
+}
+
+/// An ACTIVE card with a fresh code and pin ([`new_row`]), its insert added
+/// to `batch`. The code is unique by chance (60 random bits): the statement
+/// fails on `cards_code_key` in the unlikely event of a collision.
+pub fn new_card(batch: &mut Batch, secrets: &CardSecrets, card: IssueCard<'_>) -> CardView {
+    let (view, row) = new_row(secrets, card);
+    batch.push(cards::Entity::insert(row).into_query());
     view
 }
 
@@ -232,7 +291,7 @@ pub fn is_code_collision(err: &DomainError) -> bool {
     err.is_unique_violation("cards_code_key")
 }
 
-/// Issues an ACTIVE card ([`new_card`]) inside the caller's transaction.
+/// Issues an ACTIVE card ([`new_row`]) inside the caller's transaction.
 /// A code collision inserts nothing and is retried with a new code; the
 /// transaction stays usable.
 pub async fn issue(
@@ -241,14 +300,16 @@ pub async fn issue(
     card: IssueCard<'_>,
 ) -> DomainResult<CardView> {
     for _ in 0..3 {
-        let mut insert = Batch::new();
-        let view = new_card(
-            &mut insert,
-            secrets,
-            card,
-            " ON CONFLICT (code) DO NOTHING RETURNING id",
-        );
-        if insert.fetch_one(txn).await?.is_some() {
+        let (view, row) = new_row(secrets, card);
+        let inserted = cards::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(cards::Column::Code)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        if inserted == 1 {
             return Ok(view);
         }
     }

@@ -10,7 +10,12 @@ pub mod products;
 pub mod purchase;
 pub mod redeem;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use giftdrop_entities::giftcard as rows;
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    TransactionTrait,
+};
 use uuid::Uuid;
 
 use crate::Services;
@@ -18,7 +23,7 @@ use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Role;
-use crate::sql::{db_name, statement, text_input};
+use crate::sql::text_input;
 use cards::CardStatus;
 use escrow::{EscrowView, Transition};
 
@@ -36,17 +41,24 @@ async fn release_with_card(
     reason: &str,
     card_status: CardStatus,
 ) -> DomainResult<Transition> {
-    txn.execute_raw(statement(
-        "SELECT 1 FROM giftcard.cards WHERE escrow_id = $1 FOR UPDATE",
-        vec![id.into()],
-    ))
-    .await?;
+    rows::cards::Entity::find()
+        .select_only()
+        .column(rows::cards::Column::Id)
+        .filter(rows::cards::Column::EscrowId.eq(id))
+        .lock_exclusive()
+        .into_tuple::<Uuid>()
+        .all(txn)
+        .await?;
     let released = escrow::release(txn, meta, id, reason).await?;
-    txn.execute_raw(statement(
-        "UPDATE giftcard.cards SET status = $2 WHERE escrow_id = $1 AND status = 'ACTIVE'",
-        vec![id.into(), db_name(&card_status).into()],
-    ))
-    .await?;
+    rows::cards::Entity::update_many()
+        .col_expr(
+            rows::cards::Column::Status,
+            rows::cards::Status::from(card_status).into(),
+        )
+        .filter(rows::cards::Column::EscrowId.eq(id))
+        .filter(rows::cards::Column::Status.eq(rows::cards::Status::Active))
+        .exec(txn)
+        .await?;
     Ok(released)
 }
 
@@ -84,27 +96,27 @@ pub async fn release_as_admin(
 /// transaction, locked with `SKIP LOCKED`: concurrent sweeps in several
 /// workers, or a sweep re-run after a crash, never release twice.
 pub async fn expire_due(s: &Services, batch: u32) -> DomainResult<u64> {
-    let due =
-        s.db.query_all_raw(statement(
-            "SELECT id FROM giftcard.cards WHERE status = 'ACTIVE' AND expires_at <= now() \
-             ORDER BY expires_at LIMIT $1",
-            vec![i64::from(batch).into()],
-        ))
+    let due: Vec<Uuid> = due_to_expire()
+        .select_only()
+        .column(rows::cards::Column::Id)
+        .order_by_asc(rows::cards::Column::ExpiresAt)
+        .limit(u64::from(batch))
+        .into_tuple()
+        .all(&s.db)
         .await?;
     let mut expired = 0;
-    for row in &due {
-        let card_id: Uuid = row.try_get("", "id")?;
+    for card_id in due {
         let meta = RequestMeta::system();
         let txn = s.db.begin().await?;
-        let locked = txn
-            .query_one_raw(statement(
-                "SELECT escrow_id FROM giftcard.cards WHERE id = $1 AND status = 'ACTIVE' \
-                 AND expires_at <= now() FOR UPDATE SKIP LOCKED",
-                vec![card_id.into()],
-            ))
+        let locked: Option<Uuid> = due_to_expire()
+            .select_only()
+            .column(rows::cards::Column::EscrowId)
+            .filter(rows::cards::Column::Id.eq(card_id))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .into_tuple()
+            .one(&txn)
             .await?;
-        let Some(locked) = locked else { continue };
-        let escrow_id: Uuid = locked.try_get("", "escrow_id")?;
+        let Some(escrow_id) = locked else { continue };
         let released = match release_with_card(
             &txn,
             &meta,
@@ -119,10 +131,14 @@ pub async fn expire_due(s: &Services, batch: u32) -> DomainResult<u64> {
                 // The escrow is already final (released by an admin
                 // between the two reads): only the card is left.
                 tracing::warn!(card = %card_id, escrow = %escrow_id, "expiring a card whose escrow is already final");
-                txn.execute_raw(statement(
-                        "UPDATE giftcard.cards SET status = 'EXPIRED' WHERE id = $1 AND status = 'ACTIVE'",
-                        vec![card_id.into()],
-                    ))
+                rows::cards::Entity::update_many()
+                    .col_expr(
+                        rows::cards::Column::Status,
+                        rows::cards::Status::Expired.into(),
+                    )
+                    .filter(rows::cards::Column::Id.eq(card_id))
+                    .filter(rows::cards::Column::Status.eq(rows::cards::Status::Active))
+                    .exec(&txn)
                     .await?;
                 txn.commit().await?;
                 continue;
@@ -148,4 +164,15 @@ pub async fn expire_due(s: &Services, batch: u32) -> DomainResult<u64> {
         metrics::counter!("giftdrop_cards_expired_total").increment(expired);
     }
     Ok(expired)
+}
+
+/// The ACTIVE cards past `expiresAt`.
+fn due_to_expire() -> Select<rows::cards::Entity> {
+    rows::cards::Entity::find()
+        .filter(rows::cards::Column::Status.eq(rows::cards::Status::Active))
+        .filter(
+            rows::cards::Column::ExpiresAt
+                .into_expr()
+                .lte(Expr::current_timestamp()),
+        )
 }

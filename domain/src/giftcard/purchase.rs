@@ -173,7 +173,6 @@ impl Order {
                 escrow_id,
                 face_value: self.face_value,
             },
-            "",
         );
         batch.push(audit::statement(
             meta,

@@ -9,7 +9,12 @@
 //! [`LOCKOUT`], during which every attempt is `FORBIDDEN`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait};
+use giftdrop_entities::giftcard as rows;
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DerivePartialModel,
+    EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,7 +28,7 @@ use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::idempotency::{self, Scope, Work};
 use crate::identity::staff::Reach;
-use crate::sql::{Batch, bug, fetch_one, statement};
+use crate::sql::{Batch, bug};
 
 /// Wrong pins within [`WINDOW`] that lock a card.
 pub const MAX_WRONG_PINS: i64 = 5;
@@ -34,7 +39,8 @@ pub const LOCKOUT: f64 = 900.0;
 const OPERATION: &str = "redeemCard";
 
 /// A redemption.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DerivePartialModel)]
+#[sea_orm(entity = "rows::redemptions::Entity")]
 pub struct RedemptionView {
     /// Redemption id.
     pub id: Uuid,
@@ -46,16 +52,6 @@ pub struct RedemptionView {
     pub branch_id: Uuid,
     /// When.
     pub redeemed_at: DateTime<Utc>,
-}
-
-fn view(row: &QueryResult) -> DomainResult<RedemptionView> {
-    Ok(RedemptionView {
-        id: row.try_get("", "id")?,
-        card_id: row.try_get("", "card_id")?,
-        escrow_id: row.try_get("", "escrow_id")?,
-        branch_id: row.try_get("", "branch_id")?,
-        redeemed_at: row.try_get("", "redeemed_at")?,
-    })
 }
 
 /// What the till sends.
@@ -86,27 +82,39 @@ async fn count_wrong_pin(
     branch_id: Uuid,
     staff_id: Uuid,
 ) -> DomainResult<DomainError> {
-    txn.execute_raw(statement(
-        "INSERT INTO giftcard.pin_failures (card_id, branch_id, staff_id) VALUES ($1, $2, $3)",
-        vec![card.id.into(), branch_id.into(), staff_id.into()],
-    ))
+    rows::pin_failures::Entity::insert(rows::pin_failures::ActiveModel {
+        card_id: Set(card.id),
+        branch_id: Set(branch_id),
+        staff_id: Set(staff_id),
+        ..Default::default()
+    })
+    .exec_without_returning(&txn)
     .await?;
-    let locked = txn
-        .execute_raw(statement(
-            // Attempts are refused while locked, so the failures in the
-            // window all came after any earlier lock ended.
-            "UPDATE giftcard.cards SET locked_until = now() + make_interval(secs => $3) WHERE id = $1 AND \
-             (SELECT count(*) FROM giftcard.pin_failures WHERE card_id = $1 \
-                AND failed_at > now() - make_interval(secs => $2)) >= $4",
-            vec![
-                card.id.into(),
-                WINDOW.into(),
-                LOCKOUT.into(),
-                MAX_WRONG_PINS.into(),
-            ],
-        ))
+    // Attempts are refused while locked, so the failures in the window all
+    // came after any earlier lock ended.
+    let failures = rows::pin_failures::Entity::find()
+        .select_only()
+        .expr(Expr::col(Asterisk).count())
+        .filter(rows::pin_failures::Column::CardId.eq(card.id))
+        .filter(
+            rows::pin_failures::Column::FailedAt
+                .into_expr()
+                .gt(Expr::cust_with_values(
+                    "now() - make_interval(secs => $1)",
+                    [WINDOW],
+                )),
+        )
+        .into_query();
+    let locked = rows::cards::Entity::update_many()
+        .col_expr(
+            rows::cards::Column::LockedUntil,
+            Expr::cust_with_values("now() + make_interval(secs => $1)", [LOCKOUT]),
+        )
+        .filter(rows::cards::Column::Id.eq(card.id))
+        .filter(Expr::expr(failures).gte(MAX_WRONG_PINS))
+        .exec(&txn)
         .await?
-        .rows_affected()
+        .rows_affected
         == 1;
     txn.commit().await?;
     metrics::counter!("giftdrop_card_wrong_pins_total").increment(1);
@@ -151,7 +159,7 @@ pub async fn redeem(
                 return Err(DomainError::Forbidden);
             }
             let txn = s.db.begin().await?;
-            let card = cards::one(&txn, "code = $1 FOR UPDATE", code.as_str().into())
+            let card = cards::lock_by_code(&txn, code)
                 .await?
                 .filter(|c| c.merchant_id == merchant.id)
                 .ok_or(DomainError::NotFound)?;
@@ -178,13 +186,19 @@ pub async fn redeem(
             // the merchant needs, so it is held only until the commit right
             // after.
             let id = Uuid::now_v7();
-            let mut rows = Batch::new();
-            let card_id = rows.bind(card.id);
-            rows.sql(format!(
-                "UPDATE giftcard.cards SET status = 'REDEEMED', redeemed_at = now() \
-             WHERE id = {card_id} AND status = 'ACTIVE'"
-            ));
-            rows.push(audit::statement(
+            let mut batch = Batch::new();
+            batch.push(
+                rows::cards::Entity::update_many()
+                    .col_expr(
+                        rows::cards::Column::Status,
+                        rows::cards::Status::Redeemed.into(),
+                    )
+                    .col_expr(rows::cards::Column::RedeemedAt, Expr::current_timestamp())
+                    .filter(rows::cards::Column::Id.eq(card.id))
+                    .filter(rows::cards::Column::Status.eq(rows::cards::Status::Active))
+                    .into_query(),
+            );
+            batch.push(audit::statement(
                 meta,
                 AuditRecord {
                     actor: Some(viewer.user_id),
@@ -196,17 +210,18 @@ pub async fn redeem(
                     )),
                 },
             ));
-            let [id_param, escrow_id, branch_id, staff_id] = rows.binds([
-                id.into(),
-                card.escrow_id.into(),
-                branch.id.into(),
-                viewer.user_id.into(),
-            ]);
-            rows.sql(format!(
-                "INSERT INTO giftcard.redemptions (id, card_id, escrow_id, branch_id, staff_id) \
-             VALUES ({id_param}, {card_id}, {escrow_id}, {branch_id}, {staff_id})"
-            ));
-            rows.execute(&txn).await?;
+            batch.push(
+                rows::redemptions::Entity::insert(rows::redemptions::ActiveModel {
+                    id: Set(id),
+                    card_id: Set(card.id),
+                    escrow_id: Set(card.escrow_id),
+                    branch_id: Set(branch.id),
+                    staff_id: Set(viewer.user_id),
+                    ..Default::default()
+                })
+                .into_query(),
+            );
+            batch.execute(&txn).await?;
             let settled =
                 escrow::settle(&txn, meta, card.escrow_id, s.settings.deposit_fee_bps).await?;
             Ok(Work::new(txn, id, Some(settled.posted)))
@@ -220,11 +235,8 @@ pub async fn redeem(
 
 /// The redemption `id`.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<RedemptionView>> {
-    fetch_one(
-        conn,
-            "SELECT id, card_id, escrow_id, branch_id, redeemed_at FROM giftcard.redemptions WHERE id = $1",
-            vec![id.into()],
-        view,
-    )
-    .await
+    Ok(rows::redemptions::Entity::find_by_id(id)
+        .into_partial_model::<RedemptionView>()
+        .one(conn)
+        .await?)
 }

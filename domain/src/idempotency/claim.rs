@@ -4,17 +4,22 @@
 use std::future::Future;
 
 use anyhow::Context as _;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use giftdrop_entities::ledger::idempotency_keys as keys;
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityName,
+    EntityTrait, QueryFilter, QueryTrait,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    Existing, LEASE, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, existing, hash_of,
-    write_key,
+    Existing, LEASE, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, current, excluded,
+    existing, from_now, hash_of, write_key,
 };
 use crate::error::{DomainError, DomainResult};
-use crate::sql::{Batch, statement};
+use crate::sql::Batch;
 
 enum Claimed {
     Fresh(Uuid),
@@ -27,27 +32,7 @@ async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> Domai
     let token = Uuid::new_v4();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let claimed = db
-            .query_one_raw(statement(
-                "INSERT INTO ledger.idempotency_keys \
-                   (caller_id, operation, key, request_hash, state, claim, locked_until, expires_at) \
-                 VALUES ($1, $2, $3, $4, 'IN_PROGRESS', $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7)) \
-                 ON CONFLICT (caller_id, operation, key) DO UPDATE \
-                   SET request_hash = EXCLUDED.request_hash, state = 'IN_PROGRESS', claim = EXCLUDED.claim, \
-                       outcome = NULL, locked_until = EXCLUDED.locked_until, created_at = now(), \
-                       expires_at = EXCLUDED.expires_at \
-                 WHERE idempotency_keys.expires_at < now() \
-                    OR (idempotency_keys.state = 'IN_PROGRESS' AND idempotency_keys.locked_until < now() \
-                        AND idempotency_keys.request_hash = EXCLUDED.request_hash) \
-                 RETURNING claim",
-                scope.values([
-                    hash.to_vec().into(),
-                    token.into(),
-                    LEASE.as_secs_f64().into(),
-                    RETENTION.as_secs_f64().into(),
-                ]),
-            ))
-            .await?;
+        let claimed = db.query_one(&claim_statement(scope, hash, token)).await?;
         if claimed.is_some() {
             return Ok(Claimed::Fresh(token));
         }
@@ -64,6 +49,56 @@ async fn claim(db: &DatabaseConnection, scope: &Scope<'_>, hash: &[u8]) -> Domai
     }
 }
 
+/// The insert of a fresh claim of the key with `token`, or its takeover
+/// when the key expired or its claim's lease ran out (with the same
+/// input); it returns a row if it claimed.
+fn claim_statement(scope: &Scope<'_>, hash: &[u8], token: Uuid) -> InsertStatement {
+    use keys::Column::{
+        CallerId, Claim, CreatedAt, ExpiresAt, Key, LockedUntil, Operation, RequestHash, State,
+    };
+    let takeover = Condition::any()
+        .add(current(ExpiresAt).lt(Expr::current_timestamp()))
+        .add(
+            Condition::all()
+                .add(current(State).eq(keys::State::InProgress))
+                .add(current(LockedUntil).lt(Expr::current_timestamp()))
+                .add(current(RequestHash).eq(excluded(RequestHash))),
+        );
+    Query::insert()
+        .into_table(keys::Entity.table_ref())
+        .columns([
+            CallerId,
+            Operation,
+            Key,
+            RequestHash,
+            State,
+            Claim,
+            LockedUntil,
+            ExpiresAt,
+        ])
+        .values_panic([
+            scope.caller.into(),
+            scope.operation.into(),
+            scope.key.into(),
+            hash.to_vec().into(),
+            keys::State::InProgress.into(),
+            token.into(),
+            from_now(LEASE),
+            from_now(RETENTION),
+        ])
+        .on_conflict(
+            OnConflict::columns([CallerId, Operation, Key])
+                .update_columns([RequestHash, Claim, LockedUntil, ExpiresAt])
+                .value(State, keys::State::InProgress)
+                .value(keys::Column::Outcome, Expr::null())
+                .value(CreatedAt, Expr::current_timestamp())
+                .action_cond_where(takeover)
+                .to_owned(),
+        )
+        .returning_col(Claim)
+        .to_owned()
+}
+
 /// Adds the storing of `outcome` in the key, guarded by our claim token,
 /// to `batch`; it returns a row if it stored.
 fn push_store(
@@ -73,22 +108,27 @@ fn push_store(
     outcome: &Outcome,
 ) -> DomainResult<()> {
     let json = serde_json::to_value(outcome).context("unstorable outcome")?;
-    let [caller, operation, key] = scope.bind(batch);
-    let [token, outcome] = batch.binds([token.into(), json.into()]);
-    batch.sql(format!(
-        "UPDATE ledger.idempotency_keys SET state = 'DONE', outcome = {outcome}, claim = NULL, locked_until = NULL \
-         WHERE caller_id = {caller} AND operation = {operation} AND key = {key} AND claim = {token} \
-         RETURNING 1 AS written"
-    ));
+    batch.push(
+        keys::Entity::update_many()
+            .col_expr(keys::Column::State, keys::State::Done.into())
+            .col_expr(keys::Column::Outcome, json.into())
+            .col_expr(keys::Column::Claim, Expr::null())
+            .col_expr(keys::Column::LockedUntil, Expr::null())
+            .filter(scope.key_row())
+            .filter(keys::Column::Claim.eq(token))
+            .into_query()
+            .returning_col(keys::Column::CallerId)
+            .to_owned(),
+    );
     Ok(())
 }
 
 async fn release(db: &DatabaseConnection, scope: &Scope<'_>, token: Uuid) -> DomainResult<()> {
-    db.execute_raw(statement(
-        "DELETE FROM ledger.idempotency_keys WHERE caller_id = $1 AND operation = $2 AND key = $3 AND claim = $4",
-        scope.values([token.into()]),
-    ))
-    .await?;
+    keys::Entity::delete_many()
+        .filter(scope.key_row())
+        .filter(keys::Column::Claim.eq(token))
+        .exec(db)
+        .await?;
     Ok(())
 }
 

@@ -27,7 +27,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use giftdrop_entities::ledger::idempotency_keys as keys;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DerivePartialModel, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -35,7 +40,7 @@ use uuid::Uuid;
 
 use crate::error::{DomainError, DomainResult};
 use crate::money::Amount;
-use crate::sql::{Batch, Param, statement};
+use crate::sql::Batch;
 
 mod claim;
 mod transaction;
@@ -63,19 +68,31 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// The key row's primary key, as statement values `$1, $2, $3`, followed
-    /// by `more`.
-    fn values(&self, more: impl IntoIterator<Item = sea_orm::Value>) -> Vec<sea_orm::Value> {
-        let mut values: Vec<sea_orm::Value> =
-            vec![self.caller.into(), self.operation.into(), self.key.into()];
-        values.extend(more);
-        values
+    /// The key row's primary key: caller, operation, key.
+    fn key_row(&self) -> Condition {
+        Condition::all()
+            .add(keys::Column::CallerId.eq(self.caller))
+            .add(keys::Column::Operation.eq(self.operation))
+            .add(keys::Column::Key.eq(self.key))
     }
+}
 
-    /// The key row's primary key bound on `batch`: caller, operation, key.
-    fn bind(&self, batch: &mut Batch) -> [Param; 3] {
-        batch.binds([self.caller.into(), self.operation.into(), self.key.into()])
-    }
+/// `now()` plus `duration`, on the database's clock.
+fn from_now(duration: Duration) -> Expr {
+    Expr::cust_with_values(
+        "now() + make_interval(secs => $1)",
+        [duration.as_secs_f64()],
+    )
+}
+
+/// A column of the key row an `ON CONFLICT` update would change.
+fn current(column: keys::Column) -> Expr {
+    Expr::col((keys::Entity, column))
+}
+
+/// The column a conflicting insert proposed.
+fn excluded(column: keys::Column) -> Expr {
+    Expr::col(("excluded", column))
 }
 
 /// Checks a client key: 1-255 printable characters.
@@ -168,6 +185,15 @@ enum Existing {
     InFlight,
 }
 
+/// The columns of a key row [`existing`] reads.
+#[derive(DerivePartialModel)]
+#[sea_orm(entity = "keys::Entity")]
+struct KeyRow {
+    request_hash: Vec<u8>,
+    state: keys::State,
+    outcome: Option<serde_json::Value>,
+}
+
 /// The live key of `scope`, if any; `IDEMPOTENCY_KEY_REUSED` if it was
 /// used with another input.
 async fn existing(
@@ -175,23 +201,26 @@ async fn existing(
     scope: &Scope<'_>,
     hash: &[u8],
 ) -> DomainResult<Option<Existing>> {
-    let row = db
-        .query_one_raw(statement(
-            "SELECT request_hash, state, outcome FROM ledger.idempotency_keys \
-             WHERE caller_id = $1 AND operation = $2 AND key = $3 AND expires_at >= now()",
-            scope.values([]),
-        ))
+    let row = keys::Entity::find()
+        .filter(scope.key_row())
+        .filter(
+            keys::Column::ExpiresAt
+                .into_expr()
+                .gte(Expr::current_timestamp()),
+        )
+        .into_partial_model::<KeyRow>()
+        .one(db)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let stored_hash: Vec<u8> = row.try_get("", "request_hash")?;
-    if stored_hash != hash {
+    if row.request_hash != hash {
         return Err(DomainError::IdempotencyKeyReused);
     }
-    let state: String = row.try_get("", "state")?;
-    if state != "DONE" {
+    if row.state != keys::State::Done {
         return Ok(Some(Existing::InFlight));
     }
-    let outcome: serde_json::Value = row.try_get("", "outcome")?;
+    let outcome = row
+        .outcome
+        .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("a DONE key without an outcome")))?;
     Ok(Some(Existing::Done(
         serde_json::from_value(outcome).context("unreadable stored outcome")?,
     )))
@@ -293,14 +322,21 @@ async fn write_key<C: ConnectionTrait>(conn: &C, closing: Batch) -> DomainResult
 
 /// Deletes expired keys, at most `batch` of them; returns how many.
 pub async fn sweep(db: &DatabaseConnection, batch: u32) -> DomainResult<u64> {
-    let deleted = db
-        .execute_raw(statement(
-            "DELETE FROM ledger.idempotency_keys WHERE ctid IN \
-               (SELECT ctid FROM ledger.idempotency_keys WHERE expires_at < now() LIMIT $1)",
-            vec![i64::from(batch).into()],
-        ))
+    let expired = keys::Entity::find()
+        .select_only()
+        .expr(Expr::col("ctid"))
+        .filter(
+            keys::Column::ExpiresAt
+                .into_expr()
+                .lt(Expr::current_timestamp()),
+        )
+        .limit(u64::from(batch))
+        .into_query();
+    let deleted = keys::Entity::delete_many()
+        .filter(Expr::col("ctid").in_subquery(expired))
+        .exec(db)
         .await?;
-    Ok(deleted.rows_affected())
+    Ok(deleted.rows_affected)
 }
 
 #[cfg(test)]

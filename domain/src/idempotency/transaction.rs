@@ -5,12 +5,15 @@
 use std::future::Future;
 
 use anyhow::Context as _;
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use giftdrop_entities::ledger::idempotency_keys as keys;
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Existing, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, existing, hash_of, write_key,
+    Existing, Outcome, POLL, RETENTION, Scope, StoredError, WAIT, current, existing, from_now,
+    hash_of, write_key,
 };
 use crate::error::{DomainError, DomainResult};
 use crate::sql::Batch;
@@ -45,40 +48,52 @@ fn push_done(
     hash: &[u8],
     outcome: &Outcome,
 ) -> DomainResult<()> {
-    push_done_insert(
-        batch,
-        scope,
-        hash,
-        outcome,
-        " ON CONFLICT (caller_id, operation, key) DO UPDATE \
-           SET request_hash = EXCLUDED.request_hash, state = 'DONE', claim = NULL, outcome = EXCLUDED.outcome, \
-               locked_until = NULL, created_at = now(), expires_at = EXCLUDED.expires_at \
-         WHERE idempotency_keys.expires_at < now() \
-         RETURNING 1 AS written",
-    )
+    use keys::Column::{
+        CallerId, Claim, CreatedAt, ExpiresAt, Key, LockedUntil, Operation, RequestHash, State,
+    };
+    batch.push(
+        done_insert(scope, hash, outcome)?
+            .on_conflict(
+                OnConflict::columns([CallerId, Operation, Key])
+                    .update_columns([RequestHash, keys::Column::Outcome, ExpiresAt])
+                    .value(State, keys::State::Done)
+                    .value(Claim, Expr::null())
+                    .value(LockedUntil, Expr::null())
+                    .value(CreatedAt, Expr::current_timestamp())
+                    .action_and_where(current(ExpiresAt).lt(Expr::current_timestamp()))
+                    .to_owned(),
+            )
+            .returning_col(CallerId)
+            .to_owned(),
+    );
+    Ok(())
 }
 
-/// Adds the insert of the key as DONE with `outcome`, `on_conflict` after
-/// its values, to `batch`.
-fn push_done_insert(
-    batch: &mut Batch,
-    scope: &Scope<'_>,
-    hash: &[u8],
-    outcome: &Outcome,
-    on_conflict: &str,
-) -> DomainResult<()> {
+/// The insert of the key as DONE with `outcome`.
+fn done_insert(scope: &Scope<'_>, hash: &[u8], outcome: &Outcome) -> DomainResult<InsertStatement> {
+    use keys::Column::{CallerId, ExpiresAt, Key, Operation, RequestHash, State};
     let json = serde_json::to_value(outcome).context("unstorable outcome")?;
-    let [caller, operation, key] = scope.bind(batch);
-    let [hash, outcome, retention] = batch.binds([
-        hash.to_vec().into(),
-        json.into(),
-        RETENTION.as_secs_f64().into(),
-    ]);
-    batch.sql(format!(
-        "INSERT INTO ledger.idempotency_keys (caller_id, operation, key, request_hash, state, outcome, expires_at) \
-         VALUES ({caller}, {operation}, {key}, {hash}, 'DONE', {outcome}, now() + make_interval(secs => {retention})){on_conflict}"
-    ));
-    Ok(())
+    Ok(Query::insert()
+        .into_table(keys::Entity.table_ref())
+        .columns([
+            CallerId,
+            Operation,
+            Key,
+            RequestHash,
+            State,
+            keys::Column::Outcome,
+            ExpiresAt,
+        ])
+        .values_panic([
+            scope.caller.into(),
+            scope.operation.into(),
+            scope.key.into(),
+            hash.to_vec().into(),
+            keys::State::Done.into(),
+            json.into(),
+            from_now(RETENTION),
+        ])
+        .to_owned())
 }
 
 /// The key of work that runs as ONE autocommitted statement (a
@@ -95,7 +110,12 @@ pub fn first_use<I: Serialize, T: Serialize>(
     value: &T,
 ) -> DomainResult<()> {
     let value = serde_json::to_value(value).context("unstorable outcome")?;
-    push_done_insert(batch, scope, &hash_of(input)?, &Outcome::Ok { value }, "")
+    batch.push(done_insert(
+        scope,
+        &hash_of(input)?,
+        &Outcome::Ok { value },
+    )?);
+    Ok(())
 }
 
 /// [`super::run_posting`] for work that is all database: the outcome is

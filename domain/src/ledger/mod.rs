@@ -21,16 +21,14 @@
 //! (a trigger on every statement that inserts entries), amounts are positive, wallets never go
 //! below zero, entries and transfers are append-only.
 
-use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
 use crate::Services;
-use crate::error::{DomainError, DomainResult};
+use crate::error::DomainError;
 use crate::money::Amount;
 // `payments::topup` reads its status through the ledger's path.
 pub(crate) use crate::sql::from_db;
-use crate::sql::statement;
 
 mod post;
 mod reads;
@@ -41,7 +39,7 @@ pub use wallet::{
     WalletIds, WalletKind, WalletOwner, WalletView, wallet_balance, wallet_of, wallet_topic,
 };
 
-pub use reads::{EntryView, entries, platform_balance, wallet};
+pub use reads::{EntryView, entries, platform_balance, total, wallet};
 
 /// The platform's own accounts (FLOWS.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -228,28 +226,6 @@ impl Posted {
 
 fn bug(message: &str) -> DomainError {
     DomainError::Internal(anyhow::anyhow!("ledger: {message}"))
-}
-
-/// The signed sum over every account: wallets by their running balance,
-/// platform accounts by their entries. Zero whenever the ledger is sound.
-/// Run it in a REPEATABLE READ transaction for one consistent snapshot.
-pub async fn total<C: ConnectionTrait>(conn: &C) -> DomainResult<i128> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT \
-               (SELECT coalesce(sum(balance), 0) FROM ledger.accounts WHERE kind IN ('USER', 'MERCHANT'))::text AS wallets, \
-               (SELECT coalesce(sum(CASE e.direction WHEN 'CREDIT' THEN e.amount ELSE -e.amount END), 0) \
-                  FROM ledger.entries e JOIN ledger.accounts a ON a.id = e.account_id \
-                 WHERE a.kind NOT IN ('USER', 'MERCHANT'))::text AS platform",
-            vec![],
-        ))
-        .await?
-        .ok_or_else(|| bug("no total"))?;
-    let parse = |column: &str| -> DomainResult<i128> {
-        let text: String = row.try_get("", column)?;
-        text.parse().map_err(|_| bug("unparseable total"))
-    };
-    Ok(parse("wallets")? + parse("platform")?)
 }
 
 #[cfg(test)]

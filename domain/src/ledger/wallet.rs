@@ -1,15 +1,19 @@
 //! Wallets: who owns them, how they read, and the `walletUpdated`
 //! message a posting announces each touched wallet with.
 
-use sea_orm::{ConnectionTrait, QueryResult};
+use giftdrop_entities::ledger::accounts;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DerivePartialModel, EntityTrait,
+    FromQueryResult, QueryFilter, QueryResult, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::bug;
-use crate::error::DomainResult;
+use crate::error::{DomainError, DomainResult};
 use crate::memo::Remembered;
 use crate::money::Amount;
-use crate::sql::{from_db, statement};
 
 /// Who a wallet belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,22 +89,59 @@ pub(super) fn message(row: &str) -> String {
     format!("'{TOPIC}:' || {row}.kind || ':' || {row}.owner_id, jsonb_build_object({fields})")
 }
 
-/// The `balance` column of a wallet row.
-pub(super) fn balance_of(row: &QueryResult) -> DomainResult<Amount> {
-    let balance: i64 = row.try_get("", "balance")?;
-    Amount::new(balance).map_err(|_| bug("a negative wallet balance"))
+/// The columns of a wallet row ([`FIELDS`]).
+#[derive(DerivePartialModel)]
+#[sea_orm(entity = "accounts::Entity")]
+struct WalletRow {
+    id: Uuid,
+    kind: accounts::Kind,
+    owner_id: Option<Uuid>,
+    balance: i64,
+    version: i64,
 }
 
-/// A wallet row ([`columns`]) as the API shows it.
+impl TryFrom<WalletRow> for WalletView {
+    type Error = DomainError;
+
+    fn try_from(row: WalletRow) -> DomainResult<Self> {
+        Ok(WalletView {
+            id: row.id,
+            kind: match row.kind {
+                accounts::Kind::User => WalletKind::User,
+                accounts::Kind::Merchant => WalletKind::Merchant,
+                _ => return Err(bug("a platform account read as a wallet")),
+            },
+            owner_id: row
+                .owner_id
+                .ok_or_else(|| bug("a wallet without an owner"))?,
+            balance: balance(row.balance)?,
+            version: row.version,
+        })
+    }
+}
+
+/// A wallet balance, in minor units.
+pub(super) fn balance(minor: i64) -> DomainResult<Amount> {
+    Amount::new(minor).map_err(|_| bug("a negative wallet balance"))
+}
+
+/// A wallet row ([`columns`]) of a hand-written statement as the API
+/// shows it.
 pub(super) fn wallet_view(row: &QueryResult) -> DomainResult<WalletView> {
-    let kind: String = row.try_get("", "kind")?;
-    Ok(WalletView {
-        id: row.try_get("", "id")?,
-        kind: from_db(&kind)?,
-        owner_id: row.try_get("", "owner_id")?,
-        balance: balance_of(row)?,
-        version: row.try_get("", "version")?,
-    })
+    WalletRow::from_query_result(row, "")?.try_into()
+}
+
+/// The wallet kinds of `ledger.accounts`.
+pub(super) const WALLET_KINDS: [accounts::Kind; 2] =
+    [accounts::Kind::User, accounts::Kind::Merchant];
+
+impl From<WalletKind> for accounts::Kind {
+    fn from(kind: WalletKind) -> Self {
+        match kind {
+            WalletKind::User => Self::User,
+            WalletKind::Merchant => Self::Merchant,
+        }
+    }
 }
 
 /// A wallet's balance, `None` if the account is not a wallet.
@@ -108,13 +149,14 @@ pub async fn wallet_balance<C: ConnectionTrait>(
     conn: &C,
     account: Uuid,
 ) -> DomainResult<Option<Amount>> {
-    let row = conn
-        .query_one_raw(statement(
-            "SELECT balance FROM ledger.accounts WHERE id = $1 AND kind IN ('USER', 'MERCHANT')",
-            vec![account.into()],
-        ))
+    let minor: Option<i64> = accounts::Entity::find_by_id(account)
+        .select_only()
+        .column(accounts::Column::Balance)
+        .filter(accounts::Column::Kind.is_in(WALLET_KINDS))
+        .into_tuple()
+        .one(conn)
         .await?;
-    row.as_ref().map(balance_of).transpose()
+    minor.map(balance).transpose()
 }
 
 /// A wallet as the API shows it.
@@ -152,15 +194,19 @@ pub async fn wallet_of<C: ConnectionTrait>(
     if let Some(wallet) = find_wallet(conn, owner).await? {
         return Ok(wallet);
     }
-    conn.execute_raw(statement(
-        "INSERT INTO ledger.accounts (id, kind, owner_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (kind, owner_id) WHERE owner_id IS NOT NULL DO NOTHING",
-        vec![
-            Uuid::now_v7().into(),
-            owner.kind().as_str().into(),
-            owner.id().into(),
-        ],
-    ))
+    accounts::Entity::insert(accounts::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(owner.kind().into()),
+        owner_id: Set(Some(owner.id())),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::columns([accounts::Column::Kind, accounts::Column::OwnerId])
+            .target_and_where(accounts::Column::OwnerId.is_not_null())
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
     .await?;
     find_wallet(conn, owner)
         .await?
@@ -172,16 +218,14 @@ async fn find_wallet<C: ConnectionTrait>(
     conn: &C,
     owner: WalletOwner,
 ) -> DomainResult<Option<WalletView>> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!(
-                "SELECT {} FROM ledger.accounts WHERE kind = $1 AND owner_id = $2",
-                columns("")
-            ),
-            vec![owner.kind().as_str().into(), owner.id().into()],
-        ))
-        .await?;
-    row.as_ref().map(wallet_view).transpose()
+    accounts::Entity::find()
+        .filter(accounts::Column::Kind.eq(accounts::Kind::from(owner.kind())))
+        .filter(accounts::Column::OwnerId.eq(owner.id()))
+        .into_partial_model::<WalletRow>()
+        .one(conn)
+        .await?
+        .map(WalletView::try_from)
+        .transpose()
 }
 
 /// Wallet ids by owner, remembered by the process: a wallet's id never

@@ -10,20 +10,22 @@
 //! no other writer can break the rule either.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult};
+use giftdrop_entities::giftcard::escrows;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::DomainResult;
+use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::ledger::EntryKind;
 use crate::money::{Amount, Settlement};
 
 mod transition;
 
-use crate::sql::{
-    Batch, amount, amount_opt, bps, bps_opt, by_id, by_ids, db_name, enum_col, fetch_all,
-};
+use crate::sql::{Batch, bug, db_name};
 pub use transition::{Transition, release, release_all, settle};
 
 /// `EscrowStatus` of the contract.
@@ -102,41 +104,92 @@ impl EscrowView {
     }
 }
 
-/// The columns [`view`] reads.
-const COLUMNS: &str = "id, status, source, amount, merchant_id, funder_id, funder_account_id, event_id, \
-     service_rate_bps, deposit_fee_bps, deposit_fee, service_fee, merchant_payout, created_at, settled_at, released_at, release_reason";
+impl From<escrows::Status> for EscrowStatus {
+    fn from(status: escrows::Status) -> Self {
+        match status {
+            escrows::Status::Reserved => Self::Reserved,
+            escrows::Status::Settled => Self::Settled,
+            escrows::Status::Released => Self::Released,
+        }
+    }
+}
 
-/// An escrow from a row of [`COLUMNS`].
-fn view(row: &QueryResult) -> DomainResult<EscrowView> {
-    let split = (
-        amount_opt(row, "deposit_fee")?,
-        amount_opt(row, "service_fee")?,
-        amount_opt(row, "merchant_payout")?,
-    );
-    Ok(EscrowView {
-        id: row.try_get("", "id")?,
-        status: enum_col(row, "status")?,
-        source: enum_col(row, "source")?,
-        amount: amount(row, "amount")?,
-        merchant_id: row.try_get("", "merchant_id")?,
-        funder_id: row.try_get("", "funder_id")?,
-        funder_account_id: row.try_get("", "funder_account_id")?,
-        event_id: row.try_get("", "event_id")?,
-        service_rate_bps: bps(row, "service_rate_bps")?,
-        deposit_fee_bps: bps_opt(row, "deposit_fee_bps")?,
-        settlement: match split {
-            (Some(deposit_fee), Some(service_fee), Some(merchant_payout)) => Some(Settlement {
-                deposit_fee,
-                service_fee,
-                merchant_payout,
-            }),
-            _ => None,
-        },
-        created_at: row.try_get("", "created_at")?,
-        settled_at: row.try_get("", "settled_at")?,
-        released_at: row.try_get("", "released_at")?,
-        release_reason: row.try_get("", "release_reason")?,
-    })
+impl From<EscrowStatus> for escrows::Status {
+    fn from(status: EscrowStatus) -> Self {
+        match status {
+            EscrowStatus::Reserved => Self::Reserved,
+            EscrowStatus::Settled => Self::Settled,
+            EscrowStatus::Released => Self::Released,
+        }
+    }
+}
+
+impl From<escrows::Source> for EscrowSource {
+    fn from(source: escrows::Source) -> Self {
+        match source {
+            escrows::Source::EventPrize => Self::EventPrize,
+            escrows::Source::CardPurchase => Self::CardPurchase,
+        }
+    }
+}
+
+fn amount(minor: i64) -> DomainResult<Amount> {
+    Amount::new(minor).map_err(|_| bug("a negative escrow amount"))
+}
+
+fn bps(value: i32) -> DomainResult<u32> {
+    u32::try_from(value).map_err(|_| bug("a negative escrow rate"))
+}
+
+/// An escrow from its row (every column: the transitions read the row
+/// they update with `RETURNING`, which gives whole models).
+impl TryFrom<escrows::Model> for EscrowView {
+    type Error = DomainError;
+
+    fn try_from(row: escrows::Model) -> DomainResult<Self> {
+        let split = (
+            row.deposit_fee.map(amount).transpose()?,
+            row.service_fee.map(amount).transpose()?,
+            row.merchant_payout.map(amount).transpose()?,
+        );
+        Ok(Self {
+            id: row.id,
+            status: row.status.into(),
+            source: row.source.into(),
+            amount: amount(row.amount)?,
+            merchant_id: row.merchant_id,
+            funder_id: row.funder_id,
+            funder_account_id: row.funder_account_id,
+            event_id: row.event_id,
+            service_rate_bps: bps(row.service_rate_bps)?,
+            deposit_fee_bps: row.deposit_fee_bps.map(bps).transpose()?,
+            settlement: match split {
+                (Some(deposit_fee), Some(service_fee), Some(merchant_payout)) => Some(Settlement {
+                    deposit_fee,
+                    service_fee,
+                    merchant_payout,
+                }),
+                _ => None,
+            },
+            created_at: row.created_at,
+            settled_at: row.settled_at,
+            released_at: row.released_at,
+            release_reason: row.release_reason,
+        })
+    }
+}
+
+/// Every escrow `query` selects.
+async fn all<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<escrows::Entity>,
+) -> DomainResult<Vec<EscrowView>> {
+    query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(EscrowView::try_from)
+        .collect()
 }
 
 /// An escrow to reserve.
@@ -176,6 +229,9 @@ pub struct Funding {
 /// call [`count_reserved`] once it has committed. The escrows travel as
 /// arrays, so a publish of thousands of prize units is one statement of
 /// ten values.
+///
+/// Hand-written: the rows come from `unnest` of the arrays in `FROM`, whose
+/// output columns need names (`AS e (id, …)`), which sea-query cannot write.
 pub fn reserve_in(batch: &mut Batch, funding: Funding, escrows: &[NewEscrow]) {
     let rate = |bps: u32| i32::try_from(bps.min(10_000)).unwrap_or(0);
     let [ids, sources, amounts, merchants, rates] = batch.binds([
@@ -225,7 +281,11 @@ pub fn count_reserved(n: usize) {
 
 /// The escrow `id`, whoever asks.
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<EscrowView>> {
-    by_id(conn, "giftcard.escrows", COLUMNS, id, view).await
+    escrows::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(EscrowView::try_from)
+        .transpose()
 }
 
 /// The escrows with these ids (unknown ids are skipped), in one query.
@@ -233,7 +293,11 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<EscrowView>> {
-    by_ids(conn, "giftcard.escrows", COLUMNS, ids, view).await
+    all(
+        conn,
+        escrows::Entity::find().filter(escrows::Column::Id.eq_any(ids.iter().copied())),
+    )
+    .await
 }
 
 /// Filters of `escrows`.
@@ -255,26 +319,26 @@ pub async fn list<C: ConnectionTrait>(
     before: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<EscrowView>> {
-    fetch_all(
-        conn,
-            &format!(
-                "SELECT {COLUMNS} FROM giftcard.escrows \
-                 WHERE ($1 OR merchant_id = ANY($2) OR funder_id = $3) \
-                   AND ($4::text IS NULL OR status = $4) AND ($5::uuid IS NULL OR merchant_id = $5) \
-                   AND ($6::uuid IS NULL OR event_id = $6) AND ($7::uuid IS NULL OR id < $7) \
-                 ORDER BY id DESC LIMIT $8"
-            ),
-            vec![
-                reach.admin.into(),
-                reach.merchants.clone().into(),
-                reach.user_id.into(),
-                filter.status.map(|s| db_name(&s)).into(),
-                filter.merchant_id.into(),
-                filter.event_id.into(),
-                before.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
-        view,
-    )
-    .await
+    let visible = if reach.admin {
+        Condition::all()
+    } else {
+        Condition::any()
+            .add(escrows::Column::MerchantId.eq_any(reach.merchants.iter().copied()))
+            .add_option(reach.user_id.map(|id| escrows::Column::FunderId.eq(id)))
+    };
+    let query = escrows::Entity::find()
+        .filter(visible)
+        .apply_if(filter.status, |query, status| {
+            query.filter(escrows::Column::Status.eq(escrows::Status::from(status)))
+        })
+        .apply_if(filter.merchant_id, |query, id| {
+            query.filter(escrows::Column::MerchantId.eq(id))
+        })
+        .apply_if(filter.event_id, |query, id| {
+            query.filter(escrows::Column::EventId.eq(id))
+        })
+        .apply_if(before, |query, id| query.filter(escrows::Column::Id.lt(id)))
+        .order_by_desc(escrows::Column::Id)
+        .limit(limit);
+    all(conn, query).await
 }

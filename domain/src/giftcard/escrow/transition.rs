@@ -2,26 +2,28 @@
 //! RELEASED, exactly once, each with its ledger transfer (module docs of
 //! [`super`]).
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use giftdrop_entities::giftcard::escrows;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany,
+};
 use uuid::Uuid;
 
-use super::{COLUMNS, EscrowStatus, EscrowView, view};
+use super::{EscrowStatus, EscrowView, all};
 use crate::context::RequestMeta;
 use crate::error::{DomainError, DomainResult};
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Posted, Transfer};
 use crate::money::{Amount, Settlement};
-use crate::sql::{bug, db_name, statement};
+use crate::sql::{bug, db_name};
 
 /// Locks the escrow and checks it is still RESERVED.
 async fn lock_reserved(txn: &DatabaseTransaction, id: Uuid) -> DomainResult<EscrowView> {
-    let row = txn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.escrows WHERE id = $1 FOR UPDATE"),
-            vec![id.into()],
-        ))
+    let escrow: EscrowView = escrows::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
         .await?
-        .ok_or(DomainError::NotFound)?;
-    let escrow = view(&row)?;
+        .ok_or(DomainError::NotFound)?
+        .try_into()?;
     if escrow.status != EscrowStatus::Reserved {
         return Err(DomainError::Conflict(format!(
             "the escrow is already {}",
@@ -90,28 +92,29 @@ pub async fn settle(
         },
     )
     .await?;
-    let row = txn
-        .query_one_raw(statement(
-            &format!(
-                "UPDATE giftcard.escrows SET status = 'SETTLED', settled_at = now(), deposit_fee = $2, \
-                 service_fee = $3, merchant_payout = $4, final_transfer_id = $5 \
-                 WHERE id = $1 AND status = 'RESERVED' RETURNING {COLUMNS}"
-            ),
-            vec![
-                id.into(),
+    let escrow = finish(
+        txn,
+        escrows::Entity::update_many()
+            .col_expr(escrows::Column::Status, escrows::Status::Settled.into())
+            .col_expr(escrows::Column::SettledAt, Expr::current_timestamp())
+            .col_expr(
+                escrows::Column::DepositFee,
                 split.deposit_fee.minor().into(),
+            )
+            .col_expr(
+                escrows::Column::ServiceFee,
                 split.service_fee.minor().into(),
+            )
+            .col_expr(
+                escrows::Column::MerchantPayout,
                 split.merchant_payout.minor().into(),
-                posted.transfer_id.into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| bug("a locked RESERVED escrow changed"))?;
+            )
+            .col_expr(escrows::Column::FinalTransferId, posted.transfer_id.into())
+            .filter(escrows::Column::Id.eq(id)),
+    )
+    .await?;
     metrics::counter!("giftdrop_escrow_transitions_total", "to" => "SETTLED").increment(1);
-    Ok(Transition {
-        escrow: view(&row)?,
-        posted,
-    })
+    Ok(Transition { escrow, posted })
 }
 
 /// RESERVED -> RELEASED: the full amount returns to the funder's wallet
@@ -140,21 +143,13 @@ pub async fn release(
         },
     )
     .await?;
-    let row = txn
-        .query_one_raw(statement(
-            &format!(
-                "UPDATE giftcard.escrows SET status = 'RELEASED', released_at = now(), release_reason = $2, \
-                 final_transfer_id = $3 WHERE id = $1 AND status = 'RESERVED' RETURNING {COLUMNS}"
-            ),
-            vec![id.into(), reason.into(), posted.transfer_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| bug("a locked RESERVED escrow changed"))?;
+    let escrow = finish(
+        txn,
+        released(reason, posted.transfer_id).filter(escrows::Column::Id.eq(id)),
+    )
+    .await?;
     metrics::counter!("giftdrop_escrow_transitions_total", "to" => "RELEASED").increment(1);
-    Ok(Transition {
-        escrow: view(&row)?,
-        posted,
-    })
+    Ok(Transition { escrow, posted })
 }
 
 /// RESERVED -> RELEASED for every escrow of `ids` still RESERVED (the
@@ -168,26 +163,25 @@ pub async fn release_all(
     reference: &str,
     reason: &str,
 ) -> DomainResult<Option<(Vec<Uuid>, Posted)>> {
-    let rows = txn
-        .query_all_raw(statement(
-            &format!(
-                "SELECT {COLUMNS} FROM giftcard.escrows WHERE id = ANY($1) AND status = 'RESERVED' \
-                 ORDER BY id FOR UPDATE"
-            ),
-            vec![ids.to_vec().into()],
-        ))
-        .await?;
-    let escrows = rows.iter().map(view).collect::<DomainResult<Vec<_>>>()?;
-    let Some(first) = escrows.first() else {
+    let locked = all(
+        txn,
+        escrows::Entity::find()
+            .filter(escrows::Column::Id.eq_any(ids.iter().copied()))
+            .filter(escrows::Column::Status.eq(escrows::Status::Reserved))
+            .order_by_asc(escrows::Column::Id)
+            .lock_exclusive(),
+    )
+    .await?;
+    let Some(first) = locked.first() else {
         return Ok(None);
     };
-    if escrows
+    if locked
         .iter()
         .any(|e| e.funder_account_id != first.funder_account_id || e.source != first.source)
     {
         return Err(bug("escrows of several funders released as one"));
     }
-    let total = Amount::checked_sum(escrows.iter().map(|e| e.amount))
+    let total = Amount::checked_sum(locked.iter().map(|e| e.amount))
         .ok_or_else(|| bug("released escrows overflow"))?;
     let posted = ledger::post(
         txn,
@@ -202,18 +196,38 @@ pub async fn release_all(
         },
     )
     .await?;
-    let released: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
-    txn.execute_raw(statement(
-        "UPDATE giftcard.escrows SET status = 'RELEASED', released_at = now(), release_reason = $2, \
-         final_transfer_id = $3 WHERE id = ANY($1) AND status = 'RESERVED'",
-        vec![
-            released.clone().into(),
-            reason.into(),
-            posted.transfer_id.into(),
-        ],
-    ))
-    .await?;
+    let released_ids: Vec<Uuid> = locked.iter().map(|e| e.id).collect();
+    released(reason, posted.transfer_id)
+        .filter(escrows::Column::Id.eq_any(released_ids.iter().copied()))
+        .filter(escrows::Column::Status.eq(escrows::Status::Reserved))
+        .exec(txn)
+        .await?;
     metrics::counter!("giftdrop_escrow_transitions_total", "to" => "RELEASED")
-        .increment(released.len() as u64);
-    Ok(Some((released, posted)))
+        .increment(released_ids.len() as u64);
+    Ok(Some((released_ids, posted)))
+}
+
+/// The update of escrows to RELEASED by transfer `transfer_id`, for
+/// `reason` (filtered by the caller).
+fn released(reason: &str, transfer_id: Uuid) -> UpdateMany<escrows::Entity> {
+    escrows::Entity::update_many()
+        .col_expr(escrows::Column::Status, escrows::Status::Released.into())
+        .col_expr(escrows::Column::ReleasedAt, Expr::current_timestamp())
+        .col_expr(escrows::Column::ReleaseReason, reason.into())
+        .col_expr(escrows::Column::FinalTransferId, transfer_id.into())
+}
+
+/// Runs `update` of the one escrow the caller locked RESERVED; the escrow
+/// as it is now.
+async fn finish(
+    txn: &DatabaseTransaction,
+    update: UpdateMany<escrows::Entity>,
+) -> DomainResult<EscrowView> {
+    update
+        .filter(escrows::Column::Status.eq(escrows::Status::Reserved))
+        .exec_with_returning(txn)
+        .await?
+        .pop()
+        .ok_or_else(|| bug("a locked RESERVED escrow changed"))?
+        .try_into()
 }

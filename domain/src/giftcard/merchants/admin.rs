@@ -1,7 +1,9 @@
 //! An admin's changes to a merchant: approving, suspending, its service
 //! rate (FLOWS.md §2).
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use giftdrop_entities::giftcard::merchants;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
 use super::{MerchantStatus, MerchantView, find, lock};
@@ -10,7 +12,7 @@ use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Role;
-use crate::sql::{db_name, statement, text_input};
+use crate::sql::{db_name, text_input};
 
 /// An admin's change to a merchant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,20 +35,28 @@ pub async fn change_as_admin(
     change: AdminChange,
 ) -> DomainResult<MerchantView> {
     admin.require(Role::Admin)?;
-    let (action, detail, sql, values): (_, _, &str, Vec<sea_orm::Value>) = match &change {
+    let update = merchants::Entity::update_many()
+        .col_expr(merchants::Column::UpdatedAt, Expr::current_timestamp())
+        .filter(merchants::Column::Id.eq(id));
+    let (action, detail, update) = match &change {
         AdminChange::Approve => (
             "merchant.approve",
             None,
-            "UPDATE giftcard.merchants SET status = 'ACTIVE', status_reason = NULL, updated_at = now() WHERE id = $1",
-            vec![id.into()],
+            update
+                .col_expr(merchants::Column::Status, merchants::Status::Active.into())
+                .col_expr(merchants::Column::StatusReason, Expr::null()),
         ),
         AdminChange::Suspend(reason) => {
             let reason = text_input(reason, "reason", 1, 500)?;
             (
                 "merchant.suspend",
                 Some(reason.clone()),
-                "UPDATE giftcard.merchants SET status = 'SUSPENDED', status_reason = $2, updated_at = now() WHERE id = $1",
-                vec![id.into(), reason.into()],
+                update
+                    .col_expr(
+                        merchants::Column::Status,
+                        merchants::Status::Suspended.into(),
+                    )
+                    .col_expr(merchants::Column::StatusReason, reason.into()),
             )
         }
         AdminChange::ServiceRate(rate) => {
@@ -56,8 +66,7 @@ pub async fn change_as_admin(
             (
                 "merchant.service_rate",
                 Some(format!("{rate} bps")),
-                "UPDATE giftcard.merchants SET service_rate_bps = $2, updated_at = now() WHERE id = $1",
-                vec![id.into(), (*rate).into()],
+                update.col_expr(merchants::Column::ServiceRateBps, (*rate).into()),
             )
         }
     };
@@ -74,7 +83,7 @@ pub async fn change_as_admin(
             db_name(&current.status)
         )));
     }
-    txn.execute_raw(statement(sql, values)).await?;
+    update.exec(&txn).await?;
     audit::record(
         &txn,
         meta,

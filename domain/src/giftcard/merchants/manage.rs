@@ -1,16 +1,17 @@
 //! What a merchant's staff do for it: registering it, its branches, its
 //! staff (FLOWS.md §2, §4).
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use giftdrop_entities::giftcard::{branches, merchants};
+use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
 use uuid::Uuid;
 
-use super::{BranchView, COLUMNS, MerchantView, branch_view, managed, view};
+use super::{BranchView, MerchantView, managed};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::{self, Email, staff::Reach};
-use crate::sql::{bug, statement, text_input};
+use crate::sql::text_input;
 
 /// `registerMerchant`: a PENDING merchant at the platform's default service
 /// rate; the caller becomes its staff and gains MERCHANT.
@@ -25,24 +26,17 @@ pub async fn register(
     let payout_account = text_input(payout_account, "input.payoutAccount", 1, 200)?;
     let id = Uuid::now_v7();
     let txn = s.db.begin().await?;
-    let row = txn
-        .query_one_raw(statement(
-            &format!(
-                "INSERT INTO giftcard.merchants (id, name, service_rate_bps, payout_account, created_by) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
-            ),
-            vec![
-                id.into(),
-                name.into(),
-                i32::try_from(s.settings.service_rate_bps.min(10_000))
-                    .unwrap_or(0)
-                    .into(),
-                payout_account.into(),
-                viewer.user_id.into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| bug("INSERT RETURNING gave no row"))?;
+    let merchant: MerchantView = merchants::Entity::insert(merchants::ActiveModel {
+        id: Set(id),
+        name: Set(name),
+        service_rate_bps: Set(i32::try_from(s.settings.service_rate_bps.min(10_000)).unwrap_or(0)),
+        payout_account: Set(payout_account),
+        created_by: Set(viewer.user_id),
+        ..Default::default()
+    })
+    .exec_with_returning(&txn)
+    .await?
+    .try_into()?;
     identity::staff::add(&txn, meta, id, viewer.user_id, viewer.user_id).await?;
     audit::record(
         &txn,
@@ -55,7 +49,6 @@ pub async fn register(
         },
     )
     .await?;
-    let merchant = view(&row)?;
     txn.commit().await?;
     s.outbox.wake();
     Ok(merchant)
@@ -75,20 +68,21 @@ pub async fn add_branch(
     let reach = Reach::of(&s.db, Some(viewer)).await?;
     managed(&s.db, &reach, merchant_id).await?;
     let txn = s.db.begin().await?;
-    let row = txn
-        .query_one_raw(statement(
-            "INSERT INTO giftcard.branches (id, merchant_id, name, address) VALUES ($1, $2, $3, $4) \
-             RETURNING id, merchant_id, name, address",
-            vec![
-                Uuid::now_v7().into(),
-                merchant_id.into(),
-                name.into(),
-                address.into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| bug("INSERT RETURNING gave no row"))?;
-    let branch = branch_view(&row)?;
+    let branch = BranchView {
+        id: Uuid::now_v7(),
+        merchant_id,
+        name,
+        address,
+    };
+    branches::Entity::insert(branches::ActiveModel {
+        id: Set(branch.id),
+        merchant_id: Set(branch.merchant_id),
+        name: Set(branch.name.clone()),
+        address: Set(branch.address.clone()),
+        ..Default::default()
+    })
+    .exec_without_returning(&txn)
+    .await?;
     audit::record(
         &txn,
         meta,

@@ -5,13 +5,17 @@
 //! redeem. A PENDING merchant is visible only to its staff and admins.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult};
+use giftdrop_entities::giftcard::{branches, merchants};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DerivePartialModel, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
-use crate::sql::{bps, by_id, by_ids, db_name, enum_col, fetch_all, fetch_one, statement};
+use crate::sql::bug;
 
 mod admin;
 mod manage;
@@ -56,7 +60,8 @@ impl MerchantView {
 }
 
 /// A branch, where cards are redeemed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DerivePartialModel)]
+#[sea_orm(entity = "branches::Entity")]
 pub struct BranchView {
     /// Branch id.
     pub id: Uuid,
@@ -68,38 +73,70 @@ pub struct BranchView {
     pub address: String,
 }
 
-const COLUMNS: &str = "id, name, status, service_rate_bps, payout_account, created_at";
-
-fn view(row: &QueryResult) -> DomainResult<MerchantView> {
-    view_prefixed(row, "")
+impl From<merchants::Status> for MerchantStatus {
+    fn from(status: merchants::Status) -> Self {
+        match status {
+            merchants::Status::Pending => Self::Pending,
+            merchants::Status::Active => Self::Active,
+            merchants::Status::Suspended => Self::Suspended,
+        }
+    }
 }
 
-/// A merchant row whose columns are named `{prefix}id`, `{prefix}name`, …
-/// (e.g. joined beside another table's columns).
-pub(super) fn view_prefixed(row: &QueryResult, prefix: &str) -> DomainResult<MerchantView> {
-    let column = |name: &str| format!("{prefix}{name}");
-    Ok(MerchantView {
-        id: row.try_get("", &column("id"))?,
-        name: row.try_get("", &column("name"))?,
-        status: enum_col(row, &column("status"))?,
-        service_rate_bps: bps(row, &column("service_rate_bps"))?,
-        payout_account: row.try_get("", &column("payout_account"))?,
-        created_at: row.try_get("", &column("created_at"))?,
-    })
+impl From<MerchantStatus> for merchants::Status {
+    fn from(status: MerchantStatus) -> Self {
+        match status {
+            MerchantStatus::Pending => Self::Pending,
+            MerchantStatus::Active => Self::Active,
+            MerchantStatus::Suspended => Self::Suspended,
+        }
+    }
 }
 
-fn branch_view(row: &QueryResult) -> DomainResult<BranchView> {
-    Ok(BranchView {
-        id: row.try_get("", "id")?,
-        merchant_id: row.try_get("", "merchant_id")?,
-        name: row.try_get("", "name")?,
-        address: row.try_get("", "address")?,
-    })
+impl TryFrom<merchants::Model> for MerchantView {
+    type Error = DomainError;
+
+    fn try_from(row: merchants::Model) -> DomainResult<Self> {
+        Ok(Self {
+            id: row.id,
+            name: row.name,
+            status: row.status.into(),
+            service_rate_bps: u32::try_from(row.service_rate_bps)
+                .map_err(|_| bug("a negative service_rate_bps"))?,
+            payout_account: row.payout_account,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// The one merchant `query` selects, if any.
+async fn one<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<merchants::Entity>,
+) -> DomainResult<Option<MerchantView>> {
+    query
+        .one(conn)
+        .await?
+        .map(MerchantView::try_from)
+        .transpose()
+}
+
+/// Every merchant `query` selects.
+async fn all<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<merchants::Entity>,
+) -> DomainResult<Vec<MerchantView>> {
+    query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(MerchantView::try_from)
+        .collect()
 }
 
 /// The merchant `id`, whoever asks (authorization is the caller's).
 pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option<MerchantView>> {
-    by_id(conn, "giftcard.merchants", COLUMNS, id, view).await
+    one(conn, merchants::Entity::find_by_id(id)).await
 }
 
 /// The merchants with these ids (unknown ids are skipped), in one query.
@@ -107,19 +144,15 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<MerchantView>> {
-    by_ids(conn, "giftcard.merchants", COLUMNS, ids, view).await
+    let query = merchants::Entity::find().filter(merchants::Column::Id.eq_any(ids.iter().copied()));
+    all(conn, query).await
 }
 
 /// The merchant `id`, locked until the transaction ends.
 async fn lock<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<MerchantView> {
-    let row = conn
-        .query_one_raw(statement(
-            &format!("SELECT {COLUMNS} FROM giftcard.merchants WHERE id = $1 FOR UPDATE"),
-            vec![id.into()],
-        ))
+    one(conn, merchants::Entity::find_by_id(id).lock_exclusive())
         .await?
-        .ok_or(DomainError::NotFound)?;
-    view(&row)
+        .ok_or(DomainError::NotFound)
 }
 
 /// The merchant `id` if `reach` may see it.
@@ -157,24 +190,24 @@ pub async fn list<C: ConnectionTrait>(
     before: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<MerchantView>> {
-    fetch_all(
-        conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giftcard.merchants \
-                 WHERE ($1 OR status <> 'PENDING' OR id = ANY($2)) \
-                   AND ($3::text IS NULL OR status = $3) AND ($4::uuid IS NULL OR id < $4) \
-                 ORDER BY id DESC LIMIT $5"
-        ),
-        vec![
-            reach.admin.into(),
-            reach.merchants.clone().into(),
-            status.map(|s| db_name(&s)).into(),
-            before.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-        ],
-        view,
-    )
-    .await
+    let visible = if reach.admin {
+        Condition::all()
+    } else {
+        Condition::any()
+            .add(merchants::Column::Status.ne(merchants::Status::Pending))
+            .add(merchants::Column::Id.eq_any(reach.merchants.iter().copied()))
+    };
+    let query = merchants::Entity::find()
+        .filter(visible)
+        .apply_if(status, |query, status| {
+            query.filter(merchants::Column::Status.eq(merchants::Status::from(status)))
+        })
+        .apply_if(before, |query, id| {
+            query.filter(merchants::Column::Id.lt(id))
+        })
+        .order_by_desc(merchants::Column::Id)
+        .limit(limit);
+    all(conn, query).await
 }
 
 /// The branches of these merchants, oldest first, in one query.
@@ -182,13 +215,12 @@ pub async fn branches<C: ConnectionTrait>(
     conn: &C,
     merchant_ids: &[Uuid],
 ) -> DomainResult<Vec<BranchView>> {
-    fetch_all(
-        conn,
-        "SELECT id, merchant_id, name, address FROM giftcard.branches WHERE merchant_id = ANY($1) ORDER BY id",
-        vec![merchant_ids.to_vec().into()],
-        branch_view,
-    )
-    .await
+    Ok(branches::Entity::find()
+        .filter(branches::Column::MerchantId.eq_any(merchant_ids.iter().copied()))
+        .order_by_asc(branches::Column::Id)
+        .into_partial_model::<BranchView>()
+        .all(conn)
+        .await?)
 }
 
 /// The branch `id`, if any.
@@ -196,11 +228,8 @@ pub async fn find_branch<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,
 ) -> DomainResult<Option<BranchView>> {
-    fetch_one(
-        conn,
-        "SELECT id, merchant_id, name, address FROM giftcard.branches WHERE id = $1",
-        vec![id.into()],
-        branch_view,
-    )
-    .await
+    Ok(branches::Entity::find_by_id(id)
+        .into_partial_model::<BranchView>()
+        .one(conn)
+        .await?)
 }

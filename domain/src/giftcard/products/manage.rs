@@ -1,10 +1,13 @@
 //! What a merchant's staff do with its card products: creating them,
 //! taking them on and off sale.
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use giftdrop_entities::giftcard::card_products;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
 use uuid::Uuid;
 
-use super::{COLUMNS, ProductView, find_visible, view};
+use super::{ProductView, find_visible};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -12,7 +15,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::giftcard::merchants::{self, MerchantStatus};
 use crate::identity::staff::Reach;
 use crate::money::Amount;
-use crate::sql::{bug, statement, text_input};
+use crate::sql::text_input;
 
 /// Most denominations a product may offer.
 pub const MAX_DENOMINATIONS: usize = 20;
@@ -89,24 +92,18 @@ pub async fn create(
     let reach = Reach::of(&s.db, Some(viewer)).await?;
     require_active_staff(&s.db, &reach, input.merchant_id).await?;
     let txn = s.db.begin().await?;
-    let row = txn
-        .query_one_raw(statement(
-            &format!(
-                "INSERT INTO giftcard.card_products (id, merchant_id, name, description, denominations, validity_days) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-            ),
-            vec![
-                Uuid::now_v7().into(),
-                input.merchant_id.into(),
-                name.into(),
-                description.into(),
-                denominations.into(),
-                input.validity_days.into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| bug("INSERT RETURNING gave no row"))?;
-    let product = view(&row)?;
+    let product: ProductView = card_products::Entity::insert(card_products::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        merchant_id: Set(input.merchant_id),
+        name: Set(name),
+        description: Set(description),
+        denominations: Set(denominations),
+        validity_days: Set(input.validity_days),
+        ..Default::default()
+    })
+    .exec_with_returning(&txn)
+    .await?
+    .try_into()?;
     audit::record(
         &txn,
         meta,
@@ -141,15 +138,14 @@ pub async fn set_active(
         return Err(DomainError::Forbidden);
     }
     let txn = s.db.begin().await?;
-    let row = txn
-        .query_one_raw(statement(
-            &format!(
-                "UPDATE giftcard.card_products SET active = $2 WHERE id = $1 RETURNING {COLUMNS}"
-            ),
-            vec![id.into(), active.into()],
-        ))
+    let updated: ProductView = card_products::Entity::update_many()
+        .col_expr(card_products::Column::Active, active.into())
+        .filter(card_products::Column::Id.eq(id))
+        .exec_with_returning(&txn)
         .await?
-        .ok_or(DomainError::NotFound)?;
+        .pop()
+        .ok_or(DomainError::NotFound)?
+        .try_into()?;
     audit::record(
         &txn,
         meta,
@@ -166,5 +162,5 @@ pub async fn set_active(
     )
     .await?;
     txn.commit().await?;
-    view(&row)
+    Ok(updated)
 }

@@ -4,16 +4,21 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult};
+use giftdrop_entities::giftcard::{card_products, merchants};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect, QueryTrait, Select,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::merchants::{self, MerchantView};
-use crate::error::DomainResult;
+use super::merchants::MerchantView;
+use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::memo::Remembered;
 use crate::money::Amount;
-use crate::sql::{Batch, bug, by_ids, db_name, fetch_all, statement};
+use crate::sql::{Batch, bug, db_name};
 
 mod manage;
 
@@ -39,28 +44,48 @@ pub struct ProductView {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, merchant_id, name, description, denominations, validity_days, active, created_at";
-/// [`COLUMNS`] of the products table aliased `p`, for joins.
+/// The columns of the products table aliased `p`, for hand-written joins
+/// (read with [`view`]).
 pub(crate) const P_COLUMNS: &str = "p.id, p.merchant_id, p.name, p.description, p.denominations, \
      p.validity_days, p.active, p.created_at";
 
-/// A product from a row of [`COLUMNS`] (or [`P_COLUMNS`]).
+impl TryFrom<card_products::Model> for ProductView {
+    type Error = DomainError;
+
+    fn try_from(row: card_products::Model) -> DomainResult<Self> {
+        Ok(Self {
+            id: row.id,
+            merchant_id: row.merchant_id,
+            name: row.name,
+            description: row.description,
+            denominations: row
+                .denominations
+                .into_iter()
+                .map(|d| Amount::new(d).map_err(|_| bug("a negative denomination")))
+                .collect::<DomainResult<_>>()?,
+            validity_days: row.validity_days,
+            active: row.active,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// A product from a row of [`P_COLUMNS`].
 pub(crate) fn view(row: &QueryResult) -> DomainResult<ProductView> {
-    let denominations: Vec<i64> = row.try_get("", "denominations")?;
-    Ok(ProductView {
-        id: row.try_get("", "id")?,
-        merchant_id: row.try_get("", "merchant_id")?,
-        name: row.try_get("", "name")?,
-        description: row.try_get("", "description")?,
-        denominations: denominations
-            .into_iter()
-            .map(|d| Amount::new(d).map_err(|_| bug("a negative denomination")))
-            .collect::<DomainResult<_>>()?,
-        validity_days: row.try_get("", "validity_days")?,
-        active: row.try_get("", "active")?,
-        created_at: row.try_get("", "created_at")?,
-    })
+    card_products::Model::from_query_result(row, "")?.try_into()
+}
+
+/// Every product `query` selects.
+async fn all<C: ConnectionTrait>(
+    conn: &C,
+    query: Select<card_products::Entity>,
+) -> DomainResult<Vec<ProductView>> {
+    query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(ProductView::try_from)
+        .collect()
 }
 
 /// The products with these ids (unknown ids are skipped), in one query.
@@ -68,7 +93,9 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<ProductView>> {
-    by_ids(conn, "giftcard.card_products", COLUMNS, ids, view).await
+    let query =
+        card_products::Entity::find().filter(card_products::Column::Id.eq_any(ids.iter().copied()));
+    all(conn, query).await
 }
 
 /// The product `id` with its merchant, in one query.
@@ -76,7 +103,9 @@ pub async fn find_with_merchant<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,
 ) -> DomainResult<Option<(ProductView, MerchantView)>> {
-    Ok(with_merchants(conn, "p.id = $1", id.into()).await?.pop())
+    Ok(with_merchants(conn, card_products::Column::Id.eq(id))
+        .await?
+        .pop())
 }
 
 /// The products with these ids, each with its merchant, in one query
@@ -85,27 +114,20 @@ pub async fn find_many_with_merchants<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> DomainResult<Vec<(ProductView, MerchantView)>> {
-    with_merchants(conn, "p.id = ANY($1)", ids.to_vec().into()).await
+    with_merchants(conn, card_products::Column::Id.eq_any(ids.iter().copied())).await
 }
 
 async fn with_merchants<C: ConnectionTrait>(
     conn: &C,
-    condition: &str,
-    value: sea_orm::Value,
+    condition: Expr,
 ) -> DomainResult<Vec<(ProductView, MerchantView)>> {
-    let rows = conn
-        .query_all_raw(statement(
-            &format!(
-                "SELECT {P_COLUMNS}, m.id AS m_id, m.name AS m_name, m.status AS m_status, \
-                   m.service_rate_bps AS m_service_rate_bps, m.payout_account AS m_payout_account, \
-                   m.created_at AS m_created_at \
-                 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id WHERE {condition}"
-            ),
-            vec![value],
-        ))
-        .await?;
-    rows.iter()
-        .map(|row| Ok((view(row)?, merchants::view_prefixed(row, "m_")?)))
+    card_products::Entity::find()
+        .find_both_related(merchants::Entity)
+        .filter(condition)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|(product, merchant)| Ok((product.try_into()?, merchant.try_into()?)))
         .collect()
 }
 
@@ -156,6 +178,9 @@ impl OnSale {
     /// depends on), none once they changed. It states no rule of its own:
     /// the rules were applied to the copy, and hold of the rows while the
     /// rows are the copy.
+    ///
+    /// Hand-written, as a part of the purchase statement (`purchase.rs`,
+    /// BENCHMARKS.md "money core") that the parts after it read by name.
     pub fn still(batch: &mut Batch, name: &str, product: &ProductView, merchant: &MerchantView) {
         let denominations: Vec<i64> = product.denominations.iter().map(|d| d.minor()).collect();
         let [
@@ -219,20 +244,16 @@ pub async fn of_merchant<C: ConnectionTrait>(
     after: Option<Uuid>,
     limit: u64,
 ) -> DomainResult<Vec<ProductView>> {
-    fetch_all(
-        conn,
-        &format!(
-            "SELECT {COLUMNS} FROM giftcard.card_products \
-                 WHERE merchant_id = $1 AND ($2 OR active) AND ($3::uuid IS NULL OR id > $3) \
-                 ORDER BY id LIMIT $4"
-        ),
-        vec![
-            merchant_id.into(),
-            include_inactive.into(),
-            after.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-        ],
-        view,
-    )
-    .await
+    let mut query =
+        card_products::Entity::find().filter(card_products::Column::MerchantId.eq(merchant_id));
+    if !include_inactive {
+        query = query.filter(card_products::Column::Active.eq(true));
+    }
+    let query = query
+        .apply_if(after, |query, id| {
+            query.filter(card_products::Column::Id.gt(id))
+        })
+        .order_by_asc(card_products::Column::Id)
+        .limit(limit);
+    all(conn, query).await
 }
