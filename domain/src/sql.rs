@@ -1,105 +1,66 @@
-//! Small helpers for the hand-written SQL of the domain layer.
+//! The domain layer's SQL plumbing: batches of statements sent as one
+//! round trip, enum spellings, checked text input, and the few helpers the
+//! query builder lacks.
 
 use std::fmt::{self, Write as _};
 
-use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder, SqlWriter, SubQueryStatement};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::sea_query::{
+    Expr, Func, PostgresQueryBuilder, QueryBuilder, SqlWriter, SubQueryStatement,
+};
+use sea_orm::{
+    ConnectionTrait, DbBackend, FromQueryResult, QueryResult, SelectModel, Selector, Statement,
+    Value,
+};
 
 use crate::error::{DomainError, DomainResult};
-use crate::money::Amount;
 
 /// A Postgres statement with positional (`$n`) values.
 pub fn statement(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-/// The row `sql` selects, if any, read by `view`.
-pub async fn fetch_one<C: ConnectionTrait, T>(
+/// The one row `query` selects, if any, read as `Row` and made a `View`.
+pub async fn one_as<Row, View, C>(
     conn: &C,
-    sql: &str,
-    values: Vec<Value>,
-    view: fn(&QueryResult) -> DomainResult<T>,
-) -> DomainResult<Option<T>> {
-    let row = conn.query_one_raw(statement(sql, values)).await?;
-    row.as_ref().map(view).transpose()
+    query: Selector<SelectModel<Row>>,
+) -> DomainResult<Option<View>>
+where
+    Row: FromQueryResult + Send + Sync,
+    View: TryFrom<Row, Error = DomainError>,
+    C: ConnectionTrait,
+{
+    query.one(conn).await?.map(View::try_from).transpose()
 }
 
-/// Every row `sql` selects, read by `view`.
-pub async fn fetch_all<C: ConnectionTrait, T>(
+/// Every row `query` selects, each read as `Row` and made a `View`.
+pub async fn all_as<Row, View, C>(
     conn: &C,
-    sql: &str,
-    values: Vec<Value>,
-    view: fn(&QueryResult) -> DomainResult<T>,
-) -> DomainResult<Vec<T>> {
-    let rows = conn.query_all_raw(statement(sql, values)).await?;
-    rows.iter().map(view).collect()
+    query: Selector<SelectModel<Row>>,
+) -> DomainResult<Vec<View>>
+where
+    Row: FromQueryResult + Send + Sync,
+    View: TryFrom<Row, Error = DomainError>,
+    C: ConnectionTrait,
+{
+    query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(View::try_from)
+        .collect()
 }
 
-/// The row of `table` (`columns` of it) with primary key `id`.
-pub async fn by_id<C: ConnectionTrait, T>(
-    conn: &C,
-    table: &str,
-    columns: &str,
-    id: uuid::Uuid,
-    view: fn(&QueryResult) -> DomainResult<T>,
-) -> DomainResult<Option<T>> {
-    let sql = format!("SELECT {columns} FROM {table} WHERE id = $1");
-    fetch_one(conn, &sql, vec![id.into()], view).await
-}
-
-/// The rows of `table` with these primary keys (unknown ones are skipped),
-/// in one query.
-pub async fn by_ids<C: ConnectionTrait, T>(
-    conn: &C,
-    table: &str,
-    columns: &str,
-    ids: &[uuid::Uuid],
-    view: fn(&QueryResult) -> DomainResult<T>,
-) -> DomainResult<Vec<T>> {
-    let sql = format!("SELECT {columns} FROM {table} WHERE id = ANY($1)");
-    fetch_all(conn, &sql, vec![ids.to_vec().into()], view).await
+/// `unnest(array)`, for a select list: several of them in one list run in
+/// step, so arrays of equal length make rows, the k-th elements the k-th
+/// row. Rows go in as one array per column, not a row of values each, as
+/// a statement may hold more rows (an event's prize units) than values.
+pub fn unnest(array: impl Into<Value>) -> Expr {
+    Expr::from(Func::cust("unnest").arg(array.into()))
 }
 
 /// An `Internal` error for a state the database should make impossible.
 pub fn bug(message: impl std::fmt::Display) -> DomainError {
     DomainError::Internal(anyhow::anyhow!("{message}"))
-}
-
-/// The non-negative money column `column` of `row`.
-pub fn amount(row: &QueryResult, column: &str) -> DomainResult<Amount> {
-    let minor: i64 = row.try_get("", column)?;
-    Amount::new(minor).map_err(|_| bug(format_args!("a negative {column}")))
-}
-
-/// The nullable money column `column` of `row`.
-pub fn amount_opt(row: &QueryResult, column: &str) -> DomainResult<Option<Amount>> {
-    let minor: Option<i64> = row.try_get("", column)?;
-    minor
-        .map(|m| Amount::new(m).map_err(|_| bug(format_args!("a negative {column}"))))
-        .transpose()
-}
-
-/// The basis-point column `column` of `row`.
-pub fn bps(row: &QueryResult, column: &str) -> DomainResult<u32> {
-    bps_opt(row, column)?.ok_or_else(|| bug(format_args!("no {column}")))
-}
-
-/// A nullable basis-points column.
-pub fn bps_opt(row: &QueryResult, column: &str) -> DomainResult<Option<u32>> {
-    let value: Option<i32> = row.try_get("", column)?;
-    value
-        .map(|v| u32::try_from(v).map_err(|_| bug(format_args!("a negative {column}"))))
-        .transpose()
-}
-
-/// A text column holding one of `T`'s variants, spelled as its serde name
-/// (which is also its database and API spelling).
-pub fn enum_col<T: serde::de::DeserializeOwned>(
-    row: &QueryResult,
-    column: &str,
-) -> DomainResult<T> {
-    let text: String = row.try_get("", column)?;
-    from_db(&text)
 }
 
 /// One of `T`'s variants from its database spelling (its serde name).
@@ -222,13 +183,25 @@ impl Batch {
     /// Adds a sea-query statement as the next part, its values bound on
     /// this batch as sea-query writes them.
     pub fn push(&mut self, query: impl Into<SubQueryStatement>) {
+        let sql = self.write(&query.into());
+        self.sql(sql);
+    }
+
+    /// Adds a sea-query statement as the part called `name`, which the
+    /// parts after it may read.
+    pub fn push_named(&mut self, name: &str, query: impl Into<SubQueryStatement>) {
+        let sql = self.write(&query.into());
+        self.named(name, sql);
+    }
+
+    /// `query`'s SQL, its values bound on this batch.
+    fn write(&mut self, query: &SubQueryStatement) -> String {
         let mut writer = Writer {
             sql: String::new(),
             values: &mut self.values,
         };
-        PostgresQueryBuilder.prepare_query_statement(&query.into(), &mut writer);
-        let sql = writer.sql;
-        self.sql(sql);
+        PostgresQueryBuilder.prepare_query_statement(query, &mut writer);
+        writer.sql
     }
 
     /// The batch as one statement, its last part the main statement.

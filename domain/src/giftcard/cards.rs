@@ -16,7 +16,7 @@ use super::products::ProductView;
 use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::money::Amount;
-use crate::sql::{Batch, bug};
+use crate::sql::{self, Batch, bug};
 
 /// `CardStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,12 +166,7 @@ async fn one<C: ConnectionTrait>(
     conn: &C,
     query: Select<cards::Entity>,
 ) -> DomainResult<Option<CardView>> {
-    query
-        .into_partial_model::<CardRow>()
-        .one(conn)
-        .await?
-        .map(CardView::try_from)
-        .transpose()
+    sql::one_as(conn, query.into_partial_model::<CardRow>()).await
 }
 
 /// Every card `query` selects.
@@ -179,13 +174,7 @@ async fn all<C: ConnectionTrait>(
     conn: &C,
     query: Select<cards::Entity>,
 ) -> DomainResult<Vec<CardView>> {
-    query
-        .into_partial_model::<CardRow>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(CardView::try_from)
-        .collect()
+    sql::all_as(conn, query.into_partial_model::<CardRow>()).await
 }
 
 /// The card `id`, whoever asks.

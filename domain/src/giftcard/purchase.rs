@@ -146,7 +146,7 @@ impl Order {
         (product, merchant): (&ProductView, &MerchantView),
         (wallet, transfer_id): (Uuid, Uuid),
         escrow_id: Uuid,
-    ) -> CardView {
+    ) -> DomainResult<CardView> {
         escrow::reserve_in(
             batch,
             Funding {
@@ -163,7 +163,7 @@ impl Order {
                 merchant_id: merchant.id,
                 service_rate_bps: merchant.service_rate_bps,
             }],
-        );
+        )?;
         let card = new_card(
             batch,
             &s.card_secrets,
@@ -183,7 +183,7 @@ impl Order {
                 detail: Some(format!("{} into escrow {escrow_id}", self.face_value)),
             },
         ));
-        card
+        Ok(card)
     }
 }
 
@@ -198,8 +198,10 @@ impl Order {
 /// Hand-written on purpose, as the ledger posting it includes: with
 /// pgbench replaying a purchase's rows, Postgres alone ran 0.44-0.48 of
 /// tpcb-like as separate statements and 0.58-0.63 as this one statement,
-/// and a purchase went from 6 round trips to 2 (BENCHMARKS.md, "money
-/// core", purchases).
+/// and a purchase went from 6 round trips to 2, taking purchases from
+/// 0.29-0.35 to 0.43-0.45 of pgbench (docs/benchmarks-history.md, "Reads
+/// and writes"; today's figure in BENCHMARKS.md, "Purchase and
+/// redemption").
 async fn purchase_at_once(
     s: &Services,
     meta: &RequestMeta,
@@ -236,7 +238,7 @@ async fn purchase_at_once(
         (&product, &merchant),
         (wallet, posting.transfer_id()),
         escrow_id,
-    );
+    )?;
     idempotency::first_use(&mut batch, scope, &order.input(), &card.id)?;
     posting.select_wallets(&mut batch);
     match batch.fetch_one(&s.db).await {
@@ -304,7 +306,7 @@ async fn purchase_in_transaction(
                 (&product, &merchant),
                 (wallet, funded.transfer_id),
                 escrow_id,
-            );
+            )?;
             let id = card.id;
             *issued_slot = Some(card);
             Ok(Work {

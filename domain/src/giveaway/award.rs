@@ -4,10 +4,15 @@
 //! the caller's transaction.
 
 use chrono::Utc;
+use giftdrop_entities::giftcard::card_products;
 use giftdrop_entities::giveaway as db;
+use giftdrop_entities::identity::users;
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityName, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QuerySelect, QueryTrait, RelationTrait,
+};
 use uuid::Uuid;
 
 use super::events::{self, EventView};
@@ -20,11 +25,11 @@ use crate::audit::{self, AuditRecord};
 use crate::context::RequestMeta;
 use crate::error::DomainResult;
 use crate::giftcard::cards::{self, IssueCard};
-use crate::giftcard::products::{self, P_COLUMNS, ProductView};
+use crate::giftcard::products::ProductView;
 use crate::jobs::SendEmail;
 use crate::money::Amount;
 use crate::outbox;
-use crate::sql::{Batch, amount, bug, fetch_one};
+use crate::sql::{Batch, bug};
 
 /// What an award reads besides its unit.
 struct Inputs {
@@ -36,32 +41,42 @@ struct Inputs {
     email: String,
 }
 
+/// The row [`inputs`] reads: the prize's product, the prize's face value
+/// and the winner's email.
+#[derive(FromQueryResult)]
+struct InputsRow {
+    #[sea_orm(nested)]
+    product: card_products::Model,
+    prize_face_value: i64,
+    winner_email: Option<String>,
+}
+
 /// The [`Inputs`] of an award of a unit of `prize_id` to `user_id`, in one
 /// query.
 async fn inputs(txn: &DatabaseTransaction, prize_id: Uuid, user_id: Uuid) -> DomainResult<Inputs> {
-    let (product, face_value, email) = fetch_one(
-        txn,
-        &format!(
-            "SELECT {P_COLUMNS}, z.face_value AS prize_face_value, \
-               (SELECT email FROM identity.users WHERE id = $2) AS winner_email \
-             FROM giveaway.prizes z JOIN giftcard.card_products p ON p.id = z.card_product_id \
-             WHERE z.id = $1"
-        ),
-        vec![prize_id.into(), user_id.into()],
-        |row| {
-            Ok((
-                products::view(row)?,
-                amount(row, "prize_face_value")?,
-                row.try_get::<Option<String>>("", "winner_email")?,
-            ))
-        },
-    )
-    .await?
-    .ok_or_else(|| bug("a unit's prize or its product vanished"))?;
+    let email = Query::select()
+        .column(users::Column::Email)
+        .from(users::Entity.table_ref())
+        .and_where(Expr::col((users::Entity, users::Column::Id)).eq(user_id))
+        .to_owned();
+    let row = card_products::Entity::find()
+        .join(
+            JoinType::InnerJoin,
+            db::prizes::Relation::CardProduct.def().rev(),
+        )
+        .filter(db::prizes::Column::Id.eq(prize_id))
+        .column_as(db::prizes::Column::FaceValue, "prize_face_value")
+        .column_as(Expr::SubQuery(None, Box::new(email.into())), "winner_email")
+        .into_model::<InputsRow>()
+        .one(txn)
+        .await?
+        .ok_or_else(|| bug("a unit's prize or its product vanished"))?;
     Ok(Inputs {
-        product,
-        face_value,
-        email: email.ok_or_else(|| bug("a participant's user vanished"))?,
+        product: row.product.try_into()?,
+        face_value: Amount::new(row.prize_face_value).map_err(|_| bug("a negative face value"))?,
+        email: row
+            .winner_email
+            .ok_or_else(|| bug("a participant's user vanished"))?,
     })
 }
 

@@ -18,7 +18,7 @@ use super::participants::ParticipantView;
 use crate::context::Viewer;
 use crate::error::{DomainError, DomainResult};
 use crate::money::Amount;
-use crate::sql::bug;
+use crate::sql::{self, bug};
 
 /// `EventStatus` of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,12 +207,7 @@ async fn all<C: ConnectionTrait>(
     conn: &C,
     query: Select<events::Entity>,
 ) -> DomainResult<Vec<EventView>> {
-    query
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(EventView::try_from)
-        .collect()
+    sql::all_as(conn, query.into_model::<events::Model>()).await
 }
 
 /// The event `query` selects, if any.
@@ -220,7 +215,7 @@ async fn one<C: ConnectionTrait>(
     conn: &C,
     query: Select<events::Entity>,
 ) -> DomainResult<Option<EventView>> {
-    query.one(conn).await?.map(EventView::try_from).transpose()
+    sql::one_as(conn, query.into_model::<events::Model>()).await
 }
 
 /// The event `id`, whoever asks.

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use giftdrop_entities::giveaway::{events as db, prize_units};
-use sea_orm::sea_query::{Expr, Func, InsertStatement, Query};
+use sea_orm::sea_query::{Expr, InsertStatement, Query};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityName, QueryFilter, TransactionTrait, Value};
 use uuid::Uuid;
 
@@ -22,7 +22,7 @@ use crate::giftcard::merchants::MerchantStatus;
 use crate::giftcard::products;
 use crate::idempotency::{self, Scope, Work};
 use crate::ledger::{self, Account, EntryKind, Leg, PlatformAccount, Transfer, WalletOwner};
-use crate::sql::{Batch, bug};
+use crate::sql::{Batch, bug, unnest};
 
 const PUBLISH: &str = "publishEvent";
 
@@ -176,7 +176,7 @@ async fn prize_pool(
     }
     let escrow_ids: Vec<Uuid> = escrows.iter().map(|e| e.id).collect();
     let mut pool = Batch::new();
-    escrow::reserve_in(&mut pool, funding, &escrows);
+    escrow::reserve_in(&mut pool, funding, &escrows)?;
     pool.push(insert_units(
         event.id,
         [
@@ -190,15 +190,11 @@ async fn prize_pool(
 }
 
 /// The insert of an event's prize units, one per element of the arrays of
-/// their ids, prizes, numbers and escrows: arrays, not a row of values per
-/// unit, as an event may hold more units than a statement may have values.
-/// Set-returning functions in one select list run in step, so the k-th
-/// elements make the k-th row.
+/// their ids, prizes, numbers and escrows ([`unnest`]).
 fn insert_units(
     event_id: Uuid,
     [ids, prizes, numbers, escrows]: [Value; 4],
 ) -> DomainResult<InsertStatement> {
-    let unnest = |array: Value| Expr::from(Func::cust("unnest").arg(array));
     let units = Query::select()
         .expr(unnest(ids))
         .expr(Expr::val(event_id))

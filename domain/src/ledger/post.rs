@@ -11,8 +11,8 @@
 //!
 //! Hand-written SQL, kept because it is measured: a hot wallet's row lock
 //! is held for one round trip instead of three, which took purchases from
-//! 726 to 806 a second (BENCHMARKS.md, "one statement per single-wallet
-//! posting").
+//! 726 to 806 a second (docs/benchmarks-history.md, "Reads and writes";
+//! today's figure in BENCHMARKS.md, "Ledger posting").
 
 use std::collections::BTreeSet;
 

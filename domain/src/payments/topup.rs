@@ -20,6 +20,7 @@ use crate::idempotency::{self, Scope};
 use crate::identity;
 use crate::ledger::{self, WalletOwner};
 use crate::money::Amount;
+use crate::sql;
 
 /// The rate limit (`RATE_LIMITS`) `initiateTopup` counts against.
 pub const RATE_LIMIT: &str = "topup";
@@ -184,12 +185,7 @@ async fn one<C: ConnectionTrait>(
     conn: &C,
     query: Select<topups::Entity>,
 ) -> DomainResult<Option<TopupView>> {
-    query
-        .into_partial_model::<TopupRow>()
-        .one(conn)
-        .await?
-        .map(TopupView::try_from)
-        .transpose()
+    sql::one_as(conn, query.into_partial_model::<TopupRow>()).await
 }
 
 /// The topup `id`, whoever owns it (authorization is the caller's).

@@ -11,9 +11,10 @@
 
 use chrono::{DateTime, Utc};
 use giftdrop_entities::giftcard::escrows;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityName, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,7 +26,7 @@ use crate::money::{Amount, Settlement};
 
 mod transition;
 
-use crate::sql::{Batch, bug, db_name};
+use crate::sql::{self, Batch, bug, db_name, unnest};
 pub use transition::{Transition, release, release_all, settle};
 
 /// `EscrowStatus` of the contract.
@@ -184,12 +185,7 @@ async fn all<C: ConnectionTrait>(
     conn: &C,
     query: Select<escrows::Entity>,
 ) -> DomainResult<Vec<EscrowView>> {
-    query
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(EscrowView::try_from)
-        .collect()
+    sql::all_as(conn, query.into_model::<escrows::Model>()).await
 }
 
 /// An escrow to reserve.
@@ -227,51 +223,59 @@ pub struct Funding {
 /// Adds the insert of RESERVED escrows funded by `funding` to `batch`
 /// (with the funding transfer, or after it in the caller's transaction);
 /// call [`count_reserved`] once it has committed. The escrows travel as
-/// arrays, so a publish of thousands of prize units is one statement of
-/// ten values.
-///
-/// Hand-written: the rows come from `unnest` of the arrays in `FROM`, whose
-/// output columns need names (`AS e (id, …)`), which sea-query cannot write.
-pub fn reserve_in(batch: &mut Batch, funding: Funding, escrows: &[NewEscrow]) {
+/// arrays ([`unnest`]), so a publish of thousands of prize units is one
+/// statement of ten values.
+pub fn reserve_in(batch: &mut Batch, funding: Funding, escrows: &[NewEscrow]) -> DomainResult<()> {
+    use escrows::Column as C;
     let rate = |bps: u32| i32::try_from(bps.min(10_000)).unwrap_or(0);
-    let [ids, sources, amounts, merchants, rates] = batch.binds([
-        escrows.iter().map(|e| e.id).collect::<Vec<Uuid>>().into(),
-        escrows
-            .iter()
-            .map(|e| db_name(&e.source))
-            .collect::<Vec<String>>()
-            .into(),
-        escrows
-            .iter()
-            .map(|e| e.amount.minor())
-            .collect::<Vec<i64>>()
-            .into(),
-        escrows
-            .iter()
-            .map(|e| e.merchant_id)
-            .collect::<Vec<Uuid>>()
-            .into(),
-        escrows
-            .iter()
-            .map(|e| rate(e.service_rate_bps))
-            .collect::<Vec<i32>>()
-            .into(),
-    ]);
-    let [funder, account, transfer, event, deposit_rate] = batch.binds([
-        funding.funder_id.into(),
-        funding.funder_account_id.into(),
-        funding.transfer_id.into(),
-        funding.event_id.into(),
-        rate(funding.deposit_fee_bps).into(),
-    ]);
-    batch.sql(format!(
-        "INSERT INTO giftcard.escrows (id, source, amount, merchant_id, funder_id, funder_account_id, \
-         event_id, service_rate_bps, reserve_transfer_id, deposit_fee_bps) \
-         SELECT e.id, e.source, e.amount, e.merchant_id, {funder}, {account}, {event}, e.rate, \
-           {transfer}, {deposit_rate} \
-         FROM unnest({ids}::uuid[], {sources}::text[], {amounts}::bigint[], {merchants}::uuid[], \
-           {rates}::integer[]) AS e (id, source, amount, merchant_id, rate)"
-    ));
+    let rows = Query::select()
+        .expr(unnest(escrows.iter().map(|e| e.id).collect::<Vec<Uuid>>()))
+        .expr(unnest(
+            escrows
+                .iter()
+                .map(|e| db_name(&e.source))
+                .collect::<Vec<String>>(),
+        ))
+        .expr(unnest(
+            escrows
+                .iter()
+                .map(|e| e.amount.minor())
+                .collect::<Vec<i64>>(),
+        ))
+        .expr(unnest(
+            escrows.iter().map(|e| e.merchant_id).collect::<Vec<Uuid>>(),
+        ))
+        .expr(Expr::val(funding.funder_id))
+        .expr(Expr::val(funding.funder_account_id))
+        .expr(Expr::val(funding.event_id))
+        .expr(unnest(
+            escrows
+                .iter()
+                .map(|e| rate(e.service_rate_bps))
+                .collect::<Vec<i32>>(),
+        ))
+        .expr(Expr::val(funding.transfer_id))
+        .expr(Expr::val(rate(funding.deposit_fee_bps)))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(escrows::Entity.table_ref())
+        .columns([
+            C::Id,
+            C::Source,
+            C::Amount,
+            C::MerchantId,
+            C::FunderId,
+            C::FunderAccountId,
+            C::EventId,
+            C::ServiceRateBps,
+            C::ReserveTransferId,
+            C::DepositFeeBps,
+        ])
+        .select_from(rows)
+        .map_err(bug)?
+        .to_owned();
+    batch.push(insert);
+    Ok(())
 }
 
 /// Counts `n` escrows reserved (the transition metric).

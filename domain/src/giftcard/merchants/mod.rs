@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
-use crate::sql::bug;
+use crate::sql::{self, bug};
 
 mod admin;
 mod manage;
@@ -114,11 +114,7 @@ async fn one<C: ConnectionTrait>(
     conn: &C,
     query: Select<merchants::Entity>,
 ) -> DomainResult<Option<MerchantView>> {
-    query
-        .one(conn)
-        .await?
-        .map(MerchantView::try_from)
-        .transpose()
+    sql::one_as(conn, query.into_model::<merchants::Model>()).await
 }
 
 /// Every merchant `query` selects.
@@ -126,12 +122,7 @@ async fn all<C: ConnectionTrait>(
     conn: &C,
     query: Select<merchants::Entity>,
 ) -> DomainResult<Vec<MerchantView>> {
-    query
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(MerchantView::try_from)
-        .collect()
+    sql::all_as(conn, query.into_model::<merchants::Model>()).await
 }
 
 /// The merchant `id`, whoever asks (authorization is the caller's).

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use giftdrop_entities::giftcard::{card_products, merchants};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QueryResult, QuerySelect, QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, EntityName, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::identity::staff::Reach;
 use crate::memo::Remembered;
 use crate::money::Amount;
-use crate::sql::{Batch, bug, db_name};
+use crate::sql::{self, Batch, bug, db_name};
 
 mod manage;
 
@@ -44,11 +44,6 @@ pub struct ProductView {
     pub created_at: DateTime<Utc>,
 }
 
-/// The columns of the products table aliased `p`, for hand-written joins
-/// (read with [`view`]).
-pub(crate) const P_COLUMNS: &str = "p.id, p.merchant_id, p.name, p.description, p.denominations, \
-     p.validity_days, p.active, p.created_at";
-
 impl TryFrom<card_products::Model> for ProductView {
     type Error = DomainError;
 
@@ -70,22 +65,12 @@ impl TryFrom<card_products::Model> for ProductView {
     }
 }
 
-/// A product from a row of [`P_COLUMNS`].
-pub(crate) fn view(row: &QueryResult) -> DomainResult<ProductView> {
-    card_products::Model::from_query_result(row, "")?.try_into()
-}
-
 /// Every product `query` selects.
 async fn all<C: ConnectionTrait>(
     conn: &C,
     query: Select<card_products::Entity>,
 ) -> DomainResult<Vec<ProductView>> {
-    query
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(ProductView::try_from)
-        .collect()
+    sql::all_as(conn, query.into_model::<card_products::Model>()).await
 }
 
 /// The products with these ids (unknown ids are skipped), in one query.
@@ -178,39 +163,30 @@ impl OnSale {
     /// depends on), none once they changed. It states no rule of its own:
     /// the rules were applied to the copy, and hold of the rows while the
     /// rows are the copy.
-    ///
-    /// Hand-written, as a part of the purchase statement (`purchase.rs`,
-    /// BENCHMARKS.md "money core") that the parts after it read by name.
     pub fn still(batch: &mut Batch, name: &str, product: &ProductView, merchant: &MerchantView) {
+        use card_products::Column as P;
+        use merchants::Column as M;
         let denominations: Vec<i64> = product.denominations.iter().map(|d| d.minor()).collect();
-        let [
-            id,
-            merchant_id,
-            active,
-            validity,
-            denominations,
-            status,
-            rate,
-        ] = batch.binds([
-            product.id.into(),
-            merchant.id.into(),
-            product.active.into(),
-            product.validity_days.into(),
-            denominations.into(),
-            db_name(&merchant.status).into(),
-            i32::try_from(merchant.service_rate_bps)
-                .unwrap_or(i32::MAX)
-                .into(),
-        ]);
-        batch.named(
-            name,
-            format!(
-                "SELECT 1 FROM giftcard.card_products p JOIN giftcard.merchants m ON m.id = p.merchant_id \
-                 WHERE p.id = {id} AND p.merchant_id = {merchant_id} AND p.active = {active} \
-                   AND p.validity_days = {validity} AND p.denominations = {denominations}::bigint[] \
-                   AND m.status = {status} AND m.service_rate_bps = {rate}"
-            ),
-        );
+        let rate = i32::try_from(merchant.service_rate_bps).unwrap_or(i32::MAX);
+        let query = Query::select()
+            .expr(Expr::cust("1"))
+            .from(card_products::Entity.table_ref())
+            .inner_join(
+                merchants::Entity.table_ref(),
+                Expr::col((merchants::Entity, M::Id))
+                    .equals((card_products::Entity, P::MerchantId)),
+            )
+            .and_where(Expr::col((card_products::Entity, P::Id)).eq(product.id))
+            .and_where(Expr::col((card_products::Entity, P::MerchantId)).eq(merchant.id))
+            .and_where(Expr::col((card_products::Entity, P::Active)).eq(product.active))
+            .and_where(
+                Expr::col((card_products::Entity, P::ValidityDays)).eq(product.validity_days),
+            )
+            .and_where(Expr::col((card_products::Entity, P::Denominations)).eq(denominations))
+            .and_where(Expr::col((merchants::Entity, M::Status)).eq(db_name(&merchant.status)))
+            .and_where(Expr::col((merchants::Entity, M::ServiceRateBps)).eq(rate))
+            .to_owned();
+        batch.push_named(name, query);
     }
 }
 
