@@ -44,6 +44,8 @@ if [ "$1" = wallet ]; then
 fi
 if [ "$1" = market ] || [ "$1" = giveaway ]; then
   export RATE_LIMITS=topup=100000/3600,payout=100000/3600,purchase=1000000/3600,attempt=100000/60,join=100000/60,login=100000/300
+  # Buyers are funded for the whole run in one top-up each.
+  export TOPUP_MAX_AMOUNT=1000000000000
 fi
 trap 'kill ${server:-} 2>/dev/null; wait ${server:-} 2>/dev/null || true' EXIT
 start_giftdrop "$redis_url"
