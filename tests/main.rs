@@ -15,6 +15,7 @@ mod deploy;
 mod draw;
 mod entities;
 mod escrow_race;
+mod event_page;
 mod events;
 mod health;
 mod hostile;

@@ -1,7 +1,6 @@
 //! What a request costs in SQL: nested rows of a list are loaded in
 //! batches, so a longer list does not run more statements.
 
-use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::support::{AppOptions, TestApp};
@@ -97,40 +96,14 @@ async fn a_purchase_is_two_statements_and_its_repeat_changes_nothing() {
 
 #[tokio::test(crate = "crate::support::harness")]
 async fn an_event_costs_the_same_statements_however_many_winners_it_has() {
-    use chrono::{Duration, Utc};
-
-    use crate::support::events::instant;
-
     // Serving only, no relay or clock: nothing else runs statements
     // meanwhile (the test starts the event itself).
     let app = AppOptions::new().await.quiet().spawn().await;
     let shop = app.open_shop("shop@example.com", "Winners", &[500]).await;
     let (host, _) = app.host("host@example.com", 5_000).await;
-    let starts = Utc::now() + Duration::seconds(1);
-    let mut input = instant(
-        &shop.product_id,
-        500,
-        10,
-        starts,
-        starts + Duration::minutes(5),
-    );
-    input["winChancePercent"] = json!(100);
-    let event = app.create_event(&host, input).await;
-    let id = event["data"]["createEvent"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    app.publish_event(&host, &id, "p").await;
-    app.db
-        .execute_unprepared(&format!(
-            "UPDATE giveaway.events SET starts_at = now() - interval '1 second' WHERE id = '{id}'"
-        ))
-        .await
-        .expect("started");
-    giftdrop_domain::giveaway::lifecycle::advance(&app.running().services)
-        .await
-        .expect("the clock");
-    assert_eq!(app.event(None, &id).await["status"], "LIVE");
+    let id = app
+        .live_instant_event(&host, &shop.product_id, 500, 10)
+        .await;
     let crowd = app.verified_crowd(&id, 8).await;
     let query = format!(
         "{{ event(id: \"{id}\") {{ host {{ id }} prizes {{ cardProduct {{ name }} }} \

@@ -6,10 +6,15 @@
 //! (415), no batches (the extractor reads them, we refuse them: 400), no
 //! mutation over GET (405), the document cache with its shape limits and
 //! string checks, who is asking, the correlation id on internal errors.
+//! Identical queries in flight share one execution
+//! ([`Coalescer`](crate::http::coalesce::Coalescer): never
+//! one that started before they arrived).
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{ParseRequestError, ServerError};
+use std::sync::Arc;
+
+use async_graphql::{ErrorExtensionValues, ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Extension;
 use axum::body::{Body, Bytes};
@@ -17,9 +22,11 @@ use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::RequestMeta;
-use giftdrop_graphql::auth::RequestData;
+use giftdrop_domain::identity::Role;
+use giftdrop_graphql::auth::{Auth, RequestData};
 use giftdrop_graphql::error::{finish_errors, to_graphql};
 use giftdrop_graphql::operation;
+use uuid::Uuid;
 
 use crate::http::auth::resolve_auth;
 use crate::http::client_ip::ClientIp;
@@ -208,6 +215,12 @@ fn refused(headers: &HeaderMap, error: ServerError) -> Response {
 /// nothing, get JSON).
 fn respond(headers: &HeaderMap, response: async_graphql::Response) -> Response {
     let mut response = GraphQLResponse::from(response).into_response();
+    negotiate(headers, &mut response);
+    response
+}
+
+/// The content type of `response` for a client that sent `headers`.
+fn negotiate(headers: &HeaderMap, response: &mut Response) {
     let accepts_graphql = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -219,12 +232,11 @@ fn respond(headers: &HeaderMap, response: async_graphql::Response) -> Response {
             HeaderValue::from_static("application/json"),
         );
     }
-    response
 }
 
 async fn execute(
     state: &AppState,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     headers: &HeaderMap,
     correlation: CorrelationId,
     client: ClientIp,
@@ -250,8 +262,110 @@ async fn execute(
         }
     };
     let correlation = meta.correlation_id.clone();
-    let data = RequestData::new(auth, meta, client.to_string());
-    let mut response = state.schema.execute(request.data(data)).await;
-    finish_errors(&mut response, &correlation);
-    respond(headers, response)
+    let key = Query::key(&auth, &mut request);
+    let request = request.data(RequestData::new(auth, meta, client.to_string()));
+    let Some(key) = key else {
+        let mut response = state.schema.execute(request).await;
+        finish_errors(&mut response, &correlation);
+        return respond(headers, response);
+    };
+    let schema = state.schema.clone();
+    let leader = correlation.clone();
+    let joined = state
+        .queries
+        .run(key, move || async move {
+            let mut response = schema.execute(request).await;
+            finish_errors(&mut response, &leader);
+            Arc::new(Answer::of(response, leader).await)
+        })
+        .await;
+    let Some(answer) = joined.value else {
+        // The round panicked (logged by the panic hook).
+        let mut response =
+            async_graphql::Response::from_errors(vec![ServerError::new("Internal error", None)]);
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", "INTERNAL");
+        response.errors[0].extensions = Some(extensions);
+        finish_errors(&mut response, &correlation);
+        return respond(headers, response);
+    };
+    if answer.internal && !joined.led {
+        // Its own correlation id on the INTERNAL errors, and the log line
+        // that leads from it to the round's.
+        tracing::warn!(round = %answer.correlation, "answered by a round that failed");
+        if let Ok(mut response) = serde_json::from_slice::<async_graphql::Response>(&answer.body) {
+            finish_errors(&mut response, &correlation);
+            return respond(headers, response);
+        }
+    }
+    let mut response = Response::new(Body::from(answer.body.clone()));
+    *response.headers_mut() = answer.headers.clone();
+    negotiate(headers, &mut response);
+    response
+}
+
+/// What identical queries in flight share: who asks (the
+/// same user with the same roles, or anonymous), the document, the
+/// operation and the variables.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Query {
+    who: Option<(Uuid, Vec<Role>)>,
+    invalid: bool,
+    document: String,
+    operation: Option<String>,
+    variables: String,
+}
+
+impl Query {
+    /// The key of `request` from `auth`; `None` for anything but a query
+    /// (mutations and subscriptions never share), and for a request with
+    /// extensions (nothing reads them today; never guess what they mean).
+    fn key(auth: &Auth, request: &mut async_graphql::Request) -> Option<Self> {
+        if !request.extensions.is_empty() || !is_query(request) {
+            return None;
+        }
+        Some(Self {
+            who: match auth {
+                Auth::User(viewer) => Some((viewer.user_id, viewer.roles.clone())),
+                Auth::Anonymous | Auth::Invalid => None,
+            },
+            invalid: matches!(auth, Auth::Invalid),
+            document: request.query.clone(),
+            operation: request.operation_name.clone(),
+            variables: serde_json::to_string(&request.variables).ok()?,
+        })
+    }
+}
+
+/// A query's response as every request of its round is answered.
+pub struct Answer {
+    headers: HeaderMap,
+    body: Bytes,
+    /// An `INTERNAL` error is in it, with the round's correlation id.
+    internal: bool,
+    /// The correlation id of the request whose execution this is.
+    correlation: String,
+}
+
+impl Answer {
+    async fn of(response: async_graphql::Response, correlation: String) -> Self {
+        let internal = response.errors.iter().any(|error| {
+            error
+                .extensions
+                .as_ref()
+                .and_then(|extensions| extensions.get("code"))
+                .is_some_and(|code| *code == async_graphql::Value::from("INTERNAL"))
+        });
+        let (parts, body) = GraphQLResponse::from(response).into_response().into_parts();
+        // The body is one string in memory: nothing here waits.
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        Self {
+            headers: parts.headers,
+            body,
+            internal,
+            correlation,
+        }
+    }
 }

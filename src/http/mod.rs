@@ -5,6 +5,7 @@
 
 mod auth;
 pub mod client_ip;
+mod coalesce;
 mod correlation;
 mod documents;
 mod errors;

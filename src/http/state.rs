@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::config::TrustedProxies;
+use crate::http::coalesce::Coalescer;
 use crate::http::documents::DocumentCache;
 use crate::http::fanout::Executions;
+use crate::http::graphql::{Answer, Query};
 use crate::http::health::MetricsToken;
 use crate::http::ws::{WsServer, WsSettings};
 
@@ -37,6 +39,8 @@ pub struct AppStateInner {
     pub graphiql: bool,
     /// Parsed GraphQL documents by query text.
     pub documents: Arc<DocumentCache>,
+    /// Identical queries in flight, sharing one execution.
+    pub queries: Arc<Coalescer<Query, Arc<Answer>>>,
     /// GraphQL over WebSocket.
     pub ws: Arc<WsServer>,
     /// Whose `X-Forwarded-For` names the client (see
@@ -78,6 +82,7 @@ impl AppState {
             services,
             graphiql: config.introspection(),
             documents,
+            queries: Arc::default(),
             ws,
             trusted_proxies: config.trusted_proxies.clone(),
             metrics_here: config.metrics_addr.is_none(),

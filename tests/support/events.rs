@@ -78,6 +78,41 @@ impl TestApp {
         .await
     }
 
+    /// A published INSTANT event of `host` (a HOST's token) that every
+    /// attempt wins, `quantity` cards of `face_value` of `product_id`, made
+    /// LIVE now by the clock: its id.
+    pub async fn live_instant_event(
+        &self,
+        host: &str,
+        product_id: &str,
+        face_value: i64,
+        quantity: i64,
+    ) -> String {
+        use sea_orm::ConnectionTrait;
+        let starts = Utc::now() + Duration::seconds(1);
+        let ends = starts + Duration::minutes(5);
+        let mut input = instant(product_id, face_value, quantity, starts, ends);
+        input["winChancePercent"] = json!(100);
+        let event = self.create_event(host, input).await;
+        let id = event["data"]["createEvent"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createEvent: {event}"))
+            .to_owned();
+        self.publish_event(host, &id, &format!("publish-{id}"))
+            .await;
+        self.db
+            .execute_unprepared(&format!(
+                "UPDATE giveaway.events SET starts_at = now() - interval '1 second' WHERE id = '{id}'"
+            ))
+            .await
+            .expect("started");
+        giftdrop_domain::giveaway::lifecycle::advance(&self.running().services)
+            .await
+            .expect("the clock");
+        assert_eq!(self.event(None, &id).await["status"], "LIVE");
+        id
+    }
+
     /// `event(id)` as `token` sees it (`null` if invisible).
     pub async fn event(&self, token: Option<&str>, id: &str) -> Value {
         self.ok(
