@@ -63,11 +63,7 @@ fn readers(
 async fn a_winner_committed_is_on_every_page_read_after_it_on_either_instance() {
     let app = spawn_app().await;
     let other = AppOptions::beside(&app).spawn().await;
-    let shop = app.open_shop("shop@example.com", "Winners", &[500]).await;
-    let (host, _) = app.host("host@example.com", 5_000).await;
-    let id = app
-        .live_instant_event(&host, &shop.product_id, 500, 10)
-        .await;
+    let (_, id) = app.live_giveaway().await;
     let crowd = app.verified_crowd(&id, 6).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut background = readers(&app, &id, 6, &stop);
@@ -96,11 +92,7 @@ async fn a_winner_committed_is_on_every_page_read_after_it_on_either_instance() 
 async fn identical_reads_in_flight_share_executions() {
     // Serving only: nothing else runs statements meanwhile.
     let app = AppOptions::new().await.quiet().spawn().await;
-    let shop = app.open_shop("shop@example.com", "Winners", &[500]).await;
-    let (host, _) = app.host("host@example.com", 5_000).await;
-    let id = app
-        .live_instant_event(&host, &shop.product_id, 500, 10)
-        .await;
+    let (_, id) = app.live_giveaway().await;
     let client = reqwest::Client::new();
     let url = app.url("/graphql");
     let statements = || app.running().db_statements.get();

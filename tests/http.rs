@@ -235,4 +235,19 @@ async fn internal_errors_are_generic_and_carry_the_correlation_id() {
     assert_eq!(code(&body), "INTERNAL", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["correlationId"], "boom-2");
     assert!(!body.to_string().contains("events_gone"), "{body}");
+    // Identical queries at once share executions: each failure still
+    // carries the id its own request was sent with.
+    let ids: Vec<String> = (0..16).map(|i| format!("boom-at-once-{i}")).collect();
+    let bodies = futures_util::future::join_all(
+        ids.iter()
+            .map(|id| traced(&app, None, id, "{ events(first: 1) { nodes { id } } }")),
+    )
+    .await;
+    for (id, body) in ids.iter().zip(&bodies) {
+        assert_eq!(code(body), "INTERNAL", "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["correlationId"],
+            id.as_str()
+        );
+    }
 }

@@ -99,11 +99,7 @@ async fn an_event_costs_the_same_statements_however_many_winners_it_has() {
     // Serving only, no relay or clock: nothing else runs statements
     // meanwhile (the test starts the event itself).
     let app = AppOptions::new().await.quiet().spawn().await;
-    let shop = app.open_shop("shop@example.com", "Winners", &[500]).await;
-    let (host, _) = app.host("host@example.com", 5_000).await;
-    let id = app
-        .live_instant_event(&host, &shop.product_id, 500, 10)
-        .await;
+    let (host, id) = app.live_giveaway().await;
     let crowd = app.verified_crowd(&id, 8).await;
     let query = format!(
         "{{ event(id: \"{id}\") {{ host {{ id }} prizes {{ cardProduct {{ name }} }} \

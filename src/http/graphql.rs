@@ -11,7 +11,6 @@
 //! one that started before they arrived).
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::OperationType;
 use std::sync::Arc;
 
 use async_graphql::{ErrorExtensionValues, ParseRequestError, ServerError};
@@ -22,16 +21,14 @@ use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::RequestMeta;
-use giftdrop_domain::identity::Role;
-use giftdrop_graphql::auth::{Auth, RequestData};
+use giftdrop_graphql::auth::RequestData;
 use giftdrop_graphql::error::{finish_errors, to_graphql};
-use giftdrop_graphql::operation;
-use uuid::Uuid;
 
 use crate::http::auth::resolve_auth;
 use crate::http::client_ip::ClientIp;
 use crate::http::correlation::CorrelationId;
 use crate::http::errors::error_response;
+use crate::http::queries::{Answer, Query, is_query};
 use crate::http::state::AppState;
 
 /// The media type of GraphQL responses, for clients that ask for it.
@@ -190,18 +187,6 @@ fn spec_names(query: &str) -> String {
         .join("&")
 }
 
-/// True when the operation the request selects is a query. A document that
-/// does not parse or selects no operation counts as a query: execution then
-/// reports why, and runs nothing. The parse is kept for execution.
-fn is_query(request: &mut async_graphql::Request) -> bool {
-    let operation_name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return true;
-    };
-    operation::selected(document, operation_name.as_deref())
-        .is_none_or(|op| op.node.ty == OperationType::Query)
-}
-
 /// A request refused before execution, as GraphQL answers it (200 with
 /// `errors`, each with its code): an over-limit document, a NUL in a
 /// string.
@@ -302,70 +287,4 @@ async fn execute(
     *response.headers_mut() = answer.headers.clone();
     negotiate(headers, &mut response);
     response
-}
-
-/// What identical queries in flight share: who asks (the
-/// same user with the same roles, or anonymous), the document, the
-/// operation and the variables.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Query {
-    who: Option<(Uuid, Vec<Role>)>,
-    invalid: bool,
-    document: String,
-    operation: Option<String>,
-    variables: String,
-}
-
-impl Query {
-    /// The key of `request` from `auth`; `None` for anything but a query
-    /// (mutations and subscriptions never share), and for a request with
-    /// extensions (nothing reads them today; never guess what they mean).
-    fn key(auth: &Auth, request: &mut async_graphql::Request) -> Option<Self> {
-        if !request.extensions.is_empty() || !is_query(request) {
-            return None;
-        }
-        Some(Self {
-            who: match auth {
-                Auth::User(viewer) => Some((viewer.user_id, viewer.roles.clone())),
-                Auth::Anonymous | Auth::Invalid => None,
-            },
-            invalid: matches!(auth, Auth::Invalid),
-            document: request.query.clone(),
-            operation: request.operation_name.clone(),
-            variables: serde_json::to_string(&request.variables).ok()?,
-        })
-    }
-}
-
-/// A query's response as every request of its round is answered.
-pub struct Answer {
-    headers: HeaderMap,
-    body: Bytes,
-    /// An `INTERNAL` error is in it, with the round's correlation id.
-    internal: bool,
-    /// The correlation id of the request whose execution this is.
-    correlation: String,
-}
-
-impl Answer {
-    async fn of(response: async_graphql::Response, correlation: String) -> Self {
-        let internal = response.errors.iter().any(|error| {
-            error
-                .extensions
-                .as_ref()
-                .and_then(|extensions| extensions.get("code"))
-                .is_some_and(|code| *code == async_graphql::Value::from("INTERNAL"))
-        });
-        let (parts, body) = GraphQLResponse::from(response).into_response().into_parts();
-        // The body is one string in memory: nothing here waits.
-        let body = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .unwrap_or_default();
-        Self {
-            headers: parts.headers,
-            body,
-            internal,
-            correlation,
-        }
-    }
 }

@@ -13,6 +13,7 @@ pub mod fanout;
 mod graphql;
 mod health;
 mod payments;
+mod queries;
 mod state;
 #[cfg(feature = "stock-ws")]
 mod stock;

@@ -10,11 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::config::TrustedProxies;
-use crate::http::coalesce::Coalescer;
 use crate::http::documents::DocumentCache;
 use crate::http::fanout::Executions;
-use crate::http::graphql::{Answer, Query};
 use crate::http::health::MetricsToken;
+use crate::http::queries::Queries;
 use crate::http::ws::{WsServer, WsSettings};
 
 /// Shared state of every handler; cloned per request, so it is one `Arc`.
@@ -40,7 +39,7 @@ pub struct AppStateInner {
     /// Parsed GraphQL documents by query text.
     pub documents: Arc<DocumentCache>,
     /// Identical queries in flight, sharing one execution.
-    pub queries: Arc<Coalescer<Query, Arc<Answer>>>,
+    pub queries: Arc<Queries>,
     /// GraphQL over WebSocket.
     pub ws: Arc<WsServer>,
     /// Whose `X-Forwarded-For` names the client (see

@@ -113,6 +113,18 @@ impl TestApp {
         id
     }
 
+    /// A HOST with funds and a LIVE INSTANT event of theirs that every
+    /// attempt wins, 10 cards of 500 from a new shop: the host's token and
+    /// the event's id.
+    pub async fn live_giveaway(&self) -> (String, String) {
+        let shop = self.open_shop("shop@example.com", "Winners", &[500]).await;
+        let (host, _) = self.host("host@example.com", 5_000).await;
+        let id = self
+            .live_instant_event(&host, &shop.product_id, 500, 10)
+            .await;
+        (host, id)
+    }
+
     /// `event(id)` as `token` sees it (`null` if invisible).
     pub async fn event(&self, token: Option<&str>, id: &str) -> Value {
         self.ok(
