@@ -677,3 +677,34 @@ async fn a_draws_winners_reach_this_instances_watchers_at_its_commit() {
     assert_eq!(collect(&mut ws, 3).await, [1, 2, 3]);
     status_is(&app, &event_id, "ENDED").await;
 }
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn subscribers_reading_the_same_winners_at_once_share_the_read() {
+    use giftdrop_domain::giveaway::winners::winners_after_shared;
+
+    let app = AppOptions::new().await.quiet().spawn().await;
+    let (_, id) = app.live_giveaway().await;
+    for token in app.verified_crowd(&id, 3).await {
+        assert_eq!(app.attempt(&token, &id).await, "WON");
+    }
+    let event_id: uuid::Uuid = id.parse().expect("uuid");
+    let s = &app.running().services;
+    let read = || winners_after_shared(&s.winner_reads, &s.db, event_id, 1);
+    let before = app.running().db_statements.get();
+    let alone = read().await.expect("the winners");
+    let one = app.running().db_statements.get() - before;
+    assert_eq!(
+        alone.iter().map(|w| w.sequence).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let before = app.running().db_statements.get();
+    let reads = join_all((0..32).map(|_| read())).await;
+    let spent = app.running().db_statements.get() - before;
+    for winners in reads {
+        assert_eq!(winners.expect("the winners"), alone);
+    }
+    assert!(
+        spent < one * 32,
+        "32 reads at once cost {spent} statements, one {one}"
+    );
+}

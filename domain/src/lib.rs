@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backoff;
 pub mod breaker;
 pub mod cache;
+pub mod coalesce;
 pub mod context;
 pub mod error;
 pub mod giftcard;
@@ -77,6 +78,8 @@ pub struct Services {
     pub wallet_ids: ledger::WalletIds,
     /// Card products as purchases last read them.
     pub on_sale: giftcard::products::OnSale,
+    /// Reads of an event's winners that subscribers share.
+    pub winner_reads: giveaway::winners::WinnerReads,
     /// Platform settings.
     pub settings: Settings,
 }

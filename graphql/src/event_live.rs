@@ -259,11 +259,13 @@ impl EventSubscription {
         let updates = s.hub.subscribe(&live::winners_topic(id)).await.gql()?;
         followed(s, viewer(ctx)?, id).await?;
         let after = after.unwrap_or(0).max(0);
-        let replay = winners::winners_after(&s.db, id, after).await.gql()?;
-        let db = s.db.clone();
+        let replay = winners::winners_after_shared(&s.winner_reads, &s.db, id, after)
+            .await
+            .gql()?;
+        let (reads, db) = (s.winner_reads.clone(), s.db.clone());
         let missed_after = move |last| {
-            let db = db.clone();
-            async move { winners::winners_after(&db, id, last).await }
+            let (reads, db) = (reads.clone(), db.clone());
+            async move { winners::winners_after_shared(&reads, &db, id, last).await }
         };
         Ok(winners(missed_after, updates, replay, after).map(Winner))
     }

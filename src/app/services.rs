@@ -75,6 +75,7 @@ pub(super) async fn connect(
         card_secrets,
         wallet_ids: giftdrop_domain::ledger::WalletIds::default(),
         on_sale: giftdrop_domain::giftcard::products::OnSale::default(),
+        winner_reads: std::sync::Arc::new(giftdrop_domain::coalesce::Coalescer::new("winners")),
         verifier: social_verifier(config)?,
         budget: giftdrop_domain::giveaway::attempt::Budget::default(),
         settings: Settings {

@@ -7,7 +7,7 @@
 //! mutation over GET (405), the document cache with its shape limits and
 //! string checks, who is asking, the correlation id on internal errors.
 //! Identical queries in flight share one execution
-//! ([`Coalescer`](crate::http::coalesce::Coalescer): never
+//! ([`Coalescer`](giftdrop_domain::coalesce::Coalescer): never
 //! one that started before they arrived).
 
 use async_graphql::http::GraphiQLSource;

@@ -5,7 +5,6 @@
 
 mod auth;
 pub mod client_ip;
-mod coalesce;
 mod correlation;
 mod documents;
 mod errors;

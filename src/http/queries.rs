@@ -14,7 +14,7 @@ use giftdrop_graphql::auth::Auth;
 use giftdrop_graphql::operation;
 use uuid::Uuid;
 
-use crate::http::coalesce::Coalescer;
+use giftdrop_domain::coalesce::Coalescer;
 
 /// Identical queries in flight, sharing one execution.
 pub type Queries = Coalescer<Query, Arc<Answer>>;

@@ -81,7 +81,7 @@ impl AppState {
             services,
             graphiql: config.introspection(),
             documents,
-            queries: Arc::default(),
+            queries: Arc::new(Queries::new("query")),
             ws,
             trusted_proxies: config.trusted_proxies.clone(),
             metrics_here: config.metrics_addr.is_none(),

@@ -6,13 +6,16 @@ use giftdrop_entities::giveaway::{events, participants, winners};
 use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DerivePartialModel, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DerivePartialModel, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::error::DomainResult;
+use crate::coalesce::Coalescer;
+use crate::error::{DomainError, DomainResult};
+use crate::sql::bug;
 
 /// A winner: one prize unit held by one participant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +132,38 @@ pub async fn winners_after<C: ConnectionTrait>(
         |q| q.order_by_asc(winners::Column::Sequence),
     )
     .await
+}
+
+/// Reads of an event's winners after a sequence number that subscribers
+/// asking at the same moment share (a resync after a Redis outage sends
+/// every subscriber of an event to read at once): a read never shares one
+/// that started before it ([`Coalescer`]).
+pub type WinnerReads = Arc<Coalescer<(Uuid, i32), Result<Arc<Vec<WinnerView>>, Arc<str>>>>;
+
+/// [`winners_after`] through `reads`, shared with every subscriber of the
+/// event that asks for the same winners at the same moment.
+pub async fn winners_after_shared(
+    reads: &WinnerReads,
+    db: &DatabaseConnection,
+    event_id: Uuid,
+    after: i32,
+) -> DomainResult<Vec<WinnerView>> {
+    let db = db.clone();
+    let joined = reads
+        .run((event_id, after), move || async move {
+            winners_after(&db, event_id, after)
+                .await
+                .map(Arc::new)
+                .map_err(|error| Arc::from(format!("{error:?}")))
+        })
+        .await;
+    match joined.value {
+        Some(Ok(winners)) => Ok(winners.as_ref().clone()),
+        Some(Err(error)) => Err(DomainError::Internal(anyhow::anyhow!(
+            "reading the winners of event {event_id} failed: {error}"
+        ))),
+        None => Err(bug("the read of an event's winners panicked")),
+    }
 }
 
 /// The wins of `user_id` across events, newest first.

@@ -2,7 +2,8 @@
 //! that started before they arrived.
 //!
 //! When a giveaway starts, thousands of browsers ask for the same event page
-//! at once. [`Coalescer::run`] gives each key at most one *running* round
+//! at once (the HTTP layer's queries), and thousands of subscribers replay
+//! the same winners ([`crate::giveaway::winners`]). [`Coalescer::run`] gives each key at most one *running* round
 //! and one *queued* round. The first request for a key starts a round; a
 //! request that arrives while a round runs never joins it (that round may
 //! have read the database before a change the request already knows of
@@ -45,13 +46,17 @@ struct Queued<V> {
 
 /// Single flight per key, with the freshness rule of the module docs.
 pub struct Coalescer<K, V> {
+    /// What it shares, the `what` label of `giftdrop_coalesced_total`.
+    what: &'static str,
     /// The last round id given, and the rounds of every key in flight.
     rounds: Mutex<(u64, HashMap<K, Rounds<V>>)>,
 }
 
-impl<K, V> Default for Coalescer<K, V> {
-    fn default() -> Self {
+impl<K, V> Coalescer<K, V> {
+    /// A coalescer of `what` (a metric label: `query`, `winners`).
+    pub fn new(what: &'static str) -> Self {
         Self {
+            what,
             rounds: Mutex::new((0, HashMap::new())),
         }
     }
@@ -101,7 +106,7 @@ where
                     queued: Some(queued),
                     ..
                 }) => {
-                    metrics::counter!("giftdrop_graphql_coalesced_total").increment(1);
+                    metrics::counter!("giftdrop_coalesced_total", "what" => self.what).increment(1);
                     (queued.round.clone(), false)
                 }
                 Some(entry) => {
@@ -212,7 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_arriving_during_a_round_gets_the_next_round() {
-        let coalescer = Arc::new(Coalescer::<&str, u32>::default());
+        let coalescer = Arc::new(Coalescer::<&str, u32>::new("test"));
         let (started, first_started) = oneshot::channel();
         let (release, gate) = oneshot::channel();
         let mut first = Box::pin(coalescer.run("event", gated(1, started, gate)));
@@ -273,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn distinct_keys_never_share() {
-        let coalescer = Arc::new(Coalescer::<&str, u32>::default());
+        let coalescer = Arc::new(Coalescer::<&str, u32>::new("test"));
         let (started, first_started) = oneshot::channel();
         let (release, gate) = oneshot::channel();
         let mut host = Box::pin(coalescer.run("host", gated(1, started, gate)));
@@ -287,7 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_round_that_panics_leaves_no_key_stuck() {
-        let coalescer = Arc::new(Coalescer::<&str, u32>::default());
+        let coalescer = Arc::new(Coalescer::<&str, u32>::new("test"));
         let (started, first_started) = oneshot::channel::<()>();
         let (release, gate) = oneshot::channel::<()>();
         let mut failing = Box::pin(coalescer.run("event", move || async move {
