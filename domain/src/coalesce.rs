@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// A round's outcome, shared by its waiters: `None` if it panicked.
 type Round<V> = Shared<BoxFuture<'static, Option<V>>>;
@@ -145,14 +146,19 @@ where
             key,
             id,
         };
-        let task = tokio::spawn(async move {
-            if let Some(started) = started {
-                // Sent by the running round's hand-over, which always runs.
-                let _ = started.await;
+        // The round logs under the span of the request that asked for it
+        // (its correlation id).
+        let task = tokio::spawn(
+            async move {
+                if let Some(started) = started {
+                    // Sent by the running round's hand-over, which always runs.
+                    let _ = started.await;
+                }
+                let _handover = handover;
+                work().await
             }
-            let _handover = handover;
-            work().await
-        });
+            .in_current_span(),
+        );
         async move { task.await.ok() }.boxed().shared()
     }
 }

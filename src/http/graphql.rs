@@ -10,9 +10,9 @@
 //! ([`Coalescer`](giftdrop_domain::coalesce::Coalescer): never
 //! one that started before they arrived).
 
-use async_graphql::http::GraphiQLSource;
 use std::sync::Arc;
 
+use async_graphql::http::GraphiQLSource;
 use async_graphql::{ErrorExtensionValues, ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Extension;

@@ -31,9 +31,9 @@ pub fn is_query(request: &mut async_graphql::Request) -> bool {
         .is_none_or(|op| op.node.ty == OperationType::Query)
 }
 
-/// What identical queries in flight share: who asks (the
-/// same user with the same roles, or anonymous), the document, the
-/// operation and the variables.
+/// What identical queries in flight share: who asks (the same user with
+/// the same roles, or anonymous), the document, the operation and the
+/// variables.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Query {
     who: Option<(Uuid, Vec<Role>)>,
@@ -66,7 +66,9 @@ impl Query {
 
 /// A query's response as every request of its round is answered.
 pub struct Answer {
+    /// Its headers, as async-graphql-axum's [`GraphQLResponse`] sets them.
     pub headers: HeaderMap,
+    /// Its JSON body.
     pub body: Bytes,
     /// An `INTERNAL` error is in it, with the round's correlation id.
     pub internal: bool,
@@ -75,6 +77,8 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The answer of `response`, the execution of the request with
+    /// `correlation`.
     pub async fn of(response: async_graphql::Response, correlation: String) -> Self {
         let internal = response.errors.iter().any(|error| {
             error

@@ -1,6 +1,8 @@
 //! The winners of events, as read (FLOWS.md §5): one prize unit held by
 //! one participant each.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use giftdrop_entities::giveaway::{events, participants, winners};
 use sea_orm::sea_query::extension::postgres::PgFunc;
@@ -10,7 +12,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, Select,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::coalesce::Coalescer;
