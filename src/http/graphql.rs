@@ -13,14 +13,14 @@
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{ErrorExtensionValues, ParseRequestError, ServerError};
+use async_graphql::{ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use giftdrop_domain::RequestMeta;
+use giftdrop_domain::{DomainError, RequestMeta};
 use giftdrop_graphql::auth::RequestData;
 use giftdrop_graphql::error::{finish_errors, to_graphql};
 
@@ -219,6 +219,20 @@ fn negotiate(headers: &HeaderMap, response: &mut Response) {
     }
 }
 
+/// A request that failed outside execution, answered as one error with its
+/// contract code and the request's correlation id.
+fn failure(headers: &HeaderMap, err: DomainError, correlation: &str) -> Response {
+    let error = to_graphql(err);
+    let mut server_error = ServerError::new(error.message, None);
+    let mut extensions = error.extensions.unwrap_or_default();
+    extensions.set("correlationId", correlation);
+    server_error.extensions = Some(extensions);
+    respond(
+        headers,
+        async_graphql::Response::from_errors(vec![server_error]),
+    )
+}
+
 async fn execute(
     state: &AppState,
     mut request: async_graphql::Request,
@@ -234,17 +248,7 @@ async fn execute(
     };
     let auth = match resolve_auth(&state.services, authorization).await {
         Ok(auth) => auth,
-        Err(err) => {
-            let error = to_graphql(err);
-            let mut server_error = ServerError::new(error.message, None);
-            let mut extensions = error.extensions.unwrap_or_default();
-            extensions.set("correlationId", meta.correlation_id.as_str());
-            server_error.extensions = Some(extensions);
-            return respond(
-                headers,
-                async_graphql::Response::from_errors(vec![server_error]),
-            );
-        }
+        Err(err) => return failure(headers, err, &meta.correlation_id),
     };
     let correlation = meta.correlation_id.clone();
     let key = Query::key(&auth, &mut request);
@@ -266,13 +270,8 @@ async fn execute(
         .await;
     let Some(answer) = joined.value else {
         // The round panicked (logged by the panic hook).
-        let mut response =
-            async_graphql::Response::from_errors(vec![ServerError::new("Internal error", None)]);
-        let mut extensions = ErrorExtensionValues::default();
-        extensions.set("code", "INTERNAL");
-        response.errors[0].extensions = Some(extensions);
-        finish_errors(&mut response, &correlation);
-        return respond(headers, response);
+        let panicked = DomainError::Internal(anyhow::anyhow!("a shared query execution panicked"));
+        return failure(headers, panicked, &correlation);
     };
     if answer.internal && !joined.led {
         // Its own correlation id on the INTERNAL errors, and the log line

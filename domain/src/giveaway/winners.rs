@@ -155,7 +155,7 @@ pub async fn winners_after_shared(
             winners_after(&db, event_id, after)
                 .await
                 .map(Arc::new)
-                .map_err(|error| Arc::from(format!("{error:?}")))
+                .map_err(|error| Arc::from(error.to_string()))
         })
         .await;
     match joined.value {
