@@ -1,6 +1,8 @@
 //! The event page at giveaway scale: identical reads in flight share one
-//! execution, yet a read that starts after a change commits never returns
-//! the state before it, and no viewer ever gets another viewer's page.
+//! execution, the public page is answered from memory while its event's
+//! version stands, yet a read that starts after a change commits never
+//! returns the state before it, and no viewer ever gets another viewer's
+//! page.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,17 +12,31 @@ use serde_json::{Value, json};
 
 use crate::support::{AppOptions, TestApp, spawn_app};
 
-/// The page a front end opens when a giveaway starts.
+/// The page a front end opens when a giveaway starts, with what only the
+/// viewer may see (their card, their participation): never kept, only
+/// shared by identical reads in flight.
 const PAGE: &str = "query($id: ID!) { event(id: $id) { id status participantCount prizesAwarded \
      host { id displayName } prizes { id awarded cardProduct { name } } \
-     winners { sequence displayName participant { id } prize { id } card { id } } \
+     winners { sequence displayName disqualifiedAt participant { id } prize { id } card { id } } \
      myParticipation { id displayName } } }";
 
-/// `event(id)` of `PAGE` at `url` as `token` sees it.
-async fn page(client: &reqwest::Client, url: &str, token: Option<&str>, id: &str) -> Value {
+/// The public page: the same without the viewer's own card and
+/// participation, so its answer is kept while the event's version stands.
+const PUBLIC: &str = "query($id: ID!) { event(id: $id) { id status participantCount prizesAwarded \
+     host { id displayName } prizes { id awarded cardProduct { name } } \
+     winners { sequence displayName disqualifiedAt participant { id } prize { id } } } }";
+
+/// `event(id)` of `query` at `url` as `token` sees it.
+async fn read(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    token: Option<&str>,
+    id: &str,
+) -> Value {
     let mut request = client
         .post(url)
-        .json(&json!({ "query": PAGE, "variables": { "id": id } }));
+        .json(&json!({ "query": query, "variables": { "id": id } }));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -35,8 +51,13 @@ async fn page(client: &reqwest::Client, url: &str, token: Option<&str>, id: &str
     body["data"]["event"].clone()
 }
 
-/// Anonymous readers of the page on `app` until `stop`: a round of the
-/// page is in flight nearly all the time.
+/// `PAGE` at `url` as `token` sees it.
+async fn page(client: &reqwest::Client, url: &str, token: Option<&str>, id: &str) -> Value {
+    read(client, url, PAGE, token, id).await
+}
+
+/// Anonymous readers of both pages on `app` until `stop`: a round of each
+/// is in flight nearly all the time, and the public one is kept.
 fn readers(
     app: &TestApp,
     id: &str,
@@ -50,7 +71,8 @@ fn readers(
                 let client = reqwest::Client::new();
                 let mut reads = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    page(&client, &url, None, &id).await;
+                    let query = if reads % 2 == 0 { PAGE } else { PUBLIC };
+                    read(&client, &url, query, None, &id).await;
                     reads += 1;
                 }
                 reads
@@ -71,8 +93,11 @@ async fn a_winner_committed_is_on_every_page_read_after_it_on_either_instance() 
     let client = reqwest::Client::new();
     for (won, token) in crowd.iter().enumerate() {
         assert_eq!(app.attempt(token, &id).await, "WON");
-        for instance in [&app, &other] {
-            let event = page(&client, &instance.url("/graphql"), None, &id).await;
+        for (instance, query) in [&app, &other]
+            .into_iter()
+            .flat_map(|i| [(i, PAGE), (i, PUBLIC)])
+        {
+            let event = read(&client, &instance.url("/graphql"), query, None, &id).await;
             assert_eq!(
                 event["winners"].as_array().map(Vec::len),
                 Some(won + 1),
@@ -145,7 +170,13 @@ async fn viewers_reading_one_event_at_once_each_get_their_own_page() {
         Some(bystander.as_str()),
         None,
     ];
-    for _ in 0..5 {
+    let full =
+        |viewer: Option<&str>| viewer == Some(host.as_str()) || viewer == Some(winner.as_str());
+    let mut names = std::collections::HashMap::new();
+    for round in 0..6 {
+        // Viewer-specific and public pages, and each read twice: the
+        // second public read of a viewer is answered from memory.
+        let query = if round % 2 == 0 { PAGE } else { PUBLIC };
         let reads = viewers
             .iter()
             .flat_map(|viewer| [(*viewer, id.as_str()), (*viewer, draft.as_str())])
@@ -153,7 +184,7 @@ async fn viewers_reading_one_event_at_once_each_get_their_own_page() {
             .take(viewers.len() * 2 * 4)
             .map(|(viewer, event)| {
                 let (client, url) = (&client, &url);
-                async move { (viewer, event, page(client, url, viewer, event).await) }
+                async move { (viewer, event, read(client, url, query, viewer, event).await) }
             });
         for (viewer, event, seen) in join_all(reads).await {
             if event == draft {
@@ -166,6 +197,16 @@ async fn viewers_reading_one_event_at_once_each_get_their_own_page() {
                 continue;
             }
             assert_eq!(seen["host"]["id"], host_id.as_str());
+            let name = seen["winners"][0]["displayName"].clone();
+            names.entry(full(viewer)).or_insert_with(|| name.clone());
+            assert_eq!(
+                names[&full(viewer)],
+                name,
+                "{viewer:?} sees the winner's name as viewers like them do: {seen}"
+            );
+            if query == PUBLIC {
+                continue;
+            }
             let card = &seen["winners"][0]["card"];
             let mine = &seen["myParticipation"];
             if viewer == Some(winner.as_str()) {
@@ -186,4 +227,126 @@ async fn viewers_reading_one_event_at_once_each_get_their_own_page() {
             }
         }
     }
+    assert_ne!(
+        names[&true], names[&false],
+        "the host and the winner see the name in full, others masked"
+    );
 }
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn the_public_page_is_answered_from_memory_while_its_event_stands() {
+    // Serving only: nothing else runs statements meanwhile.
+    let app = AppOptions::new().await.quiet().spawn().await;
+    let (_, id) = app.live_giveaway().await;
+    let crowd = app.verified_crowd(&id, 1).await;
+    let client = reqwest::Client::new();
+    let url = app.url("/graphql");
+    let statements = || app.running().db_statements.get();
+    let before = statements();
+    let first = read(&client, &url, PUBLIC, None, &id).await;
+    let executed = statements() - before;
+    let before = statements();
+    let again = read(&client, &url, PUBLIC, None, &id).await;
+    assert_eq!(again, first);
+    assert_eq!(
+        statements() - before,
+        1,
+        "a kept page costs the read of its event's version (an execution: {executed})"
+    );
+    assert_eq!(app.attempt(&crowd[0], &id).await, "WON");
+    let before = statements();
+    let after = read(&client, &url, PUBLIC, None, &id).await;
+    let again = statements() - before;
+    assert!(again > 1, "a changed event runs again: {again} statements");
+    assert_eq!(
+        after["winners"].as_array().map(Vec::len),
+        Some(1),
+        "{after}"
+    );
+}
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn every_change_to_an_event_reaches_its_kept_page_on_either_instance() {
+    let app = spawn_app().await;
+    let other = AppOptions::beside(&app).spawn().await;
+    let (host, id) = app.live_giveaway().await;
+    let crowd = app.verified_crowd(&id, 1).await;
+    let client = reqwest::Client::new();
+    let (fan, _) = app.register("fan@example.com", "Fola Fan").await;
+    // Each change, then what every reader must see once it committed.
+    let mut last = Value::Null;
+    for step in ["read", "join", "win", "disqualify", "cancel"] {
+        match step {
+            "join" => {
+                app.ok(
+                    Some(&fan),
+                    "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
+                    json!({ "i": { "eventId": id, "socialHandle": "@fola" } }),
+                    "joinEvent",
+                )
+                .await;
+            }
+            "win" => assert_eq!(app.attempt(&crowd[0], &id).await, "WON"),
+            "disqualify" => {
+                let winner = last["winners"][0]["id"].as_str().expect("winner id");
+                app.ok(
+                    Some(&host),
+                    "mutation($w: ID!) { disqualifyWinner(winnerId: $w, reason: \"bot\") { id } }",
+                    json!({ "w": winner }),
+                    "disqualifyWinner",
+                )
+                .await;
+            }
+            "cancel" => {
+                app.ok(
+                    Some(&host),
+                    "mutation($id: ID!) { cancelEvent(id: $id, reason: \"storm\") { id } }",
+                    json!({ "id": id }),
+                    "cancelEvent",
+                )
+                .await;
+            }
+            _ => {}
+        }
+        let mut seen = Vec::new();
+        // Each instance twice, anonymous and as the host: the second read
+        // of each is answered from memory.
+        for instance in [&app, &other, &app, &other] {
+            for viewer in [None, Some(host.as_str())] {
+                let url = instance.url("/graphql");
+                seen.push((viewer, read(&client, &url, KEPT, viewer, &id).await));
+            }
+        }
+        for (viewer, event) in &seen {
+            let expected = match step {
+                "read" => (0, 0, "LIVE", false),
+                "join" => (1, 0, "LIVE", false),
+                "win" => (1, 1, "LIVE", false),
+                "disqualify" => (1, 0, "LIVE", true),
+                _ => (1, 0, "CANCELLED", true),
+            };
+            let winners = event["winners"].as_array().map_or(0, Vec::len);
+            let disqualified = event["winners"][0]["disqualifiedAt"].is_string();
+            assert_eq!(
+                (
+                    event["participantCount"].as_i64().unwrap_or(-1),
+                    event["prizesAwarded"].as_i64().unwrap_or(-1),
+                    event["status"].as_str().unwrap_or_default(),
+                    disqualified,
+                ),
+                expected,
+                "after {step}, as {viewer:?}: {event}"
+            );
+            assert_eq!(
+                winners,
+                usize::from(step != "read" && step != "join"),
+                "after {step}: {event}"
+            );
+        }
+        last = seen.swap_remove(0).1;
+    }
+}
+
+/// The public page with the winners' ids, for the host to disqualify one.
+const KEPT: &str = "query($id: ID!) { event(id: $id) { id status participantCount prizesAwarded \
+     winners { id sequence displayName disqualifiedAt participant { id } prize { id } } } }";

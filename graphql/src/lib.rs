@@ -26,6 +26,7 @@ pub mod page;
 pub mod participant;
 pub mod payout;
 pub mod platform;
+pub mod versioned;
 pub mod wallet;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};

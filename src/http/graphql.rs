@@ -1,14 +1,18 @@
 //! GraphQL over HTTP: `POST /graphql` (JSON only, one operation per
 //! request) and `GET /graphql` (GraphiQL for browsers, queries only).
 //!
-//! Requests are read by async-graphql-axum's [`GraphQLRequest`] and answered
-//! with its [`GraphQLResponse`]; around them, our checks: a JSON body only
-//! (415), no batches (the extractor reads them, we refuse them: 400), no
+//! Requests are read as async-graphql reads them (a POST body with
+//! [`receive_json`](async_graphql::http::receive_json), a GET query string
+//! with async-graphql-axum's [`GraphQLRequest`]) and answered with its
+//! [`GraphQLResponse`]; around them, our checks: a JSON body only
+//! (415), no batches (async-graphql reads them, we refuse them: 400), no
 //! mutation over GET (405), the document cache with its shape limits and
 //! string checks, who is asking, the correlation id on internal errors.
 //! Identical queries in flight share one execution
 //! ([`Coalescer`](giftdrop_domain::coalesce::Coalescer): never
-//! one that started before they arrived).
+//! one that started before they arrived), and an event page is answered
+//! from memory while the versions of the events it read stand
+//! ([`Pages`]).
 
 use std::sync::Arc;
 
@@ -18,7 +22,7 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use giftdrop_domain::{DomainError, RequestMeta};
 use giftdrop_graphql::auth::RequestData;
@@ -27,7 +31,9 @@ use giftdrop_graphql::error::{finish_errors, to_graphql};
 use crate::http::auth::resolve_auth;
 use crate::http::client_ip::ClientIp;
 use crate::http::correlation::CorrelationId;
+use crate::http::documents::Prepared;
 use crate::http::errors::error_response;
+use crate::http::pages::Pages;
 use crate::http::queries::{Answer, Query, is_query};
 use crate::http::state::AppState;
 
@@ -88,13 +94,9 @@ pub async fn post(
             "POST /graphql takes Content-Type: application/json",
         );
     }
-    let mut post = Request::new(Body::from(body));
-    *post.method_mut() = Method::POST;
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        post.headers_mut()
-            .insert(header::CONTENT_TYPE, content_type.clone());
-    }
-    let mut request = match read(post).await {
+    // The body is in memory already: read as async-graphql-axum's
+    // extractor reads a JSON body, without a second copy of the request.
+    let request = match async_graphql::http::receive_json(&body[..]).await {
         Ok(request) => request,
         Err(ParseRequestError::UnsupportedBatch) => {
             return error_response(
@@ -111,10 +113,11 @@ pub async fn post(
             );
         }
     };
-    if let Err(error) = state.documents.prepare(&mut request) {
-        return refused(&headers, error);
-    }
-    execute(&state, request, &headers, correlation, client).await
+    let prepared = match state.documents.prepare(&request) {
+        Ok(prepared) => prepared,
+        Err(error) => return refused(&headers, error),
+    };
+    execute(&state, request, prepared, &headers, correlation, client).await
 }
 
 /// `GET /graphql`: GraphiQL for browsers; otherwise a query from the query
@@ -154,10 +157,11 @@ pub async fn get(
     };
     // An empty name is none.
     request.operation_name = request.operation_name.filter(|name| !name.is_empty());
-    if let Err(error) = state.documents.prepare(&mut request) {
-        return refused(&headers, error);
-    }
-    if !is_query(&mut request) {
+    let prepared = match state.documents.prepare(&request) {
+        Ok(prepared) => prepared,
+        Err(error) => return refused(&headers, error),
+    };
+    if !is_query(&request, prepared.document()) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -168,7 +172,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, request, &headers, correlation, client).await
+    execute(&state, request, prepared, &headers, correlation, client).await
 }
 
 /// `query` with its `operationName` parameter named as async-graphql's
@@ -236,6 +240,7 @@ fn failure(headers: &HeaderMap, err: DomainError, correlation: &str) -> Response
 async fn execute(
     state: &AppState,
     mut request: async_graphql::Request,
+    prepared: Prepared,
     headers: &HeaderMap,
     correlation: CorrelationId,
     client: ClientIp,
@@ -251,21 +256,34 @@ async fn execute(
         Err(err) => return failure(headers, err, &meta.correlation_id),
     };
     let correlation = meta.correlation_id.clone();
-    let key = Query::key(&auth, &mut request);
-    let request = request.data(RequestData::new(auth, meta, client.to_string()));
-    let Some(key) = key else {
+    let Some(key) = Query::key(&auth, &request, prepared.document()) else {
+        prepared.attach(&mut request);
+        let request = request.data(RequestData::new(auth, meta, client.to_string()));
         let mut response = state.schema.execute(request).await;
         finish_errors(&mut response, &correlation);
         return respond(headers, response);
     };
-    let schema = state.schema.clone();
+    let versions = Pages::versions(&state.services.db, &request, prepared.document()).await;
+    if let Some(versions) = &versions
+        && let Some(answer) = state.pages.get(&key, versions)
+    {
+        return reply(headers, &answer);
+    }
+    prepared.attach(&mut request);
+    let request = request.data(RequestData::new(auth, meta, client.to_string()));
+    let (schema, pages) = (state.schema.clone(), Arc::clone(&state.pages));
+    let kept = versions.map(|versions| (key.clone(), versions));
     let leader = correlation.clone();
     let joined = state
         .queries
         .run(key, move || async move {
             let mut response = schema.execute(request).await;
             finish_errors(&mut response, &leader);
-            Arc::new(Answer::of(response, leader).await)
+            let answer = Arc::new(Answer::of(response, leader).await);
+            if let Some((key, versions)) = kept {
+                pages.keep(key, versions, &answer);
+            }
+            answer
         })
         .await;
     let Some(answer) = joined.value else {
@@ -282,6 +300,11 @@ async fn execute(
             return respond(headers, response);
         }
     }
+    reply(headers, &answer)
+}
+
+/// `answer` as the response to a request with `headers`.
+fn reply(headers: &HeaderMap, answer: &Answer) -> Response {
     let mut response = Response::new(Body::from(answer.body.clone()));
     *response.headers_mut() = answer.headers.clone();
     negotiate(headers, &mut response);

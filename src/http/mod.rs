@@ -11,6 +11,7 @@ mod errors;
 pub mod fanout;
 mod graphql;
 mod health;
+mod pages;
 mod payments;
 mod queries;
 mod state;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -19,21 +19,21 @@ use giftdrop_domain::coalesce::Coalescer;
 /// Identical queries in flight, sharing one execution.
 pub type Queries = Coalescer<Query, Arc<Answer>>;
 
-/// True when the operation the request selects is a query. A document that
-/// does not parse or selects no operation counts as a query: execution then
-/// reports why, and runs nothing. The parse is kept for execution.
-pub fn is_query(request: &mut async_graphql::Request) -> bool {
-    let operation_name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
+/// True when the operation `request` selects in `document` is a query. A
+/// document that does not parse or selects no operation counts as a query:
+/// execution then reports why, and runs nothing.
+pub fn is_query(request: &async_graphql::Request, document: Option<&ExecutableDocument>) -> bool {
+    let Some(document) = document else {
         return true;
     };
-    operation::selected(document, operation_name.as_deref())
+    operation::selected(document, request.operation_name.as_deref())
         .is_none_or(|op| op.node.ty == OperationType::Query)
 }
 
 /// What identical queries in flight share: who asks (the same user with
 /// the same roles, or anonymous), the document, the operation and the
-/// variables.
+/// variables. Also the key of a kept answer
+/// ([`Pages`](crate::http::pages::Pages)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Query {
     who: Option<(Uuid, Vec<Role>)>,
@@ -47,8 +47,12 @@ impl Query {
     /// The key of `request` from `auth`; `None` for anything but a query
     /// (mutations and subscriptions never share), and for a request with
     /// extensions (nothing reads them today; never guess what they mean).
-    pub fn key(auth: &Auth, request: &mut async_graphql::Request) -> Option<Self> {
-        if !request.extensions.is_empty() || !is_query(request) {
+    pub fn key(
+        auth: &Auth,
+        request: &async_graphql::Request,
+        document: Option<&ExecutableDocument>,
+    ) -> Option<Self> {
+        if !request.extensions.is_empty() || !is_query(request, document) {
             return None;
         }
         Some(Self {
@@ -70,6 +74,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// Its JSON body.
     pub body: Bytes,
+    /// It has errors.
+    pub errors: bool,
     /// An `INTERNAL` error is in it, with the round's correlation id.
     pub internal: bool,
     /// The correlation id of the request whose execution this is.
@@ -80,6 +86,7 @@ impl Answer {
     /// The answer of `response`, the execution of the request with
     /// `correlation`.
     pub async fn of(response: async_graphql::Response, correlation: String) -> Self {
+        let errors = !response.errors.is_empty();
         let internal = response.errors.iter().any(|error| {
             error
                 .extensions
@@ -95,6 +102,7 @@ impl Answer {
         Self {
             headers: parts.headers,
             body,
+            errors,
             internal,
             correlation,
         }

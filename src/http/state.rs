@@ -13,6 +13,7 @@ use crate::config::TrustedProxies;
 use crate::http::documents::DocumentCache;
 use crate::http::fanout::Executions;
 use crate::http::health::MetricsToken;
+use crate::http::pages::Pages;
 use crate::http::queries::Queries;
 use crate::http::ws::{WsServer, WsSettings};
 
@@ -40,6 +41,8 @@ pub struct AppStateInner {
     pub documents: Arc<DocumentCache>,
     /// Identical queries in flight, sharing one execution.
     pub queries: Arc<Queries>,
+    /// Answers of event pages, kept while their events' versions stand.
+    pub pages: Arc<Pages>,
     /// GraphQL over WebSocket.
     pub ws: Arc<WsServer>,
     /// Whose `X-Forwarded-For` names the client (see
@@ -82,6 +85,7 @@ impl AppState {
             graphiql: config.introspection(),
             documents,
             queries: Arc::new(Queries::new("query")),
+            pages: Arc::default(),
             ws,
             trusted_proxies: config.trusted_proxies.clone(),
             metrics_here: config.metrics_addr.is_none(),

@@ -223,6 +223,24 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> DomainResult<Option
     one(conn, events::Entity::find_by_id(id)).await
 }
 
+/// The `version` of each of the events `ids` that exists, by id, in one
+/// statement: what a kept answer that read them is checked against
+/// (every change raises it: [`changed`]).
+pub async fn versions<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> DomainResult<Vec<(Uuid, i32)>> {
+    Ok(events::Entity::find()
+        .select_only()
+        .column(events::Column::Id)
+        .column(events::Column::Version)
+        .filter(events::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(events::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
 /// Runs `update` and returns the events it changed as they are after.
 /// The caller's update must raise `version`.
 pub(super) async fn update_all_returning<C: ConnectionTrait>(
