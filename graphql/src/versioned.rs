@@ -73,8 +73,21 @@ pub fn event_reads(
     }
     let mut reads = Vec::new();
     let walk = Walk { document };
-    walk.roots(&operation.selection_set.node, &mut reads, 0)?;
+    walk.set("Query", &operation.selection_set.node, &mut reads, 0)?;
     Some(EventReads(reads))
+}
+
+/// Where `event`'s only argument, `id`, comes from: a string or a variable.
+fn id_argument(arguments: &[(Positioned<Name>, Positioned<Value>)]) -> Option<IdArgument> {
+    let [(name, value)] = arguments else {
+        return None;
+    };
+    match &value.node {
+        _ if name.node != "id" => None,
+        Value::String(id) => Some(IdArgument::Literal(id.clone())),
+        Value::Variable(variable) => Some(IdArgument::Variable(variable.clone())),
+        _ => None,
+    }
 }
 
 /// What a field of the allowlist is: a leaf, or an object of this type.
@@ -90,6 +103,8 @@ fn field(parent: &str, name: &str) -> Option<Kind> {
     use Kind::{Leaf, Object};
     let kind = match (parent, name) {
         (_, "__typename") => Leaf,
+        // `event(id:)` is the walk's own (its argument is read).
+        ("Query", "platform") => Object("Platform"),
         (
             "Event",
             "id" | "title" | "description" | "socialPostUrl" | "status" | "selection"
@@ -126,8 +141,15 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// The root selection set: `event(id:)`, `platform` and `__typename` only.
-    fn roots(&self, set: &SelectionSet, reads: &mut Vec<IdArgument>, depth: usize) -> Option<()> {
+    /// A selection set on `parent`: allowlisted fields only, and at the
+    /// root `event(id:)`, whose id argument goes to `reads`.
+    fn set(
+        &self,
+        parent: &str,
+        set: &SelectionSet,
+        reads: &mut Vec<IdArgument>,
+        depth: usize,
+    ) -> Option<()> {
         let depth = nested(depth)?;
         for selection in &set.items {
             match &selection.node {
@@ -136,67 +158,24 @@ impl Walk<'_> {
                     if !field.directives.is_empty() {
                         return None;
                     }
-                    match field.name.node.as_str() {
-                        "__typename" if field.arguments.is_empty() => {}
-                        "platform" if field.arguments.is_empty() => {
-                            self.set("Platform", &field.selection_set.node, depth)?;
-                        }
-                        "event" => {
-                            let [(name, value)] = field.arguments.as_slice() else {
-                                return None;
-                            };
-                            if name.node != "id" {
-                                return None;
-                            }
-                            reads.push(match &value.node {
-                                Value::String(id) => IdArgument::Literal(id.clone()),
-                                Value::Variable(variable) => IdArgument::Variable(variable.clone()),
-                                _ => return None,
-                            });
-                            self.set("Event", &field.selection_set.node, depth)?;
-                        }
-                        _ => return None,
+                    let name = field.name.node.as_str();
+                    if parent == "Query" && name == "event" {
+                        reads.push(id_argument(&field.arguments)?);
+                        self.set("Event", &field.selection_set.node, reads, depth)?;
+                        continue;
+                    }
+                    if !field.arguments.is_empty() {
+                        return None;
+                    }
+                    if let Kind::Object(child) = self::field(parent, name)? {
+                        self.set(child, &field.selection_set.node, reads, depth)?;
                     }
                 }
                 Selection::FragmentSpread(spread) => {
-                    let fragment =
-                        self.spread(&spread.node.fragment_name.node, &spread.node.directives)?;
-                    applies(Some(&fragment.type_condition), "Query")?;
-                    self.roots(&fragment.selection_set.node, reads, depth)?;
-                }
-                Selection::InlineFragment(inline) => {
-                    let inline = &inline.node;
-                    if !inline.directives.is_empty() {
-                        return None;
-                    }
-                    applies(inline.type_condition.as_ref(), "Query")?;
-                    self.roots(&inline.selection_set.node, reads, depth)?;
-                }
-            }
-        }
-        Some(())
-    }
-
-    /// A selection set on `parent` below the root: allowlisted fields only.
-    fn set(&self, parent: &str, set: &SelectionSet, depth: usize) -> Option<()> {
-        let depth = nested(depth)?;
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    if !field.directives.is_empty() || !field.arguments.is_empty() {
-                        return None;
-                    }
-                    match self::field(parent, field.name.node.as_str())? {
-                        Kind::Leaf => {}
-                        Kind::Object(child) => self.set(child, &field.selection_set.node, depth)?,
-                    }
-                }
-                Selection::FragmentSpread(spread) => {
-                    let fragment =
-                        self.spread(&spread.node.fragment_name.node, &spread.node.directives)?;
+                    let spread = &spread.node;
+                    let fragment = self.spread(&spread.fragment_name.node, &spread.directives)?;
                     applies(Some(&fragment.type_condition), parent)?;
-                    self.set(parent, &fragment.selection_set.node, depth)?;
+                    self.set(parent, &fragment.selection_set.node, reads, depth)?;
                 }
                 Selection::InlineFragment(inline) => {
                     let inline = &inline.node;
@@ -204,7 +183,7 @@ impl Walk<'_> {
                         return None;
                     }
                     applies(inline.type_condition.as_ref(), parent)?;
-                    self.set(parent, &inline.selection_set.node, depth)?;
+                    self.set(parent, &inline.selection_set.node, reads, depth)?;
                 }
             }
         }
