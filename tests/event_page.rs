@@ -263,6 +263,16 @@ async fn the_public_page_is_answered_from_memory_while_its_event_stands() {
         Some(1),
         "{after}"
     );
+    // An id that is no event's is never kept: each read looks again.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for _ in 0..2 {
+        let before = statements();
+        assert_eq!(
+            read(&client, &url, PUBLIC, None, &unknown).await,
+            Value::Null
+        );
+        assert_eq!(statements() - before, 2, "the version, then the event");
+    }
 }
 
 #[tokio::test(crate = "crate::support::harness")]

@@ -58,9 +58,9 @@ impl Pages {
     const MAX_BODY: usize = 64 * 1024;
 
     /// The events `request` (of `document`) reads when its answer may be
-    /// kept, and their versions now; `None` when it may not, or the
-    /// versions could not be read (the execution then runs and reports
-    /// what is wrong).
+    /// kept, and their versions now; `None` when it may not, when one of
+    /// them does not exist, or when the versions could not be read (the
+    /// execution then runs and reports what is wrong).
     pub async fn versions(
         db: &DatabaseConnection,
         request: &async_graphql::Request,
@@ -72,7 +72,10 @@ impl Pages {
             return Some(Versions::new());
         }
         match events::versions(db, &ids).await {
-            Ok(versions) => Some(versions),
+            // An unknown id is never kept: answering it costs one
+            // statement, and keeping it would let made-up ids crowd the
+            // real pages out.
+            Ok(versions) => (versions.len() == ids.len()).then_some(versions),
             Err(error) => {
                 tracing::debug!(%error, "event versions unread; the page runs uncached");
                 None
