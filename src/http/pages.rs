@@ -16,7 +16,8 @@
 //! later reads the same versions gets nothing older than what they would
 //! have read themselves. The key is the coalescing key ([`Query`]): the
 //! viewer with their roles, the document, the operation and the variables.
-//! Answers with errors are never kept.
+//! Answers with errors, and answers about ids that are no event's, are
+//! never kept.
 
 use std::sync::Arc;
 
