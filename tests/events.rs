@@ -488,13 +488,8 @@ async fn the_http_verifier_asks_the_service_and_rejects_whom_it_rejects() {
     let mut tokens = Vec::new();
     for (email, handle) in [("human@example.com", "@human"), ("bot@example.com", "@bot")] {
         let (token, _) = app.register(email, "Some One").await;
-        app.ok(
-            Some(&token),
-            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
-            json!({ "i": { "eventId": event_id, "socialHandle": handle } }),
-            "joinEvent",
-        )
-        .await;
+        let joined = app.join_event(&token, &event_id, handle).await;
+        assert!(joined["errors"].is_null(), "joinEvent failed: {joined}");
         tokens.push(token);
     }
     let status_of = |token: String| {
@@ -568,13 +563,7 @@ async fn the_event_clock_run_twice_at_once_ends_an_event_and_refunds_it_once() {
     assert_eq!(app.event(None, &event_id).await["status"], "ENDED");
     // An ended event can no longer be joined (FLOWS.md §5: SCHEDULED or LIVE).
     let (late, _) = app.register("late@example.com", "Late Comer").await;
-    let joined = app
-        .gql(
-            Some(&late),
-            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
-            json!({ "i": { "eventId": event_id, "socialHandle": "@late" } }),
-        )
-        .await;
+    let joined = app.join_event(&late, &event_id, "@late").await;
     assert_eq!(error_code(&joined), "CONFLICT");
     let refunds = scalar(
         &app.db,
@@ -604,13 +593,12 @@ async fn joins_at_the_same_moment_all_count() {
                 .0,
         );
     }
-    let joins = futures_util::future::join_all(fans.iter().enumerate().map(|(n, token)| {
-        app.gql(
-            Some(token),
-            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
-            json!({ "i": { "eventId": event_id, "socialHandle": format!("@fan{n}") } }),
-        )
-    }))
+    let handles: Vec<String> = (0..fans.len()).map(|n| format!("@fan{n}")).collect();
+    let joins = futures_util::future::join_all(
+        fans.iter()
+            .zip(&handles)
+            .map(|(token, handle)| app.join_event(token, &event_id, handle)),
+    )
     .await;
     assert!(joins.iter().all(|j| j["errors"].is_null()), "{joins:?}");
     assert_eq!(app.event(None, &event_id).await["participantCount"], 12);

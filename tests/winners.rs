@@ -106,12 +106,16 @@ async fn a_draw_is_reproduced_from_its_revealed_seed_and_a_disqualified_prize_go
         .await;
     assert!(before["drawSeed"].is_null());
     assert!(before["drawParticipants"].is_null());
+    // The public page, kept while the event stands: no seed before the
+    // draw, and the seed on the first read after it.
+    assert!(app.event(None, &event_id).await["drawSeed"].is_null());
     status_is(&app, &event_id, "ENDED").await;
 
     let event = app
         .ok(None, WINNERS, json!({ "id": event_id }), "event")
         .await;
     let seed_hex = event["drawSeed"].as_str().expect("the seed is revealed");
+    assert_eq!(app.event(None, &event_id).await["drawSeed"], seed_hex);
     // The public data of the draw names exactly the verified participants.
     let public: Vec<String> = event["drawParticipants"]
         .as_array()

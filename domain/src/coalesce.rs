@@ -3,12 +3,13 @@
 //!
 //! When a giveaway starts, thousands of browsers ask for the same event page
 //! at once (the HTTP layer's queries), and thousands of subscribers replay
-//! the same winners ([`crate::giveaway::winners`]). [`Coalescer::run`] gives each key at most one *running* round
-//! and one *queued* round. The first request for a key starts a round; a
-//! request that arrives while a round runs never joins it (that round may
-//! have read the database before a change the request already knows of
-//! committed): it joins the queued round, which starts only when the running
-//! one has finished, so after every request that joined it arrived. A read
+//! the same winners ([`crate::giveaway::winners`]). [`Coalescer::run`]
+//! gives each key at most one *running* round and one *queued* round. The
+//! first request for a key starts a round; a request that arrives while a
+//! round runs never joins it (that round may have read the database before
+//! a change the request already knows of committed): it joins the queued
+//! round, which starts only when the running one has finished, so after
+//! every request that joined it arrived. A read
 //! that starts after a change commits therefore never returns the state
 //! before it, and the database sees at most one execution per key at a time,
 //! however many requests wait.
@@ -93,14 +94,11 @@ where
             match rounds.get_mut(&key) {
                 None => {
                     let round = self.spawn(key.clone(), id, None, work);
-                    let queued = None;
-                    rounds.insert(
-                        key,
-                        Rounds {
-                            running: id,
-                            queued,
-                        },
-                    );
+                    let running = Rounds {
+                        running: id,
+                        queued: None,
+                    };
+                    rounds.insert(key, running);
                     (round, true)
                 }
                 Some(Rounds {
@@ -113,12 +111,11 @@ where
                 Some(entry) => {
                     let (start, started) = oneshot::channel();
                     let round = self.spawn(key, id, Some(started), work);
-                    let queued = Queued {
+                    entry.queued = Some(Queued {
                         id,
                         round: round.clone(),
                         start,
-                    };
-                    entry.queued = Some(queued);
+                    });
                     (round, true)
                 }
             }

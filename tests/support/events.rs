@@ -125,6 +125,16 @@ impl TestApp {
         (host, id)
     }
 
+    /// `joinEvent` by `token` of `event_id` with `handle`: the whole body.
+    pub async fn join_event(&self, token: &str, event_id: &str, handle: &str) -> Value {
+        self.gql(
+            Some(token),
+            "mutation($i: JoinEventInput!) { joinEvent(input: $i) { id } }",
+            json!({ "i": { "eventId": event_id, "socialHandle": handle } }),
+        )
+        .await
+    }
+
     /// `event(id)` as `token` sees it (`null` if invisible).
     pub async fn event(&self, token: Option<&str>, id: &str) -> Value {
         self.ok(
