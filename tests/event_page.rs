@@ -233,6 +233,23 @@ async fn viewers_reading_one_event_at_once_each_get_their_own_page() {
     );
 }
 
+/// `giftdrop_page_cache_total{outcome="hit"}` on `app`'s `/metrics`.
+async fn page_hits(app: &TestApp) -> u64 {
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("giftdrop_page_cache_total{outcome=\"hit\"} "))
+        .map_or(0, |count| count.trim().parse().expect("a count"))
+}
+
 #[tokio::test(crate = "crate::support::harness")]
 async fn the_public_page_is_answered_from_memory_while_its_event_stands() {
     // Serving only: nothing else runs statements meanwhile.
@@ -245,7 +262,7 @@ async fn the_public_page_is_answered_from_memory_while_its_event_stands() {
     let before = statements();
     let first = read(&client, &url, PUBLIC, None, &id).await;
     let executed = statements() - before;
-    let before = statements();
+    let (before, hits) = (statements(), page_hits(&app).await);
     let again = read(&client, &url, PUBLIC, None, &id).await;
     assert_eq!(again, first);
     assert_eq!(
@@ -253,6 +270,9 @@ async fn the_public_page_is_answered_from_memory_while_its_event_stands() {
         1,
         "a kept page costs the read of its event's version (an execution: {executed})"
     );
+    // Counted where an operator looks (other tests in this process only
+    // ever add to the count).
+    assert!(page_hits(&app).await > hits, "the hit is on /metrics");
     assert_eq!(app.attempt(&crowd[0], &id).await, "WON");
     let before = statements();
     let after = read(&client, &url, PUBLIC, None, &id).await;

@@ -17,7 +17,9 @@ pub async fn resolve_auth(
     let Ok(user_id) = services.tokens.verify_bearer(header) else {
         return Ok(Auth::Invalid);
     };
-    match identity::load_viewer(&services.db, user_id).await {
+    // Boxed: only a signed-in request waits for the database (see
+    // `graphql::execute`).
+    match Box::pin(identity::load_viewer(&services.db, user_id)).await {
         Ok(viewer) => Ok(Auth::User(viewer)),
         Err(DomainError::Unauthenticated) => Ok(Auth::Invalid),
         Err(err) => Err(err),

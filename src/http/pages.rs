@@ -25,6 +25,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use giftdrop_domain::giveaway::events;
 use giftdrop_domain::memo::Remembered;
 use giftdrop_graphql::versioned;
+use metrics::Counter;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -36,6 +37,10 @@ pub type Versions = Vec<(Uuid, i32)>;
 /// Kept answers of event pages, by query.
 pub struct Pages {
     kept: Remembered<Query, Arc<Page>>,
+    /// `giftdrop_page_cache_total{outcome="hit"}`, registered once.
+    hits: Counter,
+    /// `giftdrop_page_cache_total{outcome="miss"}`.
+    misses: Counter,
 }
 
 /// One kept answer and the versions it was answered at.
@@ -45,9 +50,13 @@ struct Page {
 }
 
 impl Default for Pages {
+    /// Empty; its counters are registered with the process's recorder,
+    /// which `app::start` installs before it builds any state.
     fn default() -> Self {
         Self {
             kept: Remembered::new(Self::CAPACITY),
+            hits: metrics::counter!("giftdrop_page_cache_total", "outcome" => "hit"),
+            misses: metrics::counter!("giftdrop_page_cache_total", "outcome" => "miss"),
         }
     }
 }
@@ -72,7 +81,9 @@ impl Pages {
         if ids.is_empty() {
             return Some(Versions::new());
         }
-        match events::versions(db, &ids).await {
+        // Boxed: a query of the settings alone reads nothing (see
+        // `graphql::execute`).
+        match Box::pin(events::versions(db, &ids)).await {
             // An unknown id is never kept: answering it costs one
             // statement, and keeping it would let made-up ids crowd the
             // real pages out.
@@ -87,8 +98,12 @@ impl Pages {
     /// The answer kept for `key` at exactly `versions`.
     pub fn get(&self, key: &Query, versions: &Versions) -> Option<Arc<Answer>> {
         let page = self.kept.get(key).filter(|page| page.versions == *versions);
-        let outcome = if page.is_some() { "hit" } else { "miss" };
-        metrics::counter!("giftdrop_page_cache_total", "outcome" => outcome).increment(1);
+        let outcome = if page.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        outcome.increment(1);
         page.map(|page| Arc::clone(&page.answer))
     }
 
