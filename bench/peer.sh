@@ -28,8 +28,11 @@
 #     connection count and round, runs wrk (bench/peer/graphql.lua)
 #     against giftdrop, v5 and v4 in turn (the order rotates each round), on
 #     the same event for every request and on a random event per request,
-#     then `{ platform { currency } }` and `GET /health/live` on giftdrop;
-#     prints req/s, p50 and p99 (means over the rounds) and the ratios.
+#     then, on giftdrop, `{ platform { currency } }`, `GET /health/live`
+#     and the floor of a POST (the same request as text/plain, refused
+#     with 415 once its body is read: no GraphQL), in an order that
+#     rotates each round; prints req/s, p50 and p99 (means over the
+#     rounds) and the ratios.
 #
 # During each same-event window, giftdrop-bench peer-announce announces a
 # winner on that window's event every 100 ms (ANNOUNCE=0 turns it off):
@@ -190,6 +193,7 @@ wrk_run() {
 }
 window=0
 rotation=(giftdrop v5 v4)
+trivial=(currency post live)
 for conns in $CONNECTIONS; do
   for round in $(seq 1 "$ROUNDS"); do
     for name in "${rotation[@]}"; do
@@ -213,10 +217,16 @@ for conns in $CONNECTIONS; do
       wrk_run random "$conns" "$round" "$name" "${url[$name]}" \
         QUERY_FILE="${query[$name]}" IDS_FILE="$work/random.txt"
     done
-    settle
-    wrk_run trivial "$conns" "$round" currency "${url[giftdrop]}" QUERY_FILE=$peer/q-currency.graphql
-    settle
-    wrk_run trivial "$conns" "$round" live http://127.0.0.1:8100/health/live GET_PATH=/health/live
+    for name in "${trivial[@]}"; do
+      settle
+      case $name in
+        currency) wrk_run trivial "$conns" "$round" currency "${url[giftdrop]}" QUERY_FILE=$peer/q-currency.graphql ;;
+        post) wrk_run trivial "$conns" "$round" post "${url[giftdrop]}" QUERY_FILE=$peer/q-currency.graphql \
+          CONTENT_TYPE=text/plain EXPECT_STATUS=415 ;;
+        live) wrk_run trivial "$conns" "$round" live http://127.0.0.1:8100/health/live GET_PATH=/health/live ;;
+      esac
+    done
+    trivial=("${trivial[@]:1}" "${trivial[0]}")
     # The next round starts with the next server.
     rotation=("${rotation[@]:1}" "${rotation[0]}")
   done
@@ -234,15 +244,16 @@ awk '
     print "|---|---|---|---|---|---|"
     for (i = 1; i <= m; i++) {
       split(order[i], cc, " ")
-      split("giftdrop v5 v4 currency live", names, " ")
-      for (j = 1; j <= 5; j++) if ((k = order[i] " " names[j]) in n)
+      split("giftdrop v5 v4 currency post live", names, " ")
+      for (j = 1; j <= 6; j++) if ((k = order[i] " " names[j]) in n)
         printf "| %s | %s | %s | %.0f | %.2f | %.2f |\n", cc[1], cc[2], names[j], rps[k]/n[k], p50[k]/n[k], p99[k]/n[k]
     }
     print ""
     for (i = 1; i <= m; i++) {
       split(order[i], cc, " "); g = order[i] " giftdrop"
       if (cc[1] == "trivial") {
-        printf "RATIO %s conns=%s currency/live = %.2f\n", cc[1], cc[2], rps[order[i] " currency"] / rps[order[i] " live"]
+        c = rps[order[i] " currency"]; p = rps[order[i] " post"]; l = rps[order[i] " live"]
+        printf "RATIO %s conns=%s currency/live = %.2f  (floor: post/live = %.2f; currency/post = %.2f)\n", cc[1], cc[2], c / l, p / l, c / p
       } else {
         printf "RATIO %s conns=%s giftdrop/v5 = %.2f  giftdrop/v4 = %.2f  (p99 giftdrop %.2f ms, v5 %.2f ms, v4 %.2f ms)\n",
           cc[1], cc[2], rps[g] / rps[order[i] " v5"], rps[g] / rps[order[i] " v4"],

@@ -2,11 +2,16 @@
 -- with one `$id` variable, or none) to the server's GraphQL path, with an
 -- id picked at random from IDS_FILE per request (one line: the same event
 -- for every request). GET_PATH instead sends a plain GET (the /health/live
--- floor). Every response is checked: 200 and a body that starts with
+-- baseline). Every response is checked: 200 and a body that starts with
 -- {"data": and carries no "errors"; done() prints one parsable line.
+-- CONTENT_TYPE (default application/json) and EXPECT_STATUS (default 200;
+-- any other status is checked alone) measure the floor of a POST: the
+-- same body sent as text/plain, refused with 415 once it is read.
 local query_file = os.getenv("QUERY_FILE")
 local ids_file = os.getenv("IDS_FILE")
 local get_path = os.getenv("GET_PATH")
+local content_type = os.getenv("CONTENT_TYPE") or "application/json"
+local expect_status = tonumber(os.getenv("EXPECT_STATUS") or "200")
 local ids = {}
 local query = nil
 
@@ -61,7 +66,7 @@ function init(args)
     requests[1] = wrk.format("GET", get_path)
   end
   for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", wrk.path, { ["Content-Type"] = "application/json" }, body)
+    requests[i] = wrk.format("POST", wrk.path, { ["Content-Type"] = content_type }, body)
   end
 end
 
@@ -70,7 +75,9 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= 200 or (not get_path and (body:sub(1, 8) ~= '{"data":' or body:find('"errors"', 1, true))) then
+  if status ~= expect_status
+    or (expect_status == 200 and not get_path
+      and (body:sub(1, 8) ~= '{"data":' or body:find('"errors"', 1, true))) then
     bad = bad + 1
     if bad == 1 then io.stderr:write("bad response: " .. status .. " " .. body:sub(1, 300) .. "\n") end
   end
