@@ -104,7 +104,8 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
         knobs.get(),
         KnobSettings {
             latency_ms: 0,
-            failure_percent: 100
+            failure_percent: 100,
+            lost_answer_percent: 0,
         }
     );
 
@@ -153,6 +154,7 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
     knobs.set(KnobSettings {
         latency_ms: 0,
         failure_percent: 0,
+        lost_answer_percent: 0,
     });
     let attempt = std::cell::Cell::new(0);
     let succeeded = std::cell::RefCell::new(Value::Null);
@@ -198,6 +200,7 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
     knobs.set(KnobSettings {
         latency_ms: 5_000,
         failure_percent: 0,
+        lost_answer_percent: 0,
     });
 
     let slow = payout(&app, &shop, 90_000, "slow").await;
@@ -218,6 +221,7 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
     knobs.set(KnobSettings {
         latency_ms: 0,
         failure_percent: 0,
+        lost_answer_percent: 0,
     });
     let retry = payout(&app, &shop, 90_000, "slow").await;
     assert_eq!(retry["data"]["requestPayout"]["id"], slow["id"]);
@@ -241,6 +245,56 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
     // The wallet cannot promise the same money twice.
     let over = payout(&app, &shop, 3_576, "over").await;
     assert_eq!(code(&over), "INSUFFICIENT_FUNDS");
+    assert_ledger_sound(&app).await;
+}
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn a_payout_the_provider_made_whose_answer_was_lost_succeeds_and_is_paid_once() {
+    use giftdrop_domain::money::Amount;
+
+    let app = spawn_app().await;
+    let shop = shop_with_earnings(&app).await;
+    let knobs = knobs(&app);
+    let turned = app
+        .client
+        .post(app.url("/sandbox/settings"))
+        .json(&json!({ "latencyMs": 0, "failurePercent": 0, "lostAnswerPercent": 100 }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(turned.status(), 200);
+    assert_eq!(knobs.get().lost_answer_percent, 100);
+
+    // The transfer call fails after the provider has paid: asked what
+    // became of the reference, the provider says it was made.
+    let lost = payout(&app, &shop, 90_000, "lost").await;
+    let lost = &lost["data"]["requestPayout"];
+    assert_eq!(lost["status"], "SUCCEEDED", "{lost}");
+    let reference = lost["reference"].as_str().expect("reference");
+    assert_eq!(
+        knobs.transferred(reference),
+        Some((Amount::positive(90_000).expect("amount"), 1))
+    );
+    assert_eq!(
+        app.merchant_balance(&shop.staff_token, &shop.merchant_id)
+            .await,
+        3_575,
+        "the wallet is debited what the provider paid out"
+    );
+
+    knobs.set(KnobSettings {
+        latency_ms: 0,
+        failure_percent: 0,
+        lost_answer_percent: 0,
+    });
+    let retry = payout(&app, &shop, 90_000, "lost").await;
+    assert_eq!(retry["data"]["requestPayout"]["id"], lost["id"]);
+    assert_eq!(retry["data"]["requestPayout"]["status"], "SUCCEEDED");
+    assert_eq!(knobs.transfer_calls(), 1, "the retry transferred nothing");
+    // The money paid out is never paid out again.
+    let again = payout(&app, &shop, 90_000, "again").await;
+    assert_eq!(code(&again), "INSUFFICIENT_FUNDS", "{again}");
+    assert_eq!(knobs.transfers().len(), 1);
     assert_ledger_sound(&app).await;
 }
 

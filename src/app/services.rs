@@ -173,6 +173,8 @@ fn payments(config: &Config, public_url: String) -> anyhow::Result<Payments> {
             let knobs = Arc::new(SandboxKnobs::new(KnobSettings {
                 latency_ms: config.sandbox_latency_ms,
                 failure_percent: config.sandbox_failure_percent,
+                // Set while it runs (`POST /sandbox/settings`).
+                lost_answer_percent: 0,
             }));
             Ok(Payments::new(
                 Arc::new(SandboxProvider {

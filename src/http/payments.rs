@@ -181,9 +181,10 @@ pub async fn settings(State(services): State<Services>) -> Response {
     }
 }
 
-/// `POST /sandbox/settings` (JSON `{"latencyMs": 0, "failurePercent": 0}`):
-/// changes the knobs of this process's sandbox, so a front end or a load
-/// test can see slow and failing payments. Sandbox only, like every
+/// `POST /sandbox/settings` (JSON `{"latencyMs": 0, "failurePercent": 0,
+/// "lostAnswerPercent": 0}`, the last optional): changes the knobs of this
+/// process's sandbox, so a front end or a load test can see slow and
+/// failing payments, and payouts whose answer is lost. Sandbox only, like every
 /// `/sandbox` route.
 pub async fn change_settings(
     State(services): State<Services>,

@@ -7,7 +7,9 @@
 //!
 //! Knobs ([`SandboxKnobs`], `SANDBOX_LATENCY_MS`, `SANDBOX_FAILURE_PERCENT`,
 //! or `POST /sandbox/settings`) make every call slow or failing, so the
-//! breaker, timeouts and retries can be driven.
+//! breaker, timeouts and retries can be driven; and transfers made whose
+//! answer is then lost, as when a proxy in front of a provider times out
+//! after the provider acted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -31,6 +33,7 @@ use crate::money::Amount;
 pub struct SandboxKnobs {
     latency_ms: AtomicU64,
     failure_percent: AtomicU32,
+    lost_answer_percent: AtomicU32,
     transfer_calls: AtomicU64,
     transfers: Mutex<HashMap<String, (Amount, u32)>>,
 }
@@ -43,6 +46,10 @@ pub struct KnobSettings {
     pub latency_ms: u64,
     /// Share of calls that fail like a provider outage (HTTP 5xx), 0-100.
     pub failure_percent: u32,
+    /// Share of transfers made whose answer is lost: the call fails (HTTP
+    /// 5xx) after the money has left, 0-100.
+    #[serde(default)]
+    pub lost_answer_percent: u32,
 }
 
 impl SandboxKnobs {
@@ -59,6 +66,8 @@ impl SandboxKnobs {
             .store(settings.latency_ms, Ordering::Relaxed);
         self.failure_percent
             .store(settings.failure_percent.min(100), Ordering::Relaxed);
+        self.lost_answer_percent
+            .store(settings.lost_answer_percent.min(100), Ordering::Relaxed);
     }
 
     /// The knobs now.
@@ -66,6 +75,7 @@ impl SandboxKnobs {
         KnobSettings {
             latency_ms: self.latency_ms.load(Ordering::Relaxed),
             failure_percent: self.failure_percent.load(Ordering::Relaxed),
+            lost_answer_percent: self.lost_answer_percent.load(Ordering::Relaxed),
         }
     }
 
@@ -99,17 +109,33 @@ impl SandboxKnobs {
         let KnobSettings {
             latency_ms,
             failure_percent,
+            ..
         } = self.get();
         if latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(latency_ms)).await;
         }
-        if failure_percent > 0 && rand::rng().random_range(0..100) < failure_percent {
+        if chance(failure_percent) {
             return Err(ProviderError::Unavailable(
                 "sandbox: simulated provider outage".into(),
             ));
         }
         Ok(())
     }
+
+    /// The answer to a transfer just made, unless it is to be lost.
+    fn answer(&self, outcome: TransferOutcome) -> Result<TransferOutcome, ProviderError> {
+        if chance(self.lost_answer_percent.load(Ordering::Relaxed)) {
+            return Err(ProviderError::Unavailable(
+                "sandbox: the transfer was made, its answer lost".into(),
+            ));
+        }
+        Ok(outcome)
+    }
+}
+
+/// True `percent` times in a hundred.
+fn chance(percent: u32) -> bool {
+    percent > 0 && rand::rng().random_range(0..100) < percent
 }
 
 /// The sandbox provider; checkout URLs point back at this app.
@@ -156,7 +182,8 @@ impl PaymentProvider for SandboxProvider {
             .entry(request.reference.to_owned())
             .or_insert((request.amount, 0));
         asked.1 += 1;
-        Ok(TransferOutcome::Accepted)
+        drop(ledger);
+        self.knobs.answer(TransferOutcome::Accepted)
     }
 
     async fn transfer_status(

@@ -12,7 +12,9 @@
 //!    promise more than the wallet holds and nothing is computed beside
 //!    the ledger.
 //! 2. The provider is asked to transfer, with that reference (a repeat is
-//!    the same transfer at the provider).
+//!    the same transfer at the provider). When the call fails, the provider
+//!    is asked what became of the reference: an answer lost after the
+//!    provider acted is still its answer ([`send`]).
 //! 3. The answer settles the reservation: accepted moves it on to provider
 //!    clearing (PAYOUT) and makes the payout SUCCEEDED; declined returns it
 //!    to the wallet (PAYOUT_REVERSAL) and makes it FAILED. Neither can fail
@@ -35,7 +37,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{ProviderError, TransferOutcome, TransferRequest};
+use super::{TransferOutcome, TransferRequest};
 use crate::Services;
 use crate::audit::{self, AuditRecord};
 use crate::context::{RequestMeta, Viewer};
@@ -208,8 +210,15 @@ impl Pending {
 /// Where a payout's money waits for the provider's answer.
 const IN_FLIGHT: Account = Account::Platform(PlatformAccount::PayoutsInFlight);
 
-/// Step 2: asks the provider to transfer, under the payout's reference.
-async fn send(s: &Services, payout: &Pending) -> Result<TransferOutcome, ProviderError> {
+/// Step 2: asks the provider to transfer, under the payout's reference,
+/// and returns its answer. A failed call is not yet a failed payout: the
+/// answer may have been lost after the provider acted (a proxy in front of
+/// it timing out, a 5xx after the transfer was booked), and a payout called
+/// FAILED returns its money to the wallet, to be paid out again. So the
+/// provider is asked what became of the reference ([`confirm`]); only a
+/// transfer it never made, or one it cannot say anything about, is
+/// declined with the call's error.
+async fn send(s: &Services, payout: &Pending) -> TransferOutcome {
     let reference = reference_of(payout.id);
     let result = s
         .payments
@@ -220,11 +229,41 @@ async fn send(s: &Services, payout: &Pending) -> Result<TransferOutcome, Provide
             destination: &payout.destination,
         }))
         .await;
-    if let Err(err) = &result {
-        tracing::error!(error = %err, payout = %payout.id, "payout transfer failed at the provider");
-        metrics::counter!("giftdrop_payment_provider_failures_total").increment(1);
+    let err = match result {
+        Ok(outcome) => return outcome,
+        Err(err) => err,
+    };
+    tracing::error!(error = %err, payout = %payout.id, "payout transfer failed at the provider");
+    metrics::counter!("giftdrop_payment_provider_failures_total").increment(1);
+    match confirm(s, &reference).await {
+        Some(outcome) => {
+            tracing::warn!(payout = %payout.id, ?outcome, "the provider had answered the failed transfer");
+            outcome
+        }
+        None => TransferOutcome::Declined(err.to_string()),
     }
-    result
+}
+
+/// What the provider says became of the transfer `reference`: asked once,
+/// within the provider timeout, outside the breaker (which has counted the
+/// failed transfer: one payout, one failure, as the contract's five in a
+/// row count them). `None` when it never received the transfer, or cannot say.
+async fn confirm(s: &Services, reference: &str) -> Option<TransferOutcome> {
+    let status = s.payments.provider.transfer_status(reference);
+    match tokio::time::timeout(s.payments.timeout, status).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, reference, "the provider cannot say what became of a failed transfer");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                reference,
+                "the provider did not say in time what became of a failed transfer"
+            );
+            None
+        }
+    }
 }
 
 /// Step 3: records the provider's answer on the payout, in a transaction
@@ -303,10 +342,7 @@ pub async fn request(
                 // that payout is this request's answer.
                 return Ok(Work::new(s.db.begin().await?, id, None));
             };
-            let answer = match send(s, &pending).await {
-                Ok(outcome) => outcome,
-                Err(err) => TransferOutcome::Declined(err.to_string()),
-            };
+            let answer = send(s, &pending).await;
             let (txn, posted) = record(s, meta, &pending, answer).await?;
             let id = pending.id;
             let mut work = Work::new(txn, id, posted);
