@@ -235,16 +235,8 @@ async fn viewers_reading_one_event_at_once_each_get_their_own_page() {
 
 /// `giftdrop_page_cache_total{outcome="hit"}` on `app`'s `/metrics`.
 async fn page_hits(app: &TestApp) -> u64 {
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+    app.metrics()
         .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
-    metrics
         .lines()
         .find_map(|line| line.strip_prefix("giftdrop_page_cache_total{outcome=\"hit\"} "))
         .map_or(0, |count| count.trim().parse().expect("a count"))

@@ -15,15 +15,7 @@ async fn liveness_and_metrics_answer() {
     assert_eq!(live.status(), 200);
     app.gql(None, "{ platform { currency } }", serde_json::json!({}))
         .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("giftdrop_http_requests_total"),
         "{metrics}"

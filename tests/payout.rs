@@ -11,6 +11,13 @@ use crate::support::{AppOptions, TestApp, code, eventually, scalar, spawn_app};
 
 const PAYOUT: &str = "mutation($i: PayoutInput!) { requestPayout(input: $i) { id status amount reference failureReason completedAt } }";
 
+/// A sandbox that behaves.
+const CALM: KnobSettings = KnobSettings {
+    latency_ms: 0,
+    failure_percent: 0,
+    lost_answer_percent: 0,
+};
+
 async fn payout(app: &TestApp, shop: &Shop, minor: i64, key: &str) -> Value {
     app.gql(
         Some(&shop.staff_token),
@@ -103,9 +110,8 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
     assert_eq!(
         knobs.get(),
         KnobSettings {
-            latency_ms: 0,
             failure_percent: 100,
-            lost_answer_percent: 0,
+            ..CALM
         }
     );
 
@@ -151,11 +157,7 @@ async fn a_failing_provider_fails_payouts_untouched_and_five_in_a_row_open_the_b
     assert_eq!(knobs.transfer_calls(), 5);
 
     // The provider recovers; after the cooldown one trial goes through.
-    knobs.set(KnobSettings {
-        latency_ms: 0,
-        failure_percent: 0,
-        lost_answer_percent: 0,
-    });
+    knobs.set(CALM);
     let attempt = std::cell::Cell::new(0);
     let succeeded = std::cell::RefCell::new(Value::Null);
     eventually("the breaker to let a trial through", || {
@@ -199,8 +201,7 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
     let knobs = knobs(&app);
     knobs.set(KnobSettings {
         latency_ms: 5_000,
-        failure_percent: 0,
-        lost_answer_percent: 0,
+        ..CALM
     });
 
     let slow = payout(&app, &shop, 90_000, "slow").await;
@@ -218,11 +219,7 @@ async fn a_provider_slower_than_the_timeout_fails_the_payout_and_its_retry_never
         93_575
     );
 
-    knobs.set(KnobSettings {
-        latency_ms: 0,
-        failure_percent: 0,
-        lost_answer_percent: 0,
-    });
+    knobs.set(CALM);
     let retry = payout(&app, &shop, 90_000, "slow").await;
     assert_eq!(retry["data"]["requestPayout"]["id"], slow["id"]);
     assert_eq!(retry["data"]["requestPayout"]["status"], "FAILED");
@@ -282,11 +279,7 @@ async fn a_payout_the_provider_made_whose_answer_was_lost_succeeds_and_is_paid_o
         "the wallet is debited what the provider paid out"
     );
 
-    knobs.set(KnobSettings {
-        latency_ms: 0,
-        failure_percent: 0,
-        lost_answer_percent: 0,
-    });
+    knobs.set(CALM);
     let retry = payout(&app, &shop, 90_000, "lost").await;
     assert_eq!(retry["data"]["requestPayout"]["id"], lost["id"]);
     assert_eq!(retry["data"]["requestPayout"]["status"], "SUCCEEDED");
