@@ -17,6 +17,17 @@ struct State {
     trial_started: Option<Instant>,
 }
 
+/// Why a call through a [`Breaker`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure<E> {
+    /// The call's own error.
+    #[error("{0}")]
+    Failed(E),
+    /// No answer within the timeout.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+}
+
 /// A shared breaker; clones share state.
 #[derive(Clone, Debug)]
 pub struct Breaker {
@@ -66,18 +77,17 @@ impl Breaker {
         }
     }
 
-    /// Runs `call`, bounded by `timeout`, and reports its outcome; the
-    /// error says what went wrong. (Whether to call at all is
-    /// [`Self::allow`]'s answer.)
-    pub async fn call<T, E: std::fmt::Display>(
+    /// Runs `call`, bounded by `timeout`, and reports its outcome. (Whether
+    /// to call at all is [`Self::allow`]'s answer.)
+    pub async fn call<T, E>(
         &self,
         timeout: Duration,
         call: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Failure<E>> {
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Ok(Err(err)) => Err(Failure::Failed(err)),
+            Err(_) => Err(Failure::TimedOut(timeout)),
         };
         match &result {
             Ok(_) => self.success(),

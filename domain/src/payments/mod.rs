@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, Failure};
 use crate::error::DomainError;
 use crate::money::Amount;
 
@@ -172,7 +172,10 @@ impl Payments {
         self.breaker
             .call(self.timeout, call)
             .await
-            .map_err(ProviderError::Unavailable)
+            .map_err(|failure| match failure {
+                Failure::Failed(err) => err,
+                Failure::TimedOut(_) => ProviderError::Timeout,
+            })
     }
 
     /// [`Self::ready`], then [`Self::call`], failures as the domain error.
