@@ -6,7 +6,8 @@ use redis::AsyncCommands;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::support::{AppOptions, PASSWORD, eventually, spawn_app, temp_path};
+use crate::support::proxy::RedisProxy;
+use crate::support::{AppOptions, PASSWORD, TestApp, eventually, spawn_app, temp_path};
 
 #[tokio::test(crate = "crate::support::harness")]
 async fn registering_sends_a_welcome_email_through_the_job_queue() {
@@ -206,12 +207,12 @@ async fn a_job_carries_the_correlation_id_of_the_request_that_caused_it() {
     );
 }
 
-#[tokio::test(crate = "crate::support::harness")]
-async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_once_redis_is_back() {
-    use futures_util::StreamExt;
+/// Three messages committed while the relay's Redis was cut, each tried
+/// and marked failed: the cut proxy, the app (serving nothing, its relay
+/// sweeping every 100 ms) and the channel's messages, watched on Redis
+/// itself.
+async fn messages_held_by_a_cut_redis() -> (RedisProxy, TestApp, redis::aio::PubSubStream) {
     use giftdrop_domain::RequestMeta;
-
-    use crate::support::proxy::RedisProxy;
 
     let mut proxy = RedisProxy::start(None).await;
     let addr = proxy.addr;
@@ -225,12 +226,10 @@ async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_on
         .spawn()
         .await;
     let services = &app.running().services;
-    // Watched on Redis itself, not through the proxy.
     let channel = services.ns.channel("relay-test");
     let watcher = redis::Client::open(crate::support::redis_url()).expect("url");
     let mut watcher = watcher.get_async_pubsub().await.expect("pubsub");
     watcher.subscribe(&channel).await.expect("subscribe");
-    let mut received = watcher.on_message();
 
     proxy.cut();
     let meta = RequestMeta {
@@ -249,8 +248,13 @@ async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_on
             == 3
     })
     .await;
+    (proxy, app, watcher.into_on_message())
+}
 
-    let _restored = RedisProxy::start(Some(addr)).await;
+/// The `n` of the next three messages of `received`, each within 30 s.
+async fn next_three(received: &mut redis::aio::PubSubStream) -> Vec<i64> {
+    use futures_util::StreamExt;
+
     let mut order = Vec::new();
     for _ in 0..3 {
         let message = tokio::time::timeout(std::time::Duration::from_secs(30), received.next())
@@ -261,9 +265,75 @@ async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_on
             serde_json::from_str(&message.get_payload::<String>().expect("text")).expect("JSON");
         order.push(payload["n"].as_i64().expect("n"));
     }
-    assert_eq!(order, [1, 2, 3], "one pipeline, in the outbox's order");
+    order
+}
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_once_redis_is_back() {
+    let (proxy, app, mut received) = messages_held_by_a_cut_redis().await;
+    let _restored = RedisProxy::start(Some(proxy.addr)).await;
+    assert_eq!(
+        next_three(&mut received).await,
+        [1, 2, 3],
+        "one pipeline, in the outbox's order"
+    );
     eventually("the drained outbox", || async {
         app.count("ops.outbox").await == 0
     })
     .await;
+}
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn rows_held_back_by_a_long_outage_go_as_soon_as_redis_is_back() {
+    let (proxy, app, mut received) = messages_held_by_a_cut_redis().await;
+    // As minutes of failed tries leave them: each row's own backoff at its
+    // longest, 256 s.
+    app.running()
+        .services
+        .db
+        .execute_unprepared(
+            "UPDATE ops.outbox SET attempts = 8, available_at = now() + interval '256 seconds'",
+        )
+        .await
+        .expect("held back");
+    let _restored = RedisProxy::start(Some(proxy.addr)).await;
+    // Within the relay's longest pause between passes (10 s), not 256 s.
+    assert_eq!(next_three(&mut received).await, [1, 2, 3]);
+    eventually("the drained outbox", || async {
+        app.count("ops.outbox").await == 0
+    })
+    .await;
+}
+
+#[tokio::test(crate = "crate::support::harness")]
+async fn a_row_that_fails_on_its_own_keeps_its_backoff_while_redis_answers() {
+    let app = AppOptions::new()
+        .await
+        .config(|c| c.outbox_sweep_ms = 100)
+        .mode(true, false)
+        .spawn()
+        .await;
+    // A job for a queue this build does not know: it fails however healthy
+    // Redis is.
+    app.running()
+        .services
+        .db
+        .execute_unprepared(
+            "INSERT INTO ops.outbox (kind, target, payload) VALUES ('job', 'no-such-job', '{}')",
+        )
+        .await
+        .expect("inserted");
+    app.running().services.outbox.wake();
+    eventually("the row tried and marked", || async {
+        app.count("ops.outbox WHERE attempts >= 1").await == 1
+    })
+    .await;
+    // Its backoff is 2 s, then 4 s: Redis answering is no reason to try it
+    // at every sweep (10 tries a second).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        app.count("ops.outbox WHERE attempts <= 2").await,
+        1,
+        "tried at most twice in 3 s"
+    );
 }

@@ -6,7 +6,8 @@
 //! committed while Redis was down) are delivered later. Rows are claimed
 //! with `FOR UPDATE SKIP LOCKED`, so relays in several processes never
 //! deliver the same row at the same time; a failed row is retried with
-//! backoff. Delivery is at least once: consumers are idempotent.
+//! backoff, and when Redis answers again after an outage every row it held
+//! back goes at once. Delivery is at least once: consumers are idempotent.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use giftdrop_domain::outbox::OutboxSignal;
 use giftdrop_domain::pubsub::Hub;
 use giftdrop_entities::ops::outbox;
 use redis::aio::ConnectionManager;
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -35,6 +36,9 @@ const BATCH: u64 = 1000;
 
 /// The longest pause between passes while deliveries fail.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How long the relay waits for Redis to answer a PING.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What one pass of the relay did.
 struct Pass {
@@ -79,6 +83,9 @@ impl Relay {
             "the outbox relay",
             Backoff::new(sweep, sweep.max(MAX_BACKOFF)),
         );
+        // Redis was seen down since the last success: once it answers, the
+        // rows held back meanwhile are released (`release_held`).
+        let mut redis_lost = false;
         loop {
             let failure = match self.pass().await {
                 Ok(Pass { failed: None, .. }) => None,
@@ -87,11 +94,31 @@ impl Relay {
                 }) => Some(format!("rows could not be delivered: {err}")),
                 Err(err) => Some(format!("{err:#}")),
             };
+            // Redis itself is asked whenever the relay fails (a row can fail
+            // on its own, say a job for a queue this build does not know)
+            // and before an outage is called over (a pass with nothing due
+            // says nothing of Redis).
+            let failure = if failure.is_some() || outage.is_down() {
+                match self.ping().await {
+                    Ok(()) => failure,
+                    Err(error) => {
+                        redis_lost = true;
+                        Some(failure.unwrap_or(error))
+                    }
+                }
+            } else {
+                failure
+            };
             let wait = match failure {
-                None => {
+                None if outage.is_down() => {
                     outage.succeeded();
+                    if std::mem::take(&mut redis_lost) {
+                        self.release_held().await;
+                        continue;
+                    }
                     sweep
                 }
+                None => sweep,
                 Some(error) => outage.failed(&error),
             };
             tokio::select! {
@@ -99,6 +126,40 @@ impl Relay {
                 () = self.signal.woken(), if !outage.is_down() => {}
                 () = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+
+    /// Redis answers.
+    async fn ping(&self) -> Result<(), String> {
+        let (mut redis, command) = (self.redis.clone(), redis::cmd("PING"));
+        let ping = command.query_async::<String>(&mut redis);
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(format!("Redis: {err:#}")),
+            Err(_) => Err("Redis: no answer to PING".to_owned()),
+        }
+    }
+
+    /// Makes the rows held back by their own retry backoff due now. Called
+    /// when Redis answers again after an outage: a row's backoff grows to
+    /// 256 s while it fails, and the winners and jobs that waited out the
+    /// outage go at once, not minutes after Redis is back. (A row that
+    /// fails on its own keeps its backoff: Redis never went down for it.)
+    async fn release_held(&self) {
+        let now = Utc::now();
+        let released = outbox::Entity::update_many()
+            .col_expr(outbox::Column::AvailableAt, Expr::value(now))
+            .filter(outbox::Column::AvailableAt.gt(now))
+            .exec(&self.db)
+            .await;
+        match released {
+            Ok(released) if released.rows_affected > 0 => tracing::info!(
+                rows = released.rows_affected,
+                "outbox rows held back during the outage released"
+            ),
+            Ok(_) => {}
+            // The next pass reports Postgres; the rows go when due.
+            Err(err) => tracing::warn!(error = %err, "could not release held outbox rows"),
         }
     }
 
