@@ -286,6 +286,21 @@ async fn messages_the_relay_could_not_publish_wait_marked_and_go_out_in_order_on
 #[tokio::test(crate = "crate::support::harness")]
 async fn rows_held_back_by_a_long_outage_go_as_soon_as_redis_is_back() {
     let (proxy, app, mut received) = messages_held_by_a_cut_redis().await;
+    // Once the cut has closed every connection (the proxy's close its own
+    // a moment after its listener), the relay fails again and finds Redis
+    // itself down.
+    eventually("Redis refused", || async {
+        let mut redis = app.running().services.redis.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut redis)
+            .await
+            .is_err()
+    })
+    .await;
+    eventually("the rows tried again", || async {
+        app.count("ops.outbox WHERE attempts >= 2").await == 3
+    })
+    .await;
     // As minutes of failed tries leave them: each row's own backoff at its
     // longest, 256 s.
     app.running()
@@ -336,4 +351,10 @@ async fn a_row_that_fails_on_its_own_keeps_its_backoff_while_redis_answers() {
         1,
         "tried at most twice in 3 s"
     );
+    app.running()
+        .services
+        .db
+        .execute_unprepared("DELETE FROM ops.outbox")
+        .await
+        .expect("the row removed");
 }
