@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use giftdrop_domain::Services;
 use giftdrop_domain::backoff::{Backoff, Outage};
 use giftdrop_domain::outbox::OutboxSignal;
-use giftdrop_domain::pubsub::Hub;
+use giftdrop_domain::pubsub::{self, Hub};
 use giftdrop_entities::ops::outbox;
 use redis::aio::ConnectionManager;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
@@ -99,7 +99,7 @@ impl Relay {
             // and before an outage is called over (a pass with nothing due
             // says nothing of Redis).
             let failure = if failure.is_some() || outage.is_down() {
-                match self.ping().await {
+                match pubsub::ping(&self.redis, PING_TIMEOUT).await {
                     Ok(()) => failure,
                     Err(error) => {
                         redis_lost = true;
@@ -126,17 +126,6 @@ impl Relay {
                 () = self.signal.woken(), if !outage.is_down() => {}
                 () = tokio::time::sleep(wait) => {}
             }
-        }
-    }
-
-    /// Redis answers.
-    async fn ping(&self) -> Result<(), String> {
-        let (mut redis, command) = (self.redis.clone(), redis::cmd("PING"));
-        let ping = command.query_async::<String>(&mut redis);
-        match tokio::time::timeout(PING_TIMEOUT, ping).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(format!("Redis: {err:#}")),
-            Err(_) => Err("Redis: no answer to PING".to_owned()),
         }
     }
 

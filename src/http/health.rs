@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router, routing::get};
-use giftdrop_domain::Services;
+use giftdrop_domain::{Services, pubsub};
 use giftdrop_jobs::worker::JobWorkers;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -32,13 +32,7 @@ pub async fn ready(
 ) -> Response {
     let postgres = tokio::time::timeout(CHECK_TIMEOUT, services.db.ping()).await;
     let postgres_ok = matches!(postgres, Ok(Ok(())));
-    let mut redis = services.redis.clone();
-    let pong = tokio::time::timeout(
-        CHECK_TIMEOUT,
-        redis::cmd("PING").query_async::<String>(&mut redis),
-    )
-    .await;
-    let redis_ok = matches!(pong, Ok(Ok(_)));
+    let redis_ok = pubsub::ping(&services.redis, CHECK_TIMEOUT).await.is_ok();
     let jobs_down = workers.map(|Extension(workers)| workers.down());
     let jobs_ok = jobs_down.as_ref().is_none_or(Vec::is_empty);
     let ok = postgres_ok && redis_ok && jobs_ok;

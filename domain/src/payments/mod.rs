@@ -178,6 +178,18 @@ impl Payments {
             })
     }
 
+    /// Runs one provider call bounded by the timeout, its outcome not
+    /// reported to the breaker: a follow-up of a call the breaker has
+    /// already counted.
+    pub async fn uncounted<T>(
+        &self,
+        call: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(ProviderError::Timeout))
+    }
+
     /// [`Self::ready`], then [`Self::call`], failures as the domain error.
     pub async fn guarded<T>(
         &self,

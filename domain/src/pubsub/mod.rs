@@ -164,6 +164,17 @@ impl Hub {
     }
 }
 
+/// Whether Redis answers PING within `within`; the error as it is logged.
+/// Readiness and the outbox relay ask it.
+pub async fn ping(redis: &ConnectionManager, within: Duration) -> Result<(), String> {
+    let (mut redis, command) = (redis.clone(), redis::cmd("PING"));
+    match tokio::time::timeout(within, command.query_async::<String>(&mut redis)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(format!("Redis: {err:#}")),
+        Err(_) => Err(format!("Redis: no answer to PING within {within:?}")),
+    }
+}
+
 /// One local subscription; unsubscribes from Redis when it is the last.
 pub struct Subscription {
     /// Shared with the streams made from this subscription.

@@ -250,20 +250,14 @@ async fn send(s: &Services, payout: &Pending) -> TransferOutcome {
 /// row count them). `None` when it never received the transfer, or cannot say.
 async fn confirm(s: &Services, reference: &str) -> Option<TransferOutcome> {
     let status = s.payments.provider.transfer_status(reference);
-    match tokio::time::timeout(s.payments.timeout, status).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(err)) => {
+    s.payments
+        .uncounted(status)
+        .await
+        .inspect_err(|err| {
             tracing::warn!(error = %err, reference, "the provider cannot say what became of a failed transfer");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(
-                reference,
-                "the provider did not say in time what became of a failed transfer"
-            );
-            None
-        }
-    }
+        })
+        .ok()
+        .flatten()
 }
 
 /// Step 3: records the provider's answer on the payout, in a transaction
